@@ -1,0 +1,79 @@
+#pragma once
+// The PLMR cost rules of DESIGN.md §3, in one place.
+//
+//   compute:  cycles = task_overhead + ceil(macs / macs_per_cycle)          (0 when macs == 0)
+//   transfer: arrival = depart + alpha*hops + beta*relays + ceil(bytes / link_bytes_per_cycle) * load
+//             the sender pays only the injection time ceil(bytes / link_bytes_per_cycle);
+//             the receiver's clock becomes max(its clock, arrival).
+//   routes:   dimension-ordered, X first then Y, on the physical mesh without wrap-around links.
+//   load:     the number of distinct messages (streams) of the same step that share the busiest
+//             directed link of the path; a multicast stream counts once per link.
+//
+// Worked example (WSE-2 defaults: alpha = 1, beta = 30, link = 4 bytes/cycle):
+//   a 1 KiB tile two hops east, alone on its links: 1*2 + 30*0 + ceil(1024/4)*1 = 258 cycles;
+//   the same tile from the last PE of a 750-PE row back to the first (the wrap-around of a natural
+//   ring): 749 hops, 1*749 + 256 = 1005 cycles; a chain-reduction step of that tile (one hop into a
+//   PE that adds before forwarding): 1 + 30 + 256 = 287 cycles.
+#include <cstdint>
+#include <cstdlib>
+
+#include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/noc/params.hpp"
+
+namespace wm {
+
+enum class Axis { X, Y };
+
+// Directed link leaving PE (x, y): id = pe_id * 4 + dir.
+enum LinkDir : int { kLinkEast = 0, kLinkWest = 1, kLinkSouth = 2, kLinkNorth = 3 };
+
+struct CostModel {
+  uint64_t alpha_cycles = 1;
+  uint64_t beta_cycles = 30;
+  uint64_t link_bytes_per_cycle = 4;
+  uint64_t macs_per_cycle = 1;
+  uint64_t task_overhead_cycles = 10;
+
+  static CostModel from(const MachineParams& p) {
+    return {uint64_t(p.alpha_cycles), uint64_t(p.beta_cycles), uint64_t(p.link_bytes_per_cycle),
+            uint64_t(p.macs_per_cycle), uint64_t(p.task_overhead_cycles)};
+  }
+  uint64_t wire_cycles(uint64_t bytes) const { return (bytes + link_bytes_per_cycle - 1) / link_bytes_per_cycle; }
+  uint64_t transfer_cycles(uint64_t hops, uint64_t relays, uint64_t bytes, uint64_t load) const {
+    return alpha_cycles * hops + beta_cycles * relays + wire_cycles(bytes) * (load ? load : 1);
+  }
+  uint64_t compute_cycles(uint64_t macs) const {
+    return macs == 0 ? 0 : task_overhead_cycles + (macs + macs_per_cycle - 1) / macs_per_cycle;
+  }
+};
+
+inline uint64_t hop_count(PeCoord a, PeCoord b) {
+  return uint64_t(std::abs(a.x - b.x)) + uint64_t(std::abs(a.y - b.y));
+}
+
+// Calls f(link_id) for every directed link of the X-then-Y route from a to b, in path order.
+template <class F>
+void for_each_route_link(const MeshShape& m, PeCoord a, PeCoord b, F&& f) {
+  int32_t x = a.x, y = a.y;
+  while (x != b.x) {
+    const int dir = b.x > x ? kLinkEast : kLinkWest;
+    f(uint64_t(m.id(x, y)) * 4 + dir);
+    x += b.x > x ? 1 : -1;
+  }
+  while (y != b.y) {
+    const int dir = b.y > y ? kLinkSouth : kLinkNorth;
+    f(uint64_t(m.id(x, y)) * 4 + dir);
+    y += b.y > y ? 1 : -1;
+  }
+}
+
+// Calls f(pe) for every PE the route from a to b touches: source, pass-through PEs, destination.
+template <class F>
+void for_each_route_pe(PeCoord a, PeCoord b, F&& f) {
+  int32_t x = a.x, y = a.y;
+  f(PeCoord{x, y});
+  while (x != b.x) { x += b.x > x ? 1 : -1; f(PeCoord{x, y}); }
+  while (y != b.y) { y += b.y > y ? 1 : -1; f(PeCoord{x, y}); }
+}
+
+}  // namespace wm

@@ -1,0 +1,204 @@
+#pragma once
+// The emulated network-on-chip: per-PE virtual clocks and counters for the PEs this rank owns,
+// and the one engine that moves tiles between PEs (memory moves inside a rank, one aggregated
+// MPI message per peer rank per step otherwise) while charging the PLMR costs of cost_model.hpp.
+//
+// Synchronisation rule (the only one): a step is executed collectively by every rank with the
+// same TransferPlan. All departures read the senders' clocks as they were before the step;
+// then senders pay injection; arrivals are computed from the departure clock carried with the
+// tile; receivers take max(clock, arrival) at the end of the step (or later, at wait_arrivals(),
+// when the caller overlaps compute with the transfer). Nothing depends on which rank owns which
+// PE, so every clock and counter is identical for every rank count and layout.
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wafermesh/mesh/cart_comm.hpp"
+#include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/noc/cost_model.hpp"
+#include "wafermesh/noc/params.hpp"
+
+namespace wm {
+
+// Per-PE figures, all integers. Plain struct so it can be gathered with MPI as bytes.
+struct PeCounters {
+  uint64_t clock_cycles = 0;        // the PE's virtual time
+  uint64_t compute_cycles = 0;      // time spent computing (including task overheads)
+  uint64_t inject_cycles = 0;       // time spent pushing bytes into the NoC
+  uint64_t stall_cycles = 0;        // time spent waiting for data to arrive
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t messages_sent = 0;       // one per stream sent (a multicast counts once)
+  uint64_t max_hops = 0;            // longest single transfer this PE sent
+  uint64_t sram_bytes = 0;          // SRAM in use now
+  uint64_t sram_peak_bytes = 0;
+  uint64_t route_entries = 0;       // route entries configured now
+  uint64_t route_peak_entries = 0;
+  friend bool operator==(const PeCounters&, const PeCounters&) = default;
+};
+
+// One tile moved from src to dst. Transfers that share a `stream` id form one multicast message
+// (same source, listed contiguously): it loads each link once, is injected once, and needs one
+// route entry per PE it touches. `relays` counts software relay / reduction stages (beta each).
+struct Transfer {
+  PeCoord src, dst;
+  uint32_t stream = 0;
+  uint32_t relays = 0;
+};
+
+class Fabric;
+
+// A communication step prepared once and executed any number of times. Built by Fabric::plan
+// from the step's transfers; keeps only what this rank needs. Holds its route entries while it
+// is alive (configured at first execution) and releases them when destroyed.
+class TransferPlan {
+ public:
+  TransferPlan() = default;
+  TransferPlan(TransferPlan&& o) noexcept;
+  TransferPlan& operator=(TransferPlan&& o) noexcept;
+  TransferPlan(const TransferPlan&) = delete;
+  TransferPlan& operator=(const TransferPlan&) = delete;
+  ~TransferPlan();
+
+  size_t tile_bytes() const { return tile_bytes_; }
+  const std::string& name() const { return name_; }
+  uint64_t max_hops() const { return max_hops_; }            // over every transfer of the step
+  uint64_t max_latency_cycles() const { return max_latency_; }  // over every transfer of the step
+  bool relay_mode() const { return relay_mode_; }
+
+ private:
+  friend class Fabric;
+  struct Item {              // a transfer with a local end
+    PeCoord src, dst;
+    uint64_t latency = 0;    // alpha*h + beta*r + wire*load
+  };
+  struct Peer {
+    int rank = -1;
+    std::vector<Item> sends;  // local src, dst on `rank`, in plan order
+    std::vector<Item> recvs;  // src on `rank`, local dst, in plan order
+  };
+  struct Inject {            // per (local source, stream)
+    PeCoord pe;
+    uint64_t cycles = 0, bytes = 0, hops = 0;
+  };
+  struct RouteNeed {
+    PeCoord pe;
+    uint32_t entries = 0;
+  };
+  Fabric* fabric_ = nullptr;
+  std::string name_;
+  size_t tile_bytes_ = 0;
+  uint64_t max_hops_ = 0, max_latency_ = 0;
+  bool relay_mode_ = false;
+  bool routes_active_ = false;
+  std::vector<Transfer> cover_;  // kept to rebuild in relay mode
+  std::vector<Item> local_;
+  std::vector<Peer> peers_;
+  std::vector<Inject> injects_;
+  std::vector<RouteNeed> routes_;
+};
+
+// A raw view of per-PE tiles: the tile of local PE (x, y) starts at
+// base + ((y - local.y0) * local.w + (x - local.x0)) * tile_bytes.
+struct TileView {
+  std::byte* base = nullptr;
+  Region local;
+  size_t tile_bytes = 0;
+  std::byte* at(int32_t x, int32_t y) const {
+    return base + (size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0)) * tile_bytes;
+  }
+};
+
+enum class Sync { wait, defer };  // defer: arrivals stay pending until wait_arrivals()
+
+class Fabric {
+ public:
+  // Collective over `comm`. Throws UsageError on every rank if the ranks do not fit the mesh.
+  Fabric(MPI_Comm comm, const MachineParams& params);
+  Fabric(const Fabric&) = delete;
+  Fabric& operator=(const Fabric&) = delete;
+
+  const MachineParams& params() const { return params_; }
+  const CostModel& cost() const { return cost_; }
+  const MeshShape& mesh() const { return mesh_; }
+  const Decomposition& decomposition() const { return cart_.decomposition(); }
+  const Region& block() const { return block_; }  // the PEs this rank owns
+  MPI_Comm comm() const { return cart_.comm(); }
+  int rank() const { return cart_.rank(); }
+  int ranks() const { return cart_.size(); }
+  bool is_local(int32_t x, int32_t y) const { return block_.contains(x, y); }
+
+  // ---- clocks and counters of local PEs ----
+  PeCounters& pe(int32_t x, int32_t y) { return pes_[local_index(x, y)]; }
+  const PeCounters& pe(int32_t x, int32_t y) const { return pes_[local_index(x, y)]; }
+  // Charges `macs` multiply-accumulates as one task on local PE (x, y).
+  void charge_compute(int32_t x, int32_t y, uint64_t macs);
+  // Charges every local PE of `r` one task of `macs_each`.
+  void charge_compute(const Region& r, uint64_t macs_each);
+  // Applies pending arrivals: clock = max(clock, latest arrival); the difference is stall time.
+  void wait_arrivals();
+  // Sets every PE of `r` to the latest clock among them (a barrier in virtual time). Collective.
+  void barrier_clocks(const Region& r);
+  // Starts a new measurement window for the peak counters: peak SRAM and routes become the
+  // current use, longest hop becomes 0. Local, deterministic.
+  void reset_peaks();
+
+  // ---- SRAM accounting (called by TileBuf) ----
+  // Collective: every rank calls it with the same arguments. Throws LimitError on every rank
+  // when some PE of `r` would exceed pe.sram_bytes, naming the PE, the need and the limit.
+  void sram_acquire(const Region& r, uint64_t bytes_each, const std::string& what);
+  void sram_release(const Region& r, uint64_t bytes_each);
+
+  // ---- communication ----
+  // Prepares a step. `transfers` must be identical on every rank, or at least contain every
+  // transfer that shares a link with a transfer that has an end on this rank (line builders in
+  // line_plans.hpp pass only the lines crossing the rank's block).
+  TransferPlan plan(std::vector<Transfer> transfers, size_t tile_bytes, std::string name);
+  // Executes a step collectively: tile of src PE in `src` -> tile of dst PE in `dst`.
+  // `src` and `dst` may be the same buffer: every tile is read before any is written.
+  void execute(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait);
+
+  // ---- gathers (for tests, reports and small meshes) ----
+  // Counters of every PE of `r`, row-major, on rank 0 (empty elsewhere). Collective.
+  std::vector<PeCounters> gather_counters(const Region& r) const;
+  // Tiles of every PE of `r` (row-major PE order, tile_bytes each) on rank 0. Collective.
+  std::vector<std::byte> gather_tiles(const TileView& v, const Region& r) const;
+
+  // Fabric-wide maxima over all PEs (collective): clock, peak SRAM, peak routes, longest hop.
+  struct Summary {
+    uint64_t max_clock_cycles = 0, max_compute_cycles = 0, max_stall_cycles = 0;
+    uint64_t max_sram_peak_bytes = 0, max_route_peak_entries = 0, max_hops = 0;
+    uint64_t total_bytes_sent = 0, total_messages = 0;
+  };
+  Summary summarize(const Region& r) const;
+
+ private:
+  friend class TransferPlan;
+  size_t local_index(int32_t x, int32_t y) const {
+    return size_t(y - block_.y0) * size_t(block_.w) + size_t(x - block_.x0);
+  }
+  void build(TransferPlan& p, bool relay_mode);
+  void activate_routes(TransferPlan& p);
+  void release_routes(TransferPlan& p);
+  [[noreturn]] void throw_limit_collective(int64_t bad_pe, uint64_t need_local, const std::string& what,
+                                           const std::string& limit_text);
+
+  MachineParams params_;
+  CostModel cost_;
+  MeshShape mesh_;
+  CartComm cart_;
+  Region block_;
+  std::vector<PeCounters> pes_;          // local PEs, row-major over block_
+  std::vector<uint64_t> pending_;        // latest pending arrival per local PE
+  std::vector<uint32_t> link_load_;      // scratch: streams per directed link (4 per PE)
+  std::vector<uint32_t> link_stream_;    // scratch: last stream seen per link (+1)
+  std::vector<uint32_t> pe_stream_;      // scratch: last stream seen per PE (+1), for routes
+  std::vector<uint32_t> pe_routes_;      // scratch: route entries per PE for the plan being built
+  std::vector<std::byte> staging_;       // scratch for aliased local moves
+};
+
+}  // namespace wm

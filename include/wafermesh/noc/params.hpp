@@ -1,0 +1,34 @@
+#pragma once
+// The emulated machine: mesh size, PE and NoC parameters (DESIGN.md §1, §3), and how the
+// emulation maps onto ranks. Every figure is a configuration value with its unit in the name;
+// the defaults are the Cerebras WSE-2 figures of DESIGN.md (configs/wse2.ini spells them out).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wafermesh/util/param_spec.hpp"
+
+namespace wm {
+
+struct MachineParams {
+  int64_t width_pes = 750;             // mesh.width_pes: PEs along X
+  int64_t height_pes = 994;            // mesh.height_pes: PEs along Y
+  double clock_ghz = 1.1;              // pe.clock_ghz: cycles -> seconds
+  int64_t sram_bytes = 48 * 1024;      // pe.sram_bytes: private SRAM per PE
+  int64_t macs_per_cycle = 1;          // pe.macs_per_cycle: multiply-accumulates per cycle per PE
+  int64_t task_overhead_cycles = 10;   // pe.task_overhead_cycles: fixed cost of each compute task
+  int64_t alpha_cycles = 1;            // noc.alpha_cycles: per hop along a configured route
+  int64_t beta_cycles = 30;            // noc.beta_cycles: per software relay / reduction stage
+  int64_t link_bytes_per_cycle = 4;    // noc.link_bytes_per_cycle: per direction per link
+  int64_t route_entries = 24;          // noc.route_entries: route table entries ("colors") per PE
+  std::string route_fallback = "strict";  // noc.route_fallback: strict | relay
+  double inject_ns_per_cycle = 0.0;    // emu.inject_ns_per_cycle: real delay per modelled cycle, 0 = off
+  int64_t ranks_x = 0;                 // emu.ranks_x: rank grid extent along X, 0 = automatic
+  int64_t ranks_y = 0;                 // emu.ranks_y: rank grid extent along Y, 0 = automatic
+
+  // The declarations of all fields above (names, units, help, limits), bound to this object.
+  std::vector<ParamSpec> specs();
+  double cycles_to_us(uint64_t cycles) const { return double(cycles) / (clock_ghz * 1e3); }
+};
+
+}  // namespace wm

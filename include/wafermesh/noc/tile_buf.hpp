@@ -1,0 +1,77 @@
+#pragma once
+// Per-PE tiles of one element type over a region: every PE of the region holds `elems` elements;
+// this rank stores the tiles of the PEs it owns, row-major. Creating a TileBuf charges its bytes
+// to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
+// same order); destroying it gives them back.
+#include <cstring>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "wafermesh/noc/fabric.hpp"
+
+namespace wm {
+
+template <class T>
+class TileBuf {
+  static_assert(std::is_trivially_copyable_v<T>, "tiles move as bytes");
+
+ public:
+  TileBuf(Fabric& f, Region region, size_t elems, std::string name)
+      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)) {
+    f.sram_acquire(region_, bytes_per_pe(), "tile buffer '" + name_ + "'");
+    data_.assign(size_t(local_.size()) * elems_, T{});
+  }
+  ~TileBuf() {
+    if (fabric_) fabric_->sram_release(region_, bytes_per_pe());
+  }
+  TileBuf(TileBuf&& o) noexcept
+      : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), name_(std::move(o.name_)),
+        data_(std::move(o.data_)) {
+    o.fabric_ = nullptr;
+  }
+  TileBuf& operator=(TileBuf&&) = delete;
+  TileBuf(const TileBuf&) = delete;
+  TileBuf& operator=(const TileBuf&) = delete;
+
+  const Region& region() const { return region_; }
+  const Region& local() const { return local_; }  // region ∩ this rank's block
+  size_t elems() const { return elems_; }
+  uint64_t bytes_per_pe() const { return uint64_t(elems_) * sizeof(T); }
+  bool is_local(int32_t x, int32_t y) const { return local_.contains(x, y); }
+
+  // The tile of local PE (x, y): `elems` elements.
+  T* tile(int32_t x, int32_t y) {
+    return data_.data() + (size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0)) * elems_;
+  }
+  const T* tile(int32_t x, int32_t y) const { return const_cast<TileBuf*>(this)->tile(x, y); }
+  std::span<T> data() { return data_; }
+
+  // f(x, y, T* tile) for every local PE, row-major.
+  template <class F>
+  void for_each_local(F&& f) {
+    for (int32_t y = local_.y0; y < local_.y0 + local_.h; ++y)
+      for (int32_t x = local_.x0; x < local_.x0 + local_.w; ++x) f(x, y, tile(x, y));
+  }
+
+  TileView view() const {
+    return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, bytes_per_pe()};
+  }
+  // All tiles of the region on rank 0 (row-major PE order, `elems` each); empty elsewhere.
+  std::vector<T> gather() const {
+    const std::vector<std::byte> raw = fabric_->gather_tiles(view(), region_);
+    std::vector<T> out(raw.size() / sizeof(T));
+    if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());
+    return out;
+  }
+
+ private:
+  Fabric* fabric_;
+  Region region_, local_;
+  size_t elems_;
+  std::string name_;
+  std::vector<T> data_;  // (local PEs, elems)
+};
+
+}  // namespace wm

@@ -1,0 +1,51 @@
+// `wafermesh bench <what>`: benchmarks that print ratios measured in one run.
+#include <boost/program_options.hpp>
+#include <ostream>
+
+#include "wafermesh/cli/commands.hpp"
+#include "wafermesh/util/error.hpp"
+#ifdef WM_HAVE_KERNEL_BENCH
+#include "wafermesh/bench/kernel_bench.hpp"
+#endif
+
+namespace po = boost::program_options;
+
+namespace wm::cli {
+
+int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
+  std::ostream& out = *ctx.out;
+  const char* usage = "usage: wafermesh bench <kernel> [options]   (wafermesh bench <kernel> --help)";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << usage << "\n  kernel   BitNet ternary and fp32 kernels vs scalar reference, OpenBLAS and a bandwidth roofline\n";
+    return args.empty() ? 2 : 0;
+  }
+  const std::string what = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+#ifdef WM_HAVE_KERNEL_BENCH
+  if (what == "kernel") {
+    bench::KernelBenchOptions o;
+    po::options_description desc("wafermesh bench kernel options", 100, 50);
+    desc.add_options()("help,h", "print this help and exit");
+    bench::add_kernel_bench_options(desc, o);
+    po::variables_map vm;
+    try {
+      const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+      po::store(po::command_line_parser(rest).options(desc).style(style).run(), vm);
+      po::notify(vm);
+    } catch (const po::error& e) {
+      throw UsageError(std::string(e.what()) + " (see wafermesh bench kernel --help)");
+    }
+    if (vm.count("help")) {
+      out << "usage: wafermesh bench kernel [options]\n\n" << desc;
+      return 0;
+    }
+    // The kernels are per process: rank 0 runs them, other ranks only wait.
+    int rc = ctx.rank == 0 ? bench::run_kernel_bench(o, out) : 0;
+    MPI_Bcast(&rc, 1, MPI_INT, 0, ctx.comm);
+    return rc;
+  }
+#endif
+  throw UsageError("unknown benchmark '" + what + "' (available: kernel)");
+}
+
+}  // namespace wm::cli

@@ -1,0 +1,79 @@
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <ostream>
+#include <streambuf>
+
+#include "wafermesh/cli/commands.hpp"
+#include "wafermesh/util/error.hpp"
+#include "wafermesh/version.hpp"
+
+namespace wm::cli {
+
+namespace {
+
+class NullBuf : public std::streambuf {
+ protected:
+  int overflow(int c) override { return c; }
+};
+
+const char* kUsage =
+    "usage: wafermesh <command> [options]\n"
+    "\n"
+    "An emulator of wafer-scale AI chips: a W x H mesh of PEs split over MPI ranks, with a\n"
+    "virtual clock that charges the PLMR cost model (see README.md).\n"
+    "\n"
+    "commands:\n"
+    "  info    the mesh, the rank layout, every machine parameter with its unit and source\n"
+    "  demo    a demonstration run of the fabric: shifts, broadcasts, reductions on the mesh\n"
+    "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels)\n"
+    "\n"
+    "`wafermesh <command> --help` lists the command's options with defaults and units.\n"
+    "Run under mpirun for several ranks, e.g. mpirun -np 4 wafermesh info --config configs/wse2.ini\n";
+
+}  // namespace
+
+int run(int argc, char** argv, MPI_Comm comm) {
+  Context ctx{comm, 0, 1, nullptr};
+  MPI_Comm_rank(comm, &ctx.rank);
+  MPI_Comm_size(comm, &ctx.size);
+  NullBuf null_buf;
+  std::ostream null_out(&null_buf);
+  ctx.out = ctx.rank == 0 ? &std::cout : &null_out;
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    if (ctx.rank == 0) std::cerr << kUsage;
+    return 2;
+  }
+  const std::string cmd = args.front();
+  args.erase(args.begin());
+  try {
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      *ctx.out << kUsage;
+      return 0;
+    }
+    if (cmd == "--version") {
+      *ctx.out << "wafermesh " << kVersion << " (" << kGitCommit << ")\n";
+      return 0;
+    }
+    if (cmd == "info") return cmd_info(ctx, args);
+    if (cmd == "demo") return cmd_demo(ctx, args);
+    if (cmd == "bench") return cmd_bench(ctx, args);
+    throw UsageError("unknown command '" + cmd + "' (commands: info, demo, bench; see wafermesh --help)");
+  } catch (const UsageError& e) {
+    if (ctx.rank == 0) std::cerr << "wafermesh: error: " << e.what() << "\n";
+    return 2;
+  } catch (const LimitError& e) {
+    if (ctx.rank == 0) std::cerr << "wafermesh: error: " << e.what() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    // Not a collective error: other ranks may be waiting on this one, so take everybody down.
+    std::cerr << "wafermesh: internal error on rank " << ctx.rank << ": " << e.what() << "\n";
+    std::cerr.flush();
+    MPI_Abort(comm, 4);
+    return 4;
+  }
+}
+
+}  // namespace wm::cli

@@ -1,0 +1,116 @@
+#include "wafermesh/noc/line_plans.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace wm {
+
+LinePerm LinePerm::from(std::vector<int32_t> phys_of_logical, std::string name) {
+  LinePerm p;
+  const size_t n = phys_of_logical.size();
+  p.logical_.assign(n, -1);
+  for (size_t l = 0; l < n; ++l) {
+    const int32_t ph = phys_of_logical[l];
+    if (ph < 0 || size_t(ph) >= n || p.logical_[size_t(ph)] != -1)
+      throw std::invalid_argument("LinePerm '" + name + "' is not a permutation");
+    p.logical_[size_t(ph)] = int32_t(l);
+  }
+  p.phys_ = std::move(phys_of_logical);
+  p.name_ = std::move(name);
+  return p;
+}
+
+LinePerm LinePerm::natural(int32_t n) {
+  std::vector<int32_t> v(size_t(std::max(n, 0)));
+  for (int32_t i = 0; i < n; ++i) v[size_t(i)] = i;
+  return from(std::move(v), "natural");
+}
+
+LinePerm LinePerm::interleaved(int32_t n) {
+  std::vector<int32_t> v(size_t(std::max(n, 0)));
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t logical = (i % 2 == 0) ? i / 2 : n - 1 - (i - 1) / 2;
+    v[size_t(logical)] = i;
+  }
+  return from(std::move(v), "interleaved");
+}
+
+int32_t line_length(const Region& r, Axis axis) { return axis == Axis::X ? r.w : r.h; }
+int32_t line_count(const Region& r, Axis axis) { return axis == Axis::X ? r.h : r.w; }
+
+PeCoord line_pe(const Region& r, Axis axis, int32_t line, int32_t pos) {
+  return axis == Axis::X ? PeCoord{r.x0 + pos, r.y0 + line} : PeCoord{r.x0 + line, r.y0 + pos};
+}
+
+namespace {
+// Lines of r (indices) that cross f's block.
+std::pair<int32_t, int32_t> my_lines(const Fabric& f, const Region& r, Axis axis) {
+  const Region l = r.intersect(f.block());
+  if (l.empty()) return {0, 0};
+  return axis == Axis::X ? std::pair{l.y0 - r.y0, l.y0 - r.y0 + l.h} : std::pair{l.x0 - r.x0, l.x0 - r.x0 + l.w};
+}
+const char* axis_name(Axis a) { return a == Axis::X ? "X" : "Y"; }
+}  // namespace
+
+TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool wrap, const LinePerm& perm,
+                        size_t tile_bytes) {
+  const int32_t n = line_length(r, axis);
+  if (perm.size() != n)
+    throw std::invalid_argument("line permutation of size " + std::to_string(perm.size()) + " on lines of " +
+                                std::to_string(n));
+  std::vector<Transfer> t;
+  const auto [l0, l1] = my_lines(f, r, axis);
+  t.reserve(size_t(l1 - l0) * size_t(n));
+  for (int32_t line = l0; line < l1; ++line)
+    for (int32_t l = 0; l < n; ++l) {
+      int64_t to = l + d;
+      if (wrap) {
+        to %= n;
+        if (to < 0) to += n;
+      } else if (to < 0 || to >= n) {
+        continue;
+      }
+      t.push_back({line_pe(r, axis, line, perm.phys(l)), line_pe(r, axis, line, perm.phys(int32_t(to))),
+                   uint32_t(line * n + l), 0});
+    }
+  return f.plan(std::move(t), tile_bytes,
+                std::string("shift ") + axis_name(axis) + " by " + std::to_string(d) + (wrap ? " (ring, " : " (chain, ") +
+                    perm.name() + ") on " + r.str());
+}
+
+TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root, size_t tile_bytes) {
+  const int32_t n = line_length(r, axis);
+  if (root < 0 || root >= n)
+    throw std::invalid_argument("broadcast root " + std::to_string(root) + " outside a line of " + std::to_string(n));
+  std::vector<Transfer> t;
+  const auto [l0, l1] = my_lines(f, r, axis);
+  for (int32_t line = l0; line < l1; ++line) {
+    const PeCoord src = line_pe(r, axis, line, root);
+    for (int32_t pos = 0; pos < n; ++pos)
+      if (pos != root) t.push_back({src, line_pe(r, axis, line, pos), uint32_t(line), 0});
+  }
+  return f.plan(std::move(t), tile_bytes,
+                std::string("broadcast along ") + axis_name(axis) + " from position " + std::to_string(root) + " on " +
+                    r.str());
+}
+
+TransferPlan plan_pairs(Fabric& f, const std::vector<std::pair<PeCoord, PeCoord>>& pairs, size_t tile_bytes,
+                        std::string name) {
+  std::vector<Transfer> t;
+  t.reserve(pairs.size());
+  for (size_t i = 0; i < pairs.size(); ++i) t.push_back({pairs[i].first, pairs[i].second, uint32_t(i), 0});
+  return f.plan(std::move(t), tile_bytes, std::move(name));
+}
+
+TransferPlan plan_chain_step(Fabric& f, const Region& r, Axis axis, int32_t from, int32_t root, size_t tile_bytes) {
+  const int32_t to = from < root ? from + 1 : from - 1;
+  std::vector<Transfer> t;
+  const auto [l0, l1] = my_lines(f, r, axis);
+  for (int32_t line = l0; line < l1; ++line)
+    t.push_back({line_pe(r, axis, line, from), line_pe(r, axis, line, to), uint32_t(line), 1});
+  return f.plan(std::move(t), tile_bytes,
+                std::string("chain reduction step along ") + axis_name(axis) + " " + std::to_string(from) + "->" +
+                    std::to_string(to) + " on " + r.str());
+}
+
+}  // namespace wm

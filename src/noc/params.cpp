@@ -1,0 +1,102 @@
+#include "wafermesh/noc/params.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+namespace wm {
+
+ParamSpec param_int(std::string name, int64_t* v, std::string unit, std::string help, int64_t min, int64_t max) {
+  ParamSpec s{std::move(name), std::move(unit), std::move(help), v, -1e300, 1e300, false, {}};
+  s.min = double(min);
+  s.max = double(max);
+  return s;
+}
+ParamSpec param_real(std::string name, double* v, std::string unit, std::string help, double min, double max,
+                     bool min_exclusive) {
+  ParamSpec s{std::move(name), std::move(unit), std::move(help), v, -1e300, 1e300, false, {}};
+  s.min = min;
+  s.max = max;
+  s.min_exclusive = min_exclusive;
+  return s;
+}
+ParamSpec param_text(std::string name, std::string* v, std::string help, std::vector<std::string> choices) {
+  ParamSpec s{std::move(name), "", std::move(help), v, -1e300, 1e300, false, {}};
+  s.choices = std::move(choices);
+  return s;
+}
+ParamSpec param_flag(std::string name, bool* v, std::string help) {
+  return ParamSpec{std::move(name), "", std::move(help), v, -1e300, 1e300, false, {}};
+}
+ParamSpec param_int_list(std::string name, std::vector<int64_t>* v, std::string unit, std::string help,
+                         int64_t min, int64_t max) {
+  ParamSpec s{std::move(name), std::move(unit), std::move(help), v, -1e300, 1e300, false, {}};
+  s.min = double(min);
+  s.max = double(max);
+  return s;
+}
+ParamSpec param_text_list(std::string name, std::vector<std::string>* v, std::string help,
+                          std::vector<std::string> choices) {
+  ParamSpec s{std::move(name), "", std::move(help), v, -1e300, 1e300, false, {}};
+  s.choices = std::move(choices);
+  return s;
+}
+
+std::string param_value_text(const ParamSpec& s) {
+  struct V {
+    std::string operator()(int64_t* p) const { return std::to_string(*p); }
+    std::string operator()(double* p) const {
+      char b[64];
+      std::snprintf(b, sizeof b, "%.10g", *p);
+      return b;
+    }
+    std::string operator()(std::string* p) const { return *p; }
+    std::string operator()(bool* p) const { return *p ? "true" : "false"; }
+    std::string operator()(std::vector<int64_t>* p) const {
+      std::ostringstream o;
+      for (size_t i = 0; i < p->size(); ++i) o << (i ? "," : "") << (*p)[i];
+      return o.str();
+    }
+    std::string operator()(std::vector<std::string>* p) const {
+      std::ostringstream o;
+      for (size_t i = 0; i < p->size(); ++i) o << (i ? "," : "") << (*p)[i];
+      return o.str();
+    }
+  };
+  return std::visit(V{}, s.target);
+}
+
+std::vector<ParamSpec> MachineParams::specs() {
+  constexpr int64_t kMaxExtent = 1 << 20;  // coordinates are int32; a million PEs per axis is plenty
+  constexpr int64_t kBig = int64_t(1) << 40;
+  return {
+      param_int("mesh.width_pes", &width_pes, "PEs", "mesh width W, PEs along X", 1, kMaxExtent),
+      param_int("mesh.height_pes", &height_pes, "PEs", "mesh height H, PEs along Y", 1, kMaxExtent),
+      param_real("pe.clock_ghz", &clock_ghz, "GHz", "PE clock, converts virtual cycles to seconds", 0, 1e3, true),
+      param_int("pe.sram_bytes", &sram_bytes, "bytes", "private SRAM per PE; exceeding it is an error", 1, kBig),
+      param_int("pe.macs_per_cycle", &macs_per_cycle, "MAC/cycle", "multiply-accumulates a PE retires per cycle",
+                1, 1 << 20),
+      param_int("pe.task_overhead_cycles", &task_overhead_cycles, "cycles",
+                "fixed cost charged for every compute task on a PE", 0, kBig),
+      param_int("noc.alpha_cycles", &alpha_cycles, "cycles/hop", "router forwarding cost per hop on a configured route",
+                0, kBig),
+      param_int("noc.beta_cycles", &beta_cycles, "cycles/stage",
+                "cost of a stage where a PE core takes a message in and sends it on (software relay or reduction)",
+                0, kBig),
+      param_int("noc.link_bytes_per_cycle", &link_bytes_per_cycle, "bytes/cycle",
+                "link bandwidth per direction per link", 1, 1 << 20),
+      param_int("noc.route_entries", &route_entries, "entries/PE", "route table entries (colors) per router", 1,
+                1 << 20),
+      param_text("noc.route_fallback", &route_fallback,
+                 "when a pattern needs more routes than a PE has: strict = error, relay = software relays (pay beta)",
+                 {"strict", "relay"}),
+      param_real("emu.inject_ns_per_cycle", &inject_ns_per_cycle, "ns/cycle",
+                 "hold inter-rank messages back in real time by this much per modelled cycle of latency (0 = off)",
+                 0, 1e9),
+      param_int("emu.ranks_x", &ranks_x, "ranks", "MPI rank grid extent along X (0 = choose automatically)", 0,
+                kMaxExtent),
+      param_int("emu.ranks_y", &ranks_y, "ranks", "MPI rank grid extent along Y (0 = choose automatically)", 0,
+                kMaxExtent),
+  };
+}
+
+}  // namespace wm

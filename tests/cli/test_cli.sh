@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# usage: test_cli.sh WAFERMESH_BINARY SOURCE_DIR MPIEXEC
+# Each check prints "ok - ..." or "FAIL - ..."; the script fails if any check failed.
+set -u
+bin=$1 src=$2 mpiexec=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+ok() { echo "ok - $*"; passes=$((passes + 1)); }
+bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
+# --quiet: mpirun's own banner about non-zero exits is not ours to test.
+mpi() { local n=$1; shift; timeout 120 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+
+# expect_error NAME CODE PATTERN -- command...: exit code CODE, exactly one line on stderr
+# matching PATTERN, and nothing on stdout.
+expect_error() {
+  local name=$1 code=$2 pat=$3; shift 4
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local lines; lines=$(grep -vc '^$' "$tmp/err")
+  if [ "$rc" -ne "$code" ]; then bad "$name: exit $rc, want $code ($(head -c 300 "$tmp/err"))"; return; fi
+  if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, want 1: $(head -c 500 "$tmp/err")"; return; fi
+  if ! grep -qE "$pat" "$tmp/err"; then bad "$name: stderr '$(cat "$tmp/err")' lacks /$pat/"; return; fi
+  if [ -s "$tmp/out" ]; then bad "$name: printed on stdout: $(head -c 200 "$tmp/out")"; return; fi
+  ok "$name: $(cat "$tmp/err")"
+}
+
+# --- help lists every option with default and unit
+"$bin" --help >"$tmp/h" 2>&1 && grep -q "info" "$tmp/h" && grep -q "demo" "$tmp/h" && ok "--help lists commands" || bad "--help"
+"$bin" info --help >"$tmp/h" 2>&1 || bad "info --help exit code"
+for opt in mesh.width_pes mesh.height_pes pe.clock_ghz pe.sram_bytes pe.macs_per_cycle pe.task_overhead_cycles \
+           noc.alpha_cycles noc.beta_cycles noc.link_bytes_per_cycle noc.route_entries noc.route_fallback \
+           emu.inject_ns_per_cycle emu.ranks_x emu.ranks_y; do
+  grep -q -- "--$opt" "$tmp/h" || bad "info --help lacks --$opt"
+done
+grep -q "default 750 \[PEs\]" "$tmp/h" && grep -q "default 1 \[cycles/hop\]" "$tmp/h" \
+  && ok "info --help shows units and defaults" || bad "info --help units/defaults: $(head -20 "$tmp/h")"
+"$bin" demo --help >"$tmp/h" 2>&1 && grep -q -- "--demo.tile_bytes" "$tmp/h" && grep -q "\[bytes\]" "$tmp/h" \
+  && ok "demo --help" || bad "demo --help"
+
+# --- bad input: one line, exit code 2
+printf 'this line is not ini\n' >"$tmp/malformed.ini"
+printf '[mesh]\nwidth_pes = 10\nbogus_key = 3\n' >"$tmp/unknown.ini"
+printf '[mesh]\nwidth_pes = -4\n' >"$tmp/negative.ini"
+printf '[pe]\nclock_ghz = fast\n' >"$tmp/nonnum.ini"
+expect_error "unknown option" 2 "unrecognised option '--bogus'" -- "$bin" info --bogus 1
+expect_error "unknown command" 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
+expect_error "malformed INI" 2 "malformed.ini" -- "$bin" info --config "$tmp/malformed.ini"
+expect_error "unknown INI key" 2 "unknown.ini.*bogus_key" -- "$bin" info --config "$tmp/unknown.ini"
+expect_error "missing config file" 2 "cannot read config file" -- "$bin" info --config "$tmp/nope.ini"
+expect_error "negative size in INI" 2 "mesh.width_pes = '-4' \(from .*negative.ini\): must be >= 1" -- "$bin" info --config "$tmp/negative.ini"
+expect_error "negative size on CLI" 2 "mesh.width_pes = '-3'.*must be >= 1" -- "$bin" info --mesh.width_pes=-3
+expect_error "zero size" 2 "mesh.height_pes = '0'.*must be >= 1" -- "$bin" info --mesh.height_pes 0
+expect_error "non-numeric in INI" 2 "pe.clock_ghz = 'fast'.*not a number" -- "$bin" info --config "$tmp/nonnum.ini"
+expect_error "non-numeric integer" 2 "pe.sram_bytes = '12kb'.*not an integer" -- "$bin" info --pe.sram_bytes 12kb
+expect_error "zero clock" 2 "pe.clock_ghz = '0'.*must be > 0" -- "$bin" info --pe.clock_ghz 0
+expect_error "bad choice" 2 "noc.route_fallback = 'maybe'.*strict, relay" -- "$bin" info --noc.route_fallback maybe
+expect_error "no prefix guessing" 2 "unrecognised option '--mesh.width'" -- "$bin" info --mesh.width 5
+
+# --- several ranks: only rank 0 prints, all exit, no hang
+expect_error "bad option at 4 ranks" 2 "unrecognised option" -- mpi 4 "$bin" info --bogus 1
+expect_error "more ranks than PEs" 2 "4 MPI ranks do not fit a 3 x 1 mesh" -- mpi 4 "$bin" info --mesh.width_pes 3 --mesh.height_pes 1
+expect_error "forced layout too wide" 2 "emu.ranks_x = 4 exceeds the mesh width 2" -- mpi 4 "$bin" info --mesh.width_pes 2 --emu.ranks_x 4
+expect_error "SRAM overflow at 2 ranks" 3 "PE \(0, 0\) needs 256 bytes of SRAM.*pe.sram_bytes = 100" -- \
+  mpi 2 "$bin" demo --config "$src/configs/laptop.ini" --pe.sram_bytes 100 --demo.tile_bytes 256
+
+# --- info shows the rank layout
+mpi 4 "$bin" info --config "$src/configs/wse2.ini" >"$tmp/i4" 2>&1
+if grep -q "750 x 994 PEs" "$tmp/i4" && grep -q "2 x 2 Cartesian grid" "$tmp/i4" && [ "$(grep -cE '^ +[0-3] +\([01],[01]\)' "$tmp/i4")" -eq 4 ] \
+   && grep -q "pe.sram_bytes *= 49152 *\[bytes\] *(.*wse2.ini)" "$tmp/i4"; then
+  ok "info at 4 ranks: 750 x 994 in 4 blocks, sources shown"
+else bad "info at 4 ranks: $(cat "$tmp/i4")"; fi
+mpi 3 "$bin" info --config "$src/configs/wse2.ini" >"$tmp/i3" 2>&1
+grep -q "blocks uneven" "$tmp/i3" && grep -q "332/331/331" "$tmp/i3" && ok "info at 3 ranks: uneven blocks" || bad "info at 3 ranks: $(cat "$tmp/i3")"
+
+# --- demo: same virtual figures at 1, 2 and 4 ranks (wall columns removed)
+for n in 1 2 4; do
+  mpi $n "$bin" demo --config "$src/configs/laptop.ini" >"$tmp/d$n" 2>&1 || bad "demo at $n ranks failed: $(tail -3 "$tmp/d$n")"
+  # drop the wall-time column of the table, the wall line and the rank line
+  grep -E '^  (ring|broadcast|chain)|^wafer|^checks' "$tmp/d$n" | awk '{ $NF=""; print }' >"$tmp/v$n"
+done
+if [ -s "$tmp/v1" ] && cmp -s "$tmp/v1" "$tmp/v2" && cmp -s "$tmp/v1" "$tmp/v4" && grep -q "every operation produced the expected tiles" "$tmp/d4"; then
+  ok "demo virtual figures identical at 1, 2, 4 ranks"
+else
+  bad "demo differs across rank counts:"; diff "$tmp/v1" "$tmp/v2"; diff "$tmp/v1" "$tmp/v4"
+fi
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

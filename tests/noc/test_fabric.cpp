@@ -1,0 +1,200 @@
+// Fabric primitives at 1, 2 and 4 ranks: hand-computed clocks on tiny lines, the serial
+// reference on awkward shapes, and the limit errors.
+#include <gtest/gtest.h>
+
+#include "fabric_test_util.hpp"
+#include "wafermesh/util/error.hpp"
+
+using namespace wm;
+using namespace wm::test;
+
+namespace {
+std::vector<uint64_t> clocks_on_rank0(const Fabric& f) {
+  std::vector<uint64_t> c;
+  for (const PeCounters& p : f.gather_counters(f.mesh().full())) c.push_back(p.clock_cycles);
+  return c;
+}
+}  // namespace
+
+// 4 x 1 mesh, 16-byte tiles (4 floats): wire time ceil(16/4) = 4 cycles, alpha = 1.
+TEST(FabricHand, NaturalRingShiftPaysTheWrapAround) {
+  Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  shift(f, b, Axis::X, +1, true);
+  // Transfers 0->1, 1->2, 2->3 (1 hop: 1 + 4 = 5 cycles) and the wrap 3->0 (3 hops west: 3 + 4 = 7).
+  // Every link carries one message (east- and westbound links are distinct), so load = 1.
+  // Senders inject 4 cycles; receivers end at max(4, arrival): PE0 = 7, others 5.
+  const auto c = clocks_on_rank0(f);
+  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{7, 5, 5, 5}));
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].stall_cycles, 3u);     // 7 - 4
+    EXPECT_EQ(all[3].max_hops, 3u);         // the wrap-around
+    EXPECT_EQ(all[1].route_peak_entries, 3u);  // own send, receive from PE0, pass-through of the wrap
+  }
+}
+
+TEST(FabricHand, InterleavedRingShiftIsAtMostTwoHops) {
+  Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  shift(f, b, Axis::X, +1, true, LinePerm::interleaved(4));
+  // Logical 0,1,2,3 at physical 0,2,3,1: transfers 0->2 (2 hops: 6), 2->3 (1: 5), 3->1 (2: 6),
+  // 1->0 (1: 5). Loads 1. Receivers: PE2 = 6, PE3 = 5, PE1 = 6, PE0 = 5.
+  const auto c = clocks_on_rank0(f);
+  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{5, 6, 6, 5}));
+}
+
+TEST(FabricHand, SharedLinkMultipliesWireTime) {
+  Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  TransferPlan p = plan_pairs(f, {{{0, 0}, {2, 0}}, {{1, 0}, {3, 0}}}, b.bytes_per_pe(), "two streams");
+  f.execute(p, b.view(), b.view());
+  // 0->2 and 1->3 share the eastbound link 1->2: load 2 on both paths.
+  // 0->2: 2 hops + 4*2 = 10; 1->3: 2 + 8 = 10. Senders end at 4 (injection).
+  const auto c = clocks_on_rank0(f);
+  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{4, 4, 10, 10}));
+}
+
+TEST(FabricHand, BroadcastIsOneMulticastStream) {
+  Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  broadcast(f, b, Axis::X, 0);
+  // One stream: load 1 everywhere, injected once (PE0 = 4); PE k receives at k + 4.
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].clock_cycles, 4u);
+    EXPECT_EQ(all[1].clock_cycles, 5u);
+    EXPECT_EQ(all[2].clock_cycles, 6u);
+    EXPECT_EQ(all[3].clock_cycles, 7u);
+    EXPECT_EQ(all[0].messages_sent, 1u);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(all[size_t(i)].route_peak_entries, 1u);
+  }
+}
+
+TEST(FabricHand, ChainReductionChargesRelayStagesAndAdds) {
+  Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
+  const Region line{0, 0, 3, 1};
+  TileBuf<float> b(f, line, 4, "t");
+  b.for_each_local([&](int32_t x, int32_t, float* t) {
+    for (int k = 0; k < 4; ++k) t[k] = float(x + 1) * (k + 1);
+  });
+  reduce(f, b, Axis::X, 1);
+  // Step 0: 0->1 and 2->1, each 1 hop + 1 stage + wire: 1 + 30 + 4 = 35. PE1 = 35, then two add
+  // tasks of 4 elements: 2 * (10 + 4) = 28 -> 63. Senders: 4 (injection).
+  const auto all = f.gather_counters(f.mesh().full());
+  const auto data = b.gather();
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].clock_cycles, 4u);
+    EXPECT_EQ(all[1].clock_cycles, 63u);
+    EXPECT_EQ(all[2].clock_cycles, 4u);
+    EXPECT_EQ(all[3].clock_cycles, 0u);  // outside the region
+    // Root sums (1+2+3)*(k+1).
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(data[4 + size_t(k)], 6.0f * (k + 1));
+  }
+}
+
+TEST(FabricHand, DeferredArrivalOverlapsCompute) {
+  Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  TransferPlan p = plan_pairs(f, {{{0, 0}, {3, 0}}}, b.bytes_per_pe(), "one");
+  f.execute(p, b.view(), b.view(), Sync::defer);
+  f.charge_compute(f.mesh().full(), 2);  // 10 + 2 = 12 cycles everywhere
+  f.wait_arrivals();
+  // 0->3: 3 + 4 = 7 arrives while PE3 computes until 12: no stall. PE0: 4 + 12 = 16.
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[3].clock_cycles, 12u);
+    EXPECT_EQ(all[3].stall_cycles, 0u);
+    EXPECT_EQ(all[0].clock_cycles, 16u);
+  }
+}
+
+TEST(FabricLimits, SramOverflowNamesPeNeedAndLimitOnEveryRank) {
+  MachineParams mp = small_machine(6, 4);
+  mp.sram_bytes = 1000;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> a(f, Region{2, 1, 3, 2}, 200, "first");  // 800 bytes
+  std::string msg;
+  try {
+    TileBuf<float> b(f, Region{1, 1, 4, 3}, 100, "second");  // 400 more where they overlap
+  } catch (const LimitError& e) {
+    msg = e.what();
+  }
+  // The first PE (row-major) holding both is (2, 1): needs 1200 of 1000.
+  EXPECT_NE(msg.find("PE (2, 1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("1200"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("pe.sram_bytes = 1000"), std::string::npos) << msg;
+  // The failed buffer charged nothing: a 200-byte one still fits.
+  TileBuf<float> c(f, Region{1, 1, 4, 3}, 50, "third");
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) EXPECT_EQ(all[size_t(f.mesh().id(2, 1))].sram_peak_bytes, 1000u);
+}
+
+TEST(FabricLimits, RouteLimitIsAnErrorOrSoftwareRelays) {
+  MachineParams mp = small_machine(4, 1);
+  mp.route_entries = 2;
+  {
+    Fabric f(MPI_COMM_WORLD, mp);
+    TileBuf<float> b(f, f.mesh().full(), 4, "t");
+    std::string msg;
+    try {
+      shift(f, b, Axis::X, +1, true);
+    } catch (const LimitError& e) {
+      msg = e.what();
+    }
+    // PE (1,0) needs 3 entries (send, receive, the wrap passing through).
+    EXPECT_NE(msg.find("PE (1, 0) needs 3 route entries"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("noc.route_entries = 2"), std::string::npos) << msg;
+  }
+  mp.route_fallback = "relay";
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  shift(f, b, Axis::X, +1, true);
+  // With relays the wrap 3->0 stops at PE2 and PE1: 3 hops + 2 stages * 30 + 4 = 67.
+  const auto c = clocks_on_rank0(f);
+  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{67, 5, 5, 5}));
+}
+
+// Awkward shapes against the serial reference: offset regions, odd and prime lengths, every
+// primitive, shifts by 0, negative and larger than one, roots at the ends and in the middle.
+TEST(FabricVsReference, AwkwardShapesAllPrimitives) {
+  const MachineParams mp = small_machine(7, 6);
+  Fabric f(MPI_COMM_WORLD, mp);
+  ReferenceFabric ref(mp);
+  const MeshShape& m = f.mesh();
+  for (const Region r : {Region{0, 0, 7, 6}, Region{1, 2, 5, 3}, Region{6, 0, 1, 6}, Region{2, 5, 5, 1}}) {
+    for (size_t elems : {size_t(1), size_t(3)}) {
+      TileBuf<float> b(f, r, elems, "b");
+      RefBuf<float> rb = ref.alloc<float>(r, elems);
+      fill(m, b, rb);
+      const std::string at = " on " + r.str() + " with " + std::to_string(elems) + " elems";
+      for (Axis ax : {Axis::X, Axis::Y}) {
+        const int32_t n = line_length(r, ax);
+        for (int64_t d : {int64_t(1), int64_t(-1), int64_t(0), int64_t(2), int64_t(-3), int64_t(n + 1)}) {
+          for (bool wrap : {true, false}) {
+            for (const LinePerm& perm : {LinePerm::natural(n), LinePerm::interleaved(n)}) {
+              shift(f, b, ax, d, wrap, perm);
+              ref.shift(rb, ax, d, wrap, perm);
+            }
+          }
+        }
+        f.charge_compute(r, 3);
+        for (int32_t y = r.y0; y < r.y0 + r.h; ++y)
+          for (int32_t x = r.x0; x < r.x0 + r.w; ++x) ref.charge_compute({x, y}, 3);
+        for (int32_t root : {0, n / 2, n - 1}) {
+          broadcast(f, b, ax, root);
+          ref.broadcast(rb, ax, root);
+          fill(m, b, rb);
+          reduce(f, b, ax, root);
+          ref.reduce(rb, ax, root);
+          expect_tiles_equal(b, rb, "reduce" + at);
+        }
+      }
+      send(f, b, {r.x0, r.y0}, {r.x0 + r.w - 1, r.y0 + r.h - 1});
+      ref.send(rb, {r.x0, r.y0}, {r.x0 + r.w - 1, r.y0 + r.h - 1});
+      expect_tiles_equal(b, rb, "sequence" + at);
+      expect_counters_equal(f, ref, "sequence" + at);
+      ref.free(rb);
+    }
+  }
+}
