@@ -5,6 +5,7 @@
 #include <streambuf>
 
 #include "wafermesh/cli/commands.hpp"
+#include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/util/error.hpp"
 #include "wafermesh/version.hpp"
 
@@ -29,7 +30,7 @@ const char* kUsage =
     "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels)\n"
     "\n"
     "`wafermesh <command> --help` lists the command's options with defaults and units.\n"
-    "Run under mpirun for several ranks, e.g. mpirun -np 4 wafermesh info --config configs/wse2.ini\n";
+    "Run under mpirun for several ranks, e.g. mpirun -np 4 wafermesh info --config configs/wse2.ini";
 
 }  // namespace
 
@@ -50,7 +51,11 @@ int run(int argc, char** argv, MPI_Comm comm) {
   args.erase(args.begin());
   try {
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-      *ctx.out << kUsage;
+      // The machine options are shared by every command; each command's --help adds its own.
+      MachineParams mp;
+      OptionSet opts;
+      add_machine_options(opts, mp);
+      opts.print_help(*ctx.out, kUsage);
       return 0;
     }
     if (cmd == "--version") {

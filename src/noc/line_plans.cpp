@@ -52,16 +52,19 @@ std::pair<int32_t, int32_t> my_lines(const Fabric& f, const Region& r, Axis axis
 const char* axis_name(Axis a) { return a == Axis::X ? "X" : "Y"; }
 }  // namespace
 
-TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool wrap, const LinePerm& perm,
-                        size_t tile_bytes) {
+TransferPlan plan_shift_lines(Fabric& f, const Region& r, Axis axis, const std::vector<int64_t>& d_of_line, bool wrap,
+                              const LinePerm& perm, size_t tile_bytes, const std::string& name) {
   const int32_t n = line_length(r, axis);
   if (perm.size() != n)
     throw std::invalid_argument("line permutation of size " + std::to_string(perm.size()) + " on lines of " +
                                 std::to_string(n));
+  if (d_of_line.size() != size_t(line_count(r, axis))) throw std::invalid_argument("one distance per line needed");
   std::vector<Transfer> t;
   const auto [l0, l1] = my_lines(f, r, axis);
   t.reserve(size_t(l1 - l0) * size_t(n));
-  for (int32_t line = l0; line < l1; ++line)
+  for (int32_t line = l0; line < l1; ++line) {
+    const int64_t d = d_of_line[size_t(line)];
+    if (d == 0) continue;
     for (int32_t l = 0; l < n; ++l) {
       int64_t to = l + d;
       if (wrap) {
@@ -73,9 +76,15 @@ TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool w
       t.push_back({line_pe(r, axis, line, perm.phys(l)), line_pe(r, axis, line, perm.phys(int32_t(to))),
                    uint32_t(line * n + l), 0});
     }
-  return f.plan(std::move(t), tile_bytes,
-                std::string("shift ") + axis_name(axis) + " by " + std::to_string(d) + (wrap ? " (ring, " : " (chain, ") +
-                    perm.name() + ") on " + r.str());
+  }
+  return f.plan(std::move(t), tile_bytes, name);
+}
+
+TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool wrap, const LinePerm& perm,
+                        size_t tile_bytes) {
+  return plan_shift_lines(f, r, axis, std::vector<int64_t>(size_t(line_count(r, axis)), d), wrap, perm, tile_bytes,
+                          std::string("shift ") + axis_name(axis) + " by " + std::to_string(d) +
+                              (wrap ? " (ring, " : " (chain, ") + perm.name() + ") on " + r.str());
 }
 
 TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root, size_t tile_bytes) {

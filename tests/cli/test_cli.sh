@@ -26,7 +26,8 @@ expect_error() {
 }
 
 # --- help lists every option with default and unit
-"$bin" --help >"$tmp/h" 2>&1 && grep -q "info" "$tmp/h" && grep -q "demo" "$tmp/h" && ok "--help lists commands" || bad "--help"
+"$bin" --help >"$tmp/h" 2>&1 && grep -q "info" "$tmp/h" && grep -q "demo" "$tmp/h" && grep -q "default 994 \[PEs\]" "$tmp/h" \
+  && ok "--help lists commands and machine options" || bad "--help: $(cat "$tmp/h")"
 "$bin" info --help >"$tmp/h" 2>&1 || bad "info --help exit code"
 for opt in mesh.width_pes mesh.height_pes pe.clock_ghz pe.sram_bytes pe.macs_per_cycle pe.task_overhead_cycles \
            noc.alpha_cycles noc.beta_cycles noc.link_bytes_per_cycle noc.route_entries noc.route_fallback \

@@ -56,6 +56,11 @@ TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root,
 TransferPlan plan_pairs(Fabric& f, const std::vector<std::pair<PeCoord, PeCoord>>& pairs, size_t tile_bytes,
                         std::string name);
 
+// Like plan_shift, with a distance per line (d_of_line[line], 0 = the line is idle this step).
+// Used for skews, where row r moves by r.
+TransferPlan plan_shift_lines(Fabric& f, const Region& r, Axis axis, const std::vector<int64_t>& d_of_line, bool wrap,
+                              const LinePerm& perm, size_t tile_bytes, const std::string& name);
+
 // One step of a chain reduction toward `root` on every line: the PE at position `from` sends
 // its partial one hop to `from + 1` (or `from - 1` when from > root), where a core adds it
 // (one relay stage). Used by reduce() in primitives.hpp.
