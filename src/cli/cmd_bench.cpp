@@ -4,9 +4,7 @@
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/util/error.hpp"
-#ifdef WM_HAVE_KERNEL_BENCH
 #include "wafermesh/bench/kernel_bench.hpp"
-#endif
 
 namespace po = boost::program_options;
 
@@ -14,14 +12,15 @@ namespace wm::cli {
 
 int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
   std::ostream& out = *ctx.out;
-  const char* usage = "usage: wafermesh bench <kernel> [options]   (wafermesh bench <kernel> --help)";
+  const char* usage = "usage: wafermesh bench <kernel|gemm> [options]   (wafermesh bench <what> --help)";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    out << usage << "\n  kernel   BitNet ternary and fp32 kernels vs scalar reference, OpenBLAS and a bandwidth roofline\n";
+    out << usage << "\n  kernel   BitNet ternary and fp32 kernels vs scalar reference, OpenBLAS and a bandwidth roofline\n"
+        << "  gemm     distributed GEMM on the mesh: meshgemm, cannon, summa\n";
     return args.empty() ? 2 : 0;
   }
   const std::string what = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
-#ifdef WM_HAVE_KERNEL_BENCH
+  if (what == "gemm") return cmd_bench_gemm(ctx, rest);
   if (what == "kernel") {
     bench::KernelBenchOptions o;
     po::options_description desc("wafermesh bench kernel options", 100, 50);
@@ -44,8 +43,7 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
     MPI_Bcast(&rc, 1, MPI_INT, 0, ctx.comm);
     return rc;
   }
-#endif
-  throw UsageError("unknown benchmark '" + what + "' (available: kernel)");
+  throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm)");
 }
 
 }  // namespace wm::cli

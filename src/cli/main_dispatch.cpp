@@ -27,7 +27,7 @@ const char* kUsage =
     "commands:\n"
     "  info    the mesh, the rank layout, every machine parameter with its unit and source\n"
     "  demo    a demonstration run of the fabric: shifts, broadcasts, reductions on the mesh\n"
-    "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels)\n"
+    "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels), `wafermesh bench gemm` (distributed GEMM)\n"
     "\n"
     "`wafermesh <command> --help` lists the command's options with defaults and units.\n"
     "Run under mpirun for several ranks, e.g. mpirun -np 4 wafermesh info --config configs/wse2.ini";
@@ -43,6 +43,8 @@ int run(int argc, char** argv, MPI_Comm comm) {
   ctx.out = ctx.rank == 0 ? &std::cout : &null_out;
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  ctx.command_line = "wafermesh";
+  for (const auto& a : args) ctx.command_line += " " + a;
   if (args.empty()) {
     if (ctx.rank == 0) std::cerr << kUsage;
     return 2;

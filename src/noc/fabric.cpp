@@ -60,6 +60,11 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   block_ = cart_.decomposition().block(cart_.rank());
   pes_.assign(size_t(block_.size()), PeCounters{});
   pending_.assign(size_t(block_.size()), 0);
+  // Scratch for plan building, allocated (and touched) once here rather than inside a timed step.
+  link_load_.assign(size_t(mesh_.pe_count()) * 4, 0);
+  link_stream_.assign(size_t(mesh_.pe_count()) * 4, 0);
+  pe_stream_.assign(pes_.size(), 0);
+  pe_routes_.assign(pes_.size(), 0);
 }
 
 void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) {
@@ -81,13 +86,19 @@ void Fabric::charge_compute(const Region& r, uint64_t macs_each) {
 }
 
 void Fabric::wait_arrivals() {
-  for (size_t i = 0; i < pes_.size(); ++i) {
+  for (size_t i : pending_list_) {
     if (pending_[i] > pes_[i].clock_cycles) {
       pes_[i].stall_cycles += pending_[i] - pes_[i].clock_cycles;
       pes_[i].clock_cycles = pending_[i];
     }
     pending_[i] = 0;
   }
+  pending_list_.clear();
+}
+
+void Fabric::note_arrival(size_t i, uint64_t arrival) {
+  if (pending_[i] == 0) pending_list_.push_back(i);
+  pending_[i] = std::max(pending_[i], arrival);
 }
 
 void Fabric::barrier_clocks(const Region& r) {
@@ -192,7 +203,8 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
       throw std::logic_error("multicast stream with two sources in plan " + p.name_);
   }
   // 1. Loads: distinct streams per directed link. Stream ids are stored +1 so 0 means none.
-  std::vector<uint64_t> touched;
+  std::vector<uint64_t> touched;      // links with a load, reset at the end
+  std::vector<size_t> touched_pes;    // local PEs with route entries, reset at the end
   touched.reserve(tr.size() * 2);
   for (const Transfer& t : tr) {
     for_each_route_link(mesh_, t.src, t.dst, [&](uint64_t l) {
@@ -241,30 +253,26 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
     } else if (src_local && hops > 0) {
       p.injects_.back().hops = std::max(p.injects_.back().hops, hops);
     }
-    // Routes: one entry per stream on every local PE it touches (in relay mode: its two ends).
-    if (hops > 0) {
+    // Routes: one entry per stream on every local PE it touches. In relay mode the message goes
+    // core to core over the neighbour links, which need no entries of the pattern's own.
+    if (hops > 0 && !relay_mode) {
       auto touch = [&](PeCoord c) {
         if (!is_local(c.x, c.y)) return;
         const size_t li = local_index(c.x, c.y);
         if (pe_stream_[li] != t.stream + 1) {
+          if (pe_routes_[li] == 0) touched_pes.push_back(li);
           pe_stream_[li] = t.stream + 1;
           ++pe_routes_[li];
         }
       };
-      if (relay_mode) {
-        touch(t.src);
-        touch(t.dst);
-      } else {
-        for_each_route_pe(t.src, t.dst, touch);
-      }
+      for_each_route_pe(t.src, t.dst, touch);
     }
   }
   for (uint64_t l : touched) link_load_[l] = link_stream_[l] = 0;
-  for (size_t i = 0; i < pe_routes_.size(); ++i) {
-    if (pe_routes_[i]) {
-      const PeCoord c{int32_t(block_.x0 + int32_t(i % size_t(block_.w))), int32_t(block_.y0 + int32_t(i / size_t(block_.w)))};
-      p.routes_.push_back({c, pe_routes_[i]});
-    }
+  std::sort(touched_pes.begin(), touched_pes.end());
+  for (size_t i : touched_pes) {
+    const PeCoord c{int32_t(block_.x0 + int32_t(i % size_t(block_.w))), int32_t(block_.y0 + int32_t(i / size_t(block_.w)))};
+    p.routes_.push_back({c, pe_routes_[i]});
     pe_routes_[i] = 0;
     pe_stream_[i] = 0;
   }
@@ -360,7 +368,7 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     if (it.latency == 0 && it.src == it.dst) continue;  // a PE keeping its own tile
     const uint64_t arrival = pe(it.src.x, it.src.y).clock_cycles + it.latency;
     const size_t di = local_index(it.dst.x, it.dst.y);
-    pending_[di] = std::max(pending_[di], arrival);
+    note_arrival(di, arrival);
     pes_[di].bytes_received += tb;
   }
   // 4. Senders pay injection.
@@ -385,7 +393,7 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
       const auto& it = pr.recvs[k];
       std::memcpy(dst.at(it.dst.x, it.dst.y), data + k * tb, tb);
       const size_t di = local_index(it.dst.x, it.dst.y);
-      pending_[di] = std::max(pending_[di], dep[k] + it.latency);
+      note_arrival(di, dep[k] + it.latency);
       pes_[di].bytes_received += tb;
       hold_cycles = std::max(hold_cycles, it.latency);
     }

@@ -87,7 +87,8 @@ TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool w
                               (wrap ? " (ring, " : " (chain, ") + perm.name() + ") on " + r.str());
 }
 
-TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root, size_t tile_bytes) {
+TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root, size_t tile_bytes,
+                            bool include_root) {
   const int32_t n = line_length(r, axis);
   if (root < 0 || root >= n)
     throw std::invalid_argument("broadcast root " + std::to_string(root) + " outside a line of " + std::to_string(n));
@@ -96,7 +97,7 @@ TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root,
   for (int32_t line = l0; line < l1; ++line) {
     const PeCoord src = line_pe(r, axis, line, root);
     for (int32_t pos = 0; pos < n; ++pos)
-      if (pos != root) t.push_back({src, line_pe(r, axis, line, pos), uint32_t(line), 0});
+      if (pos != root || include_root) t.push_back({src, line_pe(r, axis, line, pos), uint32_t(line), 0});
   }
   return f.plan(std::move(t), tile_bytes,
                 std::string("broadcast along ") + axis_name(axis) + " from position " + std::to_string(root) + " on " +

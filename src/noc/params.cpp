@@ -87,7 +87,7 @@ std::vector<ParamSpec> MachineParams::specs() {
       param_int("noc.route_entries", &route_entries, "entries/PE", "route table entries (colors) per router", 1,
                 1 << 20),
       param_text("noc.route_fallback", &route_fallback,
-                 "when a pattern needs more routes than a PE has: strict = error, relay = software relays (pay beta)",
+                 "when a pattern needs more routes than a PE has: strict = error; relay = it goes core to core over neighbour links (no route entries, beta per intermediate PE)",
                  {"strict", "relay"}),
       param_real("emu.inject_ns_per_cycle", &inject_ns_per_cycle, "ns/cycle",
                  "hold inter-rank messages back in real time by this much per modelled cycle of latency (0 = off)",

@@ -86,5 +86,26 @@ else
   bad "demo differs across rank counts:"; diff "$tmp/v1" "$tmp/v2"; diff "$tmp/v1" "$tmp/v4"
 fi
 
+# --- bench gemm: table, HDF5 file readable by h5dump with units, same virtual figures at 1 and 2 ranks
+for n in 1 2; do
+  mpi $n "$bin" bench gemm --config "$src/configs/laptop.ini" --gemm.P 2,3,5 --gemm.M 37 --gemm.K 29 --gemm.N 31 \
+    --bench.compare_local false --bench.output "$tmp/g$n.h5" >"$tmp/bg$n" 2>&1 || bad "bench gemm at $n ranks: $(tail -3 "$tmp/bg$n")"
+  # virtual columns only: drop wall s and wall/local
+  grep -E '^(meshgemm|cannon|summa) ' "$tmp/bg$n" | awk '{ $(NF-1)=""; $NF=""; print }' >"$tmp/bv$n"
+done
+if [ "$(wc -l <"$tmp/bv1")" -eq 9 ] && cmp -s "$tmp/bv1" "$tmp/bv2"; then ok "bench gemm: 9 rows, identical virtual figures at 1 and 2 ranks"
+else bad "bench gemm rows differ: $(diff "$tmp/bv1" "$tmp/bv2" | head; cat "$tmp/bg1")"; fi
+if command -v h5dump >/dev/null; then
+  h5dump -a /gemm/total_cycles/units "$tmp/g2.h5" 2>&1 | grep -q '"cycles"' \
+    && h5dump -d /gemm/table "$tmp/g2.h5" 2>&1 | grep -q '"meshgemm"' \
+    && h5dump -a /parameters/noc.alpha_cycles/units "$tmp/g2.h5" 2>&1 | grep -q '"cycles/hop"' \
+    && ok "bench gemm HDF5: table, units, parameters readable by h5dump" || bad "bench gemm HDF5: $(h5dump -H "$tmp/g2.h5" | head -30)"
+  ls "$tmp"/g2.h5.tmp* >/dev/null 2>&1 && bad "temporary results file left behind" || ok "no temporary results file left"
+else bad "h5dump missing (launch/setup installs hdf5-tools)"; fi
+expect_error "bench gemm bad algorithm" 2 "gemm.algo = 'strassen'.*meshgemm, cannon, summa" -- "$bin" bench gemm --gemm.algo strassen
+expect_error "bench gemm region too big" 2 "gemm region 64 x 64 at \(0, 0\) does not fit the 48 x 32 mesh" -- \
+  "$bin" bench gemm --config "$src/configs/laptop.ini" --gemm.P 64 --bench.compare_local false --bench.output "$tmp/never.h5"
+[ -e "$tmp/never.h5" ] && bad "a failed bench left a results file" || ok "a failed bench leaves no results file"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

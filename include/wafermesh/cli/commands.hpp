@@ -15,11 +15,13 @@ struct Context {
   int rank = 0;
   int size = 1;
   std::ostream* out;  // stdout on rank 0, a discarding stream elsewhere
+  std::string command_line;  // the whole invocation, for provenance
 };
 
 int cmd_info(const Context& ctx, const std::vector<std::string>& args);
 int cmd_demo(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench(const Context& ctx, const std::vector<std::string>& args);
+int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
 
 // The whole program after MPI_Init: dispatch, one-line errors, exit codes.
 int run(int argc, char** argv, MPI_Comm comm);

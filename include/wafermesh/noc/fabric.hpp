@@ -182,6 +182,7 @@ class Fabric {
     return size_t(y - block_.y0) * size_t(block_.w) + size_t(x - block_.x0);
   }
   void build(TransferPlan& p, bool relay_mode);
+  void note_arrival(size_t local_pe, uint64_t arrival);
   void activate_routes(TransferPlan& p);
   void release_routes(TransferPlan& p);
   [[noreturn]] void throw_limit_collective(int64_t bad_pe, uint64_t need_local, const std::string& what,
@@ -193,7 +194,8 @@ class Fabric {
   CartComm cart_;
   Region block_;
   std::vector<PeCounters> pes_;          // local PEs, row-major over block_
-  std::vector<uint64_t> pending_;        // latest pending arrival per local PE
+  std::vector<uint64_t> pending_;        // latest pending arrival per local PE (0 = none)
+  std::vector<size_t> pending_list_;     // local PEs with a pending arrival
   std::vector<uint32_t> link_load_;      // scratch: streams per directed link (4 per PE)
   std::vector<uint32_t> link_stream_;    // scratch: last stream seen per link (+1)
   std::vector<uint32_t> pe_stream_;      // scratch: last stream seen per PE (+1), for routes

@@ -48,8 +48,10 @@ PeCoord line_pe(const Region& r, Axis axis, int32_t line, int32_t pos);
 TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool wrap, const LinePerm& perm,
                         size_t tile_bytes);
 
-// The PE at physical position `root` of every line multicasts its tile to the whole line.
-TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root, size_t tile_bytes);
+// The PE at physical position `root` of every line multicasts its tile to the whole line. With
+// include_root the root also copies its own tile (free), for broadcasts into another buffer.
+TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root, size_t tile_bytes,
+                            bool include_root = false);
 
 // Any-to-any: one tile from each pair's first PE to its second. `pairs` must be the same on
 // every rank (it is the whole step).

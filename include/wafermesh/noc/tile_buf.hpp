@@ -74,4 +74,26 @@ class TileBuf {
   std::vector<T> data_;  // (local PEs, elems)
 };
 
+// SRAM held by data the caller stores in its own form (packed weights, caches): charged to every
+// PE of a region on construction (collective, LimitError when over), released on destruction.
+class SramCharge {
+ public:
+  SramCharge(Fabric& f, Region r, uint64_t bytes_each, const std::string& what)
+      : fabric_(&f), region_(r), bytes_(bytes_each) {
+    f.sram_acquire(r, bytes_each, what);
+  }
+  ~SramCharge() {
+    if (fabric_) fabric_->sram_release(region_, bytes_);
+  }
+  SramCharge(SramCharge&& o) noexcept : fabric_(o.fabric_), region_(o.region_), bytes_(o.bytes_) { o.fabric_ = nullptr; }
+  SramCharge(const SramCharge&) = delete;
+  SramCharge& operator=(const SramCharge&) = delete;
+  SramCharge& operator=(SramCharge&&) = delete;
+
+ private:
+  Fabric* fabric_;
+  Region region_;
+  uint64_t bytes_;
+};
+
 }  // namespace wm

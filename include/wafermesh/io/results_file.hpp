@@ -1,0 +1,69 @@
+#pragma once
+// HDF5 results files. A file is written under a temporary name and renamed when complete, so an
+// interrupted run never leaves a file that looks finished. Provenance goes into attributes of the
+// root group; a table goes into a group as one compound dataset "table" (one field per column)
+// plus one dataset per column, each with a "units" attribute. Generic: knows no algorithm.
+//
+// Serial HDF5 calls from one rank (the caller decides which); per-PE maps written in parallel
+// belong to the sweep layer.
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace wm::io {
+
+enum class ColumnKind { real, integer, text };
+
+class Table {
+ public:
+  using Cell = std::variant<double, int64_t, std::string>;
+  size_t add_column(std::string name, std::string unit, ColumnKind kind);
+  // One value per column, of the column's kind.
+  void append_row(std::vector<Cell> row);
+
+  struct Column {
+    std::string name, unit;
+    ColumnKind kind;
+  };
+  const std::vector<Column>& columns() const { return cols_; }
+  const std::vector<std::vector<Cell>>& rows() const { return rows_; }
+
+ private:
+  std::vector<Column> cols_;
+  std::vector<std::vector<Cell>> rows_;
+};
+
+struct Provenance {
+  std::string command_line;
+  std::vector<std::vector<std::string>> params;  // {name, value, unit, source}
+  int ranks = 1;
+  int ranks_x = 1, ranks_y = 1;
+  int64_t seed = -1;  // -1: none
+};
+
+class ResultsWriter {
+ public:
+  // Creates `path`.tmp (parent directories too). Throws wm::UsageError naming the path on failure.
+  ResultsWriter(std::string path, const Provenance& prov);
+  ~ResultsWriter();  // an uncommitted file is removed
+  ResultsWriter(const ResultsWriter&) = delete;
+  ResultsWriter& operator=(const ResultsWriter&) = delete;
+
+  void write_table(const std::string& group, const Table& t);
+  void write_attribute(const std::string& group, const std::string& name, const std::string& value);
+  // Closes the file and renames it to its final name.
+  void commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_, tmp_;
+  int64_t file_ = -1;  // hid_t
+  bool committed_ = false;
+};
+
+// "host", "start time" and the full command line of this process, for provenance.
+std::string host_name();
+std::string iso_time_now();
+
+}  // namespace wm::io

@@ -1,0 +1,31 @@
+#pragma once
+// BitNet b1.58 quantisers (DESIGN.md §5).
+//
+// Weights: one absmean scale per tensor, gamma = max(mean|W|, 1e-5),
+//          W_q = clamp(round(W / gamma), -1, 1).
+// Activations: one absmax scale per token (row), s = 127 / max(max|x|, 1e-5),
+//          q = clamp(round(x * s), -127, 127).
+// round() is round-half-to-even (std::nearbyint in the default rounding mode), which is what
+// torch.round does in the reference BitNet code. The 1e-5 floors are the reference's clamp_(min=1e-5):
+// an all-zero tensor or token gives a finite scale and all-zero codes, never a division by zero,
+// and the BitLinear output dot / s * gamma is then exactly 0.
+#include <cstdint>
+
+namespace wm::kernels {
+
+inline constexpr float kQuantScaleFloor = 1e-5f;
+
+// w:  (M, K) floats, row stride ldw >= K.
+// wq: (M, K) int8 in {-1, 0, +1}, row stride ldq >= K.
+// Returns gamma. mean|W| is accumulated in double in row-major order, so gamma does not depend on
+// how the caller tiles anything.
+float quantize_weights_absmean(const float* w, std::int64_t M, std::int64_t K, std::int64_t ldw,
+                               std::int8_t* wq, std::int64_t ldq);
+
+// x:     (N, K) floats (N tokens), row stride ldx >= K.
+// q:     (N, K) int8 in [-127, 127], row stride ldq >= K.
+// scale: (N) the per-token s; x ~= q / s.
+void quantize_activations_absmax(const float* x, std::int64_t N, std::int64_t K, std::int64_t ldx,
+                                 std::int8_t* q, std::int64_t ldq, float* scale);
+
+}  // namespace wm::kernels

@@ -1,0 +1,437 @@
+// `wafermesh bench kernel`: see kernel_bench.hpp.
+//
+// For every shape M x K, token count N and thread count it times
+//   lut     LutTables::build + lut_gemm_i32          (1.67-bit lookup-table format)
+//   mad2b   mad2b_gemm_i32                           (2-bit multiply-add format)
+//   blas    OpenBLAS cblas_sgemv (N = 1) / cblas_sgemm (fp32 weights, same shape)
+//   ref     lut_gemm_i32_ref / mad2b_gemm_i32_ref    (scalar, one thread; for N > 2 timed on 2
+//                                                      tokens and scaled by N / 2: it is linear in N)
+// in two modes: "cache" re-runs one weight copy (hot in cache when it fits), "dram" cycles through
+// distinct copies totalling at least --dram-GiB so every call streams its weights from memory
+// (decode only: at N > 1 weights are re-used N times and memory is not the limit).
+// The roofline is a STREAM-like triad (a = b + s c, 24 bytes per element, no write-allocate
+// counted, as STREAM does) run by this binary before the kernels at each thread count;
+// roofline_frac = weight bytes per second / triad bytes per second.
+#include "wafermesh/bench/kernel_bench.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <thread>
+#include <stdexcept>
+#include <vector>
+
+#include "wafermesh/kernels/activations.hpp"
+#include "wafermesh/kernels/cpu_dispatch.hpp"
+#include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/kernels/ternary_2b.hpp"
+#include "wafermesh/kernels/ternary_lut.hpp"
+
+namespace wm::bench {
+namespace po = boost::program_options;
+namespace k = wm::kernels;
+
+namespace {
+
+const std::vector<std::string> kDefaultShapes = {"2560x2560", "640x2560",  "6912x2560",
+                                                 "2560x6912", "4096x4096", "1024x4096",
+                                                 "14336x4096", "4096x14336"};
+const std::vector<int> kDefaultTokens = {1, 128};
+const std::vector<int> kDefaultThreads = {1, 2};
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) {
+    if (!s.empty()) s += ',';
+    s += x;
+  }
+  return s;
+}
+std::string join(const std::vector<int>& v) {
+  std::vector<std::string> text;
+  for (int x : v) text.push_back(std::to_string(x));
+  return join(text);
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Seconds per call: one warm-up call, then kBatches batches of calls, each lasting
+// min_time / kBatches (and at least one call); the fastest batch's mean is reported (as STREAM
+// reports its best run), which discounts short interference from other processes. Sustained load
+// on the cores still distorts the figures (a 2-thread OpenMP call waits for a descheduled thread),
+// so the load average is printed before and after the run.
+constexpr int kBatches = 10;
+double time_calls(const std::function<void(std::int64_t)>& call, double min_time) {
+  std::int64_t c = 0;
+  call(c++);
+  double best = 1e300;
+  for (int batch = 0; batch < kBatches; ++batch) {
+    std::int64_t calls = 0;
+    const auto t0 = Clock::now();
+    double elapsed = 0.0;
+    do {
+      call(c++);
+      ++calls;
+      elapsed = seconds_since(t0);
+    } while (elapsed < min_time / kBatches);
+    best = std::min(best, elapsed / static_cast<double>(calls));
+  }
+  return best;
+}
+
+// Deterministic fast generator for large random inputs.
+struct SplitMix {
+  std::uint64_t s;
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+};
+
+struct Roofline {
+  double triad_GBps = 0.0;
+  double read_GBps = 0.0;
+};
+
+// STREAM-like triad and a read-only sum, best of 5, arrays of `elems` doubles each.
+Roofline measure_roofline(std::int64_t elems) {
+  std::unique_ptr<double[]> a(new double[static_cast<std::size_t>(elems)]);
+  std::unique_ptr<double[]> b(new double[static_cast<std::size_t>(elems)]);
+  std::unique_ptr<double[]> c(new double[static_cast<std::size_t>(elems)]);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < elems; ++i) {
+    a[i] = 0.0;
+    b[i] = 1.0;
+    c[i] = 2.0;
+  }
+  Roofline r;
+  const double scalar = 3.0;
+  double sink = 0.0;
+  for (int rep = 0; rep < 6; ++rep) {
+    auto t0 = Clock::now();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < elems; ++i) a[i] = b[i] + scalar * c[i];
+    const double triad = 24.0 * static_cast<double>(elems) / seconds_since(t0) / 1e9;
+    // Read-only: integer sum of the same bytes (integer adds may be reordered, so it vectorises).
+    const auto* words = reinterpret_cast<const std::uint64_t*>(a.get());
+    t0 = Clock::now();
+    std::uint64_t sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+    for (std::int64_t i = 0; i < elems; ++i) sum += words[i];
+    const double read = 8.0 * static_cast<double>(elems) / seconds_since(t0) / 1e9;
+    sink += static_cast<double>(sum);
+    if (rep > 0) {  // rep 0 warms up (page faults, frequency)
+      r.triad_GBps = std::max(r.triad_GBps, triad);
+      r.read_GBps = std::max(r.read_GBps, read);
+    }
+  }
+  if (sink == 42.0) std::fputs("", stderr);  // keep the read loop alive
+  return r;
+}
+
+// First line of /proc/loadavg ("1-min 5-min 15-min running/total last-pid"), or "n/a".
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string line;
+  if (!f || !std::getline(f, line)) return "n/a";
+  return line;
+}
+
+struct Shape {
+  std::int64_t M = 0, K = 0;
+  std::string name;
+};
+
+Shape parse_shape(const std::string& s) {
+  const auto bad = [&](const char* why) {
+    return std::invalid_argument("bad --shapes entry '" + s + "': " + why + " (expected MxK, e.g. 2560x6912)");
+  };
+  const auto x = s.find('x');
+  if (x == std::string::npos) throw bad("no 'x'");
+  Shape sh;
+  const auto m = std::from_chars(s.data(), s.data() + x, sh.M);
+  const auto k = std::from_chars(s.data() + x + 1, s.data() + s.size(), sh.K);
+  if (m.ec != std::errc() || m.ptr != s.data() + x || k.ec != std::errc() || k.ptr != s.data() + s.size()) {
+    throw bad("not two integers");
+  }
+  if (sh.M <= 0 || sh.K <= 0) throw bad("M and K must be positive");
+  sh.name = s;
+  return sh;
+}
+
+// Entries may also be comma-separated ("2560x2560,640x2560").
+std::vector<Shape> parse_shapes(const std::vector<std::string>& entries) {
+  std::vector<Shape> shapes;
+  for (const auto& e : entries) {
+    std::size_t start = 0;
+    while (start <= e.size()) {
+      const auto comma = std::min(e.find(',', start), e.size());
+      if (comma > start) shapes.push_back(parse_shape(e.substr(start, comma - start)));
+      start = comma + 1;
+    }
+  }
+  return shapes;
+}
+
+// One result row.
+struct Row {
+  std::string shape, kernel, mode;
+  int N = 0, threads = 0;
+  double time_s = 0.0, weight_bytes = 0.0;
+  double x_ref = NAN, x_blas = NAN, roofline_frac = NAN;
+};
+
+class Table {
+ public:
+  Table(std::ostream& out, const std::string& csv_path) : out_(out) {
+    if (!csv_path.empty()) {
+      csv_.open(csv_path);
+      if (!csv_) throw std::runtime_error("cannot write --csv file '" + csv_path + "'");
+      csv_ << "shape,N,threads,kernel,mode,time_us,weight_GBps,x_vs_ref,x_vs_openblas,roofline_frac\n";
+    }
+  }
+  void header() {
+    out_ << std::left << std::setw(11) << "shape" << std::right << std::setw(5) << "N" << std::setw(4)
+         << "thr" << "  " << std::left << std::setw(8) << "kernel" << std::setw(6) << "mode" << std::right
+         << std::setw(12) << "time_us" << std::setw(13) << "weight_GBps" << std::setw(10) << "x_vs_ref"
+         << std::setw(10) << "x_vs_blas" << std::setw(14) << "roofline_frac" << "\n";
+  }
+  void add(const Row& r) {
+    auto num = [](double v, int prec) {
+      std::ostringstream s;
+      if (std::isnan(v)) {
+        s << "-";
+      } else {
+        s << std::fixed << std::setprecision(prec) << v;
+      }
+      return s.str();
+    };
+    const double gbps = r.weight_bytes / r.time_s / 1e9;
+    out_ << std::left << std::setw(11) << r.shape << std::right << std::setw(5) << r.N << std::setw(4)
+         << r.threads << "  " << std::left << std::setw(8) << r.kernel << std::setw(6) << r.mode
+         << std::right << std::setw(12) << num(r.time_s * 1e6, 1) << std::setw(13) << num(gbps, 2)
+         << std::setw(10) << num(r.x_ref, 1) << std::setw(10) << num(r.x_blas, 2) << std::setw(14)
+         << num(r.roofline_frac, 3) << std::endl;
+    if (csv_) {
+      csv_ << r.shape << ',' << r.N << ',' << r.threads << ',' << r.kernel << ',' << r.mode << ','
+           << r.time_s * 1e6 << ',' << gbps << ',' << r.x_ref << ',' << r.x_blas << ','
+           << r.roofline_frac << '\n';
+      csv_.flush();
+    }
+  }
+
+ private:
+  std::ostream& out_;
+  std::ofstream csv_;
+};
+
+// Copies of one prepared weight object, cycled through so calls stream distinct memory.
+template <class T>
+std::vector<T> make_copies(const T& w, std::int64_t bytes_each, double GiB) {
+  const auto want = static_cast<std::int64_t>(std::ceil(GiB * 1073741824.0 / static_cast<double>(bytes_each)));
+  std::vector<T> copies(static_cast<std::size_t>(std::max<std::int64_t>(2, want)), w);
+  return copies;
+}
+
+int run(const KernelBenchOptions& in, std::ostream& out) {
+  KernelBenchOptions o = in;
+  if (o.quick) {
+    o.shapes = {"640x2560", "2560x6912"};
+    o.tokens = {1, 16};
+    o.dram_working_set_GiB = std::min(o.dram_working_set_GiB, 0.25);
+    o.min_time_s = std::min(o.min_time_s, 0.02);
+  }
+  if (o.shapes.empty()) o.shapes = kDefaultShapes;
+  if (o.tokens.empty()) o.tokens = kDefaultTokens;
+  if (o.threads.empty()) o.threads = kDefaultThreads;
+  const std::vector<Shape> shapes = parse_shapes(o.shapes);
+  for (int n : o.tokens)
+    if (n < 1) throw std::invalid_argument("bad --tokens entry " + std::to_string(n) + ": must be >= 1");
+  for (int t : o.threads)
+    if (t < 1) throw std::invalid_argument("bad --threads entry " + std::to_string(t) + ": must be >= 1");
+  if (!(o.dram_working_set_GiB > 0.0)) throw std::invalid_argument("--dram-GiB must be > 0");
+
+  out << "wafermesh bench kernel: ISA level " << k::isa_name(k::isa_active()) << " (best "
+      << k::isa_name(k::isa_best()) << "), OpenBLAS " << openblas_get_config() << "\n";
+  out << "shapes " << join(o.shapes) << "; N " << join(o.tokens) << "; threads " << join(o.threads)
+      << "; DRAM working set " << o.dram_working_set_GiB << " GiB; min time " << o.min_time_s << " s\n"
+      << "load average at start: " << load_average() << "\n";
+
+  // Roofline per thread count, arrays of 3 x 256 MiB (3 x 64 MiB in quick mode).
+  std::map<int, Roofline> roof;
+  const std::int64_t stream_elems = (o.quick ? 64 : 256) * (std::int64_t{1} << 20) / 8;
+  for (int t : o.threads) {
+    omp_set_num_threads(t);
+    roof[t] = measure_roofline(stream_elems);
+    out << "roofline threads=" << t << ": triad " << std::fixed << std::setprecision(2)
+        << roof[t].triad_GBps << " GB/s (used for roofline_frac); read-only sum " << roof[t].read_GBps
+        << " GB/s (for reference)\n";
+  }
+  out.unsetf(std::ios::fixed);
+  out << "time_us per call; weight_GBps = format bytes / time (blas: fp32 bytes); x_vs_ref = ref time / time\n"
+         "(ref: scalar _ref of the same format, 1 thread; for N > 2 timed on 2 tokens and scaled by N/2);\n"
+         "x_vs_blas = OpenBLAS time / time (same shape,\n"
+         "N, threads, mode); roofline_frac = weight_GBps / triad GB/s at the same thread count.\n"
+         "lut includes building the token's tables. mode cache = same copy each call; dram = cycling\n"
+         "through distinct copies of >= the DRAM working set.\n\n";
+  Table table(out, o.csv_path);
+  table.header();
+
+  int status = 0;
+  for (const Shape& sh : shapes) {
+    const std::int64_t M = sh.M, K = sh.K;
+    SplitMix rng{0x5EEDULL + static_cast<std::uint64_t>(M * 131 + K)};
+    std::vector<std::int8_t> w8(static_cast<std::size_t>(M * K));  // (M, K) ternary
+    for (auto& v : w8) v = static_cast<std::int8_t>(static_cast<int>(rng.next() % 3) - 1);
+    const auto lut = k::TernaryMatrixLut::from_int8(w8.data(), M, K, K);
+    const auto w2b = k::TernaryMatrix2b::from_int8(w8.data(), M, K, K);
+    std::vector<float, k::AlignedAllocator<float>> wf(w8.begin(), w8.end());  // (M, K) same weights, fp32
+    w8 = {};
+    const std::int64_t wf_bytes = M * K * static_cast<std::int64_t>(sizeof(float));
+    const bool want_dram = std::find(o.tokens.begin(), o.tokens.end(), 1) != o.tokens.end();
+    std::vector<k::TernaryMatrixLut> lut_copies;
+    std::vector<k::TernaryMatrix2b> w2b_copies;
+    std::vector<std::vector<float, k::AlignedAllocator<float>>> wf_copies;
+    if (want_dram) {
+      lut_copies = make_copies(lut, lut.bytes(), o.dram_working_set_GiB);
+      w2b_copies = make_copies(w2b, w2b.bytes(), o.dram_working_set_GiB);
+      wf_copies = make_copies(wf, wf_bytes, o.dram_working_set_GiB);
+    }
+    for (int N : o.tokens) {
+      std::vector<std::int8_t> q(static_cast<std::size_t>(N * K));  // (N, K) full int8 range
+      for (auto& v : q) v = static_cast<std::int8_t>(rng.next() & 0xFF);
+      std::vector<float> xf(q.begin(), q.end());                      // (N, K)
+      const auto act = k::ActivationsQ8::from_int8(q.data(), N, K, K);
+      std::vector<std::int32_t> y(static_cast<std::size_t>(N * M)), y2(y.size());  // (N, M)
+      std::vector<float> yf(y.size());                                              // (N, M)
+      k::LutTables tables;  // rebuilt from `act` inside every timed lut call
+
+      // Scalar references, one thread (they are single-threaded by design).
+      const int n_ref = std::min(N, 2);
+      const double scale_ref = static_cast<double>(N) / n_ref;
+      const double t_ref_lut = scale_ref * time_calls([&](std::int64_t) {
+        k::lut_gemm_i32_ref(lut, q.data(), n_ref, K, y.data(), M);
+      }, o.min_time_s);
+      const double t_ref_2b = scale_ref * time_calls([&](std::int64_t) {
+        k::mad2b_gemm_i32_ref(w2b, q.data(), n_ref, K, y2.data(), M);
+      }, o.min_time_s);
+
+      for (int threads : o.threads) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+        const double triad = roof[threads].triad_GBps * 1e9;
+        // Cross-check the two fast formats once (exactness is the tests' job; this catches a
+        // broken build of the benchmarked binary).
+        k::lut_gemm_i32(lut, k::LutTables::build(act), y.data(), M);
+        k::mad2b_gemm_i32(w2b, act, y2.data(), M);
+        if (y != y2) {
+          out << "ERROR: lut and mad2b results differ for " << sh.name << " N=" << N << "\n";
+          status = 1;
+        }
+        // OpenBLAS (pthreads build) leaves its workers spinning after a call, stealing the cores from
+        // OpenMP: our kernels are timed first, OpenBLAS last, then its workers are left to sleep.
+        std::vector<Row> rows;
+        for (const char* mode : {"cache", "dram"}) {
+          const bool dram = std::string(mode) == "dram";
+          if (dram && N != 1) continue;
+          const double t_lut = time_calls([&](std::int64_t c) {
+            const auto& w = dram ? lut_copies[static_cast<std::size_t>(c) % lut_copies.size()] : lut;
+            tables.assign(act);
+            k::lut_gemm_i32(w, tables, y.data(), M);
+          }, o.min_time_s);
+          const double t_2b = time_calls([&](std::int64_t c) {
+            const auto& w = dram ? w2b_copies[static_cast<std::size_t>(c) % w2b_copies.size()] : w2b;
+            k::mad2b_gemm_i32(w, act, y2.data(), M);
+          }, o.min_time_s);
+          const auto lb = static_cast<double>(lut.bytes()), b2 = static_cast<double>(w2b.bytes());
+          rows.push_back({sh.name, "lut", mode, N, threads, t_lut, lb, t_ref_lut / t_lut, NAN,
+                          lb / t_lut / triad});
+          rows.push_back({sh.name, "mad2b", mode, N, threads, t_2b, b2, t_ref_2b / t_2b, NAN,
+                          b2 / t_2b / triad});
+        }
+        for (const char* mode : {"cache", "dram"}) {
+          const bool dram = std::string(mode) == "dram";
+          if (dram && N != 1) continue;
+          const double t_blas = time_calls([&](std::int64_t c) {
+            const float* a = dram ? wf_copies[static_cast<std::size_t>(c) % wf_copies.size()].data() : wf.data();
+            if (N == 1) {
+              cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(M), static_cast<int>(K), 1.0f, a,
+                          static_cast<int>(K), xf.data(), 1, 0.0f, yf.data(), 1);
+            } else {
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, static_cast<int>(M), static_cast<int>(K),
+                          1.0f, xf.data(), static_cast<int>(K), a, static_cast<int>(K), 0.0f, yf.data(),
+                          static_cast<int>(M));
+            }
+          }, o.min_time_s);
+          for (Row& r : rows) {
+            if (r.mode == mode) r.x_blas = t_blas / r.time_s;
+          }
+          rows.push_back({sh.name, "blas", mode, N, threads, t_blas, static_cast<double>(wf_bytes), NAN, 1.0,
+                          static_cast<double>(wf_bytes) / t_blas / triad});
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        for (const char* mode : {"cache", "dram"}) {
+          for (const Row& r : rows) {
+            if (r.mode == mode) table.add(r);
+          }
+        }
+      }
+      table.add({sh.name, "lut_ref", "cache", N, 1, t_ref_lut, static_cast<double>(lut.bytes()), 1.0, NAN,
+                 static_cast<double>(lut.bytes()) / t_ref_lut / (roof.begin()->second.triad_GBps * 1e9)});
+    }
+  }
+  out << "load average at end: " << load_average() << "\n";
+  return status;
+}
+
+}  // namespace
+
+void add_kernel_bench_options(po::options_description& desc, KernelBenchOptions& opts) {
+  desc.add_options()
+      ("shapes", po::value<std::vector<std::string>>(&opts.shapes)->multitoken()
+           ->default_value(kDefaultShapes, join(kDefaultShapes)),
+       "weight shapes MxK (rows x cols of W), space- or comma-separated [rows x cols]")
+      ("tokens", po::value<std::vector<int>>(&opts.tokens)->multitoken()
+           ->default_value(kDefaultTokens, "1 128"),
+       "tokens per call N, space-separated: 1 = decode GEMV, >1 = prefill GEMM [tokens]")
+      ("threads", po::value<std::vector<int>>(&opts.threads)->multitoken()
+           ->default_value(kDefaultThreads, "1 2"),
+       "OpenMP / OpenBLAS thread counts, space-separated [threads]")
+      ("dram-GiB", po::value<double>(&opts.dram_working_set_GiB)->default_value(1.0, "1"),
+       "total size of the distinct weight copies cycled through for the DRAM figures [GiB]")
+      ("min-time", po::value<double>(&opts.min_time_s)->default_value(0.2, "0.2"),
+       "minimum timed duration of each measurement [s]")
+      ("quick", po::bool_switch(&opts.quick),
+       "smoke run in seconds: shapes 640x2560 2560x6912, N 1 16, DRAM set <= 0.25 GiB, min time <= 0.02 s")
+      ("csv", po::value<std::string>(&opts.csv_path)->default_value(""),
+       "also write the table as CSV to this path (empty: no file) [path]");
+}
+
+int run_kernel_bench(const KernelBenchOptions& opts, std::ostream& out) {
+  try {
+    return run(opts, out);
+  } catch (const std::exception& e) {
+    out << "wafermesh bench kernel: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+}  // namespace wm::bench

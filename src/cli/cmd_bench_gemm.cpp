@@ -1,0 +1,227 @@
+// `wafermesh bench gemm`: the distributed GEMM algorithms over a list of region sizes, with every
+// figure of GemmReport, printed as a table with units and written to an HDF5 file; optionally the
+// emulation's wall time against the same product computed by the local kernel in one process.
+#include <mpi.h>
+#include <omp.h>
+
+#include <chrono>
+#include <functional>
+#include <iomanip>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "wafermesh/cli/commands.hpp"
+#include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/dist/gemm.hpp"
+#include "wafermesh/io/results_file.hpp"
+#include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
+#include "wafermesh/util/error.hpp"
+
+namespace wm::cli {
+
+namespace {
+
+struct GemmBenchOptions {
+  std::vector<std::string> algos{"meshgemm", "cannon", "summa"};
+  std::vector<int64_t> Ps{8, 16, 32};
+  int64_t M = 512, K = 512, N = 512;
+  bool transpose_b = false;
+  bool double_buffer = true;
+  int64_t origin_x = 0, origin_y = 0;
+  std::string output = "results/bench_gemm.h5";
+  bool compare_local = true;
+  int64_t local_threads = 0;
+  int64_t seed = 1;
+  std::vector<ParamSpec> specs() {
+    return {
+        param_text_list("gemm.algo", &algos, "algorithms to run, comma-separated", {"meshgemm", "cannon", "summa"}),
+        param_int_list("gemm.P", &Ps, "PEs", "region sides to run, comma-separated", 1, 1 << 20),
+        param_int("gemm.M", &M, "rows", "rows of A and C", 1, int64_t(1) << 24),
+        param_int("gemm.K", &K, "elements", "inner dimension", 1, int64_t(1) << 24),
+        param_int("gemm.N", &N, "columns", "columns of B and C", 1, int64_t(1) << 24),
+        param_flag("gemm.transpose_b", &transpose_b, "compute C = A B^T with B stored N x K"),
+        param_flag("gemm.double_buffer", &double_buffer,
+                   "overlap the next transfer with compute (twice the operand SRAM)"),
+        param_int("gemm.origin_x", &origin_x, "PEs", "X of the region's top-left PE", 0, 1 << 20),
+        param_int("gemm.origin_y", &origin_y, "PEs", "Y of the region's top-left PE", 0, 1 << 20),
+        param_text("bench.output", &output, "HDF5 results file (written complete or not at all)"),
+        param_flag("bench.compare_local", &compare_local,
+                   "also time the whole product with the local kernel in one process and print the ratio"),
+        param_int("bench.local_threads", &local_threads, "threads",
+                  "threads of the local comparison (0 = all cores)", 0, 4096),
+        param_int("bench.seed", &seed, "", "seed of the random operands", 0, int64_t(1) << 62),
+    };
+  }
+};
+
+std::vector<float> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> m(size_t(rows * cols));
+  for (float& v : m) v = u(g);
+  return m;
+}
+
+// Rank 0 runs f with `threads` threads; the other ranks wait without spinning on a core.
+double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f) {
+  double t = 0;
+  if (ctx.rank == 0) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    const double t0 = MPI_Wtime();
+    f();
+    t = MPI_Wtime() - t0;
+    omp_set_num_threads(before);
+  }
+  MPI_Request req;
+  MPI_Ibarrier(ctx.comm, &req);
+  int done = 0;
+  while (!done) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  MPI_Bcast(&t, 1, MPI_DOUBLE, 0, ctx.comm);
+  return t;
+}
+
+}  // namespace
+
+int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
+  MachineParams mp;
+  GemmBenchOptions o;
+  OptionSet opts;
+  add_machine_options(opts, mp);
+  opts.add(o.specs());
+  opts.parse(args);
+  std::ostream& out = *ctx.out;
+  if (opts.help_requested()) {
+    opts.print_help(out, "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
+                         "Runs C = A B (or A B^T) of random fp32 operands with each algorithm on each P x P region\n"
+                         "and prints virtual cycles (total, compute, communication on the critical path), longest\n"
+                         "hop, route entries and SRAM per PE, NoC bytes and the emulation's wall time. A point whose\n"
+                         "tiles or routes do not fit the machine is reported as infeasible with the reason.");
+    return 0;
+  }
+  check_machine(mp, ctx.size);
+  // Every point's geometry is checked before anything runs or prints.
+  const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
+  for (const std::string& name : o.algos)
+    for (int64_t P : o.Ps) {
+      dist::GemmSpec s;
+      s.algo = dist::gemm_algo_from_name(name);
+      s.P = int32_t(P);
+      s.origin = {int32_t(o.origin_x), int32_t(o.origin_y)};
+      s.M = o.M;
+      s.K = o.K;
+      s.N = o.N;
+      dist::check_gemm_spec(mesh, s);
+    }
+  const int local_threads = o.local_threads > 0 ? int(o.local_threads) : int(std::thread::hardware_concurrency());
+
+  const auto A = random_matrix(o.M, o.K, uint64_t(o.seed));
+  const auto B = o.transpose_b ? random_matrix(o.N, o.K, uint64_t(o.seed) + 1) : random_matrix(o.K, o.N, uint64_t(o.seed) + 1);
+
+  double local_s = -1;
+  if (o.compare_local) {
+    std::vector<float> C(size_t(o.M * o.N));
+    local_s = time_on_rank0(ctx, local_threads, [&] {
+      if (o.transpose_b)
+        kernels::gemm_f32_abt(o.M, o.N, o.K, A.data(), o.K, B.data(), o.K, C.data(), o.N, false);
+      else
+        kernels::gemm_f32(o.M, o.N, o.K, A.data(), o.K, B.data(), o.N, C.data(), o.N, false);
+    });
+  }
+
+  io::Table t;
+  t.add_column("algo", "", io::ColumnKind::text);
+  t.add_column("P", "PEs", io::ColumnKind::integer);
+  t.add_column("M", "rows", io::ColumnKind::integer);
+  t.add_column("K", "elements", io::ColumnKind::integer);
+  t.add_column("N", "columns", io::ColumnKind::integer);
+  t.add_column("status", "", io::ColumnKind::text);
+  t.add_column("total_cycles", "cycles", io::ColumnKind::integer);
+  t.add_column("total_us", "us", io::ColumnKind::real);
+  t.add_column("compute_cycles", "cycles", io::ColumnKind::integer);
+  t.add_column("comm_cycles", "cycles", io::ColumnKind::integer);
+  t.add_column("step_latency_cycles", "cycles", io::ColumnKind::integer);
+  t.add_column("max_hops", "hops", io::ColumnKind::integer);
+  t.add_column("max_route_entries", "entries/PE", io::ColumnKind::integer);
+  t.add_column("peak_sram_bytes", "bytes/PE", io::ColumnKind::integer);
+  t.add_column("noc_bytes", "bytes", io::ColumnKind::integer);
+  t.add_column("wall_s", "s", io::ColumnKind::real);
+  t.add_column("local_wall_s", "s", io::ColumnKind::real);
+  t.add_column("wall_ratio", "emulated/local", io::ColumnKind::real);
+
+  out << "bench gemm: " << (o.transpose_b ? "C = A B^T" : "C = A B") << ", fp32, " << o.M << " x " << o.K << " x "
+      << o.N << " on a " << mp.width_pes << " x " << mp.height_pes << " mesh, " << ctx.size << " rank(s), "
+      << mp.clock_ghz << " GHz" << (o.double_buffer ? ", double-buffered" : ", single-buffered") << "\n";
+  if (o.compare_local)
+    out << "local kernel, whole product in one process, " << local_threads << " thread(s): " << std::fixed
+        << std::setprecision(3) << local_s << " s\n";
+  out << "\n" << std::left << std::setw(10) << "algo" << std::right << std::setw(5) << "P" << std::setw(13)
+      << "total cyc" << std::setw(11) << "total us" << std::setw(12) << "compute cyc" << std::setw(11) << "comm cyc"
+      << std::setw(12) << "step lat cyc" << std::setw(9) << "max hops" << std::setw(9) << "routes" << std::setw(12)
+      << "SRAM B/PE" << std::setw(14) << "NoC bytes" << std::setw(10) << "wall s" << std::setw(12) << "wall/local"
+      << "\n";
+  for (const std::string& name : o.algos) {
+    const dist::GemmAlgo algo = dist::gemm_algo_from_name(name);
+    for (int64_t P : o.Ps) {
+      dist::GemmSpec s;
+      s.algo = algo;
+      s.P = int32_t(P);
+      s.origin = {int32_t(o.origin_x), int32_t(o.origin_y)};
+      s.M = o.M;
+      s.K = o.K;
+      s.N = o.N;
+      s.transpose_b = o.transpose_b;
+      s.double_buffer = o.double_buffer;
+      std::string status = "ok";
+      dist::GemmReport r;
+      try {
+        Fabric f(ctx.comm, mp);  // a fresh machine per point: clocks and counters start at zero
+        r = dist::gemm_f32(f, s, A.data(), B.data(), nullptr);
+      } catch (const LimitError& e) {
+        status = std::string("infeasible: ") + e.what();
+      }
+      const double ratio = local_s > 0 && status == "ok" ? r.wall_s / local_s : 0.0;
+      t.append_row({name, P, o.M, o.K, o.N, status, int64_t(r.total_cycles), mp.cycles_to_us(r.total_cycles),
+                    int64_t(r.compute_cycles), int64_t(r.comm_cycles), int64_t(r.max_step_latency_cycles),
+                    int64_t(r.max_hops), int64_t(r.max_route_entries), int64_t(r.peak_sram_bytes),
+                    int64_t(r.noc_bytes), r.wall_s, local_s, ratio});
+      out << std::left << std::setw(10) << name << std::right << std::setw(5) << P;
+      if (status != "ok") {
+        out << "  " << status << "\n" << std::flush;
+        continue;
+      }
+      out << std::setw(13) << r.total_cycles << std::setw(11) << std::fixed << std::setprecision(2)
+          << mp.cycles_to_us(r.total_cycles) << std::setw(12) << r.compute_cycles << std::setw(11) << r.comm_cycles
+          << std::setw(12) << r.max_step_latency_cycles << std::setw(9) << r.max_hops << std::setw(9)
+          << r.max_route_entries << std::setw(12) << r.peak_sram_bytes << std::setw(14) << r.noc_bytes
+          << std::setw(10) << std::setprecision(3) << r.wall_s << std::setw(12);
+      if (ratio > 0) out << std::setprecision(2) << ratio; else out << "-";
+      out << "\n" << std::flush;
+    }
+  }
+  if (ctx.rank == 0 && !o.output.empty()) {
+    io::Provenance prov;
+    prov.command_line = ctx.command_line;
+    for (const ParamSpec& sp : opts.specs())
+      prov.params.push_back({sp.name, param_value_text(sp), sp.unit, opts.source(sp.name)});
+    prov.ranks = ctx.size;
+    const RankGrid g = choose_rank_grid({int32_t(mp.width_pes), int32_t(mp.height_pes)}, ctx.size, int(mp.ranks_x),
+                                        int(mp.ranks_y));
+    prov.ranks_x = g.px;
+    prov.ranks_y = g.py;
+    prov.seed = o.seed;
+    io::ResultsWriter w(o.output, prov);
+    w.write_table("gemm", t);
+    w.commit();
+    out << "\nwrote " << o.output << "\n";
+  }
+  return 0;
+}
+
+}  // namespace wm::cli

@@ -1,0 +1,398 @@
+#include "wafermesh/dist/gemm.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+
+#include "wafermesh/dist/gemm_policies.hpp"
+#include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
+#include "wafermesh/noc/primitives.hpp"
+#include "wafermesh/util/error.hpp"
+
+namespace wm::dist {
+
+GemmAlgo gemm_algo_from_name(const std::string& name) {
+  if (name == "meshgemm") return GemmAlgo::meshgemm;
+  if (name == "cannon") return GemmAlgo::cannon;
+  if (name == "summa") return GemmAlgo::summa;
+  throw UsageError("unknown GEMM algorithm '" + name + "' (choose meshgemm, cannon or summa)");
+}
+
+const char* gemm_algo_name(GemmAlgo a) {
+  switch (a) {
+    case GemmAlgo::meshgemm: return "meshgemm";
+    case GemmAlgo::cannon: return "cannon";
+    case GemmAlgo::summa: return "summa";
+  }
+  return "?";
+}
+
+void check_gemm_spec(const MeshShape& m, const GemmSpec& s) {
+  auto num = [](int64_t v) { return std::to_string(v); };
+  if (s.P < 1) throw UsageError("gemm region side P = " + num(s.P) + ": must be >= 1");
+  if (s.M < 1 || s.K < 1 || s.N < 1)
+    throw UsageError("gemm shape " + num(s.M) + " x " + num(s.K) + " x " + num(s.N) + ": every dimension must be >= 1");
+  if (s.origin.x < 0 || s.origin.y < 0 || s.origin.x + s.P > m.width || s.origin.y + s.P > m.height)
+    throw UsageError("gemm region " + num(s.P) + " x " + num(s.P) + " at (" + num(s.origin.x) + ", " +
+                     num(s.origin.y) + ") does not fit the " + num(m.width) + " x " + num(m.height) + " mesh");
+}
+
+namespace {
+
+// Moves the tile at logical position l of every line to l + amount(logical line) (mod P), the
+// shorter way round, one logical place per step: at most P/2 steps.
+template <class T>
+void skew(Fabric& f, const Region& R, TileBuf<T>& buf, Axis axis, const LinePerm& perm,
+          const std::function<int64_t(int32_t)>& amount) {
+  const int32_t P = R.w;
+  std::vector<int64_t> dir(static_cast<size_t>(P)), count(static_cast<size_t>(P));
+  int64_t steps = 0;
+  for (int32_t line = 0; line < P; ++line) {
+    const int64_t a = ((amount(perm.logical(line)) % P) + P) % P;
+    dir[size_t(line)] = a <= P - a ? +1 : -1;
+    count[size_t(line)] = std::min(a, P - a);
+    steps = std::max(steps, count[size_t(line)]);
+  }
+  for (int64_t t = 0; t < steps; ++t) {
+    std::vector<int64_t> d(static_cast<size_t>(P));
+    for (int32_t line = 0; line < P; ++line) d[size_t(line)] = t < count[size_t(line)] ? dir[size_t(line)] : 0;
+    TransferPlan p = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(),
+                                      std::string("skew step ") + std::to_string(t) + " on " + R.str());
+    f.execute(p, buf.view(), buf.view());
+  }
+}
+
+// c {=, +=} a b for every local PE of R in one batched call (threads over PEs), charging every PE
+// its block product.
+template <class Pol>
+void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typename Pol::TA>& a,
+                 const TileBuf<typename Pol::TB>& b, TileBuf<typename Pol::TC>& c, bool accumulate) {
+  const Region l = R.intersect(f.block());
+  const int64_t n = l.size();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t x = l.x0 + int32_t(i % l.w), y = l.y0 + int32_t(i / l.w);
+    pol.mul(a.tile(x, y), b.tile(x, y), c.tile(x, y), accumulate);
+  }
+  f.charge_compute(R, pol.macs());
+}
+
+template <class Pol>
+struct Run {
+  using TA = typename Pol::TA;
+  using TB = typename Pol::TB;
+  using TC = typename Pol::TC;
+  Fabric& f;
+  const GemmSpec& s;
+  const Pol& pol;
+  Region R;
+  LinePerm perm;
+  uint64_t max_latency = 0;
+
+  void note(const TransferPlan& p) { max_latency = std::max(max_latency, p.max_latency_cycles()); }
+  std::pair<int32_t, int32_t> logical(int32_t x, int32_t y) const {
+    return {perm.logical(y - R.y0), perm.logical(x - R.x0)};
+  }
+
+  // meshgemm / cannon, C = A B.
+  TileBuf<TC> cannon(TileBuf<TA>& a, TileBuf<TB>& b) {
+    const int32_t P = s.P;
+    skew(f, R, a, Axis::X, perm, [](int32_t r) { return -int64_t(r); });
+    skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
+    TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
+    std::unique_ptr<TileBuf<TA>> a2;
+    std::unique_ptr<TileBuf<TB>> b2;
+    if (s.double_buffer && P > 1) {
+      a2 = std::make_unique<TileBuf<TA>>(f, R, pol.a_elems(), "A tiles (second buffer)");
+      b2 = std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B tiles (second buffer)");
+    }
+    TransferPlan pa = plan_shift(f, R, Axis::X, -1, true, perm, a.bytes_per_pe());
+    TransferPlan pb = plan_shift(f, R, Axis::Y, -1, true, perm, b.bytes_per_pe());
+    note(pa);
+    note(pb);
+    TileBuf<TA>*ac = &a, *an = a2.get();
+    TileBuf<TB>*bc = &b, *bn = b2.get();
+    for (int32_t step = 0; step < P; ++step) {
+      const bool more = step + 1 < P;
+      if (more && an) {  // the next tiles travel while this step computes
+        f.execute(pa, ac->view(), an->view(), Sync::defer);
+        f.execute(pb, bc->view(), bn->view(), Sync::defer);
+      }
+      compute_all(f, R, pol, *ac, *bc, c, true);
+      if (!more) break;
+      if (an) {
+        f.wait_arrivals();
+        std::swap(ac, an);
+        std::swap(bc, bn);
+      } else {
+        f.execute(pa, ac->view(), ac->view());
+        f.execute(pb, bc->view(), bc->view());
+      }
+    }
+    return c;
+  }
+
+  // meshgemm / cannon, C = A B^T with B (N, K): B moves along Y, partial sums of C along X.
+  TileBuf<TC> cannon_t(TileBuf<TA>& a, TileBuf<TB>& b) {
+    const int32_t P = s.P;
+    skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
+    TileBuf<TC> acc(f, R, pol.c_elems(), "C partial sums");
+    std::unique_ptr<TileBuf<TB>> b2;
+    std::unique_ptr<TileBuf<TC>> acc2;
+    if (s.double_buffer && P > 1) {
+      b2 = std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B tiles (second buffer)");
+      acc2 = std::make_unique<TileBuf<TC>>(f, R, pol.c_elems(), "C partial sums (second buffer)");
+    }
+    TransferPlan pb = plan_shift(f, R, Axis::Y, -1, true, perm, b.bytes_per_pe());
+    TransferPlan pc = plan_shift(f, R, Axis::X, -1, true, perm, acc.bytes_per_pe());
+    note(pb);
+    note(pc);
+    TileBuf<TB>*bc = &b, *bn = b2.get();
+    TileBuf<TC>*cc = &acc, *cn = acc2.get();
+    for (int32_t step = 0; step < P; ++step) {
+      const bool more = step + 1 < P;
+      if (more && bn) f.execute(pb, bc->view(), bn->view(), Sync::defer);
+      compute_all(f, R, pol, a, *bc, *cc, true);
+      if (!more) break;
+      if (bn) {  // the partial sums leave once computed; B was already on its way
+        f.execute(pc, cc->view(), cn->view(), Sync::defer);
+        f.wait_arrivals();
+        std::swap(bc, bn);
+        std::swap(cc, cn);
+      } else {
+        f.execute(pc, cc->view(), cc->view());
+        f.execute(pb, bc->view(), bc->view());
+      }
+    }
+    // The partial sum of C[r][j] ends at column (j - r + 1) mod P: move it to column j.
+    skew(f, R, *cc, Axis::X, perm, [](int32_t r) { return int64_t(r) - 1; });
+    if (cc == &acc) return acc;
+    return std::move(*acc2);
+  }
+
+  // summa, C = A B.
+  TileBuf<TC> summa(TileBuf<TA>& a, TileBuf<TB>& b) {
+    const int32_t P = s.P;
+    const int nb = s.double_buffer && P > 1 ? 2 : 1;
+    std::vector<std::unique_ptr<TileBuf<TA>>> ar;
+    std::vector<std::unique_ptr<TileBuf<TB>>> br;
+    for (int i = 0; i < nb; ++i) {
+      ar.push_back(std::make_unique<TileBuf<TA>>(f, R, pol.a_elems(), "A broadcast buffer"));
+      br.push_back(std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B broadcast buffer"));
+    }
+    TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
+    std::vector<TransferPlan> ba, bb;  // every root's pattern stays configured: O(P) routes per PE
+    for (int32_t k = 0; k < P; ++k) {
+      ba.push_back(plan_broadcast(f, R, Axis::X, k, a.bytes_per_pe(), true));
+      bb.push_back(plan_broadcast(f, R, Axis::Y, k, b.bytes_per_pe(), true));
+      note(ba.back());
+      note(bb.back());
+    }
+    f.execute(ba[0], a.view(), ar[0]->view());
+    f.execute(bb[0], b.view(), br[0]->view());
+    for (int32_t k = 0; k < P; ++k) {
+      const bool more = k + 1 < P;
+      const int cur = k % nb, nxt = (k + 1) % nb;
+      if (more && nb == 2) {
+        f.execute(ba[size_t(k + 1)], a.view(), ar[size_t(nxt)]->view(), Sync::defer);
+        f.execute(bb[size_t(k + 1)], b.view(), br[size_t(nxt)]->view(), Sync::defer);
+      }
+      compute_all(f, R, pol, *ar[size_t(cur)], *br[size_t(cur)], c, true);
+      if (!more) break;
+      if (nb == 2) {
+        f.wait_arrivals();
+      } else {
+        f.execute(ba[size_t(k + 1)], a.view(), ar[0]->view());
+        f.execute(bb[size_t(k + 1)], b.view(), br[0]->view());
+      }
+    }
+    return c;
+  }
+
+  // summa, C = A B^T: row k's B tiles go down the columns, a chain reduction along each row
+  // collects C[r][k] at column k.
+  TileBuf<TC> summa_t(TileBuf<TA>& a, TileBuf<TB>& b) {
+    const int32_t P = s.P;
+    const int nb = s.double_buffer && P > 1 ? 2 : 1;
+    std::vector<std::unique_ptr<TileBuf<TB>>> br;
+    for (int i = 0; i < nb; ++i)
+      br.push_back(std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B broadcast buffer"));
+    TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
+    TileBuf<TC> part(f, R, pol.c_elems(), "C partial products");
+    std::vector<TransferPlan> bb;
+    for (int32_t k = 0; k < P; ++k) {
+      bb.push_back(plan_broadcast(f, R, Axis::Y, k, b.bytes_per_pe(), true));
+      note(bb.back());
+    }
+    f.execute(bb[0], b.view(), br[0]->view());
+    for (int32_t k = 0; k < P; ++k) {
+      const bool more = k + 1 < P;
+      const int cur = k % nb, nxt = (k + 1) % nb;
+      if (more && nb == 2) f.execute(bb[size_t(k + 1)], b.view(), br[size_t(nxt)]->view(), Sync::defer);
+      compute_all(f, R, pol, a, *br[size_t(cur)], part, false);
+      if (nb == 2 && more) f.wait_arrivals();
+      reduce(f, part, Axis::X, k);
+      for (int32_t y = R.y0; y < R.y0 + R.h; ++y)
+        if (part.is_local(R.x0 + k, y))
+          std::memcpy(c.tile(R.x0 + k, y), part.tile(R.x0 + k, y), c.bytes_per_pe());
+      if (more && nb == 1) f.execute(bb[size_t(k + 1)], b.view(), br[0]->view());
+    }
+    return c;
+  }
+};
+
+template <class Pol>
+GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename Pol::GA* A,
+                    const typename Pol::GB* B, typename Pol::TC* C) {
+  using TA = typename Pol::TA;
+  using TB = typename Pol::TB;
+  using TC = typename Pol::TC;
+  check_gemm_spec(f.mesh(), s);
+  const Region R{s.origin.x, s.origin.y, s.P, s.P};
+  Run<Pol> run{f, s, pol, R, s.algo == GemmAlgo::meshgemm ? LinePerm::interleaved(s.P) : LinePerm::natural(s.P)};
+
+  // Every PE of the region starts at the same virtual time.
+  f.barrier_clocks(R);
+  f.reset_peaks();
+  const Region lr = R.intersect(f.block());
+  uint64_t t0 = 0;
+  std::vector<uint64_t> compute0;
+  for (int32_t y = lr.y0; y < lr.y0 + lr.h; ++y)
+    for (int32_t x = lr.x0; x < lr.x0 + lr.w; ++x) {
+      compute0.push_back(f.pe(x, y).compute_cycles);
+      t0 = f.pe(x, y).clock_cycles;
+    }
+  MPI_Allreduce(MPI_IN_PLACE, &t0, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
+  const uint64_t bytes0 = f.summarize(R).total_bytes_sent;
+  MPI_Barrier(f.comm());
+  const double w0 = MPI_Wtime();
+
+  TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
+  TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
+  a.for_each_local([&](int32_t x, int32_t y, TA* t) {
+    const auto [r, c] = run.logical(x, y);
+    pol.load_a(A, r, c, t);
+  });
+  b.for_each_local([&](int32_t x, int32_t y, TB* t) {
+    const auto [r, c] = run.logical(x, y);
+    pol.load_b(B, r, c, t);
+  });
+  TileBuf<TC> c = s.algo == GemmAlgo::summa ? (s.transpose_b ? run.summa_t(a, b) : run.summa(a, b))
+                                             : (s.transpose_b ? run.cannon_t(a, b) : run.cannon(a, b));
+  double wall = MPI_Wtime() - w0;
+  MPI_Allreduce(MPI_IN_PLACE, &wall, 1, mpi_type<double>(), MPI_MAX, f.comm());
+
+  GemmReport rep;
+  const Fabric::Summary sm = f.summarize(R);
+  rep.total_cycles = sm.max_clock_cycles - t0;
+  uint64_t max_compute = 0, crit_comm = std::numeric_limits<uint64_t>::max();
+  size_t i = 0;
+  for (int32_t y = lr.y0; y < lr.y0 + lr.h; ++y)
+    for (int32_t x = lr.x0; x < lr.x0 + lr.w; ++x, ++i) {
+      const PeCounters& pc = f.pe(x, y);
+      const uint64_t comp = pc.compute_cycles - compute0[i];
+      max_compute = std::max(max_compute, comp);
+      if (pc.clock_cycles == sm.max_clock_cycles) crit_comm = std::min(crit_comm, rep.total_cycles - comp);
+    }
+  MPI_Allreduce(MPI_IN_PLACE, &max_compute, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
+  MPI_Allreduce(MPI_IN_PLACE, &crit_comm, 1, mpi_type<uint64_t>(), MPI_MIN, f.comm());
+  rep.compute_cycles = max_compute;
+  rep.comm_cycles = crit_comm;
+  rep.max_hops = sm.max_hops;
+  rep.max_route_entries = sm.max_route_peak_entries;
+  rep.peak_sram_bytes = sm.max_sram_peak_bytes;
+  rep.noc_bytes = sm.total_bytes_sent - bytes0;
+  rep.max_step_latency_cycles = run.max_latency;
+  rep.steps = uint64_t(s.P);
+  rep.wall_s = wall;
+
+  // The gather is collective: every rank takes part if any rank asked for C (rank 0 keeps it).
+  int want = C != nullptr;
+  MPI_Allreduce(MPI_IN_PLACE, &want, 1, mpi_type<int>(), MPI_MAX, f.comm());
+  if (want) {
+    std::vector<TC> all = c.gather();
+    if (C && f.rank() == 0) {
+      const size_t ce = pol.c_elems();
+      for (int32_t y = R.y0; y < R.y0 + R.h; ++y)
+        for (int32_t x = R.x0; x < R.x0 + R.w; ++x) {
+          const auto [r, cc] = run.logical(x, y);
+          pol.store_c(all.data() + (size_t(y - R.y0) * size_t(R.w) + size_t(x - R.x0)) * ce, r, cc, C);
+        }
+    }
+  }
+  return rep;
+}
+
+}  // namespace
+
+GemmReport gemm_f32(Fabric& f, const GemmSpec& s, const float* A, const float* B, float* C) {
+  const F32Policy pol(s);
+  return run_gemm(f, s, pol, A, B, C);
+}
+
+
+void gemm_f32_reference(const GemmSpec& s, const float* A, const float* B, float* C) {
+  const F32Policy pol(s);
+  const int32_t P = s.P;
+  const int64_t mt = pol.mt, kt = pol.kt, nt = pol.nt;
+  std::vector<float> a(pol.a_elems()), b(pol.b_elems()), acc(pol.c_elems()), part(pol.c_elems());
+  auto block_product = [&](int32_t r, int32_t k, int32_t br, int32_t bc, float* out, bool accumulate) {
+    pol.load_a(A, r, k, a.data());
+    pol.load_b(B, br, bc, b.data());
+    if (s.transpose_b)
+      kernels::gemm_f32_abt_ref(mt, nt, kt, a.data(), kt, b.data(), kt, out, nt, accumulate);
+    else
+      kernels::gemm_f32_ref(mt, nt, kt, a.data(), kt, b.data(), nt, out, nt, accumulate);
+  };
+  for (int32_t r = 0; r < P; ++r)
+    for (int32_t j = 0; j < P; ++j) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      if (s.algo != GemmAlgo::summa && !s.transpose_b) {
+        for (int32_t st = 0; st < P; ++st) {
+          const int32_t k = (r + j + st) % P;
+          block_product(r, k, k, j, acc.data(), true);
+        }
+      } else if (s.algo != GemmAlgo::summa) {
+        // The partial sum of C[r][j] visits columns (j - r - st) mod P, st = 0, 1, ...
+        for (int32_t st = 0; st < P; ++st) {
+          const int32_t c = (((j - r - st) % P) + P) % P;
+          block_product(r, c, j, c, acc.data(), true);
+        }
+      } else if (!s.transpose_b) {
+        for (int32_t k = 0; k < P; ++k) block_product(r, k, k, j, acc.data(), true);
+      } else {
+        // Chain reduction into column j: left ((p0 + p1) + ...), right ((p_{P-1} + p_{P-2}) + ...),
+        // root (left + p_j) then right + that.
+        auto p = [&](int32_t c) {
+          block_product(r, c, j, c, part.data(), false);
+          return part;
+        };
+        std::vector<float> left, right, root = p(j);
+        if (j > 0) {
+          left = p(0);
+          for (int32_t c = 1; c < j; ++c) {
+            const std::vector<float> pc = p(c);
+            for (size_t e = 0; e < left.size(); ++e) left[e] = left[e] + pc[e];
+          }
+          for (size_t e = 0; e < root.size(); ++e) root[e] = left[e] + root[e];
+        }
+        if (j < P - 1) {
+          right = p(P - 1);
+          for (int32_t c = P - 2; c > j; --c) {
+            const std::vector<float> pc = p(c);
+            for (size_t e = 0; e < right.size(); ++e) right[e] = right[e] + pc[e];
+          }
+          for (size_t e = 0; e < root.size(); ++e) root[e] = right[e] + root[e];
+        }
+        acc = root;
+      }
+      pol.store_c(acc.data(), r, j, C);
+    }
+}
+
+}  // namespace wm::dist

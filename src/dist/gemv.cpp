@@ -1,0 +1,272 @@
+#include "wafermesh/dist/gemv.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+
+#include "wafermesh/kernels/activations.hpp"
+#include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/kernels/ternary_lut.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
+#include "wafermesh/noc/tile_buf.hpp"
+
+namespace wm::dist {
+
+void check_gemv_spec(const MeshShape& m, const GemvSpec& s) {
+  auto num = [](int64_t v) { return std::to_string(v); };
+  if (s.P < 1) throw UsageError("gemv region side P = " + num(s.P) + ": must be >= 1");
+  if (s.M < 1 || s.K < 1) throw UsageError("gemv shape " + num(s.M) + " x " + num(s.K) + ": both must be >= 1");
+  if (s.origin.x < 0 || s.origin.y < 0 || s.origin.x + s.P > m.width || s.origin.y + s.P > m.height)
+    throw UsageError("gemv region " + num(s.P) + " x " + num(s.P) + " at (" + num(s.origin.x) + ", " +
+                     num(s.origin.y) + ") does not fit the " + num(m.width) + " x " + num(m.height) + " mesh");
+  if (s.allreduce.levels < 1) throw UsageError("ktree levels must be >= 1");
+}
+
+namespace {
+
+// Geometry shared by both element types.
+struct Layout {
+  GemvSpec s;
+  Region R;
+  int64_t mt, kt;
+  explicit Layout(const GemvSpec& sp)
+      : s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, mt((sp.M + sp.P - 1) / sp.P), kt((sp.K + sp.P - 1) / sp.P) {}
+  // Logical (r, c) = (row, column) of physical PE (x, y) in the region.
+  int32_t r(int32_t y) const { return y - R.y0; }
+  int32_t c(int32_t x) const { return x - R.x0; }
+  bool along_x() const { return s.reduce_axis == Axis::X; }
+  // W block (output block, input block) held by PE (x, y).
+  std::pair<int64_t, int64_t> wblock(int32_t x, int32_t y) const {
+    return along_x() ? std::pair<int64_t, int64_t>{r(y), c(x)} : std::pair<int64_t, int64_t>{c(x), r(y)};
+  }
+  int64_t xblock(int32_t x, int32_t y) const { return along_x() ? c(x) : r(y); }
+  int64_t yblock(int32_t x, int32_t y) const { return along_x() ? r(y) : c(x); }
+  template <class T>
+  void cut_w(const T* W, int64_t bi, int64_t bk, T* out) const {  // (mt, kt), zero-padded
+    for (int64_t i = 0; i < mt; ++i)
+      for (int64_t k = 0; k < kt; ++k) {
+        const int64_t gi = bi * mt + i, gk = bk * kt + k;
+        out[i * kt + k] = gi < s.M && gk < s.K ? W[gi * s.K + gk] : T{};
+      }
+  }
+  template <class T>
+  void cut_x(const T* x, int64_t b, T* out) const {
+    for (int64_t k = 0; k < kt; ++k) out[k] = b * kt + k < s.K ? x[b * kt + k] : T{};
+  }
+};
+
+// Clock bookkeeping of one run over the region.
+struct Window {
+  Fabric& f;
+  Region R;
+  uint64_t t0 = 0;
+  std::vector<uint64_t> compute0;
+  double w0 = 0;
+  Window(Fabric& fab, const Region& r) : f(fab), R(r) {
+    f.barrier_clocks(R);
+    f.reset_peaks();
+    const Region l = R.intersect(f.block());
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+        compute0.push_back(f.pe(x, y).compute_cycles);
+        t0 = f.pe(x, y).clock_cycles;
+      }
+    MPI_Allreduce(MPI_IN_PLACE, &t0, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
+    MPI_Barrier(f.comm());
+    w0 = MPI_Wtime();
+  }
+  GemvReport finish(const AllreduceStats& st) {
+    GemvReport rep;
+    double wall = MPI_Wtime() - w0;
+    MPI_Allreduce(MPI_IN_PLACE, &wall, 1, mpi_type<double>(), MPI_MAX, f.comm());
+    const Fabric::Summary sm = f.summarize(R);
+    rep.total_cycles = sm.max_clock_cycles - t0;
+    uint64_t max_compute = 0, crit = std::numeric_limits<uint64_t>::max();
+    const Region l = R.intersect(f.block());
+    size_t i = 0;
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x, ++i) {
+        const uint64_t comp = f.pe(x, y).compute_cycles - compute0[i];
+        max_compute = std::max(max_compute, comp);
+        if (f.pe(x, y).clock_cycles == sm.max_clock_cycles) crit = std::min(crit, rep.total_cycles - comp);
+      }
+    MPI_Allreduce(MPI_IN_PLACE, &max_compute, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
+    MPI_Allreduce(MPI_IN_PLACE, &crit, 1, mpi_type<uint64_t>(), MPI_MIN, f.comm());
+    rep.compute_cycles = max_compute;
+    rep.comm_cycles = crit;
+    rep.critical_hops = st.critical_hops;
+    rep.critical_stages = st.critical_stages;
+    rep.max_route_entries = sm.max_route_peak_entries;
+    rep.peak_sram_bytes = sm.max_sram_peak_bytes;
+    rep.wall_s = wall;
+    return rep;
+  }
+};
+
+// After the allreduce, y block b sits on the PEs of line b; take it from the line's result PE.
+template <class T>
+void gather_y(Fabric& f, const Layout& L, const TileBuf<T>& yt, int32_t root, T* y) {
+  int want = y != nullptr;
+  MPI_Allreduce(MPI_IN_PLACE, &want, 1, mpi_type<int>(), MPI_MAX, f.comm());
+  if (!want) return;
+  const std::vector<T> all = yt.gather();
+  if (!y || f.rank() != 0) return;
+  for (int64_t b = 0; b < L.s.P; ++b) {
+    const PeCoord c = line_pe(L.R, L.s.reduce_axis, int32_t(b), root);
+    const T* t = all.data() + (size_t(c.y - L.R.y0) * size_t(L.R.w) + size_t(c.x - L.R.x0)) * size_t(L.mt);
+    for (int64_t i = 0; i < L.mt && b * L.mt + i < L.s.M; ++i) y[b * L.mt + i] = t[i];
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ ternary
+struct MeshGemvTernary::Impl {
+  Fabric& f;
+  Layout L;
+  std::vector<kernels::TernaryMatrixLut> w;  // local PEs of the region, row-major
+  std::unique_ptr<SramCharge> sram;
+  AllreduceStats root;  // of the last run: where the result sits when not broadcast
+  Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
+};
+
+MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) : impl_(std::make_unique<Impl>(f, s)) {
+  check_gemv_spec(f.mesh(), s);
+  Impl& m = *impl_;
+  const Layout& L = m.L;
+  // Packed size is the same for every block (all are mt x kt): charge it before packing.
+  const kernels::TernaryMatrixLut probe = [&] {
+    std::vector<int8_t> z(size_t(L.mt * L.kt), 0);
+    return kernels::TernaryMatrixLut::from_int8(z.data(), L.mt, L.kt, L.kt);
+  }();
+  const uint64_t bytes = uint64_t(probe.bytes()) + uint64_t(probe.tiles()) * 64 * sizeof(int32_t);
+  m.sram = std::make_unique<SramCharge>(f, L.R, bytes, "packed ternary weights of a GEMV block");
+  const Region l = L.R.intersect(f.block());
+  m.w.resize(size_t(l.size()));
+#pragma omp parallel
+  {
+    std::vector<int8_t> blk(size_t(L.mt * L.kt));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < l.size(); ++i) {
+      const int32_t x = l.x0 + int32_t(i % l.w), y = l.y0 + int32_t(i / l.w);
+      const auto [bi, bk] = L.wblock(x, y);
+      L.cut_w(W, bi, bk, blk.data());
+      m.w[size_t(i)] = kernels::TernaryMatrixLut::from_int8(blk.data(), L.mt, L.kt, L.kt);
+    }
+  }
+}
+
+MeshGemvTernary::~MeshGemvTernary() = default;
+
+TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvReport* rep) {
+  Impl& m = *impl_;
+  Fabric& f = m.f;
+  const Layout& L = m.L;
+  if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
+  Window win(f, L.R);
+  TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums");
+  // The tables of an x block are the same on every PE that holds it: build them once per block.
+  const Region l = L.R.intersect(f.block());
+  std::map<int64_t, kernels::LutTables> tables;
+  for (int32_t py = l.y0; py < l.y0 + l.h; ++py)
+    for (int32_t px = l.x0; px < l.x0 + l.w; ++px) {
+      const int64_t b = L.xblock(px, py);
+      if (!tables.count(b)) tables.emplace(b, kernels::LutTables::from_int8(xt.tile(px, py), 1, L.kt, L.kt));
+    }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < l.size(); ++i) {
+    const int32_t px = l.x0 + int32_t(i % l.w), py = l.y0 + int32_t(i / l.w);
+    kernels::lut_gemv_i32(m.w[size_t(i)], tables.at(L.xblock(px, py)), yt.tile(px, py));
+  }
+  f.charge_compute(L.R, uint64_t(L.mt * L.kt));
+  m.root = allreduce_lines(f, yt, L.s.reduce_axis, L.s.allreduce);
+  if (rep) *rep = win.finish(m.root);
+  return yt;
+}
+
+GemvReport MeshGemvTernary::run(const int8_t* x, int32_t* y) {
+  Impl& m = *impl_;
+  const Layout& L = m.L;
+  TileBuf<int8_t> xt(m.f, L.R, size_t(L.kt), "x block");
+  xt.for_each_local([&](int32_t px, int32_t py, int8_t* t) { L.cut_x(x, L.xblock(px, py), t); });
+  GemvReport rep;
+  TileBuf<int32_t> yt = run_tiles(xt, &rep);
+  gather_y(m.f, L, yt, m.root.root, y);
+  return rep;
+}
+
+// ------------------------------------------------------------------ fp32
+struct MeshGemvF32::Impl {
+  Fabric& f;
+  Layout L;
+  std::unique_ptr<TileBuf<float>> w;  // (mt, kt) per PE
+  AllreduceStats root;
+  Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
+};
+
+MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(std::make_unique<Impl>(f, s)) {
+  check_gemv_spec(f.mesh(), s);
+  Impl& m = *impl_;
+  const Layout& L = m.L;
+  m.w = std::make_unique<TileBuf<float>>(f, L.R, size_t(L.mt * L.kt), "fp32 weights of a GEMV block");
+  m.w->for_each_local([&](int32_t x, int32_t y, float* t) {
+    const auto [bi, bk] = L.wblock(x, y);
+    L.cut_w(W, bi, bk, t);
+  });
+}
+
+MeshGemvF32::~MeshGemvF32() = default;
+
+TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep) {
+  Impl& m = *impl_;
+  Fabric& f = m.f;
+  const Layout& L = m.L;
+  if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
+  Window win(f, L.R);
+  TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums");
+  const Region l = L.R.intersect(f.block());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < l.size(); ++i) {
+    const int32_t px = l.x0 + int32_t(i % l.w), py = l.y0 + int32_t(i / l.w);
+    kernels::gemv_f32(L.mt, L.kt, m.w->tile(px, py), L.kt, xt.tile(px, py), yt.tile(px, py), false);
+  }
+  f.charge_compute(L.R, uint64_t(L.mt * L.kt));
+  m.root = allreduce_lines(f, yt, L.s.reduce_axis, L.s.allreduce);
+  if (rep) *rep = win.finish(m.root);
+  return yt;
+}
+
+GemvReport MeshGemvF32::run(const float* x, float* y) {
+  Impl& m = *impl_;
+  const Layout& L = m.L;
+  TileBuf<float> xt(m.f, L.R, size_t(L.kt), "x block");
+  xt.for_each_local([&](int32_t px, int32_t py, float* t) { L.cut_x(x, L.xblock(px, py), t); });
+  GemvReport rep;
+  TileBuf<float> yt = run_tiles(xt, &rep);
+  gather_y(m.f, L, yt, m.root.root, y);
+  return rep;
+}
+
+std::vector<float> gemv_f32_reference(const GemvSpec& s, const float* W, const float* x) {
+  const Layout L(s);
+  std::vector<float> y(size_t(s.M));
+  std::vector<float> w(size_t(L.mt * L.kt)), xb(size_t(L.kt));
+  for (int64_t bi = 0; bi < s.P; ++bi) {
+    std::vector<std::vector<float>> partial;  // in line order: input block j at position j
+    for (int64_t bk = 0; bk < s.P; ++bk) {
+      L.cut_w(W, bi, bk, w.data());
+      L.cut_x(x, bk, xb.data());
+      std::vector<float> p(size_t(L.mt));
+      kernels::gemv_f32_ref(L.mt, L.kt, w.data(), L.kt, xb.data(), p.data(), false);
+      partial.push_back(p);
+    }
+    const std::vector<float> sum = allreduce_line_reference(s.allreduce, partial);
+    for (int64_t i = 0; i < L.mt && bi * L.mt + i < s.M; ++i) y[size_t(bi * L.mt + i)] = sum[size_t(i)];
+  }
+  return y;
+}
+
+}  // namespace wm::dist

@@ -1,0 +1,220 @@
+#include "wafermesh/io/results_file.hpp"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <stdexcept>
+
+#include "wafermesh/util/error.hpp"
+#include "wafermesh/version.hpp"
+
+namespace wm::io {
+
+size_t Table::add_column(std::string name, std::string unit, ColumnKind kind) {
+  if (!rows_.empty()) throw std::logic_error("add columns before rows");
+  cols_.push_back({std::move(name), std::move(unit), kind});
+  return cols_.size() - 1;
+}
+
+void Table::append_row(std::vector<Cell> row) {
+  if (row.size() != cols_.size()) throw std::logic_error("row width differs from the table's");
+  for (size_t i = 0; i < row.size(); ++i) {
+    const bool ok = (cols_[i].kind == ColumnKind::real && std::holds_alternative<double>(row[i])) ||
+                    (cols_[i].kind == ColumnKind::integer && std::holds_alternative<int64_t>(row[i])) ||
+                    (cols_[i].kind == ColumnKind::text && std::holds_alternative<std::string>(row[i]));
+    if (!ok) throw std::logic_error("cell of the wrong kind in column " + cols_[i].name);
+  }
+  rows_.push_back(std::move(row));
+}
+
+namespace {
+
+void check(herr_t rc, const char* what) {
+  if (rc < 0) throw std::runtime_error(std::string("HDF5: ") + what + " failed");
+}
+hid_t checked(hid_t id, const char* what) {
+  if (id < 0) throw std::runtime_error(std::string("HDF5: ") + what + " failed");
+  return id;
+}
+
+void put_string_attr(hid_t obj, const std::string& name, const std::string& value) {
+  const hid_t t = checked(H5Tcopy(H5T_C_S1), "type");
+  check(H5Tset_size(t, value.empty() ? 1 : value.size()), "set size");
+  check(H5Tset_strpad(t, H5T_STR_NULLTERM), "strpad");
+  const hid_t sp = checked(H5Screate(H5S_SCALAR), "space");
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  const hid_t a = checked(H5Acreate2(obj, name.c_str(), t, sp, H5P_DEFAULT, H5P_DEFAULT), "attribute");
+  check(H5Awrite(a, t, value.empty() ? "" : value.c_str()), "write attribute");
+  H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(t);
+}
+
+void put_int_attr(hid_t obj, const std::string& name, int64_t v) {
+  const hid_t sp = checked(H5Screate(H5S_SCALAR), "space");
+  const hid_t a = checked(H5Acreate2(obj, name.c_str(), H5T_NATIVE_INT64, sp, H5P_DEFAULT, H5P_DEFAULT), "attribute");
+  check(H5Awrite(a, H5T_NATIVE_INT64, &v), "write attribute");
+  H5Aclose(a);
+  H5Sclose(sp);
+}
+
+hid_t open_or_create_group(hid_t file, const std::string& path) {
+  if (path.empty() || path == "/") return checked(H5Gopen2(file, "/", H5P_DEFAULT), "open root");
+  const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t g;
+  if (H5Lexists(file, path.c_str(), H5P_DEFAULT) > 0)
+    g = H5Gopen2(file, path.c_str(), H5P_DEFAULT);
+  else
+    g = H5Gcreate2(file, path.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  H5Pclose(lcpl);
+  return checked(g, "group");
+}
+
+}  // namespace
+
+std::string host_name() {
+  char b[256] = {0};
+  gethostname(b, sizeof b - 1);
+  return b;
+}
+
+std::string iso_time_now() {
+  const std::time_t t = std::time(nullptr);
+  char b[64];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return b;
+}
+
+ResultsWriter::ResultsWriter(std::string path, const Provenance& prov)
+    : path_(std::move(path)), tmp_(path_ + ".tmp" + std::to_string(getpid())) {
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path_).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions with our own message
+  file_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file_ < 0) throw UsageError("cannot create results file '" + tmp_ + "' (is the directory writable?)");
+  const hid_t root = H5Gopen2(file_, "/", H5P_DEFAULT);
+  put_string_attr(root, "wafermesh_version", kVersion);
+  put_string_attr(root, "git_commit", kGitCommit);
+  put_string_attr(root, "command_line", prov.command_line);
+  put_string_attr(root, "host", host_name());
+  put_string_attr(root, "start_time", iso_time_now());
+  put_int_attr(root, "mpi_ranks", prov.ranks);
+  put_int_attr(root, "rank_grid_x", prov.ranks_x);
+  put_int_attr(root, "rank_grid_y", prov.ranks_y);
+  if (prov.seed >= 0) put_int_attr(root, "seed", prov.seed);
+  H5Gclose(root);
+  // Every effective parameter as an attribute "value" with "units" and "source" beside it.
+  const hid_t pg = open_or_create_group(file_, "parameters");
+  for (const auto& p : prov.params) {
+    const hid_t g = open_or_create_group(pg, p.at(0));
+    put_string_attr(g, "value", p.at(1));
+    put_string_attr(g, "units", p.at(2));
+    put_string_attr(g, "source", p.at(3));
+    H5Gclose(g);
+  }
+  H5Gclose(pg);
+}
+
+ResultsWriter::~ResultsWriter() {
+  if (file_ >= 0) H5Fclose(hid_t(file_));
+  if (!committed_) std::remove(tmp_.c_str());
+}
+
+void ResultsWriter::write_attribute(const std::string& group, const std::string& name, const std::string& value) {
+  const hid_t g = open_or_create_group(file_, group);
+  put_string_attr(g, name, value);
+  H5Gclose(g);
+}
+
+void ResultsWriter::write_table(const std::string& group, const Table& t) {
+  const hid_t g = open_or_create_group(file_, group);
+  const auto& cols = t.columns();
+  const auto& rows = t.rows();
+  const hsize_t n = rows.size();
+  // Compound row type: doubles, int64s and fixed-length strings.
+  std::vector<size_t> offset(cols.size()), width(cols.size());
+  size_t row_bytes = 0;
+  for (size_t c = 0; c < cols.size(); ++c) {
+    size_t w = 8;
+    if (cols[c].kind == ColumnKind::text) {
+      w = 1;
+      for (const auto& r : rows) w = std::max(w, std::get<std::string>(r[c]).size() + 1);
+    }
+    offset[c] = row_bytes;
+    width[c] = w;
+    row_bytes += w;
+  }
+  const hid_t ct = checked(H5Tcreate(H5T_COMPOUND, std::max<size_t>(row_bytes, 1)), "compound");
+  std::vector<hid_t> str_types;
+  for (size_t c = 0; c < cols.size(); ++c) {
+    hid_t ft = cols[c].kind == ColumnKind::real ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+    if (cols[c].kind == ColumnKind::text) {
+      ft = H5Tcopy(H5T_C_S1);
+      H5Tset_size(ft, width[c]);
+      str_types.push_back(ft);
+    }
+    check(H5Tinsert(ct, cols[c].name.c_str(), offset[c], ft), "insert field");
+  }
+  std::vector<unsigned char> buf(std::max<size_t>(row_bytes * n, 1), 0);
+  for (size_t r = 0; r < n; ++r)
+    for (size_t c = 0; c < cols.size(); ++c) {
+      unsigned char* at = buf.data() + r * row_bytes + offset[c];
+      if (cols[c].kind == ColumnKind::real) {
+        const double v = std::get<double>(rows[r][c]);
+        std::memcpy(at, &v, 8);
+      } else if (cols[c].kind == ColumnKind::integer) {
+        const int64_t v = std::get<int64_t>(rows[r][c]);
+        std::memcpy(at, &v, 8);
+      } else {
+        const std::string& s = std::get<std::string>(rows[r][c]);
+        std::memcpy(at, s.data(), s.size());
+      }
+    }
+  const hid_t sp = checked(H5Screate_simple(1, &n, nullptr), "space");
+  const hid_t ds = checked(H5Dcreate2(g, "table", ct, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "dataset");
+  if (n) check(H5Dwrite(ds, ct, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "write table");
+  std::string units;
+  for (size_t c = 0; c < cols.size(); ++c) units += (c ? "," : "") + cols[c].name + "=" + cols[c].unit;
+  put_string_attr(ds, "units", units);
+  H5Dclose(ds);
+  // One dataset per column, with its unit.
+  for (size_t c = 0; c < cols.size(); ++c) {
+    hid_t ft = cols[c].kind == ColumnKind::real ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+    std::vector<unsigned char> col(std::max<size_t>(width[c] * n, 1), 0);
+    for (size_t r = 0; r < n; ++r) std::memcpy(col.data() + r * width[c], buf.data() + r * row_bytes + offset[c], width[c]);
+    hid_t st = -1;
+    if (cols[c].kind == ColumnKind::text) {
+      st = H5Tcopy(H5T_C_S1);
+      H5Tset_size(st, width[c]);
+      ft = st;
+    }
+    const hid_t d = checked(H5Dcreate2(g, cols[c].name.c_str(), ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "column");
+    if (n) check(H5Dwrite(d, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, col.data()), "write column");
+    put_string_attr(d, "units", cols[c].unit);
+    H5Dclose(d);
+    if (st >= 0) H5Tclose(st);
+  }
+  for (hid_t st : str_types) H5Tclose(st);
+  H5Sclose(sp);
+  H5Tclose(ct);
+  H5Gclose(g);
+}
+
+void ResultsWriter::commit() {
+  if (committed_) return;
+  check(H5Fclose(hid_t(file_)), "close");
+  file_ = -1;
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) throw UsageError("cannot rename '" + tmp_ + "' to '" + path_ + "': " + ec.message());
+  committed_ = true;
+}
+
+}  // namespace wm::io

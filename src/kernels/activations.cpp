@@ -1,0 +1,96 @@
+#include "wafermesh/kernels/activations.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "isa_kernels.hpp"
+#include "wafermesh/kernels/quantize.hpp"
+
+namespace wm::kernels {
+namespace {
+
+void check_shape(const char* what, std::int64_t N, std::int64_t K, std::int64_t ldq) {
+  if (N < 0 || K < 0 || ldq < K) {
+    throw std::invalid_argument(std::string(what) + ": bad shape N=" + std::to_string(N) +
+                                " K=" + std::to_string(K) + " ldq=" + std::to_string(ldq) +
+                                " (need N >= 0, K >= 0, ldq >= K)");
+  }
+}
+
+}  // namespace
+
+ActivationsQ8 ActivationsQ8::from_int8(const std::int8_t* q, std::int64_t N, std::int64_t K,
+                                       std::int64_t ldq, const float* scale) {
+  check_shape("ActivationsQ8::from_int8", N, K, ldq);
+  ActivationsQ8 a;
+  a.tokens_ = N;
+  a.cols_ = K;
+  a.padded_cols_ = (K + kPadCols - 1) / kPadCols * kPadCols;
+  a.q_.assign(static_cast<std::size_t>(N * a.padded_cols_), 0);
+  a.sum_.assign(static_cast<std::size_t>(N), 0);
+  a.scale_.assign(static_cast<std::size_t>(N), 1.0f);
+  for (std::int64_t n = 0; n < N; ++n) {
+    std::int32_t sum = 0;
+    for (std::int64_t k = 0; k < K; ++k) {
+      a.q_[static_cast<std::size_t>(n * a.padded_cols_ + k)] = q[n * ldq + k];
+      sum += q[n * ldq + k];
+    }
+    a.sum_[static_cast<std::size_t>(n)] = sum;
+    if (scale != nullptr) a.scale_[static_cast<std::size_t>(n)] = scale[n];
+  }
+  return a;
+}
+
+ActivationsQ8 ActivationsQ8::from_float(const float* x, std::int64_t N, std::int64_t K,
+                                        std::int64_t ldx) {
+  check_shape("ActivationsQ8::from_float", N, K, ldx);
+  std::vector<std::int8_t> q(static_cast<std::size_t>(N * K));  // (N, K)
+  std::vector<float> s(static_cast<std::size_t>(N));             // (N)
+  quantize_activations_absmax(x, N, K, ldx, q.data(), K, s.data());
+  return from_int8(q.data(), N, K, K, s.data());
+}
+
+void lut_table_build_ref(const std::int8_t* q, std::int64_t K, std::uint8_t* table) {
+  const std::int64_t pairs = ((K + 2) / 3 + 1) / 2;
+  for (std::int64_t p = 0; p < pairs; ++p) detail::lut_table_build_pair_scalar(q, K, p, table);
+}
+
+LutTables LutTables::build(const ActivationsQ8& a) {
+  LutTables t;
+  t.assign(a);
+  return t;
+}
+
+void LutTables::assign(const ActivationsQ8& a) {
+  tokens_ = a.tokens();
+  cols_ = a.cols();
+  // Every byte is rewritten by the builder (entries 14, 15 included), so no clearing.
+  table_.resize(static_cast<std::size_t>(tokens_ * pairs() * kPairBytes));
+  scale_.resize(static_cast<std::size_t>(tokens_));
+  const auto build_one = detail::isa_kernels().lut_table_build;
+  // Tokens are independent; one token is built by one thread (a decode table is small).
+#pragma omp parallel for schedule(static) if (tokens_ > 1)
+  for (std::int64_t n = 0; n < tokens_; ++n) {
+    build_one(a.token(n), cols_, token(n));
+    scale_[static_cast<std::size_t>(n)] = a.scale(n);
+  }
+}
+
+LutTables LutTables::from_int8(const std::int8_t* q, std::int64_t N, std::int64_t K,
+                               std::int64_t ldq, const float* scale) {
+  check_shape("LutTables::from_int8", N, K, ldq);
+  LutTables t;
+  t.tokens_ = N;
+  t.cols_ = K;
+  t.table_.assign(static_cast<std::size_t>(N * t.pairs() * kPairBytes), 0);
+  t.scale_.assign(static_cast<std::size_t>(N), 1.0f);
+  const auto build_one = detail::isa_kernels().lut_table_build;
+#pragma omp parallel for schedule(static) if (N > 1)
+  for (std::int64_t n = 0; n < N; ++n) {
+    build_one(q + n * ldq, K, t.token(n));
+    if (scale != nullptr) t.scale_[static_cast<std::size_t>(n)] = scale[n];
+  }
+  return t;
+}
+
+}  // namespace wm::kernels

@@ -1,0 +1,285 @@
+// ISA level "avx512": AVX-512 F/BW/VL + AVX512-VNNI (this file is compiled with those -m flags and
+// reached only through cpu_dispatch when the CPU has them).
+// GCC 12 flags the deliberately undefined pass-through operand of some avx512fintrin.h wrappers
+// (_mm512_extracti64x4_epi64, _mm512_cvtepi16_epi32) as uninitialised (GCC PR 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fp32_gemm_impl.hpp"
+#include "isa_kernels.hpp"
+
+namespace wm::kernels::detail {
+namespace {
+
+// ---------------------------------------------------------------- table build (one token)
+// One pair (two groups, six activations) per iteration: the six int8 are widened to int16 and
+// vpermw broadcasts a0 / a1 / a2 of group g to lanes 0-15 and of group g' to lanes 16-31; the
+// entries d0 a0 + d1 a1 + d2 a2 (d in {-1, 0, 1}, exact in int16) are then split into low and
+// high bytes and permuted into the pair layout of LutTables (each 16-byte run twice).
+void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* table) {
+  auto digits = [](const std::int8_t (&d)[16]) {
+    alignas(64) std::int16_t v[32];
+    for (int i = 0; i < 32; ++i) v[i] = d[i % 16];
+    return _mm512_load_si512(v);
+  };
+  auto lanes = [](int g_elem, int g2_elem) {
+    alignas(64) std::int16_t v[32];
+    for (int i = 0; i < 32; ++i) v[i] = static_cast<std::int16_t>(i < 16 ? g_elem : g2_elem);
+    return _mm512_load_si512(v);
+  };
+  const __m512i d0 = digits(kLutD0), d1 = digits(kLutD1), d2 = digits(kLutD2);
+  const __m512i sel0 = lanes(0, 3), sel1 = lanes(1, 4), sel2 = lanes(2, 5);
+  const __m512i low = _mm512_set1_epi16(0x00FF);
+  const __m512i lo_order = _mm512_setr_epi64(0, 2, 0, 2, 4, 6, 4, 6);
+  const __m512i hi_order = _mm512_setr_epi64(1, 3, 1, 3, 5, 7, 5, 7);
+  const std::int64_t pairs = ((K + 2) / 3 + 1) / 2;
+  const std::int64_t full_pairs = K / 6;  // pairs whose six activations all exist
+  for (std::int64_t p = 0; p < full_pairs; ++p) {
+    const __m128i a8 = _mm_maskz_loadu_epi8(0x3F, q + 6 * p);  // reads exactly 6 bytes
+    const __m512i a = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(a8));
+    const __m512i v = _mm512_add_epi16(
+        _mm512_add_epi16(_mm512_mullo_epi16(_mm512_permutexvar_epi16(sel0, a), d0),
+                         _mm512_mullo_epi16(_mm512_permutexvar_epi16(sel1, a), d1)),
+        _mm512_mullo_epi16(_mm512_permutexvar_epi16(sel2, a), d2));
+    // packus per 128-bit lane: qwords [lo g 0-7, hi g 0-7, lo g 8-15, hi g 8-15, same for g']
+    const __m512i packed = _mm512_packus_epi16(_mm512_and_si512(v, low),
+                                               _mm512_and_si512(_mm512_srli_epi16(v, 8), low));
+    std::uint8_t* out = table + p * LutTables::kPairBytes;
+    _mm512_storeu_si512(out, _mm512_permutexvar_epi64(lo_order, packed));
+    _mm512_storeu_si512(out + LutTables::kHighOffset, _mm512_permutexvar_epi64(hi_order, packed));
+  }
+  for (std::int64_t p = full_pairs; p < pairs; ++p) lut_table_build_pair_scalar(q, K, p, table);
+}
+
+// ---------------------------------------------------------------- LUT GEMM
+// Per record (64 rows x a pair of groups g, g'): one 64-byte load; its low nibbles are the byte
+// indices of rows 0-31 (lanes 0-1: group g, lanes 2-3: group g'), its high nibbles those of rows
+// 32-63. Two 64-byte table loads (low / high bytes, already laid out per lane by LutTables) serve
+// both index vectors: four pshufb give every row's int16 entry T as two bytes. A sign mask (64 bits,
+// straight from the record into a k-register) turns a negative row's bytes into 0xFF - byte, i.e.
+// the int16 becomes ~T = -T - 1; neg_count adds the missing 1 per negative group at the end.
+// unpacklo/hi rebuild the int16 values, summed in int16 for at most kLutI16AddsPerBlock pairs, then
+// widened: lanes 0-1 (group g) and 2-3 (group g') hold the same rows and are added in int32.
+// int16 sums of one record stream: [rows 0-31 | rows 32-63][unpack lo | hi].
+struct LutSums512 {
+  __m512i s00 = _mm512_setzero_si512(), s01 = _mm512_setzero_si512();
+  __m512i s10 = _mm512_setzero_si512(), s11 = _mm512_setzero_si512();
+};
+
+// One record: see the comment above lut_gemm_i32_avx512.
+inline void lut_record_avx512(const std::uint8_t* rec, const std::uint8_t* tb, LutSums512& s) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i ones = _mm512_set1_epi8(-1);
+  // A record is 80 bytes, so one prefetch per record would skip every fifth cache line.
+  _mm_prefetch(reinterpret_cast<const char*>(rec) + kLutPrefetchBytes, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(rec) + kLutPrefetchBytes + 64, _MM_HINT_T0);
+  const __m512i nib = _mm512_loadu_si512(rec);
+  const __m512i idx0 = _mm512_and_si512(nib, low4);
+  const __m512i idx1 = _mm512_and_si512(_mm512_srli_epi16(nib, 4), low4);
+  const __m512i tl = _mm512_loadu_si512(tb);
+  const __m512i th = _mm512_loadu_si512(tb + LutTables::kHighOffset);
+  std::uint64_t sign_bits[2];
+  std::memcpy(sign_bits, rec + TernaryMatrixLut::kSignOffset, sizeof(sign_bits));
+  const __mmask64 neg0 = _cvtu64_mask64(sign_bits[0]), neg1 = _cvtu64_mask64(sign_bits[1]);
+  __m512i lo0 = _mm512_shuffle_epi8(tl, idx0), hi0 = _mm512_shuffle_epi8(th, idx0);
+  __m512i lo1 = _mm512_shuffle_epi8(tl, idx1), hi1 = _mm512_shuffle_epi8(th, idx1);
+  lo0 = _mm512_mask_sub_epi8(lo0, neg0, ones, lo0);  // ~T bytes on negative rows
+  hi0 = _mm512_mask_sub_epi8(hi0, neg0, ones, hi0);
+  lo1 = _mm512_mask_sub_epi8(lo1, neg1, ones, lo1);
+  hi1 = _mm512_mask_sub_epi8(hi1, neg1, ones, hi1);
+  s.s00 = _mm512_add_epi16(s.s00, _mm512_unpacklo_epi8(lo0, hi0));
+  s.s01 = _mm512_add_epi16(s.s01, _mm512_unpackhi_epi8(lo0, hi0));
+  s.s10 = _mm512_add_epi16(s.s10, _mm512_unpacklo_epi8(lo1, hi1));
+  s.s11 = _mm512_add_epi16(s.s11, _mm512_unpackhi_epi8(lo1, hi1));
+}
+
+// Widens one stream's int16 sums into the tile's int32 accumulators a (64, position order).
+// s00 lanes are [g rows 0-7 | g rows 16-23 | g' rows 0-7 | g' rows 16-23]: the halves are added.
+inline void lut_widen_avx512(const LutSums512& s, std::int32_t* a) {
+  const __m512i sums[4] = {s.s00, s.s01, s.s10, s.s11};
+  for (int q = 0; q < 4; ++q) {
+    const __m512i both =
+        _mm512_add_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(sums[q])),
+                         _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(sums[q], 1)));
+    __m512i* dst = reinterpret_cast<__m512i*>(a + 16 * q);
+    _mm512_storeu_si512(dst, _mm512_add_epi32(_mm512_loadu_si512(dst), both));
+  }
+}
+
+// Decode (N = 1): a thread reads its tile as two record streams at once (first and second half of
+// the pairs). One stream per thread kept too few cache misses in flight to reach DRAM bandwidth
+// (about 20 GB/s per thread here); two interleaved streams double the misses in flight.
+void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
+  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
+  const std::int64_t M = w.rows(), P = w.pairs(), H = (P + 1) / 2;
+  const std::int32_t* neg = w.neg_count();
+  const std::uint8_t* tab = t.token(0);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
+    alignas(64) std::int32_t acc[kRows] = {};  // position order
+    const std::uint8_t* tile = w.tile(ti);
+    for (std::int64_t p0 = 0; p0 < H; p0 += kLutI16AddsPerBlock) {
+      const std::int64_t p1 = std::min(H, p0 + kLutI16AddsPerBlock);
+      LutSums512 first, second;
+      for (std::int64_t p = p0; p < p1; ++p) {
+        lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, first);
+        if (p + H < P) {
+          lut_record_avx512(tile + (p + H) * kRec, tab + (p + H) * LutTables::kPairBytes, second);
+        }
+      }
+      lut_widen_avx512(first, acc);
+      lut_widen_avx512(second, acc);
+    }
+    for (int p = 0; p < kRows; ++p) {
+      const std::int64_t row = ti * kRows + lut_pos_row(p);
+      if (row < M) y[row] = acc[p] + neg[row];
+    }
+  }
+}
+
+// Prefill (N > 1): a thread takes kTilesPerGemmStep tiles (256 rows) at a time, so each 64-pair
+// block of a token's tables (8 KiB) is read into L1 once and used by four tiles instead of one;
+// the weights of the step (4 x 5 KiB) stay in L1 while the tokens loop.
+constexpr std::int64_t kTilesPerGemmStep = 4;
+
+void lut_gemm_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y,
+                         std::int64_t ldy) {
+  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
+  const std::int64_t M = w.rows(), P = w.pairs(), N = t.tokens(), T = w.tiles();
+  if (N == 1 && ldy >= M) {
+    lut_gemv_i32_avx512(w, t, y);
+    return;
+  }
+  const std::int64_t R = kTilesPerGemmStep;
+  const std::int64_t steps = (T + R - 1) / R;
+  const std::int32_t* neg = w.neg_count();
+#pragma omp parallel
+  {
+    std::vector<std::int32_t> acc(static_cast<std::size_t>(N * R * kRows));  // (N, R, 64) position order
+#pragma omp for schedule(static)
+    for (std::int64_t step = 0; step < steps; ++step) {
+      const std::int64_t t0 = step * R, t1 = std::min(T, t0 + R);
+      std::fill(acc.begin(), acc.end(), 0);
+      for (std::int64_t p0 = 0; p0 < P; p0 += kLutI16AddsPerBlock) {
+        const std::int64_t p1 = std::min(P, p0 + kLutI16AddsPerBlock);
+        for (std::int64_t n = 0; n < N; ++n) {
+          const std::uint8_t* tab = t.token(n);
+          for (std::int64_t ti = t0; ti < t1; ++ti) {
+            const std::uint8_t* tile = w.tile(ti);
+            LutSums512 sums;
+            for (std::int64_t p = p0; p < p1; ++p) {
+              lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums);
+            }
+            lut_widen_avx512(sums, acc.data() + (n * R + (ti - t0)) * kRows);
+          }
+        }
+      }
+      for (std::int64_t n = 0; n < N; ++n) {
+        for (std::int64_t ti = t0; ti < t1; ++ti) {
+          const std::int32_t* a = acc.data() + (n * R + (ti - t0)) * kRows;
+          for (int p = 0; p < kRows; ++p) {
+            const std::int64_t row = ti * kRows + lut_pos_row(p);
+            if (row < M) y[n * ldy + row] = a[p] + neg[row];
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- 2-bit multiply-add GEMM
+// kR rows x kT tokens per call; every 64-byte block of a row is loaded and split into its four code
+// vectors once, then used against each token's four 64-byte runs of q. vpdpbusd multiplies u8 codes
+// (0..2) by s8 activations and adds groups of four products straight into int32: no intermediate
+// int16, so nothing to bound. With one token, two accumulators per row halve the dependency chain.
+template <int kR, int kT>
+void mad2b_tile_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t i0,
+                       std::int64_t n0, std::int32_t* y, std::int64_t ldy) {
+  constexpr int kAcc = kT == 1 ? 2 : 1;
+  const std::int64_t blocks = w.padded_cols() / TernaryMatrix2b::kBlockWeights;
+  const __m512i m3 = _mm512_set1_epi8(3);
+  __m512i acc[kR][kT][kAcc];
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t)
+      for (int c = 0; c < kAcc; ++c) acc[r][t][c] = _mm512_setzero_si512();
+  const std::uint8_t* rows[kR];
+  for (int r = 0; r < kR; ++r) rows[r] = w.row(i0 + r);
+  const std::int8_t* qs[kT];
+  for (int t = 0; t < kT; ++t) qs[t] = a.token(n0 + t);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    for (int r = 0; r < kR; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * 64) + kMad2bPrefetchBytes, _MM_HINT_T0);
+      const __m512i wb = _mm512_loadu_si512(rows[r] + b * 64);
+      const __m512i c0 = _mm512_and_si512(wb, m3);
+      const __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(wb, 2), m3);
+      const __m512i c2 = _mm512_and_si512(_mm512_srli_epi16(wb, 4), m3);
+      const __m512i c3 = _mm512_and_si512(_mm512_srli_epi16(wb, 6), m3);
+      for (int t = 0; t < kT; ++t) {
+        const std::int8_t* qb = qs[t] + b * 256;
+        acc[r][t][0] = _mm512_dpbusd_epi32(acc[r][t][0], c0, _mm512_loadu_si512(qb));
+        acc[r][t][kAcc - 1] = _mm512_dpbusd_epi32(acc[r][t][kAcc - 1], c1, _mm512_loadu_si512(qb + 64));
+        acc[r][t][0] = _mm512_dpbusd_epi32(acc[r][t][0], c2, _mm512_loadu_si512(qb + 128));
+        acc[r][t][kAcc - 1] = _mm512_dpbusd_epi32(acc[r][t][kAcc - 1], c3, _mm512_loadu_si512(qb + 192));
+      }
+    }
+  }
+  for (int r = 0; r < kR; ++r) {
+    for (int t = 0; t < kT; ++t) {
+      __m512i s = acc[r][t][0];
+      if constexpr (kAcc == 2) s = _mm512_add_epi32(s, acc[r][t][1]);
+      y[(n0 + t) * ldy + i0 + r] = _mm512_reduce_add_epi32(s) - a.sum(n0 + t);
+    }
+  }
+}
+
+template <int kR>
+void mad2b_rows_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t i0,
+                       std::int32_t* y, std::int64_t ldy) {
+  const std::int64_t N = a.tokens();
+  std::int64_t n = 0;
+  for (; n + 4 <= N; n += 4) mad2b_tile_avx512<kR, 4>(w, a, i0, n, y, ldy);
+  switch (N - n) {
+    case 3: mad2b_tile_avx512<kR, 3>(w, a, i0, n, y, ldy); break;
+    case 2: mad2b_tile_avx512<kR, 2>(w, a, i0, n, y, ldy); break;
+    case 1: mad2b_tile_avx512<kR, 1>(w, a, i0, n, y, ldy); break;
+    default: break;
+  }
+}
+
+void mad2b_gemm_i32_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32_t* y,
+                           std::int64_t ldy) {
+  constexpr std::int64_t kRowBlock = 4;
+  const std::int64_t M = w.rows();
+  const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
+    const std::int64_t i0 = rb * kRowBlock;
+    switch (std::min(kRowBlock, M - i0)) {
+      case 4: mad2b_rows_avx512<4>(w, a, i0, y, ldy); break;
+      case 3: mad2b_rows_avx512<3>(w, a, i0, y, ldy); break;
+      case 2: mad2b_rows_avx512<2>(w, a, i0, y, ldy); break;
+      default: mad2b_rows_avx512<1>(w, a, i0, y, ldy); break;
+    }
+  }
+}
+
+void gemm_f32_avx512(std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
+                     std::int64_t lda, const float* B, std::int64_t ldb, bool b_trans, float* C,
+                     std::int64_t ldc, bool accumulate) {
+  gemm_f32_tiled<16, 8>(M, N, K, A, lda, B, ldb, b_trans, C, ldc, accumulate);
+}
+
+}  // namespace
+
+const IsaKernels& isa_kernels_avx512() {
+  static const IsaKernels k{lut_table_build_avx512, lut_gemm_i32_avx512, mad2b_gemm_i32_avx512,
+                            gemm_f32_avx512};
+  return k;
+}
+
+}  // namespace wm::kernels::detail

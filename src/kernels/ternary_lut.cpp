@@ -1,0 +1,88 @@
+#include "wafermesh/kernels/ternary_lut.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "isa_kernels.hpp"
+
+namespace wm::kernels {
+namespace {
+
+void check_args(const char* what, const TernaryMatrixLut& w, const LutTables& t, std::int64_t ldy) {
+  if (t.cols() != w.cols()) {
+    throw std::invalid_argument(std::string(what) + ": activations have K=" + std::to_string(t.cols()) +
+                                " but the weights have K=" + std::to_string(w.cols()));
+  }
+  if (ldy < w.rows()) {
+    throw std::invalid_argument(std::string(what) + ": ldy=" + std::to_string(ldy) +
+                                " is smaller than M=" + std::to_string(w.rows()));
+  }
+}
+
+void check_one_token(const char* what, const LutTables& t) {
+  if (t.tokens() != 1) {
+    throw std::invalid_argument(std::string(what) + ": needs tables of exactly 1 token, got " +
+                                std::to_string(t.tokens()) + "; use the gemm variant");
+  }
+}
+
+}  // namespace
+
+void lut_gemm_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y, std::int64_t ldy) {
+  check_args("lut_gemm_i32", w, t, ldy);
+  if (w.rows() == 0 || t.tokens() == 0) return;
+  detail::isa_kernels().lut_gemm_i32(w, t, y, ldy);
+}
+
+void lut_gemv_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
+  check_one_token("lut_gemv_i32", t);
+  lut_gemm_i32(w, t, y, w.rows());
+}
+
+void lut_gemm_f32(const TernaryMatrixLut& w, const LutTables& t, float* y, std::int64_t ldy) {
+  check_args("lut_gemm_f32", w, t, ldy);
+  const std::int64_t M = w.rows(), N = t.tokens();
+  std::vector<std::int32_t> dot(static_cast<std::size_t>(N * M));  // (N, M)
+  lut_gemm_i32(w, t, dot.data(), M);
+  for (std::int64_t n = 0; n < N; ++n) {
+    for (std::int64_t i = 0; i < M; ++i) {
+      y[n * ldy + i] = static_cast<float>(dot[static_cast<std::size_t>(n * M + i)]) / t.scale(n) * w.gamma();
+    }
+  }
+}
+
+void lut_gemv_f32(const TernaryMatrixLut& w, const LutTables& t, float* y) {
+  check_one_token("lut_gemv_f32", t);
+  lut_gemm_f32(w, t, y, w.rows());
+}
+
+void lut_gemm_i32(const TernaryMatrixLut& w, const std::int8_t* q, std::int64_t N, std::int64_t ldq,
+                  std::int32_t* y, std::int64_t ldy) {
+  lut_gemm_i32(w, LutTables::from_int8(q, N, w.cols(), ldq), y, ldy);
+}
+
+void lut_gemm_i32_ref(const TernaryMatrixLut& w, const std::int8_t* q, std::int64_t N,
+                      std::int64_t ldq, std::int32_t* y, std::int64_t ldy) {
+  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
+  const std::int64_t M = w.rows(), K = w.cols(), G = w.groups();
+  std::vector<std::uint8_t> table(static_cast<std::size_t>(w.pairs() * LutTables::kPairBytes));  // (pairs, 128)
+  for (std::int64_t n = 0; n < N; ++n) {
+    lut_table_build_ref(q + n * ldq, K, table.data());
+    for (std::int64_t i = 0; i < M; ++i) {
+      const int r = static_cast<int>(i % kRows);
+      std::int32_t acc = 0;
+      for (std::int64_t g = 0; g < G; ++g) {
+        const std::uint8_t* rec = w.tile(i / kRows) + (g / 2) * kRec;
+        const int h = static_cast<int>(g % 2);
+        const int e = TernaryMatrixLut::record_magnitude(rec, h, r);
+        const std::uint8_t* lo = LutTables::group_low(table.data(), g);
+        const std::int32_t v = static_cast<std::int16_t>(lo[e] | (lo[LutTables::kHighOffset + e] << 8));
+        acc += TernaryMatrixLut::record_negative(rec, h, r) ? -v : v;
+      }
+      y[n * ldy + i] = acc;
+    }
+  }
+}
+
+}  // namespace wm::kernels
