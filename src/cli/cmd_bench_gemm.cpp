@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/dist/gemm.hpp"
@@ -63,28 +64,6 @@ std::vector<float> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
   std::vector<float> m(size_t(rows * cols));
   for (float& v : m) v = u(g);
   return m;
-}
-
-// Rank 0 runs f with `threads` threads; the other ranks wait without spinning on a core.
-double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f) {
-  double t = 0;
-  if (ctx.rank == 0) {
-    const int before = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    const double t0 = MPI_Wtime();
-    f();
-    t = MPI_Wtime() - t0;
-    omp_set_num_threads(before);
-  }
-  MPI_Request req;
-  MPI_Ibarrier(ctx.comm, &req);
-  int done = 0;
-  while (!done) {
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  MPI_Bcast(&t, 1, MPI_DOUBLE, 0, ctx.comm);
-  return t;
 }
 
 }  // namespace
@@ -205,22 +184,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       out << "\n" << std::flush;
     }
   }
-  if (ctx.rank == 0 && !o.output.empty()) {
-    io::Provenance prov;
-    prov.command_line = ctx.command_line;
-    for (const ParamSpec& sp : opts.specs())
-      prov.params.push_back({sp.name, param_value_text(sp), sp.unit, opts.source(sp.name)});
-    prov.ranks = ctx.size;
-    const RankGrid g = choose_rank_grid({int32_t(mp.width_pes), int32_t(mp.height_pes)}, ctx.size, int(mp.ranks_x),
-                                        int(mp.ranks_y));
-    prov.ranks_x = g.px;
-    prov.ranks_y = g.py;
-    prov.seed = o.seed;
-    io::ResultsWriter w(o.output, prov);
-    w.write_table("gemm", t);
-    w.commit();
-    out << "\nwrote " << o.output << "\n";
-  }
+  write_bench_results(ctx, opts, mp, o.output, "gemm", t, o.seed);
   return 0;
 }
 

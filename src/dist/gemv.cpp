@@ -124,11 +124,20 @@ void gather_y(Fabric& f, const Layout& L, const TileBuf<T>& yt, int32_t root, T*
 }  // namespace
 
 // ------------------------------------------------------------------ ternary
+// Batching (DESIGN.md §2): integer sums are exact in any order, so a rank multiplies all of its PEs'
+// blocks in one kernel call. Its PEs form a rectangle of lines (outputs) x positions (inputs); the
+// fused matrix is the W sub-matrix of those output and input blocks, and the rank's partial sum of
+// each line goes to the line's first local PE (zeros to the others). The allreduce then yields
+// exactly the sums that per-PE GEMVs would, while every PE is charged its own block.
 struct MeshGemvTernary::Impl {
   Fabric& f;
   Layout L;
-  std::vector<kernels::TernaryMatrixLut> w;  // local PEs of the region, row-major
+  Region local;                     // the region's PEs on this rank
+  int32_t line0 = 0, lines = 0;     // local lines (output blocks)
+  int32_t pos0 = 0, positions = 0;  // local positions (input blocks)
+  kernels::TernaryMatrixLut fused;  // (lines * mt, positions * kt)
   std::unique_ptr<SramCharge> sram;
+  std::unique_ptr<LineAllreduce<int32_t>> ar;  // prepared once: plans, scratch, routes
   AllreduceStats root;  // of the last run: where the result sits when not broadcast
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
 };
@@ -137,26 +146,32 @@ MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) 
   check_gemv_spec(f.mesh(), s);
   Impl& m = *impl_;
   const Layout& L = m.L;
-  // Packed size is the same for every block (all are mt x kt): charge it before packing.
+  // Every PE holds one packed mt x kt block: that is what its SRAM pays for.
   const kernels::TernaryMatrixLut probe = [&] {
-    std::vector<int8_t> z(size_t(L.mt * L.kt), 0);
+    std::vector<int8_t> z(static_cast<size_t>(L.mt * L.kt), 0);
     return kernels::TernaryMatrixLut::from_int8(z.data(), L.mt, L.kt, L.kt);
   }();
   const uint64_t bytes = uint64_t(probe.bytes()) + uint64_t(probe.tiles()) * 64 * sizeof(int32_t);
   m.sram = std::make_unique<SramCharge>(f, L.R, bytes, "packed ternary weights of a GEMV block");
-  const Region l = L.R.intersect(f.block());
-  m.w.resize(size_t(l.size()));
-#pragma omp parallel
-  {
-    std::vector<int8_t> blk(size_t(L.mt * L.kt));
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < l.size(); ++i) {
-      const int32_t x = l.x0 + int32_t(i % l.w), y = l.y0 + int32_t(i / l.w);
-      const auto [bi, bk] = L.wblock(x, y);
-      L.cut_w(W, bi, bk, blk.data());
-      m.w[size_t(i)] = kernels::TernaryMatrixLut::from_int8(blk.data(), L.mt, L.kt, L.kt);
+  m.local = L.R.intersect(f.block());
+  if (!m.local.empty()) {
+    const bool ax = L.along_x();
+    m.line0 = ax ? L.r(m.local.y0) : L.c(m.local.x0);
+    m.lines = ax ? m.local.h : m.local.w;
+    m.pos0 = ax ? L.c(m.local.x0) : L.r(m.local.y0);
+    m.positions = ax ? m.local.w : m.local.h;
+    const int64_t rows = int64_t(m.lines) * L.mt, cols = int64_t(m.positions) * L.kt;
+    std::vector<int8_t> sub(static_cast<size_t>(rows * cols));
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t gi = int64_t(m.line0) * L.mt + i;
+      for (int64_t k = 0; k < cols; ++k) {
+        const int64_t gk = int64_t(m.pos0) * L.kt + k;
+        sub[size_t(i * cols + k)] = gi < s.M && gk < s.K ? W[gi * s.K + gk] : 0;
+      }
     }
+    m.fused = kernels::TernaryMatrixLut::from_int8(sub.data(), rows, cols, cols);
   }
+  m.ar = std::make_unique<LineAllreduce<int32_t>>(f, L.R, s.reduce_axis, size_t(L.mt), s.allreduce);
 }
 
 MeshGemvTernary::~MeshGemvTernary() = default;
@@ -168,21 +183,26 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
   Window win(f, L.R);
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums");
-  // The tables of an x block are the same on every PE that holds it: build them once per block.
-  const Region l = L.R.intersect(f.block());
-  std::map<int64_t, kernels::LutTables> tables;
-  for (int32_t py = l.y0; py < l.y0 + l.h; ++py)
-    for (int32_t px = l.x0; px < l.x0 + l.w; ++px) {
-      const int64_t b = L.xblock(px, py);
-      if (!tables.count(b)) tables.emplace(b, kernels::LutTables::from_int8(xt.tile(px, py), 1, L.kt, L.kt));
+  if (!m.local.empty()) {
+    const bool ax = L.along_x();
+    // The local x blocks, in position order, from the first local line.
+    std::vector<int8_t> xs(static_cast<size_t>(int64_t(m.positions) * L.kt));
+    for (int32_t p = 0; p < m.positions; ++p) {
+      const int32_t px = ax ? m.local.x0 + p : m.local.x0, py = ax ? m.local.y0 : m.local.y0 + p;
+      std::copy(xt.tile(px, py), xt.tile(px, py) + L.kt, xs.begin() + int64_t(p) * L.kt);
     }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < l.size(); ++i) {
-    const int32_t px = l.x0 + int32_t(i % l.w), py = l.y0 + int32_t(i / l.w);
-    kernels::lut_gemv_i32(m.w[size_t(i)], tables.at(L.xblock(px, py)), yt.tile(px, py));
+    const auto tables = kernels::LutTables::from_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
+    std::vector<int32_t> ys(static_cast<size_t>(int64_t(m.lines) * L.mt));
+    kernels::lut_gemv_i32(m.fused, tables, ys.data());
+    yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
+      const int32_t line = (ax ? L.r(py) : L.c(px)) - m.line0;
+      const bool first = ax ? px == m.local.x0 : py == m.local.y0;
+      if (first) std::copy(ys.begin() + int64_t(line) * L.mt, ys.begin() + int64_t(line + 1) * L.mt, t);
+      else std::fill(t, t + L.mt, 0);
+    });
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt));
-  m.root = allreduce_lines(f, yt, L.s.reduce_axis, L.s.allreduce);
+  m.root = m.ar->run(yt);
   if (rep) *rep = win.finish(m.root);
   return yt;
 }
@@ -203,6 +223,7 @@ struct MeshGemvF32::Impl {
   Fabric& f;
   Layout L;
   std::unique_ptr<TileBuf<float>> w;  // (mt, kt) per PE
+  std::unique_ptr<LineAllreduce<float>> ar;
   AllreduceStats root;
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
 };
@@ -216,6 +237,7 @@ MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(s
     const auto [bi, bk] = L.wblock(x, y);
     L.cut_w(W, bi, bk, t);
   });
+  m.ar = std::make_unique<LineAllreduce<float>>(f, L.R, s.reduce_axis, size_t(L.mt), s.allreduce);
 }
 
 MeshGemvF32::~MeshGemvF32() = default;
@@ -234,7 +256,7 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
     kernels::gemv_f32(L.mt, L.kt, m.w->tile(px, py), L.kt, xt.tile(px, py), yt.tile(px, py), false);
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt));
-  m.root = allreduce_lines(f, yt, L.s.reduce_axis, L.s.allreduce);
+  m.root = m.ar->run(yt);
   if (rep) *rep = win.finish(m.root);
   return yt;
 }

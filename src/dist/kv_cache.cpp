@@ -34,6 +34,8 @@ struct KvCache::Impl {
   std::vector<int64_t> rows;          // tokens per row (same on every rank)
   std::vector<std::vector<float>> k;  // per local PE of R, row-major: (tokens of the row, slice)
   std::vector<std::vector<float>> v;
+  // shift: the outgoing and incoming token of a step, allocated once with the cache.
+  std::unique_ptr<TileBuf<float>> out, in;
   Impl(Fabric& fab, const KvSpec& sp)
       : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, slice((sp.kv_dim + sp.P - 1) / sp.P),
         rows(size_t(sp.P), 0) {
@@ -75,6 +77,11 @@ KvCache::KvCache(Fabric& f, const KvSpec& s) {
     throw UsageError("KV cache region " + std::to_string(s.P) + " x " + std::to_string(s.P) + " does not fit the " +
                      std::to_string(m.width) + " x " + std::to_string(m.height) + " mesh");
   impl_ = std::make_unique<Impl>(f, s);
+  if (s.policy == KvPolicy::shift) {
+    const size_t tile = size_t(2 * impl_->slice);
+    impl_->out = std::make_unique<TileBuf<float>>(f, impl_->R, tile, "KV shift: outgoing token");
+    impl_->in = std::make_unique<TileBuf<float>>(f, impl_->R, tile, "KV shift: incoming token");
+  }
 }
 
 KvCache::~KvCache() {
@@ -128,8 +135,8 @@ uint64_t KvCache::append(const float* key, const float* value) {
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
       for (int32_t r = grow + 1; r < P; ++r)
         t.push_back({{x, m.R.y0 + r}, {x, m.R.y0 + r - 1}, uint32_t(t.size()), 0});
-    const size_t tile = size_t(2 * m.slice);
-    TileBuf<float> out(m.f, m.R, tile, "KV shift: outgoing token"), in(m.f, m.R, tile, "KV shift: incoming token");
+    TileBuf<float>& out = *m.out;
+    TileBuf<float>& in = *m.in;
     out.for_each_local([&](int32_t x, int32_t y, float* o) {
       const int32_t r = y - m.R.y0;
       if (r <= grow) return;

@@ -61,8 +61,8 @@ void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* 
 // indices of rows 0-31 (lanes 0-1: group g, lanes 2-3: group g'), its high nibbles those of rows
 // 32-63. Two 64-byte table loads (low / high bytes, already laid out per lane by LutTables) serve
 // both index vectors: four pshufb give every row's int16 entry T as two bytes. A sign mask (64 bits,
-// straight from the record into a k-register) turns a negative row's bytes into 0xFF - byte, i.e.
-// the int16 becomes ~T = -T - 1; neg_count adds the missing 1 per negative group at the end.
+// expanded to bytes) turns a negative row's bytes into byte ^ 0xFF, i.e. the int16 becomes
+// ~T = -T - 1; neg_count adds the missing 1 per negative group at the end.
 // unpacklo/hi rebuild the int16 values, summed in int16 for at most kLutI16AddsPerBlock pairs, then
 // widened: lanes 0-1 (group g) and 2-3 (group g') hold the same rows and are added in int32.
 // int16 sums of one record stream: [rows 0-31 | rows 32-63][unpack lo | hi].
@@ -71,10 +71,11 @@ struct LutSums512 {
   __m512i s10 = _mm512_setzero_si512(), s11 = _mm512_setzero_si512();
 };
 
-// One record: see the comment above lut_gemm_i32_avx512.
-inline void lut_record_avx512(const std::uint8_t* rec, const std::uint8_t* tb, LutSums512& s) {
+// One record: see the comment above lut_gemm_i32_avx512. Takes and returns the sums by value
+// (passing them by reference made GCC 12 copy every accumulator once per record).
+[[gnu::always_inline]] inline LutSums512 lut_record_avx512(const std::uint8_t* rec,
+                                                           const std::uint8_t* tb, LutSums512 s) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const __m512i ones = _mm512_set1_epi8(-1);
   // A record is 80 bytes, so one prefetch per record would skip every fifth cache line.
   _mm_prefetch(reinterpret_cast<const char*>(rec) + kLutPrefetchBytes, _MM_HINT_T0);
   _mm_prefetch(reinterpret_cast<const char*>(rec) + kLutPrefetchBytes + 64, _MM_HINT_T0);
@@ -85,17 +86,19 @@ inline void lut_record_avx512(const std::uint8_t* rec, const std::uint8_t* tb, L
   const __m512i th = _mm512_loadu_si512(tb + LutTables::kHighOffset);
   std::uint64_t sign_bits[2];
   std::memcpy(sign_bits, rec + TernaryMatrixLut::kSignOffset, sizeof(sign_bits));
-  const __mmask64 neg0 = _cvtu64_mask64(sign_bits[0]), neg1 = _cvtu64_mask64(sign_bits[1]);
-  __m512i lo0 = _mm512_shuffle_epi8(tl, idx0), hi0 = _mm512_shuffle_epi8(th, idx0);
-  __m512i lo1 = _mm512_shuffle_epi8(tl, idx1), hi1 = _mm512_shuffle_epi8(th, idx1);
-  lo0 = _mm512_mask_sub_epi8(lo0, neg0, ones, lo0);  // ~T bytes on negative rows
-  hi0 = _mm512_mask_sub_epi8(hi0, neg0, ones, hi0);
-  lo1 = _mm512_mask_sub_epi8(lo1, neg1, ones, lo1);
-  hi1 = _mm512_mask_sub_epi8(hi1, neg1, ones, hi1);
+  // 0xFF bytes on negative rows; XOR with it gives ~T. (A merge-masked subtract does the same in
+  // one instruction per vector but made GCC 12 copy registers and reload the tables.)
+  const __m512i neg0 = _mm512_movm_epi8(_cvtu64_mask64(sign_bits[0]));
+  const __m512i neg1 = _mm512_movm_epi8(_cvtu64_mask64(sign_bits[1]));
+  const __m512i lo0 = _mm512_xor_si512(_mm512_shuffle_epi8(tl, idx0), neg0);
+  const __m512i hi0 = _mm512_xor_si512(_mm512_shuffle_epi8(th, idx0), neg0);
+  const __m512i lo1 = _mm512_xor_si512(_mm512_shuffle_epi8(tl, idx1), neg1);
+  const __m512i hi1 = _mm512_xor_si512(_mm512_shuffle_epi8(th, idx1), neg1);
   s.s00 = _mm512_add_epi16(s.s00, _mm512_unpacklo_epi8(lo0, hi0));
   s.s01 = _mm512_add_epi16(s.s01, _mm512_unpackhi_epi8(lo0, hi0));
   s.s10 = _mm512_add_epi16(s.s10, _mm512_unpacklo_epi8(lo1, hi1));
   s.s11 = _mm512_add_epi16(s.s11, _mm512_unpackhi_epi8(lo1, hi1));
+  return s;
 }
 
 // Widens one stream's int16 sums into the tile's int32 accumulators a (64, position order).
@@ -116,10 +119,10 @@ inline void lut_widen_avx512(const LutSums512& s, std::int32_t* a) {
 // (about 20 GB/s per thread here); two interleaved streams double the misses in flight.
 void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
   constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
-  const std::int64_t M = w.rows(), P = w.pairs(), H = (P + 1) / 2;
+  const std::int64_t M = w.rows(), P = w.pairs(), H = P / 2;
   const std::int32_t* neg = w.neg_count();
   const std::uint8_t* tab = t.token(0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
     alignas(64) std::int32_t acc[kRows] = {};  // position order
     const std::uint8_t* tile = w.tile(ti);
@@ -127,13 +130,16 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
       const std::int64_t p1 = std::min(H, p0 + kLutI16AddsPerBlock);
       LutSums512 first, second;
       for (std::int64_t p = p0; p < p1; ++p) {
-        lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, first);
-        if (p + H < P) {
-          lut_record_avx512(tile + (p + H) * kRec, tab + (p + H) * LutTables::kPairBytes, second);
-        }
+        first = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, first);
+        second = lut_record_avx512(tile + (p + H) * kRec, tab + (p + H) * LutTables::kPairBytes, second);
       }
       lut_widen_avx512(first, acc);
       lut_widen_avx512(second, acc);
+    }
+    if (P % 2 == 1) {  // the record left over by the two equal halves
+      LutSums512 last;
+      last = lut_record_avx512(tile + (P - 1) * kRec, tab + (P - 1) * LutTables::kPairBytes, last);
+      lut_widen_avx512(last, acc);
     }
     for (int p = 0; p < kRows; ++p) {
       const std::int64_t row = ti * kRows + lut_pos_row(p);
@@ -161,7 +167,7 @@ void lut_gemm_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
 #pragma omp parallel
   {
     std::vector<std::int32_t> acc(static_cast<std::size_t>(N * R * kRows));  // (N, R, 64) position order
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (std::int64_t step = 0; step < steps; ++step) {
       const std::int64_t t0 = step * R, t1 = std::min(T, t0 + R);
       std::fill(acc.begin(), acc.end(), 0);
@@ -173,7 +179,7 @@ void lut_gemm_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
             const std::uint8_t* tile = w.tile(ti);
             LutSums512 sums;
             for (std::int64_t p = p0; p < p1; ++p) {
-              lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums);
+              sums = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums);
             }
             lut_widen_avx512(sums, acc.data() + (n * R + (ti - t0)) * kRows);
           }
@@ -256,7 +262,7 @@ void mad2b_gemm_i32_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std
   constexpr std::int64_t kRowBlock = 4;
   const std::int64_t M = w.rows();
   const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 8)
   for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
     const std::int64_t i0 = rb * kRowBlock;
     switch (std::min(kRowBlock, M - i0)) {

@@ -107,5 +107,25 @@ expect_error "bench gemm region too big" 2 "gemm region 64 x 64 at \(0, 0\) does
   "$bin" bench gemm --config "$src/configs/laptop.ini" --gemm.P 64 --bench.compare_local false --bench.output "$tmp/never.h5"
 [ -e "$tmp/never.h5" ] && bad "a failed bench left a results file" || ok "a failed bench leaves no results file"
 
+# --- bench gemv and bench kv: run, identical virtual figures at 1 and 2 ranks, HDF5 with units
+for n in 1 2; do
+  mpi $n "$bin" bench gemv --config "$src/configs/laptop.ini" --gemv.P 3,8 --gemv.M 100 --gemv.K 77 --bench.repeats 1 \
+    --bench.output "$tmp/v$n.h5" >"$tmp/gv$n" 2>&1 || bad "bench gemv at $n ranks: $(tail -3 "$tmp/gv$n")"
+  grep -E '^(pipeline|ring|ktree) ' "$tmp/gv$n" | awk '{ $(NF-1)=""; $NF=""; print }' >"$tmp/gvv$n"
+  mpi $n "$bin" bench kv --config "$src/configs/laptop.ini" --kv.model "$src/configs/models/stories260K.ini" --kv.P 4,8 \
+    --kv.prompt_tokens 16 --bench.output "$tmp/k$n.h5" >"$tmp/kv$n" 2>&1 || bad "bench kv at $n ranks: $(tail -3 "$tmp/kv$n")"
+  grep -E '^(concat|shift) ' "$tmp/kv$n" | awk '{ $7=""; print }' >"$tmp/kvv$n"
+done
+[ "$(wc -l <"$tmp/gvv1")" -eq 6 ] && cmp -s "$tmp/gvv1" "$tmp/gvv2" && ok "bench gemv: 6 rows, identical virtual figures at 1 and 2 ranks" \
+  || bad "bench gemv: $(diff "$tmp/gvv1" "$tmp/gvv2"; cat "$tmp/gv1")"
+[ "$(wc -l <"$tmp/kvv1")" -eq 4 ] && cmp -s "$tmp/kvv1" "$tmp/kvv2" && ok "bench kv: 4 rows, identical at 1 and 2 ranks" \
+  || bad "bench kv: $(diff "$tmp/kvv1" "$tmp/kvv2"; cat "$tmp/kv1")"
+# shift reaches a longer decode than concat on the same region (column 4 = max decode)
+awk '$1=="concat" && $2==8 {c=$4} $1=="shift" && $2==8 {s=$4} END {exit !(s > c)}' "$tmp/kv2" \
+  && ok "bench kv: shift decodes longer than concat" || bad "bench kv: shift not longer than concat: $(cat "$tmp/kv2")"
+h5dump -a /gemv/critical_stages/units "$tmp/v2.h5" 2>&1 | grep -q '"relay stages"' && h5dump -a /kv/max_decode_tokens/units "$tmp/k2.h5" 2>&1 | grep -q '"tokens"' \
+  && ok "bench gemv/kv HDF5 units" || bad "bench gemv/kv HDF5: $(h5dump -H "$tmp/k2.h5" | head -20)"
+expect_error "bench kv bad model file" 2 "cannot read config file 'nope.ini'" -- "$bin" bench kv --kv.model nope.ini
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -22,6 +22,8 @@ int cmd_info(const Context& ctx, const std::vector<std::string>& args);
 int cmd_demo(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
+int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args);
+int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args);
 
 // The whole program after MPI_Init: dispatch, one-line errors, exit codes.
 int run(int argc, char** argv, MPI_Comm comm);

@@ -1,6 +1,6 @@
 #pragma once
 // Machine parameters as command options, plus the checks that need more than one value.
-#include "wafermesh/cli/options.hpp"
+#include "wafermesh/util/options.hpp"
 #include "wafermesh/noc/params.hpp"
 
 namespace wm::cli {

@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,148 +61,216 @@ struct TreeGroup {
 };
 std::vector<std::vector<TreeGroup>> ktree_levels(int32_t P, int levels, int groups);
 
-namespace detail {
-
-// Runs the chain reductions of `groups` (all lines, all groups at once, step by step), adding into
-// buf in place; holds every step's plan in `held` so its routes stay configured.
+// An allreduce prepared once for a region, an axis and a tile size, run any number of times (a
+// decode step runs the same reductions for every token). Construction builds every plan and the
+// scratch tiles; their SRAM and route entries stay held while the object lives. Collective.
 template <class T>
-void reduce_groups(Fabric& f, TileBuf<T>& buf, Axis axis, const std::vector<TreeGroup>& groups,
-                   std::vector<TransferPlan>& held, AllreduceStats& st) {
-  const Region& r = buf.region();
-  const int32_t lines = line_count(r, axis);
-  const size_t e = buf.elems();
-  TileBuf<T> in_left(f, r, e, "allreduce: from the left"), in_right(f, r, e, "allreduce: from the right");
-  auto add_into = [&](const TileBuf<T>& in, int32_t pos) {
-    for (int32_t line = 0; line < lines; ++line) {
-      const PeCoord c = line_pe(r, axis, line, pos);
-      if (!buf.is_local(c.x, c.y)) continue;
-      const T* a = in.tile(c.x, c.y);
-      T* b = buf.tile(c.x, c.y);
-      for (size_t k = 0; k < e; ++k) b[k] = a[k] + b[k];
-      f.charge_compute(c.x, c.y, e);
+class LineAllreduce {
+ public:
+  LineAllreduce(Fabric& f, const Region& r, Axis axis, size_t elems, const AllreduceSpec& spec)
+      : f_(f), r_(r), axis_(axis), elems_(elems), spec_(spec), P_(line_length(r, axis)) {
+    if (P_ <= 1) return;
+    if (spec.algo == AllreduceAlgo::ring) {
+      build_ring();
+    } else {
+      build_tree();
     }
+  }
+
+  // Sums the tiles of every line of buf (whose region and tile size must match). Collective.
+  AllreduceStats run(TileBuf<T>& buf) {
+    if (!(buf.region() == r_) || buf.elems() != elems_) throw std::logic_error("allreduce: buffer does not match");
+    if (P_ <= 1) return stats_;
+    if (spec_.algo == AllreduceAlgo::ring) run_ring(buf);
+    else run_tree(buf);
+    return stats_;
+  }
+
+ private:
+  struct Side {                 // one chain step on one side of every group
+    TransferPlan plan;
+    std::vector<int32_t> adders;  // receivers that add at once (roots add at the end)
   };
-  size_t steps = 0;
-  for (const TreeGroup& g : groups) steps = std::max({steps, g.root, g.members.size() - 1 - g.root});
-  const Region mine = r.intersect(f.block());
-  const int32_t l0 = mine.empty() ? 0 : (axis == Axis::X ? mine.y0 - r.y0 : mine.x0 - r.x0);
-  const int32_t l1 = mine.empty() ? 0 : l0 + (axis == Axis::X ? mine.h : mine.w);
-  for (size_t s = 0; s < steps; ++s) {
-    uint64_t step_hops = 0;  // both sides of a step run at the same time: one stage
-    for (int side = 0; side < 2; ++side) {
-      std::vector<Transfer> t;
-      uint64_t hops = 0;
-      std::vector<int32_t> adders;  // receivers that add now (roots add at the end)
-      for (const TreeGroup& g : groups) {
-        const size_t n = g.members.size();
-        if (side == 0 && s >= g.root) continue;
-        if (side == 1 && s >= n - 1 - g.root) continue;
-        const int32_t from = side == 0 ? g.members[s] : g.members[n - 1 - s];
-        const int32_t to = side == 0 ? g.members[s + 1] : g.members[n - 2 - s];
-        hops = std::max<uint64_t>(hops, uint64_t(std::abs(to - from)));
-        if (to != g.members[g.root]) adders.push_back(to);
-        for (int32_t line = l0; line < l1; ++line)
-          t.push_back({line_pe(r, axis, line, from), line_pe(r, axis, line, to), 0, 1});
-      }
-      if (hops == 0) continue;
-      for (size_t i = 0; i < t.size(); ++i) t[i].stream = uint32_t(i);  // one stream per transfer
-      TileBuf<T>& in = side == 0 ? in_left : in_right;
-      held.push_back(f.plan(std::move(t), buf.bytes_per_pe(),
-                            "allreduce chain step " + std::to_string(s) + (side ? " (right)" : " (left)") + " on " +
-                                r.str()));
-      f.execute(held.back(), buf.view(), in.view());
-      step_hops = std::max(step_hops, hops);
-      for (int32_t pos : adders) add_into(in, pos);
-    }
-    st.steps += 1;
-    st.critical_hops += step_hops;
-    st.critical_stages += 1;
-  }
-  // Roots: (left + own) then right + that.
-  for (const TreeGroup& g : groups) {
-    if (g.root > 0) add_into(in_left, g.members[g.root]);
-  }
-  for (const TreeGroup& g : groups) {
-    if (g.root + 1 < g.members.size()) add_into(in_right, g.members[g.root]);
-  }
-}
+  struct Step {
+    std::vector<Side> sides;  // left and/or right
+  };
+  struct Level {
+    std::vector<Step> steps;
+    std::vector<int32_t> roots_left, roots_right;  // roots that received from that side
+  };
 
-}  // namespace detail
+  // Lines of the region that cross this rank's block.
+  std::pair<int32_t, int32_t> my_lines() const {
+    const Region mine = r_.intersect(f_.block());
+    if (mine.empty()) return {0, 0};
+    const int32_t l0 = axis_ == Axis::X ? mine.y0 - r_.y0 : mine.x0 - r_.x0;
+    return {l0, l0 + (axis_ == Axis::X ? mine.h : mine.w)};
+  }
 
-// Sums the tiles of every line of buf's region along `axis`. Collective.
-template <class T>
-AllreduceStats allreduce_lines(Fabric& f, TileBuf<T>& buf, Axis axis, const AllreduceSpec& spec) {
-  const Region& r = buf.region();
-  const int32_t P = line_length(r, axis);
-  AllreduceStats st;
-  std::vector<TransferPlan> held;
-  if (P <= 1) return st;
-  if (spec.algo == AllreduceAlgo::pipeline || spec.algo == AllreduceAlgo::ktree) {
+  void build_tree() {
     std::vector<std::vector<TreeGroup>> levels;
-    if (spec.algo == AllreduceAlgo::pipeline) {
+    if (spec_.algo == AllreduceAlgo::pipeline) {
       TreeGroup g;
-      for (int32_t i = 0; i < P; ++i) g.members.push_back(i);
+      for (int32_t i = 0; i < P_; ++i) g.members.push_back(i);
       g.root = 0;
       levels.push_back({g});
     } else {
-      levels = ktree_levels(P, spec.levels, spec.groups);
+      levels = ktree_levels(P_, spec_.levels, spec_.groups);
     }
-    for (const auto& level : levels) detail::reduce_groups(f, buf, axis, level, held, st);
-    const TreeGroup& top = levels.back().front();
-    st.root = top.members[top.root];
-    if (spec.broadcast) {
-      held.push_back(plan_broadcast(f, r, axis, st.root, buf.bytes_per_pe()));
-      f.execute(held.back(), buf.view(), buf.view());
-      st.steps += 1;
-      st.critical_hops += uint64_t(std::max(st.root, P - 1 - st.root));
-    }
-    return st;
-  }
-  // Ring: reduce-scatter, then allgather, in chunks of ceil(E / P) elements on the interleaved ring.
-  const size_t E = buf.elems(), cs = (E + size_t(P) - 1) / size_t(P);
-  const LinePerm perm = LinePerm::interleaved(P);
-  TileBuf<T> out(f, r, cs, "allreduce ring: chunk out"), in(f, r, cs, "allreduce ring: chunk in");
-  held.push_back(plan_shift(f, r, axis, +1, true, perm, out.bytes_per_pe()));
-  TransferPlan& ring = held.back();
-  const Region mine = r.intersect(f.block());
-  auto chunk_range = [&](int64_t c) {
-    const size_t b = std::min(E, size_t(c) * cs), e = std::min(E, b + cs);
-    return std::pair{b, e};
-  };
-  for (int phase = 0; phase < 2; ++phase) {
-    for (int32_t s = 0; s + 1 < P; ++s) {
-      // Logical PE l sends chunk (l - s) mod P (reduce-scatter) or (l + 1 - s) mod P (allgather).
-      buf.for_each_local([&](int32_t x, int32_t y, T* tile) {
-        if (!mine.contains(x, y)) return;
-        const int32_t pos = axis == Axis::X ? x - r.x0 : y - r.y0;
-        const int32_t l = perm.logical(pos);
-        const int64_t c = ((l - s + phase) % P + P) % P;
-        const auto [b, e] = chunk_range(c);
-        T* o = out.tile(x, y);
-        std::fill(o, o + cs, T{});
-        std::copy(tile + b, tile + e, o);
-      });
-      f.execute(ring, out.view(), in.view());
-      st.steps += 1;
-      st.critical_hops += ring.max_hops();
-      st.critical_stages += 1;  // the core takes each chunk in and sends it on
-      buf.for_each_local([&](int32_t x, int32_t y, T* tile) {
-        const int32_t pos = axis == Axis::X ? x - r.x0 : y - r.y0;
-        const int32_t l = perm.logical(pos);
-        const int64_t c = ((l - 1 - s + phase) % P + P) % P;  // what the predecessor sent
-        const auto [b, e] = chunk_range(c);
-        const T* i = in.tile(x, y);
-        if (phase == 0) {
-          for (size_t k = b; k < e; ++k) tile[k] = i[k - b] + tile[k];
-          f.charge_compute(x, y, cs);
-        } else {
-          std::copy(i, i + (e - b), tile + b);
+    in_left_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the left");
+    in_right_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the right");
+    const auto [l0, l1] = my_lines();
+    const size_t tb = elems_ * sizeof(T);
+    for (const auto& groups : levels) {
+      Level lv;
+      size_t steps = 0;
+      for (const TreeGroup& g : groups) steps = std::max({steps, g.root, g.members.size() - 1 - g.root});
+      for (size_t s = 0; s < steps; ++s) {
+        Step st;
+        uint64_t step_hops = 0;
+        for (int side = 0; side < 2; ++side) {
+          std::vector<Transfer> t;
+          Side sd;
+          uint64_t hops = 0;
+          for (const TreeGroup& g : groups) {
+            const size_t n = g.members.size();
+            if (side == 0 ? s >= g.root : s >= n - 1 - g.root) continue;
+            const int32_t from = side == 0 ? g.members[s] : g.members[n - 1 - s];
+            const int32_t to = side == 0 ? g.members[s + 1] : g.members[n - 2 - s];
+            hops = std::max<uint64_t>(hops, uint64_t(std::abs(to - from)));
+            if (to != g.members[g.root]) sd.adders.push_back(to);
+            for (int32_t line = l0; line < l1; ++line)
+              t.push_back({line_pe(r_, axis_, line, from), line_pe(r_, axis_, line, to), uint32_t(t.size()), 1});
+          }
+          if (hops == 0) continue;
+          sd.plan = f_.plan(std::move(t), tb,
+                            "allreduce chain step " + std::to_string(s) + (side ? " (right)" : " (left)") + " on " +
+                                r_.str());
+          step_hops = std::max(step_hops, hops);
+          st.sides.push_back(std::move(sd));
+          side_of_.push_back(side);
         }
-      });
+        stats_.steps += 1;
+        stats_.critical_hops += step_hops;
+        stats_.critical_stages += 1;
+        lv.steps.push_back(std::move(st));
+      }
+      for (const TreeGroup& g : groups) {
+        if (g.root > 0) lv.roots_left.push_back(g.members[g.root]);
+        if (g.root + 1 < g.members.size()) lv.roots_right.push_back(g.members[g.root]);
+      }
+      levels_.push_back(std::move(lv));
+    }
+    const TreeGroup& top = levels.back().front();
+    stats_.root = top.members[top.root];
+    if (spec_.broadcast) {
+      bcast_ = plan_broadcast(f_, r_, axis_, stats_.root, tb);
+      has_bcast_ = true;
+      stats_.steps += 1;
+      stats_.critical_hops += uint64_t(std::max(stats_.root, P_ - 1 - stats_.root));
     }
   }
-  st.root = 0;
-  return st;
+
+  void add_into(TileBuf<T>& buf, const TileBuf<T>& in, int32_t pos) {
+    const int32_t lines = line_count(r_, axis_);
+    for (int32_t line = 0; line < lines; ++line) {
+      const PeCoord c = line_pe(r_, axis_, line, pos);
+      if (!buf.is_local(c.x, c.y)) continue;
+      const T* a = in.tile(c.x, c.y);
+      T* b = buf.tile(c.x, c.y);
+      for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
+      f_.charge_compute(c.x, c.y, elems_);
+    }
+  }
+
+  void run_tree(TileBuf<T>& buf) {
+    size_t si = 0;
+    for (Level& lv : levels_) {
+      for (Step& st : lv.steps)
+        for (Side& sd : st.sides) {
+          TileBuf<T>& in = side_of_[si++] == 0 ? *in_left_ : *in_right_;
+          f_.execute(sd.plan, buf.view(), in.view());
+          for (int32_t pos : sd.adders) add_into(buf, in, pos);
+        }
+      // Roots: (left + own), then right + that.
+      for (int32_t pos : lv.roots_left) add_into(buf, *in_left_, pos);
+      for (int32_t pos : lv.roots_right) add_into(buf, *in_right_, pos);
+    }
+    if (has_bcast_) f_.execute(bcast_, buf.view(), buf.view());
+  }
+
+  void build_ring() {
+    cs_ = (elems_ + size_t(P_) - 1) / size_t(P_);
+    perm_ = LinePerm::interleaved(P_);
+    out_ = std::make_unique<TileBuf<T>>(f_, r_, cs_, "allreduce ring: chunk out");
+    in_ = std::make_unique<TileBuf<T>>(f_, r_, cs_, "allreduce ring: chunk in");
+    ring_ = plan_shift(f_, r_, axis_, +1, true, perm_, out_->bytes_per_pe());
+    for (int phase = 0; phase < 2; ++phase)
+      for (int32_t s = 0; s + 1 < P_; ++s) {
+        stats_.steps += 1;
+        stats_.critical_hops += ring_.max_hops();
+        stats_.critical_stages += 1;  // the core takes each chunk in and sends it on
+      }
+    stats_.root = 0;
+  }
+
+  void run_ring(TileBuf<T>& buf) {
+    const size_t E = elems_, cs = cs_;
+    auto chunk_range = [&](int64_t c) {
+      const size_t b = std::min(E, size_t(c) * cs), e = std::min(E, b + cs);
+      return std::pair{b, e};
+    };
+    auto logical = [&](int32_t x, int32_t y) { return perm_.logical(axis_ == Axis::X ? x - r_.x0 : y - r_.y0); };
+    for (int phase = 0; phase < 2; ++phase)
+      for (int32_t s = 0; s + 1 < P_; ++s) {
+        // Logical PE l sends chunk (l - s) mod P (reduce-scatter) or (l + 1 - s) mod P (allgather).
+        buf.for_each_local([&](int32_t x, int32_t y, T* tile) {
+          const int64_t c = ((logical(x, y) - s + phase) % P_ + P_) % P_;
+          const auto [b, e] = chunk_range(c);
+          T* o = out_->tile(x, y);
+          std::fill(o, o + cs, T{});
+          std::copy(tile + b, tile + e, o);
+        });
+        f_.execute(ring_, out_->view(), in_->view());
+        buf.for_each_local([&](int32_t x, int32_t y, T* tile) {
+          const int64_t c = ((logical(x, y) - 1 - s + phase) % P_ + P_) % P_;  // what the predecessor sent
+          const auto [b, e] = chunk_range(c);
+          const T* i = in_->tile(x, y);
+          if (phase == 0) {
+            for (size_t k = b; k < e; ++k) tile[k] = i[k - b] + tile[k];
+            f_.charge_compute(x, y, cs);
+          } else {
+            std::copy(i, i + (e - b), tile + b);
+          }
+        });
+      }
+  }
+
+  Fabric& f_;
+  Region r_;
+  Axis axis_;
+  size_t elems_;
+  AllreduceSpec spec_;
+  int32_t P_;
+  AllreduceStats stats_;
+  // tree / pipeline
+  std::vector<Level> levels_;
+  std::vector<int> side_of_;  // per Side, in execution order: 0 left, 1 right
+  std::unique_ptr<TileBuf<T>> in_left_, in_right_;
+  TransferPlan bcast_;
+  bool has_bcast_ = false;
+  // ring
+  size_t cs_ = 0;
+  LinePerm perm_;
+  std::unique_ptr<TileBuf<T>> out_, in_;
+  TransferPlan ring_;
+};
+
+// One-off allreduce: prepares, runs and releases. Collective.
+template <class T>
+AllreduceStats allreduce_lines(Fabric& f, TileBuf<T>& buf, Axis axis, const AllreduceSpec& spec) {
+  LineAllreduce<T> ar(f, buf.region(), axis, buf.elems(), spec);
+  return ar.run(buf);
 }
 
 // Serial reference: the sum every algorithm must produce for one line, in its own order.

@@ -1,5 +1,5 @@
 #pragma once
-// Command options from ParamSpecs: the same declaration drives --help, the command line, the INI
+// Options from ParamSpecs (generic: used by commands and by model configs): the same declaration drives --help, the command line, the INI
 // file given with --config (key "a.b" is key b of section [a]) and the value/source listing.
 // Precedence: command line, then the config file, then the built-in default.
 #include <iosfwd>
@@ -9,7 +9,7 @@
 
 #include "wafermesh/util/param_spec.hpp"
 
-namespace wm::cli {
+namespace wm {
 
 class OptionSet {
  public:
@@ -38,4 +38,4 @@ class OptionSet {
   bool help_ = false;
 };
 
-}  // namespace wm::cli
+}  // namespace wm

@@ -1,4 +1,4 @@
-#include "wafermesh/cli/options.hpp"
+#include "wafermesh/util/options.hpp"
 
 #include <boost/program_options.hpp>
 #include <charconv>
@@ -13,7 +13,7 @@
 
 namespace po = boost::program_options;
 
-namespace wm::cli {
+namespace wm {
 
 namespace {
 
@@ -207,4 +207,4 @@ void OptionSet::print_values(std::ostream& out) const {
   }
 }
 
-}  // namespace wm::cli
+}  // namespace wm

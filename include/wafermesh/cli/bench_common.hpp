@@ -1,0 +1,23 @@
+#pragma once
+// Shared by the `bench` subcommands: timing on one rank while the others wait politely, and the
+// results file with provenance.
+#include <functional>
+#include <string>
+
+#include "wafermesh/cli/commands.hpp"
+#include "wafermesh/io/results_file.hpp"
+#include "wafermesh/noc/params.hpp"
+#include "wafermesh/util/options.hpp"
+
+namespace wm::cli {
+
+// Rank 0 runs f with `threads` OpenMP threads and returns its wall seconds (broadcast to all);
+// the other ranks wait without spinning on a core.
+double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f);
+
+// Writes `table` as group `group` of `path` (rank 0 only; complete or not at all), with every
+// effective option of `opts` as a parameter. Prints "wrote PATH".
+void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
+                         const std::string& group, const io::Table& table, int64_t seed);
+
+}  // namespace wm::cli

@@ -1,0 +1,114 @@
+// `wafermesh bench kv`: for each KV cache policy and region size, decode tokens into the cache of a
+// model's shape until some PE's SRAM overflows; report the longest decode, the context reached and
+// the virtual cycles per appended token.
+#include <mpi.h>
+
+#include <iomanip>
+#include <ostream>
+
+#include "wafermesh/cli/bench_common.hpp"
+#include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/dist/kv_cache.hpp"
+#include "wafermesh/model/model_config.hpp"
+#include "wafermesh/util/error.hpp"
+
+namespace wm::cli {
+
+namespace {
+struct KvBenchOptions {
+  std::vector<std::string> policies{"concat", "shift"};
+  std::vector<int64_t> Ps{32, 64, 128};
+  std::string model = "configs/models/bitnet_2b4t.ini";
+  int64_t prompt = 128, max_decode = 100000;
+  std::string output = "results/bench_kv.h5";
+  std::vector<ParamSpec> specs() {
+    return {
+        param_text_list("kv.policy", &policies, "KV cache policies, comma-separated", {"concat", "shift"}),
+        param_int_list("kv.P", &Ps, "PEs", "region sides, comma-separated", 1, 1 << 20),
+        param_text("kv.model", &model, "model config (configs/models/*.ini): kv_dim and layers"),
+        param_int("kv.prompt_tokens", &prompt, "tokens", "prompt tokens placed by prefill", 0, int64_t(1) << 30),
+        param_int("kv.max_decode", &max_decode, "tokens", "stop decoding after this many tokens", 1,
+                  int64_t(1) << 30),
+        param_text("bench.output", &output, "HDF5 results file (written complete or not at all)"),
+    };
+  }
+};
+}  // namespace
+
+int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
+  MachineParams mp;
+  KvBenchOptions o;
+  OptionSet opts;
+  add_machine_options(opts, mp);
+  opts.add(o.specs());
+  opts.parse(args);
+  std::ostream& out = *ctx.out;
+  if (opts.help_requested()) {
+    opts.print_help(out, "usage: wafermesh bench kv [--config FILE] [options]\n\n"
+                         "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
+                         "PE overflows, for each policy and region size.");
+    return 0;
+  }
+  check_machine(mp, ctx.size);
+  const model::ModelConfig mc = model::load_model_config(o.model);
+  for (int64_t P : o.Ps)
+    if (P > mp.width_pes || P > mp.height_pes)
+      throw UsageError("option --kv.P = " + std::to_string(P) + ": a " + std::to_string(P) + " x " + std::to_string(P) +
+                       " region does not fit the " + std::to_string(mp.width_pes) + " x " +
+                       std::to_string(mp.height_pes) + " mesh");
+  io::Table t;
+  t.add_column("policy", "", io::ColumnKind::text);
+  t.add_column("P", "PEs", io::ColumnKind::integer);
+  t.add_column("kv_dim", "elements", io::ColumnKind::integer);
+  t.add_column("layers", "layers", io::ColumnKind::integer);
+  t.add_column("bytes_per_token_per_pe", "bytes", io::ColumnKind::integer);
+  t.add_column("prompt_tokens", "tokens", io::ColumnKind::integer);
+  t.add_column("max_decode_tokens", "tokens", io::ColumnKind::integer);
+  t.add_column("context_tokens", "tokens", io::ColumnKind::integer);
+  t.add_column("cycles_per_token", "cycles", io::ColumnKind::real);
+  t.add_column("status", "", io::ColumnKind::text);
+  t.add_column("wall_s", "s", io::ColumnKind::real);
+
+  const int64_t D = mc.kv_dim();
+  out << "bench kv: " << mc.name << " (kv_dim " << D << ", " << mc.layers << " layers), " << o.prompt
+      << " prompt tokens, " << mp.sram_bytes << " bytes of SRAM per PE, " << ctx.size << " rank(s)\n\n"
+      << std::left << std::setw(8) << "policy" << std::right << std::setw(6) << "P" << std::setw(14) << "B/token/PE"
+      << std::setw(13) << "max decode" << std::setw(10) << "context" << std::setw(14) << "cyc/token"
+      << std::setw(10) << "wall s" << "  stopped by\n";
+  const std::vector<float> kv(size_t(D), 0.5f);
+  for (const auto& name : o.policies)
+    for (int64_t P : o.Ps) {
+      dist::KvSpec s;
+      s.policy = dist::kv_policy_from_name(name);
+      s.P = int32_t(P);
+      s.kv_dim = D;
+      s.layers = mc.layers;
+      Fabric f(ctx.comm, mp);
+      dist::KvCache cache(f, s);
+      std::string status;
+      int64_t n = 0;
+      uint64_t cycles = 0;
+      const double w0 = MPI_Wtime();
+      try {
+        const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
+        cache.prefill(prompt.data(), prompt.data(), o.prompt);
+        for (; n < o.max_decode; ++n) cycles += cache.append(kv.data(), kv.data());
+        status = "kv.max_decode reached";
+      } catch (const LimitError& e) {
+        status = n == 0 && cache.tokens() == 0 ? std::string("prompt does not fit: ") + e.what() : e.what();
+      }
+      const double wall = MPI_Wtime() - w0;
+      const double per = n ? double(cycles) / double(n) : 0.0;
+      t.append_row({name, P, D, mc.layers, int64_t(cache.bytes_per_token_per_pe()), o.prompt, n, cache.tokens(), per,
+                    status, wall});
+      out << std::left << std::setw(8) << name << std::right << std::setw(6) << P << std::setw(14)
+          << cache.bytes_per_token_per_pe() << std::setw(13) << n << std::setw(10) << cache.tokens() << std::setw(14)
+          << std::fixed << std::setprecision(1) << per << std::setw(10) << std::setprecision(3) << wall << "  "
+          << status << "\n"
+          << std::flush;
+    }
+  write_bench_results(ctx, opts, mp, o.output, "kv", t, -1);
+  return 0;
+}
+
+}  // namespace wm::cli
