@@ -1,7 +1,8 @@
 // `wafermesh bench kernel`: see kernel_bench.hpp.
 //
 // For every shape M x K, token count N and thread count it times
-//   lut     LutTables::build + lut_gemm_i32          (1.67-bit lookup-table format)
+//   lut     N = 1: lut_gemv_i32(w, activations, tables, y), table build included;
+//           N > 1: LutTables::assign + lut_gemm_i32 (1.67-bit lookup-table format)
 //   mad2b   mad2b_gemm_i32                           (2-bit multiply-add format)
 //   blas    OpenBLAS cblas_sgemv (N = 1) / cblas_sgemm (fp32 weights, same shape)
 //   ref     lut_gemm_i32_ref / mad2b_gemm_i32_ref    (scalar, one thread; for N > 2 timed on 2
@@ -77,9 +78,13 @@ double seconds_since(Clock::time_point t0) {
 // on the cores still distorts the figures (a 2-thread OpenMP call waits for a descheduled thread),
 // so the load average is printed before and after the run.
 constexpr int kBatches = 10;
-double time_calls(const std::function<void(std::int64_t)>& call, double min_time) {
+// warmup_calls (at least 1) untimed calls come first: in dram mode one full pass over the copies,
+// because memory left idle for a few seconds was measured to be slow on its next first touch on
+// the development VM (the first pass after creation ran at ~1-2 GB/s).
+double time_calls(const std::function<void(std::int64_t)>& call, double min_time,
+                  std::int64_t warmup_calls = 1) {
   std::int64_t c = 0;
-  call(c++);
+  while (c < std::max<std::int64_t>(warmup_calls, 1)) call(c++);
   double best = 1e300;
   for (int batch = 0; batch < kBatches; ++batch) {
     std::int64_t calls = 0;
@@ -354,13 +359,17 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
           if (dram && N != 1) continue;
           const double t_lut = time_calls([&](std::int64_t c) {
             const auto& w = dram ? lut_copies[static_cast<std::size_t>(c) % lut_copies.size()] : lut;
-            tables.assign(act);
-            k::lut_gemm_i32(w, tables, y.data(), M);
-          }, o.min_time_s);
+            if (N == 1) {
+              k::lut_gemv_i32(w, act, tables, y.data());  // decode: table build fused in
+            } else {
+              tables.assign(act);
+              k::lut_gemm_i32(w, tables, y.data(), M);
+            }
+          }, o.min_time_s, dram ? static_cast<std::int64_t>(lut_copies.size()) : 1);
           const double t_2b = time_calls([&](std::int64_t c) {
             const auto& w = dram ? w2b_copies[static_cast<std::size_t>(c) % w2b_copies.size()] : w2b;
             k::mad2b_gemm_i32(w, act, y2.data(), M);
-          }, o.min_time_s);
+          }, o.min_time_s, dram ? static_cast<std::int64_t>(w2b_copies.size()) : 1);
           const auto lb = static_cast<double>(lut.bytes()), b2 = static_cast<double>(w2b.bytes());
           rows.push_back({sh.name, "lut", mode, N, threads, t_lut, lb, t_ref_lut / t_lut, NAN,
                           lb / t_lut / triad});
@@ -380,7 +389,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
                           1.0f, xf.data(), static_cast<int>(K), a, static_cast<int>(K), 0.0f, yf.data(),
                           static_cast<int>(M));
             }
-          }, o.min_time_s);
+          }, o.min_time_s, dram ? static_cast<std::int64_t>(wf_copies.size()) : 1);
           for (Row& r : rows) {
             if (r.mode == mode) r.x_blas = t_blas / r.time_s;
           }

@@ -3,6 +3,7 @@
 #include <mpi.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ostream>
 #include <thread>
@@ -30,6 +31,11 @@ double time_on_rank0(const Context& ctx, int threads, const std::function<void()
   }
   MPI_Bcast(&t, 1, MPI_DOUBLE, 0, ctx.comm);
   return t;
+}
+
+PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y) {
+  return {int32_t(x >= 0 ? x : std::max<int64_t>(0, (mp.width_pes - P) / 2)),
+          int32_t(y >= 0 ? y : std::max<int64_t>(0, (mp.height_pes - P) / 2))};
 }
 
 void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,

@@ -31,7 +31,7 @@ struct GemmBenchOptions {
   int64_t M = 512, K = 512, N = 512;
   bool transpose_b = false;
   bool double_buffer = true;
-  int64_t origin_x = 0, origin_y = 0;
+  int64_t origin_x = -1, origin_y = -1;
   std::string output = "results/bench_gemm.h5";
   bool compare_local = true;
   int64_t local_threads = 0;
@@ -46,8 +46,9 @@ struct GemmBenchOptions {
         param_flag("gemm.transpose_b", &transpose_b, "compute C = A B^T with B stored N x K"),
         param_flag("gemm.double_buffer", &double_buffer,
                    "overlap the next transfer with compute (twice the operand SRAM)"),
-        param_int("gemm.origin_x", &origin_x, "PEs", "X of the region's top-left PE", 0, 1 << 20),
-        param_int("gemm.origin_y", &origin_y, "PEs", "Y of the region's top-left PE", 0, 1 << 20),
+        param_int("gemm.origin_x", &origin_x, "PEs",
+                  "X of the region's top-left PE (-1 = centred, so the region spans the ranks)", -1, 1 << 20),
+        param_int("gemm.origin_y", &origin_y, "PEs", "Y of the region's top-left PE (-1 = centred)", -1, 1 << 20),
         param_text("bench.output", &output, "HDF5 results file (written complete or not at all)"),
         param_flag("bench.compare_local", &compare_local,
                    "also time the whole product with the local kernel in one process and print the ratio"),
@@ -92,7 +93,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       dist::GemmSpec s;
       s.algo = dist::gemm_algo_from_name(name);
       s.P = int32_t(P);
-      s.origin = {int32_t(o.origin_x), int32_t(o.origin_y)};
+      s.origin = centred_origin(mp, P, o.origin_x, o.origin_y);
       s.M = o.M;
       s.K = o.K;
       s.N = o.N;
@@ -151,7 +152,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       dist::GemmSpec s;
       s.algo = algo;
       s.P = int32_t(P);
-      s.origin = {int32_t(o.origin_x), int32_t(o.origin_y)};
+      s.origin = centred_origin(mp, P, o.origin_x, o.origin_y);
       s.M = o.M;
       s.K = o.K;
       s.N = o.N;

@@ -29,6 +29,7 @@ struct GemvBenchOptions {
   std::string dtype = "ternary";
   std::string axis = "X";
   int64_t levels = 2, groups = 0;
+  int64_t origin_x = -1, origin_y = -1;
   std::string output = "results/bench_gemv.h5";
   bool compare_local = true;
   int64_t local_threads = 0, repeats = 5, seed = 1;
@@ -41,6 +42,9 @@ struct GemvBenchOptions {
         param_int("gemv.K", &K, "columns", "columns of W (inputs)", 1, int64_t(1) << 24),
         param_text("gemv.dtype", &dtype, "ternary (int8 x ternary, LUT kernel) or fp32", {"ternary", "fp32"}),
         param_text("gemv.axis", &axis, "mesh axis of the reduction", {"X", "Y"}),
+        param_int("gemv.origin_x", &origin_x, "PEs",
+                  "X of the region's top-left PE (-1 = centred, so the region spans the ranks)", -1, 1 << 20),
+        param_int("gemv.origin_y", &origin_y, "PEs", "Y of the region's top-left PE (-1 = centred)", -1, 1 << 20),
         param_int("gemv.levels", &levels, "levels", "ktree: levels K", 1, 64),
         param_int("gemv.groups", &groups, "groups", "ktree, K = 2: groups of level 1 (0 = sqrt(P))", 0, 1 << 20),
         param_text("bench.output", &output, "HDF5 results file (written complete or not at all)"),
@@ -74,6 +78,7 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   auto spec_for = [&](const std::string& ar, int64_t P) {
     dist::GemvSpec s;
     s.P = int32_t(P);
+    s.origin = centred_origin(mp, P, o.origin_x, o.origin_y);
     s.M = o.M;
     s.K = o.K;
     s.reduce_axis = o.axis == "X" ? Axis::X : Axis::Y;

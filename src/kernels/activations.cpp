@@ -68,12 +68,25 @@ void LutTables::assign(const ActivationsQ8& a) {
   table_.resize(static_cast<std::size_t>(tokens_ * pairs() * kPairBytes));
   scale_.resize(static_cast<std::size_t>(tokens_));
   const auto build_one = detail::isa_kernels().lut_table_build;
-  // Tokens are independent; one token is built by one thread (a decode table is small).
-#pragma omp parallel for schedule(static) if (tokens_ > 1)
+  if (tokens_ == 1) {
+    // Decode: one token is one thread's work (~2 us for K = 6912); no OpenMP construct.
+    build_one(a.token(0), cols_, token(0));
+    scale_[0] = a.scale(0);
+    return;
+  }
+  // Tokens are independent; one token is built by one thread.
+#pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < tokens_; ++n) {
     build_one(a.token(n), cols_, token(n));
     scale_[static_cast<std::size_t>(n)] = a.scale(n);
   }
+}
+
+void LutTables::resize(std::int64_t tokens, std::int64_t K) {
+  tokens_ = tokens;
+  cols_ = K;
+  table_.resize(static_cast<std::size_t>(tokens_ * pairs() * kPairBytes));
+  scale_.assign(static_cast<std::size_t>(tokens_), 1.0f);
 }
 
 LutTables LutTables::from_int8(const std::int8_t* q, std::int64_t N, std::int64_t K,

@@ -17,6 +17,10 @@ struct IsaKernels {
                        std::int64_t ldy);
   void (*mad2b_gemm_i32)(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32_t* y,
                          std::int64_t ldy);
+  // Decode with the table build fused in (see lut_gemv_i32 with ActivationsQ8); t is already sized
+  // for one token. nullptr: the level builds the tables first, then runs lut_gemm_i32.
+  void (*lut_gemv_fused)(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t,
+                         std::int32_t* y);
   // See fp32_gemm.hpp; b_trans selects B (N, K) instead of B (K, N).
   void (*gemm_f32)(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                    const float* B, std::int64_t ldb, bool b_trans, float* C, std::int64_t ldc,

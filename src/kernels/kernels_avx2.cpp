@@ -61,7 +61,7 @@ void lut_gemm_i32_avx2(const TernaryMatrixLut& w, const LutTables& t, std::int32
   {
     std::vector<std::int32_t> acc(static_cast<std::size_t>(N * kRows));  // (N, 64) position order
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static)
     for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
       std::fill(acc.begin(), acc.end(), 0);
       const std::uint8_t* tile = w.tile(ti);
@@ -188,7 +188,7 @@ void mad2b_gemm_i32_avx2(const TernaryMatrix2b& w, const ActivationsQ8& a, std::
   constexpr std::int64_t kRowBlock = 2;
   const std::int64_t M = w.rows();
   const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(static)
   for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
     const std::int64_t i0 = rb * kRowBlock;
     if (M - i0 >= 2) {
@@ -209,7 +209,7 @@ void gemm_f32_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* 
 
 const IsaKernels& isa_kernels_avx2() {
   static const IsaKernels k{lut_table_build_avx2, lut_gemm_i32_avx2, mad2b_gemm_i32_avx2,
-                            gemm_f32_avx2};
+                            nullptr, gemm_f32_avx2};
   return k;
 }
 

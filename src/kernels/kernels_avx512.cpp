@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -21,7 +22,8 @@ namespace {
 // vpermw broadcasts a0 / a1 / a2 of group g to lanes 0-15 and of group g' to lanes 16-31; the
 // entries d0 a0 + d1 a1 + d2 a2 (d in {-1, 0, 1}, exact in int16) are then split into low and
 // high bytes and permuted into the pair layout of LutTables (each 16-byte run twice).
-void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* table) {
+void lut_table_build_range_avx512(const std::int8_t* q, std::int64_t K, std::int64_t p_begin,
+                                  std::int64_t p_end, std::uint8_t* table) {
   auto digits = [](const std::int8_t (&d)[16]) {
     alignas(64) std::int16_t v[32];
     for (int i = 0; i < 32; ++i) v[i] = d[i % 16];
@@ -37,9 +39,8 @@ void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* 
   const __m512i low = _mm512_set1_epi16(0x00FF);
   const __m512i lo_order = _mm512_setr_epi64(0, 2, 0, 2, 4, 6, 4, 6);
   const __m512i hi_order = _mm512_setr_epi64(1, 3, 1, 3, 5, 7, 5, 7);
-  const std::int64_t pairs = ((K + 2) / 3 + 1) / 2;
-  const std::int64_t full_pairs = K / 6;  // pairs whose six activations all exist
-  for (std::int64_t p = 0; p < full_pairs; ++p) {
+  const std::int64_t full_end = std::min(p_end, K / 6);  // pairs whose six activations all exist
+  for (std::int64_t p = p_begin; p < full_end; ++p) {
     const __m128i a8 = _mm_maskz_loadu_epi8(0x3F, q + 6 * p);  // reads exactly 6 bytes
     const __m512i a = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(a8));
     const __m512i v = _mm512_add_epi16(
@@ -53,7 +54,13 @@ void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* 
     _mm512_storeu_si512(out, _mm512_permutexvar_epi64(lo_order, packed));
     _mm512_storeu_si512(out + LutTables::kHighOffset, _mm512_permutexvar_epi64(hi_order, packed));
   }
-  for (std::int64_t p = full_pairs; p < pairs; ++p) lut_table_build_pair_scalar(q, K, p, table);
+  for (std::int64_t p = std::max(p_begin, full_end); p < p_end; ++p) {
+    lut_table_build_pair_scalar(q, K, p, table);
+  }
+}
+
+void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* table) {
+  lut_table_build_range_avx512(q, K, 0, ((K + 2) / 3 + 1) / 2, table);
 }
 
 // ---------------------------------------------------------------- LUT GEMM
@@ -122,7 +129,7 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
   const std::int64_t M = w.rows(), P = w.pairs(), H = P / 2;
   const std::int32_t* neg = w.neg_count();
   const std::uint8_t* tab = t.token(0);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(static)
   for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
     alignas(64) std::int32_t acc[kRows] = {};  // position order
     const std::uint8_t* tile = w.tile(ti);
@@ -148,6 +155,54 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
   }
 }
 
+// Decode with the table build fused in (see lut_gemv_i32 with ActivationsQ8): thread j of nt owns
+// pairs [P j / nt, P (j+1) / nt), builds their tables, runs them against every tile, and leaves
+// int32 partial sums per row; after a barrier the partials are added (integers: exact, and the
+// same result for any nt).
+void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t,
+                           std::int32_t* y) {
+  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
+  const std::int64_t M = w.rows(), P = w.pairs(), T = w.tiles(), K = w.cols();
+  const std::int32_t* neg = w.neg_count();
+  std::uint8_t* tab = t.token(0);
+  const int max_threads = omp_get_max_threads();
+  std::vector<std::int32_t> partial(static_cast<std::size_t>(max_threads * T * kRows));  // (threads, T, 64)
+  int team = 1;
+#pragma omp parallel
+  {
+    const int j = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+    team = nt;
+    const std::int64_t q0 = P * j / nt, q1 = P * (j + 1) / nt;
+    lut_table_build_range_avx512(a.token(0), K, q0, q1, tab);
+    std::int32_t* part = partial.data() + static_cast<std::int64_t>(j) * T * kRows;
+    for (std::int64_t ti = 0; ti < T; ++ti) {
+      alignas(64) std::int32_t acc[kRows] = {};  // position order
+      const std::uint8_t* tile = w.tile(ti);
+      for (std::int64_t p0 = q0; p0 < q1; p0 += kLutI16AddsPerBlock) {
+        const std::int64_t p1 = std::min(q1, p0 + kLutI16AddsPerBlock);
+        LutSums512 sums;
+        for (std::int64_t p = p0; p < p1; ++p) {
+          sums = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums);
+        }
+        lut_widen_avx512(sums, acc);
+      }
+      std::memcpy(part + ti * kRows, acc, sizeof(acc));
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (std::int64_t ti = 0; ti < T; ++ti) {
+      for (int p = 0; p < kRows; ++p) {
+        const std::int64_t row = ti * kRows + lut_pos_row(p);
+        if (row >= M) continue;
+        std::int32_t sum = neg[row];
+        for (int jj = 0; jj < team; ++jj) sum += partial[static_cast<std::size_t>((jj * T + ti) * kRows + p)];
+        y[row] = sum;
+      }
+    }
+  }
+}
+
 // Prefill (N > 1): a thread takes kTilesPerGemmStep tiles (256 rows) at a time, so each 64-pair
 // block of a token's tables (8 KiB) is read into L1 once and used by four tiles instead of one;
 // the weights of the step (4 x 5 KiB) stay in L1 while the tokens loop.
@@ -167,7 +222,7 @@ void lut_gemm_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
 #pragma omp parallel
   {
     std::vector<std::int32_t> acc(static_cast<std::size_t>(N * R * kRows));  // (N, R, 64) position order
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static)
     for (std::int64_t step = 0; step < steps; ++step) {
       const std::int64_t t0 = step * R, t1 = std::min(T, t0 + R);
       std::fill(acc.begin(), acc.end(), 0);
@@ -262,7 +317,7 @@ void mad2b_gemm_i32_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std
   constexpr std::int64_t kRowBlock = 4;
   const std::int64_t M = w.rows();
   const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(static)
   for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
     const std::int64_t i0 = rb * kRowBlock;
     switch (std::min(kRowBlock, M - i0)) {
@@ -284,7 +339,7 @@ void gemm_f32_avx512(std::int64_t M, std::int64_t N, std::int64_t K, const float
 
 const IsaKernels& isa_kernels_avx512() {
   static const IsaKernels k{lut_table_build_avx512, lut_gemm_i32_avx512, mad2b_gemm_i32_avx512,
-                            gemm_f32_avx512};
+                            lut_gemv_fused_avx512, gemm_f32_avx512};
   return k;
 }
 

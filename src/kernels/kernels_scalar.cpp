@@ -17,7 +17,7 @@ void lut_gemm_i32_scalar(const TernaryMatrixLut& w, const LutTables& t, std::int
 #pragma omp parallel
   {
     std::vector<std::int32_t> acc(static_cast<std::size_t>(N * kRows));  // (N, 64)
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static)
     for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
       std::fill(acc.begin(), acc.end(), 0);
       const std::uint8_t* tile = w.tile(ti);
@@ -51,7 +51,7 @@ void lut_gemm_i32_scalar(const TernaryMatrixLut& w, const LutTables& t, std::int
 void mad2b_gemm_i32_scalar(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32_t* y,
                            std::int64_t ldy) {
   const std::int64_t M = w.rows(), N = a.tokens(), blocks = w.padded_cols() / 256;
-#pragma omp parallel for schedule(dynamic, 32)
+#pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < M; ++i) {
     const std::uint8_t* row = w.row(i);
     for (std::int64_t n = 0; n < N; ++n) {
@@ -80,7 +80,7 @@ void gemm_f32_scalar(std::int64_t M, std::int64_t N, std::int64_t K, const float
 
 const IsaKernels& isa_kernels_scalar() {
   static const IsaKernels k{lut_table_build_ref, lut_gemm_i32_scalar, mad2b_gemm_i32_scalar,
-                            gemm_f32_scalar};
+                            nullptr, gemm_f32_scalar};
   return k;
 }
 

@@ -40,6 +40,26 @@ void lut_gemv_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y
   lut_gemm_i32(w, t, y, w.rows());
 }
 
+void lut_gemv_i32(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t, std::int32_t* y) {
+  if (a.tokens() != 1) {
+    throw std::invalid_argument("lut_gemv_i32: needs exactly 1 token, got " + std::to_string(a.tokens()) +
+                                "; use LutTables::build and lut_gemm_i32");
+  }
+  if (a.cols() != w.cols()) {
+    throw std::invalid_argument("lut_gemv_i32: activations have K=" + std::to_string(a.cols()) +
+                                " but the weights have K=" + std::to_string(w.cols()));
+  }
+  const auto fused = detail::isa_kernels().lut_gemv_fused;
+  if (fused == nullptr || w.rows() == 0) {
+    t.assign(a);
+    lut_gemm_i32(w, t, y, w.rows());
+    return;
+  }
+  t.resize(1, a.cols());
+  t.set_scale(0, a.scale(0));
+  fused(w, a, t, y);
+}
+
 void lut_gemm_f32(const TernaryMatrixLut& w, const LutTables& t, float* y, std::int64_t ldy) {
   check_args("lut_gemm_f32", w, t, ldy);
   const std::int64_t M = w.rows(), N = t.tokens();

@@ -65,6 +65,7 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   link_stream_.assign(size_t(mesh_.pe_count()) * 4, 0);
   pe_stream_.assign(pes_.size(), 0);
   pe_routes_.assign(pes_.size(), 0);
+  sram_all_.assign(size_t(mesh_.pe_count()), 0);
 }
 
 void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) {
@@ -136,24 +137,25 @@ void Fabric::throw_limit_collective(int64_t bad_pe, uint64_t need_local, const s
 }
 
 void Fabric::sram_acquire(const Region& r, uint64_t bytes_each, const std::string& what) {
-  const Region l = r.intersect(block_);
+  // Every rank keeps the SRAM use of every PE (all allocations are collective and region-uniform),
+  // so every rank finds the same first offending PE without communicating.
   const uint64_t limit = uint64_t(params_.sram_bytes);
-  int64_t bad = kNoPe;
-  uint64_t bad_need = 0;
-  for (int32_t y = l.y0; y < l.y0 + l.h && bad == kNoPe; ++y)
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
-      if (pe(x, y).sram_bytes + bytes_each > limit) {
-        bad = mesh_.id(x, y);  // row-major scan: the first is the smallest id on this rank
-        bad_need = pe(x, y).sram_bytes + bytes_each;
-        break;
+  for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
+    const uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
+    for (int32_t x = 0; x < r.w; ++x)
+      if (uint64_t(row[x]) + bytes_each > limit) {
+        std::ostringstream msg;
+        msg << pe_text(mesh_, mesh_.id(r.x0 + x, y)) << " needs " << uint64_t(row[x]) + bytes_each
+            << " bytes of SRAM for " << what << "; the limit is pe.sram_bytes = " << limit
+            << " (shrink the tiles: a larger region or a smaller problem)";
+        throw LimitError(msg.str());
       }
-  int64_t gbad = bad;
-  MPI_Allreduce(&bad, &gbad, 1, mpi_type<int64_t>(), MPI_MIN, comm());
-  if (gbad != kNoPe) {
-    throw_limit_collective(gbad, gbad == bad ? bad_need : 0, "bytes of SRAM for " + what,
-                           "pe.sram_bytes = " + std::to_string(limit) +
-                               " (shrink the tiles: a larger region or a smaller problem)");
   }
+  for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
+    uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
+    for (int32_t x = 0; x < r.w; ++x) row[x] += uint32_t(bytes_each);
+  }
+  const Region l = r.intersect(block_);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
       PeCounters& c = pe(x, y);
@@ -163,6 +165,10 @@ void Fabric::sram_acquire(const Region& r, uint64_t bytes_each, const std::strin
 }
 
 void Fabric::sram_release(const Region& r, uint64_t bytes_each) {
+  for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
+    uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
+    for (int32_t x = 0; x < r.w; ++x) row[x] -= uint32_t(bytes_each);
+  }
   const Region l = r.intersect(block_);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x) pe(x, y).sram_bytes -= bytes_each;

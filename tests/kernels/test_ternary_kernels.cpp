@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -107,6 +108,22 @@ void check_all_variants(const Problem& p, bool all_threads = true) {
     ASSERT_EQ(y, first) << "lut_gemv_i32 M=" << M << " K=" << p.K;
     mad2b_gemv_i32(w2b, act1, y.data());
     ASSERT_EQ(y, first) << "mad2b_gemv_i32 M=" << M << " K=" << p.K;
+    // Fused decode (tables built inside, split across threads at the AVX-512 level): same result
+    // and the same complete tables at every thread count.
+    const auto run_fused = [&](int) {
+      LutTables scratch;
+      std::fill(y.begin(), y.end(), kCanary);
+      lut_gemv_i32(lut, act1, scratch, y.data());
+      ASSERT_EQ(y, first) << "lut_gemv_i32(fused) M=" << M << " K=" << p.K;
+      ASSERT_EQ(scratch.pairs(), tab1.pairs());
+      ASSERT_EQ(0, std::memcmp(scratch.token(0), tab1.token(0),
+                               static_cast<std::size_t>(tab1.pairs() * LutTables::kPairBytes)));
+    };
+    if (all_threads) {
+      for_each_threads(run_fused);
+    } else {
+      run_fused(0);
+    }
   });
 }
 
@@ -178,6 +195,10 @@ TEST(TernaryKernels, LargeProjectionShapes) {
         ASSERT_EQ(y, expected) << "lut_gemm_i32";
         mad2b_gemm_i32(w2b, act, y.data(), p.M);
         ASSERT_EQ(y, expected) << "mad2b_gemm_i32";
+        LutTables scratch;
+        std::vector<std::int32_t> y1(static_cast<std::size_t>(p.M));
+        lut_gemv_i32(lut, ActivationsQ8::from_int8(p.q.data(), 1, p.K, p.ldq), scratch, y1.data());
+        ASSERT_TRUE(std::equal(y1.begin(), y1.end(), expected.begin())) << "lut_gemv_i32(fused)";
       }
     });
     omp_set_num_threads(2);

@@ -6,6 +6,7 @@
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/io/results_file.hpp"
+#include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/noc/params.hpp"
 #include "wafermesh/util/options.hpp"
 
@@ -14,6 +15,10 @@ namespace wm::cli {
 // Rank 0 runs f with `threads` OpenMP threads and returns its wall seconds (broadcast to all);
 // the other ranks wait without spinning on a core.
 double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f);
+
+// The origin of a P x P region: the given coordinates, or (-1) centred on the mesh so that the
+// region spans the ranks' blocks rather than sitting on rank 0.
+PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y);
 
 // Writes `table` as group `group` of `path` (rank 0 only; complete or not at all), with every
 // effective option of `opts` as a parameter. Prints "wrote PATH".

@@ -60,6 +60,11 @@ class LutTables {
   // Same, into this object, reusing its storage (a decode loop builds one table set per token
   // without allocating).
   void assign(const ActivationsQ8& a);
+  // Sizes the object for `tokens` tokens of K columns without building anything (scales = 1): for
+  // kernels that build the tables themselves, each thread its slice (lut_gemv_i32 with
+  // ActivationsQ8). Reuses the storage.
+  void resize(std::int64_t tokens, std::int64_t K);
+  void set_scale(std::int64_t n, float s) { scale_[static_cast<std::size_t>(n)] = s; }
   // q: (N, K) int8, row stride ldq; scale: (N) or nullptr for s = 1.
   static LutTables from_int8(const std::int8_t* q, std::int64_t N, std::int64_t K,
                              std::int64_t ldq, const float* scale = nullptr);

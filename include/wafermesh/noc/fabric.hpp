@@ -148,8 +148,9 @@ class Fabric {
   void reset_peaks();
 
   // ---- SRAM accounting (called by TileBuf) ----
-  // Collective: every rank calls it with the same arguments. Throws LimitError on every rank
-  // when some PE of `r` would exceed pe.sram_bytes, naming the PE, the need and the limit.
+  // Collective: every rank calls it with the same arguments (no communication: every rank keeps
+  // the use of every PE). Throws LimitError on every rank when some PE of `r` would exceed
+  // pe.sram_bytes, naming the first such PE (row-major), the need and the limit.
   void sram_acquire(const Region& r, uint64_t bytes_each, const std::string& what);
   void sram_release(const Region& r, uint64_t bytes_each);
 
@@ -201,6 +202,7 @@ class Fabric {
   std::vector<uint32_t> pe_stream_;      // scratch: last stream seen per PE (+1), for routes
   std::vector<uint32_t> pe_routes_;      // scratch: route entries per PE for the plan being built
   std::vector<std::byte> staging_;       // scratch for aliased local moves
+  std::vector<uint32_t> sram_all_;       // SRAM bytes in use on every PE of the mesh (replicated)
 };
 
 }  // namespace wm
