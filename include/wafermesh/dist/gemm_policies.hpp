@@ -7,6 +7,7 @@
 
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/kernels/fp32_tile.hpp"
 
 namespace wm::dist {
 
@@ -63,8 +64,7 @@ struct F32Policy : GemmTiling {
   void store_c(const float* t, int32_t r, int32_t c, float* C) const { store_block(t, M, N, r, c, mt, nt, C); }
   // c (mt x nt) {=, +=} a (mt x kt) b  or  a b^T; one thread (called per PE inside a parallel loop).
   void mul(const float* a, const float* b, float* c, bool accumulate) const {
-    if (tb) kernels::gemm_f32_abt(mt, nt, kt, a, kt, b, kt, c, nt, accumulate);
-    else kernels::gemm_f32(mt, nt, kt, a, kt, b, nt, c, nt, accumulate);
+    kernels::gemm_f32_tile(mt, nt, kt, a, kt, b, tb ? kt : nt, tb, c, nt, accumulate);
   }
 };
 

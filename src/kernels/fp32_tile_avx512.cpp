@@ -1,0 +1,12 @@
+// gemm_f32_tile at ISA level "avx512" (this file's -m flags are set in src/kernels/CMakeLists.txt).
+#include "fp32_tile_impl.hpp"
+
+namespace wm::kernels::detail {
+
+void gemm_f32_tile_avx512(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+                        const float* B, std::int64_t ldb, bool b_trans, float* C, std::int64_t ldc,
+                        bool accumulate) {
+  gemm_f32_tile_body<16, 8>(M, N, K, A, lda, B, ldb, b_trans, C, ldc, accumulate);
+}
+
+}  // namespace wm::kernels::detail
