@@ -73,19 +73,14 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemmBenchOptions o;
   OptionSet opts;
-  add_machine_options(opts, mp);
-  opts.add(o.specs());
-  opts.parse(args);
-  std::ostream& out = *ctx.out;
-  if (opts.help_requested()) {
-    opts.print_help(out, "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
+  if (!parse_command(ctx, args, opts, mp, o.specs(),
+                     "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
                          "Runs C = A B (or A B^T) of random fp32 operands with each algorithm on each P x P region\n"
                          "and prints virtual cycles (total, compute, communication on the critical path), longest\n"
                          "hop, route entries and SRAM per PE, NoC bytes and the emulation's wall time. A point whose\n"
-                         "tiles or routes do not fit the machine is reported as infeasible with the reason.");
+                         "tiles or routes do not fit the machine is reported as infeasible with the reason."))
     return 0;
-  }
-  check_machine(mp, ctx.size);
+  std::ostream& out = *ctx.out;
   // Every point's geometry is checked before anything runs or prints.
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   for (const std::string& name : o.algos)

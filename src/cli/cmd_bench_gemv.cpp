@@ -63,17 +63,12 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemvBenchOptions o;
   OptionSet opts;
-  add_machine_options(opts, mp);
-  opts.add(o.specs());
-  opts.parse(args);
-  std::ostream& out = *ctx.out;
-  if (opts.help_requested()) {
-    opts.print_help(out, "usage: wafermesh bench gemv [--config FILE] [options]\n\n"
+  if (!parse_command(ctx, args, opts, mp, o.specs(),
+                     "usage: wafermesh bench gemv [--config FILE] [options]\n\n"
                          "y = W x on P x P regions with each allreduce; virtual figures, wall time, and the ratio of\n"
-                         "the emulation's wall time to the bare kernel GEMV of the whole matrix.");
+                         "the emulation's wall time to the bare kernel GEMV of the whole matrix."))
     return 0;
-  }
-  check_machine(mp, ctx.size);
+  std::ostream& out = *ctx.out;
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   auto spec_for = [&](const std::string& ar, int64_t P) {
     dist::GemvSpec s;

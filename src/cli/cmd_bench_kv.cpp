@@ -39,17 +39,12 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   KvBenchOptions o;
   OptionSet opts;
-  add_machine_options(opts, mp);
-  opts.add(o.specs());
-  opts.parse(args);
-  std::ostream& out = *ctx.out;
-  if (opts.help_requested()) {
-    opts.print_help(out, "usage: wafermesh bench kv [--config FILE] [options]\n\n"
+  if (!parse_command(ctx, args, opts, mp, o.specs(),
+                     "usage: wafermesh bench kv [--config FILE] [options]\n\n"
                          "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
-                         "PE overflows, for each policy and region size.");
+                         "PE overflows, for each policy and region size."))
     return 0;
-  }
-  check_machine(mp, ctx.size);
+  std::ostream& out = *ctx.out;
   const model::ModelConfig mc = model::load_model_config(o.model);
   for (int64_t P : o.Ps)
     if (P > mp.width_pes || P > mp.height_pes)

@@ -38,20 +38,15 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   DemoOptions dopt;
   OptionSet opts;
-  add_machine_options(opts, mp);
-  opts.add(dopt.specs());
-  opts.parse(args);
-  std::ostream& out = *ctx.out;
-  if (opts.help_requested()) {
-    opts.print_help(out, "usage: wafermesh demo [--config FILE] [options]\n\n"
-                         "A demonstration run of the emulated fabric on the whole mesh: ring shifts in natural\n"
-                         "and interleaved (MeshGEMM) order along X and Y, broadcasts and a chain reduction.\n"
-                         "Prints virtual cycles (what the wafer would take) and wall time (what emulation took).");
+  if (!parse_command(ctx, args, opts, mp, dopt.specs(),
+                     "usage: wafermesh demo [--config FILE] [options]\n\n"
+                     "A demonstration run of the emulated fabric on the whole mesh: ring shifts in natural\n"
+                     "and interleaved (MeshGEMM) order along X and Y, broadcasts and a chain reduction.\n"
+                     "Prints virtual cycles (what the wafer would take) and wall time (what emulation took)."))
     return 0;
-  }
+  std::ostream& out = *ctx.out;
   if (dopt.tile_bytes % 4) throw UsageError("option --demo.tile_bytes = " + std::to_string(dopt.tile_bytes) +
                                             ": must be a multiple of 4");
-  check_machine(mp, ctx.size);
 
   const double wall0 = MPI_Wtime();
   Fabric f(ctx.comm, mp);

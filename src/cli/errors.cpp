@@ -1,5 +1,6 @@
 #include <sstream>
 
+#include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/util/error.hpp"
@@ -7,6 +8,19 @@
 namespace wm::cli {
 
 void add_machine_options(OptionSet& opts, MachineParams& p) { opts.add(p.specs()); }
+
+bool parse_command(const Context& ctx, const std::vector<std::string>& args, OptionSet& opts, MachineParams& mp,
+                   std::vector<ParamSpec> extra, const std::string& usage) {
+  add_machine_options(opts, mp);
+  opts.add(std::move(extra));
+  opts.parse(args);
+  if (opts.help_requested()) {
+    opts.print_help(*ctx.out, usage);
+    return false;
+  }
+  check_machine(mp, ctx.size);
+  return true;
+}
 
 void check_machine(const MachineParams& p, int ranks) {
   const int64_t pes = p.width_pes * p.height_pes;

@@ -121,6 +121,18 @@ void gather_y(Fabric& f, const Layout& L, const TileBuf<T>& yt, int32_t root, T*
   }
 }
 
+// run() of either GEMV: x (K) from every rank placed in the x layout, run_tiles, y gathered.
+template <class Gemv, class Impl, class TX, class TY>
+GemvReport run_global(Gemv& g, Impl& m, const TX* x, TY* y) {
+  const Layout& L = m.L;
+  TileBuf<TX> xt(m.f, L.R, size_t(L.kt), "x block");
+  xt.for_each_local([&](int32_t px, int32_t py, TX* t) { L.cut_x(x, L.xblock(px, py), t); });
+  GemvReport rep;
+  TileBuf<TY> yt = g.run_tiles(xt, &rep);
+  gather_y(m.f, L, yt, m.root.root, y);
+  return rep;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ ternary
@@ -207,16 +219,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   return yt;
 }
 
-GemvReport MeshGemvTernary::run(const int8_t* x, int32_t* y) {
-  Impl& m = *impl_;
-  const Layout& L = m.L;
-  TileBuf<int8_t> xt(m.f, L.R, size_t(L.kt), "x block");
-  xt.for_each_local([&](int32_t px, int32_t py, int8_t* t) { L.cut_x(x, L.xblock(px, py), t); });
-  GemvReport rep;
-  TileBuf<int32_t> yt = run_tiles(xt, &rep);
-  gather_y(m.f, L, yt, m.root.root, y);
-  return rep;
-}
+GemvReport MeshGemvTernary::run(const int8_t* x, int32_t* y) { return run_global(*this, *impl_, x, y); }
 
 // ------------------------------------------------------------------ fp32
 struct MeshGemvF32::Impl {
@@ -261,16 +264,7 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   return yt;
 }
 
-GemvReport MeshGemvF32::run(const float* x, float* y) {
-  Impl& m = *impl_;
-  const Layout& L = m.L;
-  TileBuf<float> xt(m.f, L.R, size_t(L.kt), "x block");
-  xt.for_each_local([&](int32_t px, int32_t py, float* t) { L.cut_x(x, L.xblock(px, py), t); });
-  GemvReport rep;
-  TileBuf<float> yt = run_tiles(xt, &rep);
-  gather_y(m.f, L, yt, m.root.root, y);
-  return rep;
-}
+GemvReport MeshGemvF32::run(const float* x, float* y) { return run_global(*this, *impl_, x, y); }
 
 std::vector<float> gemv_f32_reference(const GemvSpec& s, const float* W, const float* x) {
   const Layout L(s);

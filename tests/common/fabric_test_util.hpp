@@ -5,6 +5,8 @@
 #include <mpi.h>
 
 #include <cstring>
+#include <random>
+#include <vector>
 
 #include "wafermesh/noc/primitives.hpp"
 #include "wafermesh/noc/reference_fabric.hpp"
@@ -41,6 +43,15 @@ inline void fill(const MeshShape& m, TileBuf<float>& b, RefBuf<float>& r) {
   for (int32_t y = r.region.y0; y < r.region.y0 + r.region.h; ++y)
     for (int32_t x = r.region.x0; x < r.region.x0 + r.region.w; ++x)
       for (size_t k = 0; k < r.elems; ++k) r.at({x, y})[k] = fill_value(m.id(x, y), k);
+}
+
+// n uniform floats in [lo, hi), seeded.
+inline std::vector<float> random_floats(int64_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& e : v) e = u(g);
+  return v;
 }
 
 inline int world_rank() {

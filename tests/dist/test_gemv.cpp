@@ -27,13 +27,7 @@ std::vector<int8_t> int8s(int64_t n, uint32_t seed) {
   for (auto& e : v) e = int8_t(int(g() % 256) - 128);
   return v;
 }
-std::vector<float> floats(int64_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& e : v) e = u(g);
-  return v;
-}
+std::vector<float> floats(int64_t n, uint32_t seed) { return random_floats(n, seed, -1.0f, 1.0f); }
 }  // namespace
 
 TEST(MeshGemv, TernaryIsExactForEveryAllreduceAxisAndShape) {

@@ -18,13 +18,7 @@ using namespace wm::dist;
 using namespace wm::test;
 
 namespace {
-std::vector<float> floats(int64_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(-2, 2);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& e : v) e = u(g);
-  return v;
-}
+std::vector<float> floats(int64_t n, uint32_t seed) { return random_floats(n, seed, -2.0f, 2.0f); }
 }  // namespace
 
 TEST(KvCache, ShiftStaysBalancedAndAttentionIsIdenticalForBothPolicies) {

@@ -24,9 +24,10 @@ void lut_gemm_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y
 void lut_gemv_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y);
 // Decode from int8 activations, table build included: t is resized to one token and filled with
 // a's tables (reusable afterwards, e.g. by another matrix with the same input). At the AVX-512
-// level the threads split K: each builds the tables of its share of the groups and applies them
-// to every row, then the per-thread int32 partial sums are added. Each table entry is still built
-// once, and it is only ever read by the core that wrote it; splitting rows instead made every
+// level, when the tables are larger than the int32 partial sums would be (128 bytes per pair of
+// groups vs 4 bytes per row and thread), the threads split K: each builds the tables of its share
+// of the groups and applies them to every row, then the partial sums are added. Each table entry
+// is still built once, and it is only read by the core that wrote it; splitting rows makes every
 // other core fetch the whole freshly written table from the builder's cache on every token.
 // a must hold one token; y: (M).
 void lut_gemv_i32(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t, std::int32_t* y);
