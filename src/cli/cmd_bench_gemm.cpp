@@ -17,7 +17,10 @@
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/io/results_file.hpp"
+#include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/kernels/ternary_lut.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -30,6 +33,7 @@ struct GemmBenchOptions {
   std::vector<int64_t> Ps{8, 16, 32};
   int64_t M = 512, K = 512, N = 512;
   bool transpose_b = false;
+  std::string dtype = "fp32";
   bool double_buffer = true;
   int64_t origin_x = -1, origin_y = -1;
   std::string output = "results/bench_gemm.h5";
@@ -44,6 +48,8 @@ struct GemmBenchOptions {
         param_int("gemm.K", &K, "elements", "inner dimension", 1, int64_t(1) << 24),
         param_int("gemm.N", &N, "columns", "columns of B and C", 1, int64_t(1) << 24),
         param_flag("gemm.transpose_b", &transpose_b, "compute C = A B^T with B stored N x K"),
+        param_text("gemm.dtype", &dtype, "fp32, or ternary (int8 activations x ternary weights, exact int32)",
+                   {"fp32", "ternary"}),
         param_flag("gemm.double_buffer", &double_buffer,
                    "overlap the next transfer with compute (twice the operand SRAM)"),
         param_int("gemm.origin_x", &origin_x, "PEs",
@@ -75,7 +81,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   OptionSet opts;
   if (!parse_command(ctx, args, opts, mp, o.specs(),
                      "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
-                         "Runs C = A B (or A B^T) of random fp32 operands with each algorithm on each P x P region\n"
+                         "Runs C = A B (or A B^T) of random fp32 (or int8 x ternary) operands with each algorithm on each P x P region\n"
                          "and prints virtual cycles (total, compute, communication on the critical path), longest\n"
                          "hop, route entries and SRAM per PE, NoC bytes and the emulation's wall time. A point whose\n"
                          "tiles or routes do not fit the machine is reported as infeasible with the reason."))
@@ -96,18 +102,47 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
     }
   const int local_threads = o.local_threads > 0 ? int(o.local_threads) : int(std::thread::hardware_concurrency());
 
-  const auto A = random_matrix(o.M, o.K, uint64_t(o.seed));
-  const auto B = o.transpose_b ? random_matrix(o.N, o.K, uint64_t(o.seed) + 1) : random_matrix(o.K, o.N, uint64_t(o.seed) + 1);
+  const bool ternary = o.dtype == "ternary";
+  std::vector<float> A, B;
+  std::vector<int8_t> Aq, Bq;
+  if (ternary) {
+    std::mt19937_64 g(uint64_t(o.seed));
+    Aq.resize(size_t(o.M * o.K));
+    Bq.resize(size_t(o.K * o.N));
+    for (auto& v : Aq) v = int8_t(int(g() % 255) - 127);
+    for (auto& v : Bq) v = int8_t(int(g() % 3) - 1);
+  } else {
+    A = random_matrix(o.M, o.K, uint64_t(o.seed));
+    B = o.transpose_b ? random_matrix(o.N, o.K, uint64_t(o.seed) + 1) : random_matrix(o.K, o.N, uint64_t(o.seed) + 1);
+  }
 
   double local_s = -1;
   if (o.compare_local) {
-    std::vector<float> C(size_t(o.M * o.N));
-    local_s = time_on_rank0(ctx, local_threads, [&] {
-      if (o.transpose_b)
-        kernels::gemm_f32_abt(o.M, o.N, o.K, A.data(), o.K, B.data(), o.K, C.data(), o.N, false);
-      else
-        kernels::gemm_f32(o.M, o.N, o.K, A.data(), o.K, B.data(), o.N, C.data(), o.N, false);
-    });
+    if (ternary) {
+      // The whole product with the same kernel: W = B^T (N x K) packed once (not timed), then the
+      // activation tables of the M rows and the LUT GEMM (timed).
+      kernels::TernaryMatrixLut w;
+      if (ctx.rank == 0) {
+        std::vector<int8_t> wt(size_t(o.N * o.K));
+        for (int64_t j = 0; j < o.N; ++j)
+          for (int64_t k = 0; k < o.K; ++k)
+            wt[size_t(j * o.K + k)] = o.transpose_b ? Bq[size_t(j * o.K + k)] : Bq[size_t(k * o.N + j)];
+        w = kernels::TernaryMatrixLut::from_int8(wt.data(), o.N, o.K, o.K);
+      }
+      std::vector<int32_t> C(size_t(o.M * o.N));
+      local_s = time_on_rank0(ctx, local_threads, [&] {
+        const auto tables = kernels::LutTables::from_int8(Aq.data(), o.M, o.K, o.K);
+        kernels::lut_gemm_i32(w, tables, C.data(), o.N);
+      });
+    } else {
+      std::vector<float> C(size_t(o.M * o.N));
+      local_s = time_on_rank0(ctx, local_threads, [&] {
+        if (o.transpose_b)
+          kernels::gemm_f32_abt(o.M, o.N, o.K, A.data(), o.K, B.data(), o.K, C.data(), o.N, false);
+        else
+          kernels::gemm_f32(o.M, o.N, o.K, A.data(), o.K, B.data(), o.N, C.data(), o.N, false);
+      });
+    }
   }
 
   io::Table t;
@@ -130,7 +165,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   t.add_column("local_wall_s", "s", io::ColumnKind::real);
   t.add_column("wall_ratio", "emulated/local", io::ColumnKind::real);
 
-  out << "bench gemm: " << (o.transpose_b ? "C = A B^T" : "C = A B") << ", fp32, " << o.M << " x " << o.K << " x "
+  out << "bench gemm: " << (o.transpose_b ? "C = A B^T" : "C = A B") << ", " << o.dtype << ", " << o.M << " x " << o.K << " x "
       << o.N << " on a " << mp.width_pes << " x " << mp.height_pes << " mesh, " << ctx.size << " rank(s), "
       << mp.clock_ghz << " GHz" << (o.double_buffer ? ", double-buffered" : ", single-buffered") << "\n";
   if (o.compare_local)
@@ -157,7 +192,8 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       dist::GemmReport r;
       try {
         Fabric f(ctx.comm, mp);  // a fresh machine per point: clocks and counters start at zero
-        r = dist::gemm_f32(f, s, A.data(), B.data(), nullptr);
+        r = ternary ? dist::gemm_ternary(f, s, Aq.data(), Bq.data(), nullptr)
+                    : dist::gemm_f32(f, s, A.data(), B.data(), nullptr);
       } catch (const LimitError& e) {
         status = std::string("infeasible: ") + e.what();
       }

@@ -336,6 +336,11 @@ GemmReport gemm_f32(Fabric& f, const GemmSpec& s, const float* A, const float* B
 }
 
 
+GemmReport gemm_ternary(Fabric& f, const GemmSpec& s, const int8_t* A, const int8_t* B, int32_t* C) {
+  const TernaryPolicy pol(s);
+  return run_gemm(f, s, pol, A, B, C);
+}
+
 void gemm_f32_reference(const GemmSpec& s, const float* A, const float* B, float* C) {
   const F32Policy pol(s);
   const int32_t P = s.P;

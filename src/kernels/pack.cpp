@@ -1,6 +1,7 @@
 #include "wafermesh/kernels/pack.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -107,6 +108,30 @@ TernaryMatrixLut TernaryMatrixLut::from_int8(const std::int8_t* w, std::int64_t 
       }
     }
   }
+  return m;
+}
+
+std::int64_t TernaryMatrixLut::serialized_bytes(std::int64_t M, std::int64_t K) {
+  TernaryMatrixLut shape;
+  shape.rows_ = M;
+  shape.cols_ = K;
+  return shape.tiles() * shape.pairs() * kRecordBytes + shape.tiles() * kTileRows * std::int64_t(sizeof(std::int32_t));
+}
+
+void TernaryMatrixLut::serialize(std::uint8_t* out) const {
+  std::memcpy(out, data_.data(), data_.size());
+  std::memcpy(out + data_.size(), neg_count_.data(), neg_count_.size() * sizeof(std::int32_t));
+}
+
+TernaryMatrixLut TernaryMatrixLut::deserialize(const std::uint8_t* in, std::int64_t M, std::int64_t K, float gamma) {
+  TernaryMatrixLut m;
+  m.rows_ = M;
+  m.cols_ = K;
+  m.gamma_ = gamma;
+  const std::int64_t T = m.tiles(), P = m.pairs();
+  m.data_.assign(in, in + T * P * kRecordBytes);
+  m.neg_count_.resize(static_cast<std::size_t>(T * kTileRows));
+  std::memcpy(m.neg_count_.data(), in + T * P * kRecordBytes, m.neg_count_.size() * sizeof(std::int32_t));
   return m;
 }
 

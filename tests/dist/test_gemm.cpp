@@ -165,3 +165,43 @@ TEST(Gemm, RegionOutsideTheMeshIsAUsageError) {
   float a = 1, b = 1;
   EXPECT_THROW(gemm_f32(f, s, &a, &b, nullptr), UsageError);
 }
+
+// int8 x ternary: exact int32 against the plain triple loop, every algorithm and variant, awkward
+// shapes, worst-case activations; B tiles travel packed.
+TEST(Gemm, TernaryIsExactForEveryAlgorithm) {
+  Fabric f(MPI_COMM_WORLD, small_machine(7, 6));
+  struct Shape { int64_t M, K, N; };
+  for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon, GemmAlgo::summa})
+    for (bool tb : {false, true})
+      for (int32_t P : {1, 2, 3, 5})
+        for (Shape sh : {Shape{1, 1, 1}, Shape{7, 11, 13}, Shape{70, 130, 3}}) {
+          GemmSpec s;
+          s.algo = algo;
+          s.P = P;
+          s.M = sh.M;
+          s.K = sh.K;
+          s.N = sh.N;
+          s.transpose_b = tb;
+          std::mt19937 g(uint32_t(P * 100 + sh.K));
+          std::vector<int8_t> A(size_t(s.M * s.K)), B(size_t(s.K * s.N));
+          for (auto& v : A) v = int8_t(int(g() % 256) - 128);
+          for (auto& v : B) v = int8_t(int(g() % 3) - 1);
+          if (sh.M == 70) std::fill(A.begin(), A.end(), int8_t(-128));  // worst case with all-ones rows below
+          if (sh.M == 70) std::fill(B.begin(), B.begin() + s.K, int8_t(1));
+          std::vector<int32_t> C(size_t(s.M * s.N), 99);
+          gemm_ternary(f, s, A.data(), B.data(), C.data());
+          if (world_rank() != 0) continue;
+          size_t bad = 0;
+          for (int64_t i = 0; i < s.M; ++i)
+            for (int64_t j = 0; j < s.N; ++j) {
+              int32_t want = 0;
+              for (int64_t k = 0; k < s.K; ++k)
+                want += int32_t(A[size_t(i * s.K + k)]) *
+                        int32_t(tb ? B[size_t(j * s.K + k)] : B[size_t(k * s.N + j)]);
+              if (C[size_t(i * s.N + j)] != want && bad++ < 3)
+                ADD_FAILURE() << gemm_algo_name(algo) << (tb ? " A.B^T" : " A.B") << " P=" << P << " C[" << i << ","
+                              << j << "] = " << C[size_t(i * s.N + j)] << ", want " << want;
+            }
+          EXPECT_EQ(bad, 0u);
+        }
+}

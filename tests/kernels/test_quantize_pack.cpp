@@ -242,3 +242,18 @@ TEST(LutTables, EveryLevelBuildsTheExactSums) {
 
 }  // namespace
 }  // namespace wm::kernels
+
+TEST(TernaryMatrixLutSerialize, RoundTripIsExact) {
+  for (auto [M, K] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {7, 5}, {65, 130}, {64, 3}}) {
+    std::vector<std::int8_t> w(static_cast<std::size_t>(M * K));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<std::int8_t>(int(i * 7 % 3) - 1);
+    const auto m = wm::kernels::TernaryMatrixLut::from_int8(w.data(), M, K, K);
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(wm::kernels::TernaryMatrixLut::serialized_bytes(M, K)));
+    m.serialize(bytes.data());
+    const auto back = wm::kernels::TernaryMatrixLut::deserialize(bytes.data(), M, K);
+    std::vector<std::int8_t> out(w.size(), 9);
+    back.unpack(out.data(), K);
+    EXPECT_EQ(out, w) << M << "x" << K;
+    EXPECT_EQ(std::memcmp(back.neg_count(), m.neg_count(), sizeof(std::int32_t) * std::size_t(m.tiles() * 64)), 0);
+  }
+}

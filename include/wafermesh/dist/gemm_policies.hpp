@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
 #include "wafermesh/kernels/fp32_tile.hpp"
+#include "wafermesh/kernels/activations.hpp"
+#include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/kernels/ternary_lut.hpp"
 
 namespace wm::dist {
 
@@ -65,6 +69,42 @@ struct F32Policy : GemmTiling {
   // c (mt x nt) {=, +=} a (mt x kt) b  or  a b^T; one thread (called per PE inside a parallel loop).
   void mul(const float* a, const float* b, float* c, bool accumulate) const {
     kernels::gemm_f32_tile(mt, nt, kt, a, kt, b, tb ? kt : nt, tb, c, nt, accumulate);
+  }
+};
+
+// int8 activations x ternary weights, exact int32. A B tile travels as the serialized lookup-table
+// packing of W = (B block)^T, nt x kt (~1.67 bits per weight): the rows of W are C's columns, so
+// C (mt x nt) += A (mt x kt) . W^T is the LUT kernel with the mt rows of A as tokens. For C = A B^T
+// the B block (nt x kt) is W itself; for C = A B it is transposed once, when the tiles are cut
+// from the global matrix (a storage choice, not part of the algorithm).
+struct TernaryPolicy : GemmTiling {
+  using GA = int8_t;
+  using GB = int8_t;
+  using TA = int8_t;
+  using TB = uint8_t;
+  using TC = int32_t;
+  explicit TernaryPolicy(const GemmSpec& s) : GemmTiling(s) {}
+  size_t b_elems() const { return size_t(kernels::TernaryMatrixLut::serialized_bytes(nt, kt)); }
+  void load_a(const int8_t* A, int32_t r, int32_t c, int8_t* t) const { load_block(A, M, K, r, c, mt, kt, t); }
+  void load_b(const int8_t* B, int32_t r, int32_t c, uint8_t* t) const {
+    std::vector<int8_t> w(size_t(nt * kt));  // (nt, kt)
+    if (tb) {
+      load_block(B, N, K, r, c, nt, kt, w.data());
+    } else {
+      std::vector<int8_t> blk(size_t(kt * nt));  // (kt, nt)
+      load_block(B, K, N, r, c, kt, nt, blk.data());
+      for (int64_t k = 0; k < kt; ++k)
+        for (int64_t j = 0; j < nt; ++j) w[size_t(j * kt + k)] = blk[size_t(k * nt + j)];
+    }
+    kernels::TernaryMatrixLut::from_int8(w.data(), nt, kt, kt).serialize(t);
+  }
+  void store_c(const int32_t* t, int32_t r, int32_t c, int32_t* C) const { store_block(t, M, N, r, c, mt, nt, C); }
+  void mul(const int8_t* a, const uint8_t* b, int32_t* c, bool accumulate) const {
+    const kernels::TernaryMatrixLut w = kernels::TernaryMatrixLut::deserialize(b, nt, kt);
+    const kernels::LutTables tables = kernels::LutTables::from_int8(a, mt, kt, kt);
+    std::vector<int32_t> y(size_t(mt * nt));  // (mt, nt)
+    kernels::lut_gemm_i32(w, tables, y.data(), nt);
+    for (size_t i = 0; i < y.size(); ++i) c[i] = accumulate ? c[i] + y[i] : y[i];
   }
 };
 

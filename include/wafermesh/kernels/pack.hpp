@@ -84,6 +84,12 @@ class TernaryMatrixLut {
   static TernaryMatrixLut from_float(const float* w, std::int64_t M, std::int64_t K,
                                      std::int64_t ldw);
   void unpack(std::int8_t* out, std::int64_t ldo) const;
+  // Flat form, for moving a packed matrix as bytes (a weight tile travelling between PEs): the
+  // records, then the per-row negative-group counts. serialized_bytes(M, K) is its size for an
+  // M x K matrix; deserialize(serialize(m)) == m.
+  static std::int64_t serialized_bytes(std::int64_t M, std::int64_t K);
+  void serialize(std::uint8_t* out) const;
+  static TernaryMatrixLut deserialize(const std::uint8_t* in, std::int64_t M, std::int64_t K, float gamma = 1.0f);
 
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
