@@ -100,39 +100,37 @@ struct Run {
   }
 
   // meshgemm / cannon, C = A B.
+  //
+  // Double buffering: the next tiles leave (their departure clocks are taken) before the step's
+  // compute and arrive during it; the second buffer each PE needs for that is charged to its SRAM.
+  // The emulation moves the data in place after the compute has read the old tiles.
   TileBuf<TC> cannon(TileBuf<TA>& a, TileBuf<TB>& b) {
     const int32_t P = s.P;
     skew(f, R, a, Axis::X, perm, [](int32_t r) { return -int64_t(r); });
     skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
     TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
-    std::unique_ptr<TileBuf<TA>> a2;
-    std::unique_ptr<TileBuf<TB>> b2;
-    if (s.double_buffer && P > 1) {
-      a2 = std::make_unique<TileBuf<TA>>(f, R, pol.a_elems(), "A tiles (second buffer)");
-      b2 = std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B tiles (second buffer)");
+    const bool db = s.double_buffer && P > 1;
+    std::unique_ptr<SramCharge> a2, b2;
+    if (db) {
+      a2 = std::make_unique<SramCharge>(f, R, a.bytes_per_pe(), "tile buffer 'A tiles (second buffer)'");
+      b2 = std::make_unique<SramCharge>(f, R, b.bytes_per_pe(), "tile buffer 'B tiles (second buffer)'");
     }
     TransferPlan pa = plan_shift(f, R, Axis::X, -1, true, perm, a.bytes_per_pe());
     TransferPlan pb = plan_shift(f, R, Axis::Y, -1, true, perm, b.bytes_per_pe());
     note(pa);
     note(pb);
-    TileBuf<TA>*ac = &a, *an = a2.get();
-    TileBuf<TB>*bc = &b, *bn = b2.get();
     for (int32_t step = 0; step < P; ++step) {
       const bool more = step + 1 < P;
-      if (more && an) {  // the next tiles travel while this step computes
-        f.execute(pa, ac->view(), an->view(), Sync::defer);
-        f.execute(pb, bc->view(), bn->view(), Sync::defer);
+      std::vector<uint64_t> da, dbs;
+      if (more && db) {
+        da = f.departures(pa);
+        dbs = f.departures(pb);
       }
-      compute_all(f, R, pol, *ac, *bc, c, true);
+      compute_all(f, R, pol, a, b, c, true);
       if (!more) break;
-      if (an) {
-        f.wait_arrivals();
-        std::swap(ac, an);
-        std::swap(bc, bn);
-      } else {
-        f.execute(pa, ac->view(), ac->view());
-        f.execute(pb, bc->view(), bc->view());
-      }
+      f.execute(pa, a.view(), a.view(), db ? Sync::defer : Sync::wait, db ? &da : nullptr);
+      f.execute(pb, b.view(), b.view(), db ? Sync::defer : Sync::wait, db ? &dbs : nullptr);
+      if (db) f.wait_arrivals();
     }
     return c;
   }
@@ -142,37 +140,34 @@ struct Run {
     const int32_t P = s.P;
     skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
     TileBuf<TC> acc(f, R, pol.c_elems(), "C partial sums");
-    std::unique_ptr<TileBuf<TB>> b2;
-    std::unique_ptr<TileBuf<TC>> acc2;
-    if (s.double_buffer && P > 1) {
-      b2 = std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B tiles (second buffer)");
-      acc2 = std::make_unique<TileBuf<TC>>(f, R, pol.c_elems(), "C partial sums (second buffer)");
+    const bool db = s.double_buffer && P > 1;
+    std::unique_ptr<SramCharge> b2, acc2;
+    if (db) {
+      b2 = std::make_unique<SramCharge>(f, R, b.bytes_per_pe(), "tile buffer 'B tiles (second buffer)'");
+      acc2 = std::make_unique<SramCharge>(f, R, acc.bytes_per_pe(), "tile buffer 'C partial sums (second buffer)'");
     }
     TransferPlan pb = plan_shift(f, R, Axis::Y, -1, true, perm, b.bytes_per_pe());
     TransferPlan pc = plan_shift(f, R, Axis::X, -1, true, perm, acc.bytes_per_pe());
     note(pb);
     note(pc);
-    TileBuf<TB>*bc = &b, *bn = b2.get();
-    TileBuf<TC>*cc = &acc, *cn = acc2.get();
     for (int32_t step = 0; step < P; ++step) {
       const bool more = step + 1 < P;
-      if (more && bn) f.execute(pb, bc->view(), bn->view(), Sync::defer);
-      compute_all(f, R, pol, a, *bc, *cc, true);
+      std::vector<uint64_t> dbs;
+      if (more && db) dbs = f.departures(pb);  // B was already on its way during the compute
+      compute_all(f, R, pol, a, b, acc, true);
       if (!more) break;
-      if (bn) {  // the partial sums leave once computed; B was already on its way
-        f.execute(pc, cc->view(), cn->view(), Sync::defer);
+      if (db) {
+        f.execute(pb, b.view(), b.view(), Sync::defer, &dbs);
+        f.execute(pc, acc.view(), acc.view(), Sync::defer);  // the partial sums leave once computed
         f.wait_arrivals();
-        std::swap(bc, bn);
-        std::swap(cc, cn);
       } else {
-        f.execute(pc, cc->view(), cc->view());
-        f.execute(pb, bc->view(), bc->view());
+        f.execute(pc, acc.view(), acc.view());
+        f.execute(pb, b.view(), b.view());
       }
     }
     // The partial sum of C[r][j] ends at column (j - r + 1) mod P: move it to column j.
-    skew(f, R, *cc, Axis::X, perm, [](int32_t r) { return int64_t(r) - 1; });
-    if (cc == &acc) return acc;
-    return std::move(*acc2);
+    skew(f, R, acc, Axis::X, perm, [](int32_t r) { return int64_t(r) - 1; });
+    return acc;
   }
 
   // summa, C = A B.

@@ -275,6 +275,21 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
     }
   }
   for (uint64_t l : touched) link_load_[l] = link_stream_[l] = 0;
+  {
+    // Does the step only permute tiles among this rank's PEs (each sends one, receives one)?
+    std::vector<size_t> from, to;
+    for (const auto& it : p.local_) {
+      from.push_back(local_index(it.src.x, it.src.y));
+      to.push_back(local_index(it.dst.x, it.dst.y));
+    }
+    for (const auto& pr : p.peers_) {
+      for (const auto& it : pr.sends) from.push_back(local_index(it.src.x, it.src.y));
+      for (const auto& it : pr.recvs) to.push_back(local_index(it.dst.x, it.dst.y));
+    }
+    std::sort(from.begin(), from.end());
+    std::sort(to.begin(), to.end());
+    p.permutes_ = from == to && std::adjacent_find(from.begin(), from.end()) == from.end();
+  }
   std::sort(touched_pes.begin(), touched_pes.end());
   for (size_t i : touched_pes) {
     const PeCoord c{int32_t(block_.x0 + int32_t(i % size_t(block_.w))), int32_t(block_.y0 + int32_t(i / size_t(block_.w)))};
@@ -324,7 +339,16 @@ void Fabric::release_routes(TransferPlan& p) {
   p.routes_active_ = false;
 }
 
-void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, Sync sync) {
+std::vector<uint64_t> Fabric::departures(const TransferPlan& p) const {
+  std::vector<uint64_t> d;
+  for (const auto& it : p.local_) d.push_back(pe(it.src.x, it.src.y).clock_cycles);
+  for (const auto& pr : p.peers_)
+    for (const auto& it : pr.sends) d.push_back(pe(it.src.x, it.src.y).clock_cycles);
+  return d;
+}
+
+void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, Sync sync,
+                     const std::vector<uint64_t>* departs) {
   if (p.fabric_ != this) throw std::logic_error("plan " + p.name_ + " belongs to another fabric");
   if (src.tile_bytes != p.tile_bytes_ || dst.tile_bytes != p.tile_bytes_)
     throw std::logic_error("plan " + p.name_ + " was built for " + std::to_string(p.tile_bytes_) +
@@ -333,6 +357,11 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
   activate_routes(p);
   const size_t tb = p.tile_bytes_;
   const auto t0 = std::chrono::steady_clock::now();
+  // Departure clock of the k-th local sender (local moves first, then each peer's sends).
+  size_t next_depart = 0;
+  auto depart = [&](PeCoord s) { return departs ? (*departs)[next_depart++] : pe(s.x, s.y).clock_cycles; };
+  std::vector<uint64_t> local_departs(p.local_.size());
+  for (size_t k = 0; k < p.local_.size(); ++k) local_departs[k] = depart(p.local_[k].src);
   // 1. Receives: one message per peer: [departure clocks: n x uint64][tiles: n x tile_bytes].
   std::vector<std::vector<std::byte>> rbuf(p.peers_.size()), sbuf(p.peers_.size());
   std::vector<MPI_Request> reqs;
@@ -354,27 +383,41 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     std::byte* data = sbuf[i].data() + n * sizeof(uint64_t);
     for (size_t k = 0; k < n; ++k) {
       const auto& it = pr.sends[k];
-      dep[k] = pe(it.src.x, it.src.y).clock_cycles;
+      dep[k] = depart(it.src);
       std::memcpy(data + k * tb, src.at(it.src.x, it.src.y), tb);
     }
     reqs.emplace_back();
     MPI_Isend(sbuf[i].data(), int(sbuf[i].size()), MPI_BYTE, pr.rank, kTagStep, comm(), &reqs.back());
   }
-  // 3. Local moves. If the buffers alias, read every source before writing any destination.
-  const bool alias = src.base == dst.base && !p.local_.empty();
-  if (alias) {
-    staging_.resize(p.local_.size() * tb);
-    for (size_t k = 0; k < p.local_.size(); ++k)
-      std::memcpy(staging_.data() + k * tb, src.at(p.local_[k].src.x, p.local_[k].src.y), tb);
+  // 3. Local moves. An in-place permutation moves slot indices, not bytes; the slots of tiles
+  // that left for other ranks take the tiles that arrive. Otherwise, if the buffers alias, every
+  // source is read before any destination is written.
+  const bool by_slot = src.base == dst.base && src.slot != nullptr && src.slot == dst.slot && p.permutes_;
+  std::vector<uint32_t> freed_slots;
+  if (by_slot) {
+    std::vector<uint32_t> moved(p.local_.size());
+    for (size_t k = 0; k < p.local_.size(); ++k) moved[k] = src.slot[src.index(p.local_[k].src.x, p.local_[k].src.y)];
+    for (const auto& pr : p.peers_)
+      for (const auto& it : pr.sends) freed_slots.push_back(src.slot[src.index(it.src.x, it.src.y)]);
+    for (size_t k = 0; k < p.local_.size(); ++k) dst.slot[dst.index(p.local_[k].dst.x, p.local_[k].dst.y)] = moved[k];
+  } else {
+    const bool alias = src.base == dst.base && !p.local_.empty();
+    if (alias) {
+      staging_.resize(p.local_.size() * tb);
+      for (size_t k = 0; k < p.local_.size(); ++k)
+        std::memcpy(staging_.data() + k * tb, src.at(p.local_[k].src.x, p.local_[k].src.y), tb);
+    }
+    for (size_t k = 0; k < p.local_.size(); ++k) {
+      const auto& it = p.local_[k];
+      const std::byte* from = alias ? staging_.data() + k * tb : src.at(it.src.x, it.src.y);
+      if (from != dst.at(it.dst.x, it.dst.y)) std::memcpy(dst.at(it.dst.x, it.dst.y), from, tb);
+    }
   }
   for (size_t k = 0; k < p.local_.size(); ++k) {
     const auto& it = p.local_[k];
-    const std::byte* from = alias ? staging_.data() + k * tb : src.at(it.src.x, it.src.y);
-    if (from != dst.at(it.dst.x, it.dst.y)) std::memcpy(dst.at(it.dst.x, it.dst.y), from, tb);
     if (it.latency == 0 && it.src == it.dst) continue;  // a PE keeping its own tile
-    const uint64_t arrival = pe(it.src.x, it.src.y).clock_cycles + it.latency;
     const size_t di = local_index(it.dst.x, it.dst.y);
-    note_arrival(di, arrival);
+    note_arrival(di, local_departs[k] + it.latency);
     pes_[di].bytes_received += tb;
   }
   // 4. Senders pay injection.
@@ -397,6 +440,10 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     const std::byte* data = rbuf[i].data() + n * sizeof(uint64_t);
     for (size_t k = 0; k < n; ++k) {
       const auto& it = pr.recvs[k];
+      if (by_slot) {
+        dst.slot[dst.index(it.dst.x, it.dst.y)] = freed_slots.back();
+        freed_slots.pop_back();
+      }
       std::memcpy(dst.at(it.dst.x, it.dst.y), data + k * tb, tb);
       const size_t di = local_index(it.dst.x, it.dst.y);
       note_arrival(di, dep[k] + it.latency);

@@ -69,6 +69,8 @@ class TransferPlan {
   uint64_t max_hops() const { return max_hops_; }            // over every transfer of the step
   uint64_t max_latency_cycles() const { return max_latency_; }  // over every transfer of the step
   bool relay_mode() const { return relay_mode_; }
+  // Every PE of this rank that the step touches sends exactly one tile and receives exactly one.
+  bool permutes() const { return permutes_; }
 
  private:
   friend class Fabric;
@@ -95,6 +97,7 @@ class TransferPlan {
   uint64_t max_hops_ = 0, max_latency_ = 0;
   bool relay_mode_ = false;
   bool routes_active_ = false;
+  bool permutes_ = false;
   std::vector<Transfer> cover_;  // kept to rebuild in relay mode
   std::vector<Item> local_;
   std::vector<Peer> peers_;
@@ -102,14 +105,19 @@ class TransferPlan {
   std::vector<RouteNeed> routes_;
 };
 
-// A raw view of per-PE tiles: the tile of local PE (x, y) starts at
-// base + ((y - local.y0) * local.w + (x - local.x0)) * tile_bytes.
+// A raw view of per-PE tiles. Local PE (x, y) has index i = (y - local.y0) * local.w + (x - local.x0)
+// and its tile starts at base + slot[i] * tile_bytes (slot == nullptr: slot i). The slot table lets
+// an in-place step that permutes tiles among this rank's PEs (a ring shift, a skew) move indices
+// instead of bytes.
 struct TileView {
   std::byte* base = nullptr;
   Region local;
   size_t tile_bytes = 0;
+  uint32_t* slot = nullptr;
+  size_t index(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
   std::byte* at(int32_t x, int32_t y) const {
-    return base + (size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0)) * tile_bytes;
+    const size_t i = index(x, y);
+    return base + size_t(slot ? slot[i] : i) * tile_bytes;
   }
 };
 
@@ -161,7 +169,13 @@ class Fabric {
   TransferPlan plan(std::vector<Transfer> transfers, size_t tile_bytes, std::string name);
   // Executes a step collectively: tile of src PE in `src` -> tile of dst PE in `dst`.
   // `src` and `dst` may be the same buffer: every tile is read before any is written.
-  void execute(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait);
+  // `departs` (from departures()) gives the senders' clocks taken earlier: a step posted before a
+  // compute task and carried out after it, so its data can move in place once the compute has
+  // read the old tiles, while the virtual clock still overlaps the two.
+  void execute(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait,
+               const std::vector<uint64_t>* departs = nullptr);
+  // The current clocks of the plan's local senders, in the order execute() uses them.
+  std::vector<uint64_t> departures(const TransferPlan& plan) const;
 
   // ---- gathers (for tests, reports and small meshes) ----
   // Counters of every PE of `r`, row-major, on rank 0 (empty elsewhere). Collective.

@@ -4,7 +4,6 @@
 // to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
 // same order); destroying it gives them back.
 #include <cstring>
-#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,13 +21,15 @@ class TileBuf {
       : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)) {
     f.sram_acquire(region_, bytes_per_pe(), "tile buffer '" + name_ + "'");
     data_.assign(size_t(local_.size()) * elems_, T{});
+    slot_.resize(size_t(local_.size()));
+    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
   }
   ~TileBuf() {
     if (fabric_) fabric_->sram_release(region_, bytes_per_pe());
   }
   TileBuf(TileBuf&& o) noexcept
       : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), name_(std::move(o.name_)),
-        data_(std::move(o.data_)) {
+        data_(std::move(o.data_)), slot_(std::move(o.slot_)) {
     o.fabric_ = nullptr;
   }
   TileBuf& operator=(TileBuf&&) = delete;
@@ -43,10 +44,9 @@ class TileBuf {
 
   // The tile of local PE (x, y): `elems` elements.
   T* tile(int32_t x, int32_t y) {
-    return data_.data() + (size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0)) * elems_;
+    return data_.data() + size_t(slot_[size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0)]) * elems_;
   }
   const T* tile(int32_t x, int32_t y) const { return const_cast<TileBuf*>(this)->tile(x, y); }
-  std::span<T> data() { return data_; }
 
   // f(x, y, T* tile) for every local PE, row-major.
   template <class F>
@@ -56,7 +56,8 @@ class TileBuf {
   }
 
   TileView view() const {
-    return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, bytes_per_pe()};
+    return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, bytes_per_pe(),
+            const_cast<uint32_t*>(slot_.data())};
   }
   // All tiles of the region on rank 0 (row-major PE order, `elems` each); empty elsewhere.
   std::vector<T> gather() const {
@@ -71,7 +72,8 @@ class TileBuf {
   Region region_, local_;
   size_t elems_;
   std::string name_;
-  std::vector<T> data_;  // (local PEs, elems)
+  std::vector<T> data_;         // (local PEs, elems): storage slots
+  std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
 };
 
 // SRAM held by data the caller stores in its own form (packed weights, caches): charged to every

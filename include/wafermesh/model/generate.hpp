@@ -1,0 +1,52 @@
+#pragma once
+// The generation loop of llama2.c (../shared/models/stories260K/README.md), independent of how
+// logits are computed: the reference transformer and the mesh transformer plug in the same way.
+//
+//   tokens = encode(prompt)            (BOS first; [BOS] for an empty prompt)
+//   token = tokens[0]
+//   for pos = 0 .. steps-1:            steps counts positions, prompt included
+//     logits = forward(token, pos)
+//     next = pos + 1 < len(tokens) ? tokens[pos + 1] : sampler.sample(logits)
+//     if next == BOS: stop
+//     emit(decode(token, next)); token = next
+//   emit("\n")
+//
+// So an empty prompt and N steps print at most N - 1 tokens, and the prompt itself is echoed
+// (tokens after BOS, the first with its dummy-prefix space stripped). Empty pieces (filtered bytes)
+// are not emitted. The bytes emitted are exactly what llama2.c writes to stdout.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "wafermesh/model/sampler.hpp"
+#include "wafermesh/model/tokenizer.hpp"
+
+namespace wm::model {
+
+// Logits (vocab floats) for `token` at `pos`; called with pos = 0, 1, 2, ... in order. The
+// pointer must stay valid until the next call.
+using ForwardFn = std::function<const float*(int token, int pos)>;
+// Receives the output bytes piece by piece, as they are produced (print and flush here).
+using EmitFn = std::function<void(std::string_view bytes)>;
+
+struct GenerateStats {
+  std::int64_t positions = 0;      // forward() calls
+  std::int64_t prompt_tokens = 0;  // including BOS
+  std::int64_t sampled_tokens = 0; // tokens chosen by the sampler (not taken from the prompt)
+  bool stopped_at_bos = false;
+};
+
+// Runs the loop above. steps must be in [1, seq_len] (the KV cache holds seq_len positions): a
+// UsageError names the value and the limit otherwise. With tokenizer == nullptr (model.tokenizer
+// empty) the prompt must be empty and each token is emitted as its decimal id plus a space.
+GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+                       std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
+                       const EmitFn& emit);
+
+// Same, collecting the output bytes.
+std::string generate_text(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+                          std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
+                          GenerateStats* stats = nullptr);
+
+}  // namespace wm::model

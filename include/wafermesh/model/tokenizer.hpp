@@ -1,0 +1,55 @@
+#pragma once
+// llama2.c BPE tokenizer (file layout and rules: ../shared/models/stories260K/README.md).
+//
+//   file: int32 max_token_length, then per token: float32 score, int32 len, len bytes
+//
+// encode(text): BOS (1); for a non-empty text the token of " " (dummy prefix); one token per UTF-8
+// character (a lead byte and up to 3 continuation bytes), or, when the character has no token,
+// one token per byte, id = byte + 3 (the <0xHH> tokens); then repeatedly merge the adjacent pair
+// whose concatenation is a token with the highest score (first pair on equal scores) until no
+// pair's concatenation is a token.
+//   Example (tok512): "Once upon a time" -> [1, 403 " Once", 407 " upon", 261 " a", 378 " time"].
+//
+// decode(prev, token): the bytes the reference prints for `token` following `prev`: one leading
+// space is stripped when prev is BOS; a piece "<0xHH>" is the raw byte HH; a piece that is a single
+// byte which is neither printable nor whitespace (C locale: 0x20..0x7E, \t \n \v \f \r) is not
+// printed (empty result). So UTF-8 characters that fell back to byte tokens decode to nothing,
+// exactly as in llama2.c.
+//
+// Two deliberate fine points: the <0xHH> form must be complete (six characters); llama2.c's sscanf
+// also accepts a truncated one, which no vocabulary holds. If two tokens share a string, lookups
+// return the lower id (llama2.c's bsearch returns either).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace wm::model {
+
+class Tokenizer {
+ public:
+  static constexpr int kBos = 1;
+  static constexpr int kEos = 2;
+
+  // Reads a llama2.c tokenizer file holding exactly `vocab` tokens. Throws LimitError (one line
+  // naming the file) when it cannot be opened, is truncated or too long, or holds an impossible
+  // token length.
+  Tokenizer(const std::string& path, std::int64_t vocab);
+
+  std::int64_t vocab_size() const { return static_cast<std::int64_t>(pieces_.size()); }
+  const std::string& piece(int token) const { return pieces_.at(static_cast<std::size_t>(token)); }
+  float score(int token) const { return scores_.at(static_cast<std::size_t>(token)); }
+
+  std::vector<int> encode(std::string_view text, bool bos = true, bool eos = false) const;
+  std::string decode(int prev_token, int token) const;
+
+ private:
+  int lookup(std::string_view s) const;  // -1 when s is not a token
+
+  std::vector<std::string> pieces_;  // (vocab)
+  std::vector<float> scores_;        // (vocab)
+  std::unordered_map<std::string, int> ids_;
+};
+
+}  // namespace wm::model

@@ -1,0 +1,138 @@
+#include "wafermesh/model/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "wafermesh/util/error.hpp"
+
+namespace wm::model {
+
+// The file is little-endian float32/int32 and is read with plain memory copies.
+static_assert(std::endian::native == std::endian::little, "checkpoint reader assumes little-endian");
+
+namespace {
+
+constexpr std::int64_t kHeaderBytes = 7 * 4;
+
+// Tensors in file order; the sub-norms are not in the file.
+constexpr Tensor kFileOrder[] = {Tensor::token_embedding, Tensor::rms_att, Tensor::wq,
+                                 Tensor::wk,              Tensor::wv,      Tensor::wo,
+                                 Tensor::rms_ffn,         Tensor::w1,      Tensor::w2,
+                                 Tensor::w3,              Tensor::rms_final};
+
+std::int64_t layers_of(const ModelConfig& cfg, Tensor t) {
+  return tensor_is_per_layer(t) ? cfg.layers : 1;
+}
+
+// Reads exactly n bytes at offset; returns false on a short read (errno set on a failed read).
+bool pread_all(int fd, void* buf, std::int64_t n, std::int64_t offset) {
+  auto* p = static_cast<char*>(buf);
+  while (n > 0) {
+    const ssize_t got = ::pread(fd, p, static_cast<std::size_t>(n), static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (got == 0) errno = 0;
+      return false;
+    }
+    p += got;
+    n -= got;
+    offset += got;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::int64_t CheckpointSource::expected_bytes(const ModelConfig& cfg) {
+  std::int64_t floats = 0;
+  for (Tensor t : kFileOrder) floats += layers_of(cfg, t) * tensor_shape(cfg, t).size();
+  floats += cfg.seq_len * cfg.head_dim();  // legacy RoPE tables: 2 x (seq_len, head_dim / 2)
+  return kHeaderBytes + 4 * floats;
+}
+
+CheckpointSource::CheckpointSource(const std::string& path, const ModelConfig& cfg)
+    : path_(path), cfg_(cfg) {
+  auto fail = [&](const std::string& why) { throw LimitError(path_ + ": " + why); };
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail(std::string("cannot open checkpoint: ") + std::strerror(errno));
+  try {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) fail(std::string("cannot open checkpoint: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) fail("cannot open checkpoint: not a regular file");
+    const std::int64_t size = st.st_size;
+    const std::int64_t expected = expected_bytes(cfg);
+    auto size_error = [&] {
+      fail("checkpoint has " + std::to_string(size) + " bytes, expected " + std::to_string(expected) +
+           " for this model config (" + (size < expected ? "truncated" : "oversized") + ")");
+    };
+    // The header first: when it disagrees with the config, the size will too, and the field is the
+    // more useful thing to name.
+    if (size < kHeaderBytes) size_error();
+    std::int32_t header[7];
+    if (!pread_all(fd_, header, kHeaderBytes, 0))
+      fail(std::string("cannot read checkpoint header: ") + std::strerror(errno));
+    const struct {
+      const char* file_name;
+      const char* config_name;
+      std::int64_t expected;
+    } fields[7] = {{"dim", "model.dim", cfg.dim},
+                   {"hidden_dim", "model.hidden_dim", cfg.hidden_dim},
+                   {"n_layers", "model.layers", cfg.layers},
+                   {"n_heads", "model.heads", cfg.heads},
+                   {"n_kv_heads", "model.kv_heads", cfg.kv_heads},
+                   {"vocab_size", "model.vocab", cfg.vocab},
+                   {"seq_len", "model.seq_len", cfg.seq_len}};
+    if (header[5] < 0 && -std::int64_t{header[5]} == cfg.vocab)
+      fail("header field vocab_size = " + std::to_string(header[5]) +
+           " marks an untied classifier, which is not supported (only tied embeddings)");
+    for (int i = 0; i < 7; ++i) {
+      if (header[i] != fields[i].expected)
+        fail(std::string("header field ") + fields[i].file_name + " = " + std::to_string(header[i]) +
+             " does not match " + fields[i].config_name + " = " + std::to_string(fields[i].expected) +
+             " of the model config");
+    }
+    if (size != expected) size_error();
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+  std::fill(std::begin(offset_), std::end(offset_), -1);
+  std::int64_t at = kHeaderBytes;
+  for (Tensor t : kFileOrder) {
+    offset_[static_cast<int>(t)] = at;
+    at += 4 * layers_of(cfg, t) * tensor_shape(cfg, t).size();
+  }
+}
+
+CheckpointSource::~CheckpointSource() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void CheckpointSource::read_rows(Tensor t, std::int64_t layer, std::int64_t row0, std::int64_t rows,
+                                 float* out) const {
+  check_block(t, layer, row0, rows);
+  const TensorShape s = tensor_shape(cfg_, t);
+  const std::int64_t base = offset_[static_cast<int>(t)];
+  if (base < 0) {  // BitNet sub-norms: not in a llama2.c file; ones make the norm a plain RMSNorm
+    std::fill(out, out + rows * s.cols, 1.0f);
+    return;
+  }
+  const std::int64_t offset = base + 4 * (layer * s.size() + row0 * s.cols);
+  if (!pread_all(fd_, out, 4 * rows * s.cols, offset))
+    throw LimitError(path_ + ": cannot read " + std::to_string(4 * rows * s.cols) +
+                     " bytes at offset " + std::to_string(offset) + ": " +
+                     (errno ? std::strerror(errno) : "file shrank after it was opened"));
+}
+
+Weights load_checkpoint(const std::string& path, const ModelConfig& cfg) {
+  return materialize(CheckpointSource(path, cfg));
+}
+
+}  // namespace wm::model

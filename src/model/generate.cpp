@@ -1,0 +1,61 @@
+#include "wafermesh/model/generate.hpp"
+
+#include <string>
+#include <vector>
+
+#include "wafermesh/util/error.hpp"
+
+namespace wm::model {
+
+GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+                       std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
+                       const EmitFn& emit) {
+  if (steps < 1 || steps > seq_len)
+    throw UsageError("generate: steps = " + std::to_string(steps) +
+                     " must be in [1, " + std::to_string(seq_len) +
+                     "] (positions, prompt included; model.seq_len = " + std::to_string(seq_len) + ")");
+  std::vector<int> tokens;  // (prompt tokens) BOS first
+  if (tokenizer) {
+    tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
+  } else {
+    if (!prompt.empty())
+      throw UsageError("generate: a prompt needs a tokenizer, and model.tokenizer is empty");
+    tokens = {Tokenizer::kBos};
+  }
+
+  GenerateStats stats;
+  stats.prompt_tokens = static_cast<std::int64_t>(tokens.size());
+  int token = tokens[0];
+  for (std::int64_t pos = 0; pos < steps; ++pos) {
+    const float* logits = forward(token, static_cast<int>(pos));
+    ++stats.positions;
+    int next;
+    if (pos + 1 < stats.prompt_tokens) {
+      next = tokens[static_cast<std::size_t>(pos + 1)];  // still inside the prompt: force it
+    } else {
+      next = sampler.sample(logits);
+      ++stats.sampled_tokens;
+    }
+    if (next == Tokenizer::kBos) {  // the model's way of ending a sequence
+      stats.stopped_at_bos = true;
+      break;
+    }
+    const std::string piece = tokenizer ? tokenizer->decode(token, next) : std::to_string(next) + " ";
+    if (!piece.empty()) emit(piece);
+    token = next;
+  }
+  emit("\n");
+  return stats;
+}
+
+std::string generate_text(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+                          std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
+                          GenerateStats* stats) {
+  std::string out;
+  const GenerateStats s = generate(forward, tokenizer, sampler, prompt, steps, seq_len,
+                                   [&](std::string_view bytes) { out.append(bytes); });
+  if (stats) *stats = s;
+  return out;
+}
+
+}  // namespace wm::model
