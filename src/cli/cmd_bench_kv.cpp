@@ -23,13 +23,13 @@ struct KvBenchOptions {
   std::string output = "results/bench_kv.h5";
   std::vector<ParamSpec> specs() {
     return {
-        param_text_list("kv.policy", &policies, "KV cache policies, comma-separated", {"concat", "shift"}),
-        param_int_list("kv.P", &Ps, "PEs", "region sides, comma-separated", 1, 1 << 20),
-        param_text("kv.model", &model, "model config (configs/models/*.ini): kv_dim and layers"),
-        param_int("kv.prompt_tokens", &prompt, "tokens", "prompt tokens placed by prefill", 0, int64_t(1) << 30),
-        param_int("kv.max_decode", &max_decode, "tokens", "stop decoding after this many tokens", 1,
+        param_text_list("policy", &policies, "KV cache policies, comma-separated", {"concat", "shift"}),
+        param_int_list("P", &Ps, "PEs", "region sides, comma-separated", 1, 1 << 20),
+        param_text("model", &model, "model config (configs/models/*.ini): kv_dim and layers"),
+        param_int("prompt_tokens", &prompt, "tokens", "prompt tokens placed by prefill", 0, int64_t(1) << 30),
+        param_int("max_decode", &max_decode, "tokens", "stop decoding after this many tokens", 1,
                   int64_t(1) << 30),
-        param_text("bench.output", &output, "HDF5 results file (written complete or not at all)"),
+        param_text("output", &output, "HDF5 results file (written complete or not at all)"),
     };
   }
 };
@@ -48,7 +48,7 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
   const model::ModelConfig mc = model::load_model_config(o.model);
   for (int64_t P : o.Ps)
     if (P > mp.width_pes || P > mp.height_pes)
-      throw UsageError("option --kv.P = " + std::to_string(P) + ": a " + std::to_string(P) + " x " + std::to_string(P) +
+      throw UsageError("option --P = " + std::to_string(P) + ": a " + std::to_string(P) + " x " + std::to_string(P) +
                        " region does not fit the " + std::to_string(mp.width_pes) + " x " +
                        std::to_string(mp.height_pes) + " mesh");
   io::Table t;

@@ -21,9 +21,9 @@ struct DemoOptions {
   int64_t tile_bytes = 256;
   int64_t shifts = 4;
   std::vector<ParamSpec> specs() {
-    return {param_int("demo.tile_bytes", &tile_bytes, "bytes", "tile each PE holds and moves (multiple of 4)", 4,
+    return {param_int("tile_bytes", &tile_bytes, "bytes", "tile each PE holds and moves (multiple of 4)", 4,
                       int64_t(1) << 30),
-            param_int("demo.shifts", &shifts, "steps", "ring shifts forward (then back) per shift operation", 1,
+            param_int("shifts", &shifts, "steps", "ring shifts forward (then back) per shift operation", 1,
                       1 << 20)};
   }
 };
@@ -45,7 +45,7 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
                      "Prints virtual cycles (what the wafer would take) and wall time (what emulation took)."))
     return 0;
   std::ostream& out = *ctx.out;
-  if (dopt.tile_bytes % 4) throw UsageError("option --demo.tile_bytes = " + std::to_string(dopt.tile_bytes) +
+  if (dopt.tile_bytes % 4) throw UsageError("option --tile_bytes = " + std::to_string(dopt.tile_bytes) +
                                             ": must be a multiple of 4");
 
   const double wall0 = MPI_Wtime();

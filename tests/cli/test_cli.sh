@@ -36,7 +36,7 @@ for opt in mesh.width_pes mesh.height_pes pe.clock_ghz pe.sram_bytes pe.macs_per
 done
 grep -q "default 750 \[PEs\]" "$tmp/h" && grep -q "default 1 \[cycles/hop\]" "$tmp/h" \
   && ok "info --help shows units and defaults" || bad "info --help units/defaults: $(head -20 "$tmp/h")"
-"$bin" demo --help >"$tmp/h" 2>&1 && grep -q -- "--demo.tile_bytes" "$tmp/h" && grep -q "\[bytes\]" "$tmp/h" \
+"$bin" demo --help >"$tmp/h" 2>&1 && grep -q -- "--tile_bytes" "$tmp/h" && grep -q "\[bytes\]" "$tmp/h" \
   && ok "demo --help" || bad "demo --help"
 
 # --- bad input: one line, exit code 2
@@ -63,7 +63,7 @@ expect_error "bad option at 4 ranks" 2 "unrecognised option" -- mpi 4 "$bin" inf
 expect_error "more ranks than PEs" 2 "4 MPI ranks do not fit a 3 x 1 mesh" -- mpi 4 "$bin" info --mesh.width_pes 3 --mesh.height_pes 1
 expect_error "forced layout too wide" 2 "emu.ranks_x = 4 exceeds the mesh width 2" -- mpi 4 "$bin" info --mesh.width_pes 2 --emu.ranks_x 4
 expect_error "SRAM overflow at 2 ranks" 3 "PE \(0, 0\) needs 256 bytes of SRAM.*pe.sram_bytes = 100" -- \
-  mpi 2 "$bin" demo --config "$src/configs/laptop.ini" --pe.sram_bytes 100 --demo.tile_bytes 256
+  mpi 2 "$bin" demo --config "$src/configs/laptop.ini" --pe.sram_bytes 100 --tile_bytes 256
 
 # --- info shows the rank layout
 mpi 4 "$bin" info --config "$src/configs/wse2.ini" >"$tmp/i4" 2>&1
@@ -88,8 +88,8 @@ fi
 
 # --- bench gemm: table, HDF5 file readable by h5dump with units, same virtual figures at 1 and 2 ranks
 for n in 1 2; do
-  mpi $n "$bin" bench gemm --config "$src/configs/laptop.ini" --gemm.P 2,3,5 --gemm.M 37 --gemm.K 29 --gemm.N 31 \
-    --bench.compare_local false --bench.output "$tmp/g$n.h5" >"$tmp/bg$n" 2>&1 || bad "bench gemm at $n ranks: $(tail -3 "$tmp/bg$n")"
+  mpi $n "$bin" bench gemm --config "$src/configs/laptop.ini" --P 2,3,5 --M 37 --K 29 --N 31 \
+    --compare_local false --output "$tmp/g$n.h5" >"$tmp/bg$n" 2>&1 || bad "bench gemm at $n ranks: $(tail -3 "$tmp/bg$n")"
   # virtual columns only: drop wall s and wall/local
   grep -E '^(meshgemm|cannon|summa) ' "$tmp/bg$n" | awk '{ $(NF-1)=""; $NF=""; print }' >"$tmp/bv$n"
 done
@@ -102,18 +102,18 @@ if command -v h5dump >/dev/null; then
     && ok "bench gemm HDF5: table, units, parameters readable by h5dump" || bad "bench gemm HDF5: $(h5dump -H "$tmp/g2.h5" | head -30)"
   ls "$tmp"/g2.h5.tmp* >/dev/null 2>&1 && bad "temporary results file left behind" || ok "no temporary results file left"
 else bad "h5dump missing (launch/setup installs hdf5-tools)"; fi
-expect_error "bench gemm bad algorithm" 2 "gemm.algo = 'strassen'.*meshgemm, cannon, summa" -- "$bin" bench gemm --gemm.algo strassen
+expect_error "bench gemm bad algorithm" 2 "option --algo = 'strassen'.*meshgemm, cannon, summa" -- "$bin" bench gemm --algo strassen
 expect_error "bench gemm region too big" 2 "gemm region 64 x 64 at \(0, 0\) does not fit the 48 x 32 mesh" -- \
-  "$bin" bench gemm --config "$src/configs/laptop.ini" --gemm.P 64 --bench.compare_local false --bench.output "$tmp/never.h5"
+  "$bin" bench gemm --config "$src/configs/laptop.ini" --P 64 --compare_local false --output "$tmp/never.h5"
 [ -e "$tmp/never.h5" ] && bad "a failed bench left a results file" || ok "a failed bench leaves no results file"
 
 # --- bench gemv and bench kv: run, identical virtual figures at 1 and 2 ranks, HDF5 with units
 for n in 1 2; do
-  mpi $n "$bin" bench gemv --config "$src/configs/laptop.ini" --gemv.P 3,8 --gemv.M 100 --gemv.K 77 --bench.repeats 1 \
-    --bench.output "$tmp/v$n.h5" >"$tmp/gv$n" 2>&1 || bad "bench gemv at $n ranks: $(tail -3 "$tmp/gv$n")"
+  mpi $n "$bin" bench gemv --config "$src/configs/laptop.ini" --P 3,8 --M 100 --K 77 --repeats 1 \
+    --output "$tmp/v$n.h5" >"$tmp/gv$n" 2>&1 || bad "bench gemv at $n ranks: $(tail -3 "$tmp/gv$n")"
   grep -E '^(pipeline|ring|ktree) ' "$tmp/gv$n" | awk '{ $(NF-1)=""; $NF=""; print }' >"$tmp/gvv$n"
-  mpi $n "$bin" bench kv --config "$src/configs/laptop.ini" --kv.model "$src/configs/models/stories260K.ini" --kv.P 4,8 \
-    --kv.prompt_tokens 16 --bench.output "$tmp/k$n.h5" >"$tmp/kv$n" 2>&1 || bad "bench kv at $n ranks: $(tail -3 "$tmp/kv$n")"
+  mpi $n "$bin" bench kv --config "$src/configs/laptop.ini" --model "$src/configs/models/stories260K.ini" --P 4,8 \
+    --prompt_tokens 16 --output "$tmp/k$n.h5" >"$tmp/kv$n" 2>&1 || bad "bench kv at $n ranks: $(tail -3 "$tmp/kv$n")"
   grep -E '^(concat|shift) ' "$tmp/kv$n" | awk '{ $7=""; print }' >"$tmp/kvv$n"
 done
 [ "$(wc -l <"$tmp/gvv1")" -eq 6 ] && cmp -s "$tmp/gvv1" "$tmp/gvv2" && ok "bench gemv: 6 rows, identical virtual figures at 1 and 2 ranks" \
@@ -125,7 +125,7 @@ awk '$1=="concat" && $2==8 {c=$4} $1=="shift" && $2==8 {s=$4} END {exit !(s > c)
   && ok "bench kv: shift decodes longer than concat" || bad "bench kv: shift not longer than concat: $(cat "$tmp/kv2")"
 h5dump -a /gemv/critical_stages/units "$tmp/v2.h5" 2>&1 | grep -q '"relay stages"' && h5dump -a /kv/max_decode_tokens/units "$tmp/k2.h5" 2>&1 | grep -q '"tokens"' \
   && ok "bench gemv/kv HDF5 units" || bad "bench gemv/kv HDF5: $(h5dump -H "$tmp/k2.h5" | head -20)"
-expect_error "bench kv bad model file" 2 "cannot read config file 'nope.ini'" -- "$bin" bench kv --kv.model nope.ini
+expect_error "bench kv bad model file" 2 "cannot read config file 'nope.ini'" -- "$bin" bench kv --model nope.ini
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
