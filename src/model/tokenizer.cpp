@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -26,6 +27,8 @@ Tokenizer::Tokenizer(const std::string& path, std::int64_t vocab) {
   auto fail = [&](const std::string& why) { throw LimitError(path + ": " + why); };
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(std::string("cannot open tokenizer: ") + std::strerror(errno));
+  // A directory opens fine and then reads as empty: say what it is instead.
+  if (!std::filesystem::is_regular_file(path)) fail("cannot open tokenizer: not a regular file");
   const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail("cannot read tokenizer");
   const auto size = static_cast<std::int64_t>(data.size());

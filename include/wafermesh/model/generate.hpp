@@ -11,9 +11,9 @@
 //     emit(decode(token, next)); token = next
 //   emit("\n")
 //
-// So an empty prompt and N steps print at most N - 1 tokens, and the prompt itself is echoed
-// (tokens after BOS, the first with its dummy-prefix space stripped). Empty pieces (filtered bytes)
-// are not emitted. The bytes emitted are exactly what llama2.c writes to stdout.
+// So at most `steps` tokens are printed, the prompt's own tokens after BOS included (the prompt is
+// echoed, its first token with the dummy-prefix space stripped). Empty pieces (filtered bytes) are
+// not emitted. The bytes emitted are exactly what llama2.c writes to stdout.
 #include <cstdint>
 #include <functional>
 #include <string>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "wafermesh/noc/fabric.hpp"
+#include "wafermesh/util/huge_alloc.hpp"
 
 namespace wm {
 
@@ -72,7 +73,7 @@ class TileBuf {
   Region region_, local_;
   size_t elems_;
   std::string name_;
-  std::vector<T> data_;         // (local PEs, elems): storage slots
+  std::vector<T, HugePageAllocator<T>> data_;  // (local PEs, elems): storage slots
   std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
 };
 
