@@ -363,7 +363,14 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
   std::vector<uint64_t> local_departs(p.local_.size());
   for (size_t k = 0; k < p.local_.size(); ++k) local_departs[k] = depart(p.local_[k].src);
   // 1. Receives: one message per peer: [departure clocks: n x uint64][tiles: n x tile_bytes].
-  std::vector<std::vector<std::byte>> rbuf(p.peers_.size()), sbuf(p.peers_.size());
+  // Message buffers persist across steps: fresh multi-megabyte allocations every step cost page
+  // faults and zeroing that dominated large shifts.
+  if (rbuf_.size() < p.peers_.size()) {
+    rbuf_.resize(p.peers_.size());
+    sbuf_.resize(p.peers_.size());
+  }
+  auto& rbuf = rbuf_;
+  auto& sbuf = sbuf_;
   std::vector<MPI_Request> reqs;
   reqs.reserve(p.peers_.size() * 2);
   for (size_t i = 0; i < p.peers_.size(); ++i) {
