@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "wafermesh/dist/gemm_policies.hpp"
+#include "wafermesh/dist/run_window.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/noc/primitives.hpp"
@@ -251,21 +252,7 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   const Region R{s.origin.x, s.origin.y, s.P, s.P};
   Run<Pol> run{f, s, pol, R, s.algo == GemmAlgo::meshgemm ? LinePerm::interleaved(s.P) : LinePerm::natural(s.P)};
 
-  // Every PE of the region starts at the same virtual time.
-  f.barrier_clocks(R);
-  f.reset_peaks();
-  const Region lr = R.intersect(f.block());
-  uint64_t t0 = 0;
-  std::vector<uint64_t> compute0;
-  for (int32_t y = lr.y0; y < lr.y0 + lr.h; ++y)
-    for (int32_t x = lr.x0; x < lr.x0 + lr.w; ++x) {
-      compute0.push_back(f.pe(x, y).compute_cycles);
-      t0 = f.pe(x, y).clock_cycles;
-    }
-  MPI_Allreduce(MPI_IN_PLACE, &t0, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
-  const uint64_t bytes0 = f.summarize(R).total_bytes_sent;
-  MPI_Barrier(f.comm());
-  const double w0 = MPI_Wtime();
+  RunWindow win(f, R);  // every PE of the region starts at the same virtual time
 
   TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
   TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
@@ -279,32 +266,18 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   });
   TileBuf<TC> c = s.algo == GemmAlgo::summa ? (s.transpose_b ? run.summa_t(a, b) : run.summa(a, b))
                                              : (s.transpose_b ? run.cannon_t(a, b) : run.cannon(a, b));
-  double wall = MPI_Wtime() - w0;
-  MPI_Allreduce(MPI_IN_PLACE, &wall, 1, mpi_type<double>(), MPI_MAX, f.comm());
-
+  const RunFigures fig = win.finish();
   GemmReport rep;
-  const Fabric::Summary sm = f.summarize(R);
-  rep.total_cycles = sm.max_clock_cycles - t0;
-  uint64_t max_compute = 0, crit_comm = std::numeric_limits<uint64_t>::max();
-  size_t i = 0;
-  for (int32_t y = lr.y0; y < lr.y0 + lr.h; ++y)
-    for (int32_t x = lr.x0; x < lr.x0 + lr.w; ++x, ++i) {
-      const PeCounters& pc = f.pe(x, y);
-      const uint64_t comp = pc.compute_cycles - compute0[i];
-      max_compute = std::max(max_compute, comp);
-      if (pc.clock_cycles == sm.max_clock_cycles) crit_comm = std::min(crit_comm, rep.total_cycles - comp);
-    }
-  MPI_Allreduce(MPI_IN_PLACE, &max_compute, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
-  MPI_Allreduce(MPI_IN_PLACE, &crit_comm, 1, mpi_type<uint64_t>(), MPI_MIN, f.comm());
-  rep.compute_cycles = max_compute;
-  rep.comm_cycles = crit_comm;
-  rep.max_hops = sm.max_hops;
-  rep.max_route_entries = sm.max_route_peak_entries;
-  rep.peak_sram_bytes = sm.max_sram_peak_bytes;
-  rep.noc_bytes = sm.total_bytes_sent - bytes0;
+  rep.total_cycles = fig.total_cycles;
+  rep.compute_cycles = fig.compute_cycles;
+  rep.comm_cycles = fig.comm_cycles;
+  rep.max_hops = fig.summary.max_hops;
+  rep.max_route_entries = fig.summary.max_route_peak_entries;
+  rep.peak_sram_bytes = fig.summary.max_sram_peak_bytes;
+  rep.noc_bytes = fig.noc_bytes;
   rep.max_step_latency_cycles = run.max_latency;
   rep.steps = uint64_t(s.P);
-  rep.wall_s = wall;
+  rep.wall_s = fig.wall_s;
 
   // The gather is collective: every rank takes part if any rank asked for C (rank 0 keeps it).
   int want = C != nullptr;

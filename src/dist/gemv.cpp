@@ -1,4 +1,5 @@
 #include "wafermesh/dist/gemv.hpp"
+#include "wafermesh/dist/run_window.hpp"
 
 #include <mpi.h>
 
@@ -58,53 +59,20 @@ struct Layout {
   }
 };
 
-// Clock bookkeeping of one run over the region.
-struct Window {
-  Fabric& f;
-  Region R;
-  uint64_t t0 = 0;
-  std::vector<uint64_t> compute0;
-  double w0 = 0;
-  Window(Fabric& fab, const Region& r) : f(fab), R(r) {
-    f.barrier_clocks(R);
-    f.reset_peaks();
-    const Region l = R.intersect(f.block());
-    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
-      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
-        compute0.push_back(f.pe(x, y).compute_cycles);
-        t0 = f.pe(x, y).clock_cycles;
-      }
-    MPI_Allreduce(MPI_IN_PLACE, &t0, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
-    MPI_Barrier(f.comm());
-    w0 = MPI_Wtime();
-  }
-  GemvReport finish(const AllreduceStats& st) {
-    GemvReport rep;
-    double wall = MPI_Wtime() - w0;
-    MPI_Allreduce(MPI_IN_PLACE, &wall, 1, mpi_type<double>(), MPI_MAX, f.comm());
-    const Fabric::Summary sm = f.summarize(R);
-    rep.total_cycles = sm.max_clock_cycles - t0;
-    uint64_t max_compute = 0, crit = std::numeric_limits<uint64_t>::max();
-    const Region l = R.intersect(f.block());
-    size_t i = 0;
-    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
-      for (int32_t x = l.x0; x < l.x0 + l.w; ++x, ++i) {
-        const uint64_t comp = f.pe(x, y).compute_cycles - compute0[i];
-        max_compute = std::max(max_compute, comp);
-        if (f.pe(x, y).clock_cycles == sm.max_clock_cycles) crit = std::min(crit, rep.total_cycles - comp);
-      }
-    MPI_Allreduce(MPI_IN_PLACE, &max_compute, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
-    MPI_Allreduce(MPI_IN_PLACE, &crit, 1, mpi_type<uint64_t>(), MPI_MIN, f.comm());
-    rep.compute_cycles = max_compute;
-    rep.comm_cycles = crit;
-    rep.critical_hops = st.critical_hops;
-    rep.critical_stages = st.critical_stages;
-    rep.max_route_entries = sm.max_route_peak_entries;
-    rep.peak_sram_bytes = sm.max_sram_peak_bytes;
-    rep.wall_s = wall;
-    return rep;
-  }
-};
+// The figures of one GEMV run, from the run window and the allreduce's structure.
+GemvReport gemv_report(RunWindow& win, const AllreduceStats& st) {
+  const RunFigures fig = win.finish();
+  GemvReport rep;
+  rep.total_cycles = fig.total_cycles;
+  rep.compute_cycles = fig.compute_cycles;
+  rep.comm_cycles = fig.comm_cycles;
+  rep.critical_hops = st.critical_hops;
+  rep.critical_stages = st.critical_stages;
+  rep.max_route_entries = fig.summary.max_route_peak_entries;
+  rep.peak_sram_bytes = fig.summary.max_sram_peak_bytes;
+  rep.wall_s = fig.wall_s;
+  return rep;
+}
 
 // After the allreduce, y block b sits on the PEs of line b; take it from the line's result PE.
 template <class T>
@@ -193,7 +161,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   Fabric& f = m.f;
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
-  Window win(f, L.R);
+  RunWindow win(f, L.R);
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums");
   if (!m.local.empty()) {
     const bool ax = L.along_x();
@@ -215,7 +183,8 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt));
   m.root = m.ar->run(yt);
-  if (rep) *rep = win.finish(m.root);
+  if (rep) *rep = gemv_report(win, m.root);
+  else win.finish();
   return yt;
 }
 
@@ -250,7 +219,7 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   Fabric& f = m.f;
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
-  Window win(f, L.R);
+  RunWindow win(f, L.R);
   TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums");
   const Region l = L.R.intersect(f.block());
 #pragma omp parallel for schedule(static)
@@ -260,7 +229,8 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt));
   m.root = m.ar->run(yt);
-  if (rep) *rep = win.finish(m.root);
+  if (rep) *rep = gemv_report(win, m.root);
+  else win.finish();
   return yt;
 }
 
