@@ -63,6 +63,8 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   // Scratch for plan building, allocated (and touched) once here rather than inside a timed step.
   link_load_.assign(size_t(mesh_.pe_count()) * 4, 0);
   link_stream_.assign(size_t(mesh_.pe_count()) * 4, 0);
+  link_pmax_.assign(size_t(mesh_.pe_count()) * 4, 0);
+  link_pmax_tag_.assign(size_t(mesh_.pe_count()) * 4, 0);
   pe_stream_.assign(pes_.size(), 0);
   pe_routes_.assign(pes_.size(), 0);
   sram_all_.assign(size_t(mesh_.pe_count()), 0);
@@ -192,15 +194,6 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
   p.routes_.clear();
   p.max_hops_ = p.max_latency_ = 0;
   const auto& tr = p.cover_;
-  const size_t npe = size_t(mesh_.pe_count());
-  if (link_load_.size() != npe * 4) {
-    link_load_.assign(npe * 4, 0);
-    link_stream_.assign(npe * 4, 0);
-  }
-  if (pe_stream_.size() != pes_.size()) {
-    pe_stream_.assign(pes_.size(), 0);
-    pe_routes_.assign(pes_.size(), 0);
-  }
   for (size_t i = 0; i < tr.size(); ++i) {
     if (!mesh_.contains(tr[i].src.x, tr[i].src.y) || !mesh_.contains(tr[i].dst.x, tr[i].dst.y))
       throw std::logic_error("transfer outside the mesh in plan " + p.name_);
@@ -212,13 +205,16 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
   std::vector<uint64_t> touched;      // links with a load, reset at the end
   std::vector<size_t> touched_pes;    // local PEs with route entries, reset at the end
   touched.reserve(tr.size() * 2);
+  // Each path is walked back from its destination and stops where an earlier path of the same
+  // stream joined it (links marked with the stream form a tree from the source), so a line
+  // multicast costs O(line) rather than O(line^2).
   for (const Transfer& t : tr) {
-    for_each_route_link(mesh_, t.src, t.dst, [&](uint64_t l) {
-      if (link_stream_[l] != t.stream + 1) {
-        if (link_load_[l] == 0) touched.push_back(l);
-        link_stream_[l] = t.stream + 1;
-        ++link_load_[l];
-      }
+    for_each_route_link_reverse(mesh_, t.src, t.dst, [&](uint64_t l) {
+      if (link_stream_[l] == t.stream + 1) return false;
+      if (link_load_[l] == 0) touched.push_back(l);
+      link_stream_[l] = t.stream + 1;
+      ++link_load_[l];
+      return true;
     });
   }
   // 2. Per transfer: latency; keep those with a local end.
@@ -232,11 +228,30 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
     return p.peers_[it->second];
   };
   const Decomposition& d = decomposition();
+  std::vector<uint64_t> chain;  // links of the current path not yet known for its stream
   uint32_t last_inject_stream = 0;
   PeCoord last_inject_src{-1, -1};
   for (const Transfer& t : tr) {
+    // Busiest link of the path: the prefix maximum from the source, kept per link for the stream
+    // (again walked back only to where an earlier path of the stream has it).
     uint64_t load = 0;
-    for_each_route_link(mesh_, t.src, t.dst, [&](uint64_t l) { load = std::max<uint64_t>(load, link_load_[l]); });
+    chain.clear();
+    uint32_t known = 0;
+    for_each_route_link_reverse(mesh_, t.src, t.dst, [&](uint64_t l) {
+      if (link_pmax_tag_[l] == t.stream + 1) {
+        known = link_pmax_[l];
+        return false;
+      }
+      chain.push_back(l);
+      return true;
+    });
+    uint32_t pm = known;
+    for (size_t k = chain.size(); k-- > 0;) {
+      pm = std::max(pm, link_load_[chain[k]]);
+      link_pmax_[chain[k]] = pm;
+      link_pmax_tag_[chain[k]] = t.stream + 1;
+    }
+    load = pm;
     const uint64_t hops = hop_count(t.src, t.dst);
     const uint64_t relays = t.relays + (relay_mode && hops > 1 ? hops - 1 : 0);
     const uint64_t lat = hops == 0 ? 0 : cost_.transfer_cycles(hops, relays, p.tile_bytes_, load);
@@ -271,10 +286,23 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
           ++pe_routes_[li];
         }
       };
-      for_each_route_pe(t.src, t.dst, touch);
+      // Walk back from the destination, touching the PE each link enters, and stop at a link an
+      // earlier path of this stream already walked (everything upstream of it is touched).
+      const uint32_t walked = 0xFFFFFFFFu - t.stream;  // differs from any stream + 1 mark
+      bool reached_source = true;
+      for_each_route_link_reverse(mesh_, t.src, t.dst, [&](uint64_t l) {
+        if (link_stream_[l] == walked) {
+          reached_source = false;
+          return false;
+        }
+        link_stream_[l] = walked;
+        touch(link_head(l));
+        return true;
+      });
+      if (reached_source) touch(t.src);
     }
   }
-  for (uint64_t l : touched) link_load_[l] = link_stream_[l] = 0;
+  for (uint64_t l : touched) link_load_[l] = link_stream_[l] = link_pmax_[l] = link_pmax_tag_[l] = 0;
   {
     // Does the step only permute tiles among this rank's PEs (each sends one, receives one)?
     std::vector<size_t> from, to;

@@ -67,6 +67,23 @@ void for_each_route_link(const MeshShape& m, PeCoord a, PeCoord b, F&& f) {
   }
 }
 
+// The same links from b back to a; f returns false to stop early. Routes of one source form a tree,
+// so a multicast's paths can be walked from each destination back to where an earlier one joined.
+template <class F>
+void for_each_route_link_reverse(const MeshShape& m, PeCoord a, PeCoord b, F&& f) {
+  int32_t x = b.x, y = b.y;
+  while (y != a.y) {
+    const int32_t py = b.y > a.y ? y - 1 : y + 1;
+    if (!f(uint64_t(m.id(x, py)) * 4 + (b.y > a.y ? kLinkSouth : kLinkNorth))) return;
+    y = py;
+  }
+  while (x != a.x) {
+    const int32_t px = b.x > a.x ? x - 1 : x + 1;
+    if (!f(uint64_t(m.id(px, a.y)) * 4 + (b.x > a.x ? kLinkEast : kLinkWest))) return;
+    x = px;
+  }
+}
+
 // Calls f(pe) for every PE the route from a to b touches: source, pass-through PEs, destination.
 template <class F>
 void for_each_route_pe(PeCoord a, PeCoord b, F&& f) {

@@ -197,6 +197,16 @@ class Fabric {
     return size_t(y - block_.y0) * size_t(block_.w) + size_t(x - block_.x0);
   }
   void build(TransferPlan& p, bool relay_mode);
+  // The PE a directed link enters.
+  PeCoord link_head(uint64_t link) const {
+    const PeCoord c = mesh_.coord(int64_t(link / 4));
+    switch (int(link % 4)) {
+      case kLinkEast: return {c.x + 1, c.y};
+      case kLinkWest: return {c.x - 1, c.y};
+      case kLinkSouth: return {c.x, c.y + 1};
+      default: return {c.x, c.y - 1};
+    }
+  }
   void note_arrival(size_t local_pe, uint64_t arrival);
   void activate_routes(TransferPlan& p);
   void release_routes(TransferPlan& p);
@@ -213,6 +223,8 @@ class Fabric {
   std::vector<size_t> pending_list_;     // local PEs with a pending arrival
   std::vector<uint32_t> link_load_;      // scratch: streams per directed link (4 per PE)
   std::vector<uint32_t> link_stream_;    // scratch: last stream seen per link (+1)
+  std::vector<uint32_t> link_pmax_;      // scratch: busiest load from the stream's source to the link
+  std::vector<uint32_t> link_pmax_tag_;  // scratch: the stream (+1) link_pmax_ belongs to
   std::vector<uint32_t> pe_stream_;      // scratch: last stream seen per PE (+1), for routes
   std::vector<uint32_t> pe_routes_;      // scratch: route entries per PE for the plan being built
   std::vector<std::byte> staging_;       // scratch for aliased local moves
