@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <ostream>
 #include <thread>
 
 #include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
 
@@ -38,9 +40,8 @@ PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y)
           int32_t(y >= 0 ? y : std::max<int64_t>(0, (mp.height_pes - P) / 2))};
 }
 
-void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
-                         const std::string& group, const io::Table& table, int64_t seed) {
-  if (ctx.rank != 0 || path.empty()) return;
+namespace {
+io::Provenance provenance(const Context& ctx, const OptionSet& opts, const MachineParams& mp, int64_t seed) {
   io::Provenance prov;
   prov.command_line = ctx.command_line;
   for (const ParamSpec& sp : opts.specs())
@@ -51,10 +52,64 @@ void write_bench_results(const Context& ctx, const OptionSet& opts, const Machin
   prov.ranks_x = g.px;
   prov.ranks_y = g.py;
   prov.seed = seed;
-  io::ResultsWriter w(path, prov);
+  return prov;
+}
+}  // namespace
+
+void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
+                         const std::string& group, const io::Table& table, int64_t seed) {
+  if (ctx.rank != 0 || path.empty()) return;
+  io::ResultsWriter w(path, provenance(ctx, opts, mp, seed));
   w.write_table(group, table);
   w.commit();
   *ctx.out << "\nwrote " << path << "\n";
+}
+
+void write_results_with_maps(const Context& ctx, const OptionSet& opts, const MachineParams& mp,
+                             const std::string& path, const std::string& group, const io::Table& table, int64_t seed,
+                             const Fabric& f, const Region& region) {
+  if (path.empty()) return;
+  // Rank 0 writes the table; a failure there must reach every rank (no hang), as one line.
+  std::unique_ptr<io::ResultsWriter> w;
+  std::string error, tmp;
+  if (ctx.rank == 0) {
+    try {
+      w = std::make_unique<io::ResultsWriter>(path, provenance(ctx, opts, mp, seed));
+      w->write_table(group, table);
+      w->close_for_parallel();
+      tmp = w->temporary_path();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  auto bcast = [&](std::string& s) {
+    int n = int(s.size());
+    MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
+    s.resize(size_t(n));
+    MPI_Bcast(s.data(), n, MPI_CHAR, 0, ctx.comm);
+  };
+  bcast(error);
+  if (!error.empty()) throw UsageError(error);
+  bcast(tmp);
+  const Region l = region.intersect(f.block());
+  std::vector<io::PeMap> maps = {{"clock_cycles", "cycles", {}},       {"compute_cycles", "cycles", {}},
+                                 {"stall_cycles", "cycles", {}},       {"inject_cycles", "cycles", {}},
+                                 {"sram_peak_bytes", "bytes", {}},     {"route_peak_entries", "entries", {}},
+                                 {"bytes_sent", "bytes", {}}};
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+      const PeCounters& c = f.pe(x, y);
+      const uint64_t v[] = {c.clock_cycles, c.compute_cycles, c.stall_cycles, c.inject_cycles,
+                            c.sram_peak_bytes, c.route_peak_entries, c.bytes_sent};
+      for (size_t k = 0; k < maps.size(); ++k) maps[k].values.push_back(v[k]);
+    }
+  io::append_pe_maps(ctx.comm, tmp, group + "/pe_maps", region.w, region.h, l.empty() ? 0 : l.x0 - region.x0,
+                     l.empty() ? 0 : l.y0 - region.y0, l.empty() ? 0 : l.w, l.empty() ? 0 : l.h, maps);
+  MPI_Barrier(ctx.comm);
+  if (w) {
+    w->commit();
+    *ctx.out << "\nwrote " << path << " (tables and per-PE maps)\n";
+  }
 }
 
 }  // namespace wm::cli

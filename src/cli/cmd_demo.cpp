@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
@@ -20,11 +21,14 @@ namespace {
 struct DemoOptions {
   int64_t tile_bytes = 256;
   int64_t shifts = 4;
+  std::string output = "results/demo.h5";
   std::vector<ParamSpec> specs() {
     return {param_int("tile_bytes", &tile_bytes, "bytes", "tile each PE holds and moves (multiple of 4)", 4,
                       int64_t(1) << 30),
             param_int("shifts", &shifts, "steps", "ring shifts forward (then back) per shift operation", 1,
-                      1 << 20)};
+                      1 << 20),
+            param_text("output", &output,
+                       "HDF5 file for the table and the per-PE maps of the mesh (empty: none)")};
   }
 };
 
@@ -77,6 +81,15 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   out << "\n  " << std::left << std::setw(50) << "operation" << std::right << std::setw(7) << "steps" << std::setw(14)
       << "virtual cyc" << std::setw(12) << "virtual us" << std::setw(12) << "cyc/step" << std::setw(10) << "max hops"
       << std::setw(12) << "routes/PE" << std::setw(11) << "check" << std::setw(11) << "wall ms" << "\n";
+  io::Table table;
+  table.add_column("operation", "", io::ColumnKind::text);
+  table.add_column("steps", "steps", io::ColumnKind::integer);
+  table.add_column("virtual_cycles", "cycles", io::ColumnKind::integer);
+  table.add_column("virtual_us", "us", io::ColumnKind::real);
+  table.add_column("max_hops", "hops", io::ColumnKind::integer);
+  table.add_column("max_route_entries", "entries/PE", io::ColumnKind::integer);
+  table.add_column("check", "", io::ColumnKind::text);
+  table.add_column("wall_s", "s", io::ColumnKind::real);
   auto row = [&](const std::string& name, int64_t steps, auto op, auto expect) {
     f.barrier_clocks(all);
     f.reset_peaks();
@@ -89,6 +102,8 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
     const Fabric::Summary s = f.summarize(all);
     const uint64_t cyc = s.max_clock_cycles - before;
     const bool ok = check(expect);
+    table.append_row({name, steps, int64_t(cyc), mp.cycles_to_us(cyc), int64_t(s.max_hops),
+                      int64_t(s.max_route_peak_entries), std::string(ok ? "ok" : "WRONG"), wall});
     out << "  " << std::left << std::setw(50) << name << std::right << std::setw(7) << steps << std::setw(14) << cyc
         << std::setw(12) << std::fixed << std::setprecision(3) << mp.cycles_to_us(cyc) << std::setw(12)
         << std::setprecision(1) << double(cyc) / double(steps) << std::setw(10) << s.max_hops << std::setw(12)
@@ -133,6 +148,7 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
       << " bytes per PE; " << s.total_bytes_sent << " bytes sent in " << s.total_messages << " messages\n";
   out << "emulation (wall): " << std::setprecision(2) << wall << " s on " << ctx.size << " rank(s)\n";
   out << "checks: " << (all_ok ? "every operation produced the expected tiles" : "SOME OPERATION WAS WRONG") << "\n";
+  write_results_with_maps(ctx, opts, mp, dopt.output, "demo", table, -1, f, all);
   return all_ok ? 0 : 1;
 }
 

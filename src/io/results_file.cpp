@@ -207,9 +207,56 @@ void ResultsWriter::write_table(const std::string& group, const Table& t) {
   H5Gclose(g);
 }
 
+void ResultsWriter::close_for_parallel() {
+  if (file_ >= 0) check(H5Fclose(hid_t(file_)), "close");
+  file_ = -1;
+}
+
+void append_pe_maps(MPI_Comm comm, const std::string& tmp_path, const std::string& group, int32_t region_w,
+                    int32_t region_h, int32_t local_x, int32_t local_y, int32_t local_w, int32_t local_h,
+                    const std::vector<PeMap>& maps) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  const hid_t fapl = checked(H5Pcreate(H5P_FILE_ACCESS), "fapl");
+  check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "set MPI-IO");
+  const hid_t file = H5Fopen(tmp_path.c_str(), H5F_ACC_RDWR, fapl);
+  H5Pclose(fapl);
+  if (file < 0) throw std::runtime_error("HDF5: cannot reopen '" + tmp_path + "' for parallel writes");
+  const hid_t g = open_or_create_group(file, group);
+  const hsize_t dims[2] = {hsize_t(region_h), hsize_t(region_w)};
+  const hid_t fspace = checked(H5Screate_simple(2, dims, nullptr), "file space");
+  const hsize_t start[2] = {hsize_t(local_y), hsize_t(local_x)}, count[2] = {hsize_t(local_h), hsize_t(local_w)};
+  const hid_t mspace = checked(H5Screate_simple(2, count, nullptr), "memory space");
+  const hid_t dxpl = checked(H5Pcreate(H5P_DATASET_XFER), "dxpl");
+  check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "collective transfer");
+  for (const PeMap& m : maps) {
+    // Creation and attributes are collective: every rank makes the same calls.
+    const hid_t d = checked(H5Dcreate2(g, m.name.c_str(), H5T_NATIVE_UINT64, fspace, H5P_DEFAULT, H5P_DEFAULT,
+                                       H5P_DEFAULT), "map dataset");
+    put_string_attr(d, "units", m.unit);
+    const hid_t sel = H5Scopy(fspace);
+    if (local_w > 0 && local_h > 0) {
+      check(H5Sselect_hyperslab(sel, H5S_SELECT_SET, start, nullptr, count, nullptr), "hyperslab");
+      check(H5Dwrite(d, H5T_NATIVE_UINT64, mspace, sel, dxpl, m.values.data()), "write map");
+    } else {
+      H5Sselect_none(sel);
+      const hid_t none = H5Scopy(mspace);
+      H5Sselect_none(none);
+      check(H5Dwrite(d, H5T_NATIVE_UINT64, none, sel, dxpl, nullptr), "write map");
+      H5Sclose(none);
+    }
+    H5Sclose(sel);
+    H5Dclose(d);
+  }
+  H5Pclose(dxpl);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  H5Gclose(g);
+  check(H5Fclose(file), "close");
+}
+
 void ResultsWriter::commit() {
   if (committed_) return;
-  check(H5Fclose(hid_t(file_)), "close");
+  if (file_ >= 0) check(H5Fclose(hid_t(file_)), "close");
   file_ = -1;
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);

@@ -74,9 +74,10 @@ else bad "info at 4 ranks: $(cat "$tmp/i4")"; fi
 mpi 3 "$bin" info --config "$src/configs/wse2.ini" >"$tmp/i3" 2>&1
 grep -q "blocks uneven" "$tmp/i3" && grep -q "332/331/331" "$tmp/i3" && ok "info at 3 ranks: uneven blocks" || bad "info at 3 ranks: $(cat "$tmp/i3")"
 
-# --- demo: same virtual figures at 1, 2 and 4 ranks (wall columns removed)
+# --- demo: same virtual figures at 1, 2 and 4 ranks (wall columns removed), and the same per-PE
+# maps, written in parallel by each rank count
 for n in 1 2 4; do
-  mpi $n "$bin" demo --config "$src/configs/laptop.ini" >"$tmp/d$n" 2>&1 || bad "demo at $n ranks failed: $(tail -3 "$tmp/d$n")"
+  mpi $n "$bin" demo --config "$src/configs/laptop.ini" --output "$tmp/d$n.h5" >"$tmp/d$n" 2>&1 || bad "demo at $n ranks failed: $(tail -3 "$tmp/d$n")"
   # drop the wall-time column of the table, the wall line and the rank line
   grep -E '^  (ring|broadcast|chain)|^wafer|^checks' "$tmp/d$n" | awk '{ $NF=""; print }' >"$tmp/v$n"
 done
@@ -85,6 +86,16 @@ if [ -s "$tmp/v1" ] && cmp -s "$tmp/v1" "$tmp/v2" && cmp -s "$tmp/v1" "$tmp/v4" 
 else
   bad "demo differs across rank counts:"; diff "$tmp/v1" "$tmp/v2"; diff "$tmp/v1" "$tmp/v4"
 fi
+
+if command -v h5diff >/dev/null; then
+  h5diff "$tmp/d1.h5" "$tmp/d2.h5" /demo/pe_maps /demo/pe_maps >"$tmp/hd" 2>&1 && h5diff "$tmp/d1.h5" "$tmp/d4.h5" /demo/pe_maps /demo/pe_maps >>"$tmp/hd" 2>&1 \
+    && ok "demo per-PE maps (parallel HDF5) identical at 1, 2, 4 ranks" || bad "demo per-PE maps differ: $(head -20 "$tmp/hd")"
+  # h5diff does see differences: two different maps of one file must differ
+  h5diff "$tmp/d1.h5" "$tmp/d1.h5" /demo/pe_maps/clock_cycles /demo/pe_maps/compute_cycles >/dev/null 2>&1 \
+    && bad "h5diff found no difference between two different maps" || ok "h5diff detects differing maps"
+  h5dump -H "$tmp/d4.h5" | grep -A2 '"clock_cycles"' | grep -q "( 32, 48 )" && h5dump -a /demo/pe_maps/sram_peak_bytes/units "$tmp/d4.h5" | grep -q '"bytes"' \
+    && ok "demo per-PE maps are H x W with units" || bad "demo maps layout: $(h5dump -H "$tmp/d4.h5" | head -30)"
+else bad "h5diff missing (launch/setup installs hdf5-tools)"; fi
 
 # --- bench gemm: table, HDF5 file readable by h5dump with units, same virtual figures at 1 and 2 ranks
 for n in 1 2; do

@@ -7,6 +7,7 @@
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/io/results_file.hpp"
 #include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/noc/fabric.hpp"
 #include "wafermesh/noc/params.hpp"
 #include "wafermesh/util/options.hpp"
 
@@ -24,5 +25,12 @@ PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y)
 // effective option of `opts` as a parameter. Prints "wrote PATH".
 void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
                          const std::string& group, const io::Table& table, int64_t seed);
+
+// As write_bench_results, plus per-PE maps of `region` (virtual clock, compute, stall, injection
+// cycles, peak SRAM bytes, peak route entries, bytes sent) as H x W datasets under
+// `group`/pe_maps, each rank writing its own block in parallel. Collective.
+void write_results_with_maps(const Context& ctx, const OptionSet& opts, const MachineParams& mp,
+                             const std::string& path, const std::string& group, const io::Table& table, int64_t seed,
+                             const Fabric& f, const Region& region);
 
 }  // namespace wm::cli

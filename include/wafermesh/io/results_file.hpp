@@ -6,6 +6,8 @@
 //
 // Serial HDF5 calls from one rank (the caller decides which); per-PE maps written in parallel
 // belong to the sweep layer.
+#include <mpi.h>
+
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -54,13 +56,29 @@ class ResultsWriter {
   void write_attribute(const std::string& group, const std::string& name, const std::string& value);
   // Closes the file and renames it to its final name.
   void commit();
+  // Closes the file (still under its temporary name) so that all ranks can add per-PE maps with
+  // append_pe_maps; commit() renames it afterwards.
+  void close_for_parallel();
   const std::string& path() const { return path_; }
+  const std::string& temporary_path() const { return tmp_; }
 
  private:
   std::string path_, tmp_;
   int64_t file_ = -1;  // hid_t
   bool committed_ = false;
 };
+
+// Per-PE maps of a region written in parallel: every rank writes the rectangle of the region it
+// owns as a hyperslab of H x W datasets `group`/<name> (each with a "units" attribute), through
+// parallel HDF5 (MPI-IO). Collective over `comm`; `tmp_path` must be the same on every rank and
+// the file closed by its writer (ResultsWriter::close_for_parallel).
+struct PeMap {
+  std::string name, unit;
+  std::vector<uint64_t> values;  // (local.h, local.w) row-major: this rank's part of the region
+};
+void append_pe_maps(MPI_Comm comm, const std::string& tmp_path, const std::string& group, int32_t region_w,
+                    int32_t region_h, int32_t local_x, int32_t local_y, int32_t local_w, int32_t local_h,
+                    const std::vector<PeMap>& maps);
 
 // "host", "start time" and the full command line of this process, for provenance.
 std::string host_name();
