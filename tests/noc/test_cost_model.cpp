@@ -1,6 +1,7 @@
 // The PLMR cost formula, routes and line permutations, on hand-computed cases.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "wafermesh/noc/cost_model.hpp"
@@ -58,11 +59,32 @@ TEST(Routes, DimensionOrderedXThenY) {
   ASSERT_EQ(links.size(), 5u);
   EXPECT_EQ(links[0], uint64_t(m.id(4, 3)) * 4 + kLinkWest);
   EXPECT_EQ(links[4], uint64_t(m.id(0, 3)) * 4 + kLinkNorth);
-  std::vector<PeCoord> pes;
-  for_each_route_pe({2, 0}, {0, 1}, [&](PeCoord c) { pes.push_back(c); });
-  const std::vector<PeCoord> want_pes = {{2, 0}, {1, 0}, {0, 0}, {0, 1}};
-  EXPECT_EQ(pes, want_pes);
   EXPECT_EQ(hop_count({4, 3}, {0, 2}), 5u);
+}
+
+TEST(Routes, ReverseWalkIsTheRouteBackwardsAndStopsWhenAsked) {
+  const MeshShape m{6, 5};
+  for (auto [a, b] : {std::pair{PeCoord{1, 1}, PeCoord{3, 3}}, {PeCoord{4, 3}, PeCoord{0, 2}},
+                      {PeCoord{2, 4}, PeCoord{2, 0}}, {PeCoord{5, 0}, PeCoord{0, 0}}, {PeCoord{3, 3}, PeCoord{3, 3}}}) {
+    std::vector<uint64_t> fwd, rev;
+    for_each_route_link(m, a, b, [&](uint64_t l) { fwd.push_back(l); });
+    for_each_route_link_reverse(m, a, b, [&](uint64_t l) {
+      rev.push_back(l);
+      return true;
+    });
+    std::reverse(rev.begin(), rev.end());
+    EXPECT_EQ(rev, fwd);
+  }
+  // Stopping after two links visits exactly the last two links of the route.
+  std::vector<uint64_t> fwd, rev;
+  for_each_route_link(m, {0, 0}, {3, 2}, [&](uint64_t l) { fwd.push_back(l); });
+  for_each_route_link_reverse(m, {0, 0}, {3, 2}, [&](uint64_t l) {
+    rev.push_back(l);
+    return rev.size() < 2;
+  });
+  ASSERT_EQ(rev.size(), 2u);
+  EXPECT_EQ(rev[0], fwd[4]);
+  EXPECT_EQ(rev[1], fwd[3]);
 }
 
 TEST(LinePerm, InterleavedMatchesDesignExample) {

@@ -84,13 +84,4 @@ void for_each_route_link_reverse(const MeshShape& m, PeCoord a, PeCoord b, F&& f
   }
 }
 
-// Calls f(pe) for every PE the route from a to b touches: source, pass-through PEs, destination.
-template <class F>
-void for_each_route_pe(PeCoord a, PeCoord b, F&& f) {
-  int32_t x = a.x, y = a.y;
-  f(PeCoord{x, y});
-  while (x != b.x) { x += b.x > x ? 1 : -1; f(PeCoord{x, y}); }
-  while (y != b.y) { y += b.y > y ? 1 : -1; f(PeCoord{x, y}); }
-}
-
 }  // namespace wm
