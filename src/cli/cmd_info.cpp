@@ -4,7 +4,10 @@
 #include <ostream>
 #include <sstream>
 
+#include <omp.h>
+
 #include "wafermesh/cli/commands.hpp"
+#include "wafermesh/kernels/cpu_dispatch.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/mesh/cart_comm.hpp"
 #include "wafermesh/noc/cost_model.hpp"
@@ -67,6 +70,9 @@ int cmd_info(const Context& ctx, const std::vector<std::string>& args) {
       << " cycles; corner to corner (" << corner << " hops) = " << c.transfer_cycles(corner, 0, 1024, 1)
       << " cycles = " << mp.cycles_to_us(c.transfer_cycles(corner, 0, 1024, 1)) << " us at " << mp.clock_ghz
       << " GHz\n";
+  out << "emulator: kernels at ISA level " << kernels::isa_name(kernels::isa_active()) << " (best on this CPU: "
+      << kernels::isa_name(kernels::isa_best()) << "; WM_KERNEL_ISA overrides), " << omp_get_max_threads()
+      << " OpenMP thread(s) per rank\n";
   return 0;
 }
 

@@ -1,11 +1,13 @@
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
 #include <iostream>
 #include <ostream>
 #include <streambuf>
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/kernels/cpu_dispatch.hpp"
 #include "wafermesh/util/error.hpp"
 #include "wafermesh/version.hpp"
 
@@ -63,6 +65,11 @@ int run(int argc, char** argv, MPI_Comm comm) {
     if (cmd == "--version") {
       *ctx.out << "wafermesh " << kVersion << " (" << kGitCommit << ")\n";
       return 0;
+    }
+    try {  // WM_KERNEL_ISA is user input: a bad value is a usage error, not an internal one
+      (void)kernels::isa_active();
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("environment variable WM_KERNEL_ISA: ") + e.what());
     }
     if (cmd == "info") return cmd_info(ctx, args);
     if (cmd == "demo") return cmd_demo(ctx, args);

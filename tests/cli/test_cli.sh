@@ -56,6 +56,7 @@ expect_error "non-numeric in INI" 2 "pe.clock_ghz = 'fast'.*not a number" -- "$b
 expect_error "non-numeric integer" 2 "pe.sram_bytes = '12kb'.*not an integer" -- "$bin" info --pe.sram_bytes 12kb
 expect_error "zero clock" 2 "pe.clock_ghz = '0'.*must be > 0" -- "$bin" info --pe.clock_ghz 0
 expect_error "bad choice" 2 "noc.route_fallback = 'maybe'.*strict, relay" -- "$bin" info --noc.route_fallback maybe
+expect_error "bad WM_KERNEL_ISA" 2 "WM_KERNEL_ISA: .*'foo'" -- env WM_KERNEL_ISA=foo "$bin" info
 expect_error "no prefix guessing" 2 "unrecognised option '--mesh.width'" -- "$bin" info --mesh.width 5
 
 # --- several ranks: only rank 0 prints, all exit, no hang
