@@ -173,7 +173,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
         << std::setprecision(3) << local_s << " s\n";
   out << "\n" << std::left << std::setw(10) << "algo" << std::right << std::setw(5) << "P" << std::setw(13)
       << "total cyc" << std::setw(11) << "total us" << std::setw(12) << "compute cyc" << std::setw(11) << "comm cyc"
-      << std::setw(12) << "step lat cyc" << std::setw(9) << "max hops" << std::setw(9) << "routes" << std::setw(12)
+      << std::setw(14) << "step lat cyc" << std::setw(9) << "max hops" << std::setw(9) << "routes" << std::setw(12)
       << "SRAM B/PE" << std::setw(14) << "NoC bytes" << std::setw(10) << "wall s" << std::setw(12) << "wall/local"
       << "\n";
   for (const std::string& name : o.algos) {
@@ -209,7 +209,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       }
       out << std::setw(13) << r.total_cycles << std::setw(11) << std::fixed << std::setprecision(2)
           << mp.cycles_to_us(r.total_cycles) << std::setw(12) << r.compute_cycles << std::setw(11) << r.comm_cycles
-          << std::setw(12) << r.max_step_latency_cycles << std::setw(9) << r.max_hops << std::setw(9)
+          << std::setw(14) << r.max_step_latency_cycles << std::setw(9) << r.max_hops << std::setw(9)
           << r.max_route_entries << std::setw(12) << r.peak_sram_bytes << std::setw(14) << r.noc_bytes
           << std::setw(10) << std::setprecision(3) << r.wall_s << std::setw(12);
       if (ratio > 0) out << std::setprecision(2) << ratio; else out << "-";
