@@ -4,8 +4,6 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <limits>
-#include <map>
 
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"

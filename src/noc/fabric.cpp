@@ -388,7 +388,8 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
   // Departure clock of the k-th local sender (local moves first, then each peer's sends).
   size_t next_depart = 0;
   auto depart = [&](PeCoord s) { return departs ? (*departs)[next_depart++] : pe(s.x, s.y).clock_cycles; };
-  std::vector<uint64_t> local_departs(p.local_.size());
+  std::vector<uint64_t>& local_departs = local_departs_;  // reused: this runs every step
+  local_departs.resize(p.local_.size());
   for (size_t k = 0; k < p.local_.size(); ++k) local_departs[k] = depart(p.local_[k].src);
   // 1. Receives: one message per peer: [departure clocks: n x uint64][tiles: n x tile_bytes].
   // Message buffers persist across steps: fresh multi-megabyte allocations every step cost page

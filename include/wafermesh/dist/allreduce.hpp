@@ -21,8 +21,7 @@
 // Every pattern an algorithm uses stays configured until it finishes, so route entries per PE are
 // what the algorithm needs at once, checked against noc.route_entries.
 #include <algorithm>
-#include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>

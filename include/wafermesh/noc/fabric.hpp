@@ -229,6 +229,7 @@ class Fabric {
   std::vector<uint32_t> pe_routes_;      // scratch: route entries per PE for the plan being built
   std::vector<std::byte> staging_;       // scratch for aliased local moves
   std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers, reused
+  std::vector<uint64_t> local_departs_;  // departure clocks of a step's local moves, reused
   std::vector<uint32_t> sram_all_;       // SRAM bytes in use on every PE of the mesh (replicated)
 };
 
