@@ -42,6 +42,8 @@ TransferPlan& TransferPlan::operator=(TransferPlan&& o) noexcept {
   peers_ = std::move(o.peers_);
   injects_ = std::move(o.injects_);
   routes_ = std::move(o.routes_);
+  route_key_ = std::move(o.route_key_);
+  permutes_ = o.permutes_;
   o.routes_active_ = false;
   o.fabric_ = nullptr;
   return *this;
@@ -329,6 +331,14 @@ void Fabric::build(TransferPlan& p, bool relay_mode) {
 
 void Fabric::activate_routes(TransferPlan& p) {
   if (p.routes_active_) return;
+  if (!p.route_key_.empty()) {
+    auto it = shared_routes_.find(p.route_key_);
+    if (it != shared_routes_.end() && it->second.users > 0) {  // the same routes are configured
+      it->second.users += 1;
+      p.routes_active_ = true;
+      return;
+    }
+  }
   const uint64_t limit = uint64_t(params_.route_entries);
   int64_t bad = kNoPe;
   uint64_t bad_need = 0;
@@ -359,12 +369,22 @@ void Fabric::activate_routes(TransferPlan& p) {
     c.route_peak_entries = std::max(c.route_peak_entries, c.route_entries);
   }
   p.routes_active_ = true;
+  if (!p.route_key_.empty()) shared_routes_[p.route_key_] = SharedRoutes{1, p.routes_};
 }
 
 void Fabric::release_routes(TransferPlan& p) {
   if (!p.routes_active_) return;
-  for (const auto& r : p.routes_) pe(r.pe.x, r.pe.y).route_entries -= r.entries;
   p.routes_active_ = false;
+  if (!p.route_key_.empty()) {
+    auto it = shared_routes_.find(p.route_key_);
+    if (it != shared_routes_.end()) {
+      if (--it->second.users > 0) return;
+      for (const auto& r : it->second.routes) pe(r.pe.x, r.pe.y).route_entries -= r.entries;
+      shared_routes_.erase(it);
+      return;
+    }
+  }
+  for (const auto& r : p.routes_) pe(r.pe.x, r.pe.y).route_entries -= r.entries;
 }
 
 std::vector<uint64_t> Fabric::departures(const TransferPlan& p) const {

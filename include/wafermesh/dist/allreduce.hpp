@@ -18,8 +18,11 @@
 //
 // Summation order is fixed by positions on the line (receiver adds incoming + own, chains as in
 // reduce() of primitives.hpp), never by ranks: fp32 results are bit-identical for every rank count.
-// Every pattern an algorithm uses stays configured until it finishes, so route entries per PE are
-// what the algorithm needs at once, checked against noc.route_entries.
+// Every pattern an algorithm uses stays configured while the object lives, so route entries per PE
+// are what the algorithm needs at once, checked against noc.route_entries. Allreduces of the same
+// algorithm on the same lines use the same routes whatever their tile size, so they share them
+// (TransferPlan::share_routes): the ten allreduces of a transformer layer configure one set. The
+// scratch tiles (incoming partials) take SRAM only while run() executes.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -80,6 +83,8 @@ class LineAllreduce {
   AllreduceStats run(TileBuf<T>& buf) {
     if (!(buf.region() == r_) || buf.elems() != elems_) throw std::logic_error("allreduce: buffer does not match");
     if (P_ <= 1) return stats_;
+    // The scratch tiles exist on the PEs while the reduction runs.
+    SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
     if (spec_.algo == AllreduceAlgo::ring) run_ring(buf);
     else run_tree(buf);
     return stats_;
@@ -98,6 +103,11 @@ class LineAllreduce {
     std::vector<int32_t> roots_left, roots_right;  // roots that received from that side
   };
 
+  // What determines the routes: algorithm, shape of the tree, region, axis.
+  std::string route_key() const {
+    return std::string("allreduce ") + allreduce_algo_name(spec_.algo) + " K" + std::to_string(spec_.levels) + " g" +
+           std::to_string(spec_.groups) + (axis_ == Axis::X ? " X " : " Y ") + r_.str();
+  }
   // Lines of the region that cross this rank's block.
   std::pair<int32_t, int32_t> my_lines() const {
     const Region mine = r_.intersect(f_.block());
@@ -116,8 +126,9 @@ class LineAllreduce {
     } else {
       levels = ktree_levels(P_, spec_.levels, spec_.groups);
     }
-    in_left_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the left");
-    in_right_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the right");
+    in_left_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the left", typename TileBuf<T>::Uncharged{});
+    in_right_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the right", typename TileBuf<T>::Uncharged{});
+    scratch_bytes_ = 2 * elems_ * sizeof(T);
     const auto [l0, l1] = my_lines();
     const size_t tb = elems_ * sizeof(T);
     for (const auto& groups : levels) {
@@ -145,6 +156,8 @@ class LineAllreduce {
           sd.plan = f_.plan(std::move(t), tb,
                             "allreduce chain step " + std::to_string(s) + (side ? " (right)" : " (left)") + " on " +
                                 r_.str());
+          sd.plan.share_routes(route_key() + " level " + std::to_string(levels_.size()) + " step " +
+                               std::to_string(s) + " side " + std::to_string(side));
           step_hops = std::max(step_hops, hops);
           st.sides.push_back(std::move(sd));
           side_of_.push_back(side);
@@ -164,6 +177,7 @@ class LineAllreduce {
     stats_.root = top.members[top.root];
     if (spec_.broadcast) {
       bcast_ = plan_broadcast(f_, r_, axis_, stats_.root, tb);
+      bcast_.share_routes(route_key() + " broadcast");
       has_bcast_ = true;
       stats_.steps += 1;
       stats_.critical_hops += uint64_t(std::max(stats_.root, P_ - 1 - stats_.root));
@@ -201,9 +215,11 @@ class LineAllreduce {
   void build_ring() {
     cs_ = (elems_ + size_t(P_) - 1) / size_t(P_);
     perm_ = LinePerm::interleaved(P_);
-    out_ = std::make_unique<TileBuf<T>>(f_, r_, cs_, "allreduce ring: chunk out");
-    in_ = std::make_unique<TileBuf<T>>(f_, r_, cs_, "allreduce ring: chunk in");
+    out_ = std::make_unique<TileBuf<T>>(f_, r_, cs_, "allreduce ring: chunk out", typename TileBuf<T>::Uncharged{});
+    in_ = std::make_unique<TileBuf<T>>(f_, r_, cs_, "allreduce ring: chunk in", typename TileBuf<T>::Uncharged{});
+    scratch_bytes_ = 2 * out_->bytes_per_pe();
     ring_ = plan_shift(f_, r_, axis_, +1, true, perm_, out_->bytes_per_pe());
+    ring_.share_routes(route_key() + " ring");
     for (int phase = 0; phase < 2; ++phase)
       for (int32_t s = 0; s + 1 < P_; ++s) {
         stats_.steps += 1;
@@ -251,6 +267,7 @@ class LineAllreduce {
   size_t elems_;
   AllreduceSpec spec_;
   int32_t P_;
+  uint64_t scratch_bytes_ = 0;
   AllreduceStats stats_;
   // tree / pipeline
   std::vector<Level> levels_;

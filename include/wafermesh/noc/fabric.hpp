@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,11 @@ class TransferPlan {
   bool relay_mode() const { return relay_mode_; }
   // Every PE of this rank that the step touches sends exactly one tile and receives exactly one.
   bool permutes() const { return permutes_; }
+  // Plans that carry the same key use the same routes (the same pattern with other payloads, e.g.
+  // the allreduce of every projection of a layer on one region): while one of them holds its
+  // routes, the others add no route entries. The caller guarantees that equal keys mean equal
+  // routes. Set before the first execution.
+  void share_routes(std::string key) { route_key_ = std::move(key); }
 
  private:
   friend class Fabric;
@@ -98,6 +104,7 @@ class TransferPlan {
   bool relay_mode_ = false;
   bool routes_active_ = false;
   bool permutes_ = false;
+  std::string route_key_;
   std::vector<Transfer> cover_;  // kept to rebuild in relay mode
   std::vector<Item> local_;
   std::vector<Peer> peers_;
@@ -231,6 +238,11 @@ class Fabric {
   std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers, reused
   std::vector<uint64_t> local_departs_;  // departure clocks of a step's local moves, reused
   std::vector<uint32_t> sram_all_;       // SRAM bytes in use on every PE of the mesh (replicated)
+  struct SharedRoutes {                  // routes held for plans with one share_routes() key
+    int users = 0;
+    std::vector<TransferPlan::RouteNeed> routes;
+  };
+  std::map<std::string, SharedRoutes> shared_routes_;
 };
 
 }  // namespace wm

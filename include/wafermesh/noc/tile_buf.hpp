@@ -25,12 +25,22 @@ class TileBuf {
     slot_.resize(size_t(local_.size()));
     for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
   }
+  // Host storage only: the caller charges the SRAM while the tiles are live (scratch that exists
+  // on the PEs only during one collective, see LineAllreduce).
+  struct Uncharged {};
+  TileBuf(Fabric& f, Region region, size_t elems, std::string name, Uncharged)
+      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)),
+        charged_(false) {
+    data_.assign(size_t(local_.size()) * elems_, T{});
+    slot_.resize(size_t(local_.size()));
+    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
+  }
   ~TileBuf() {
-    if (fabric_) fabric_->sram_release(region_, bytes_per_pe());
+    if (fabric_ && charged_) fabric_->sram_release(region_, bytes_per_pe());
   }
   TileBuf(TileBuf&& o) noexcept
       : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), name_(std::move(o.name_)),
-        data_(std::move(o.data_)), slot_(std::move(o.slot_)) {
+        data_(std::move(o.data_)), slot_(std::move(o.slot_)), charged_(o.charged_) {
     o.fabric_ = nullptr;
   }
   TileBuf& operator=(TileBuf&&) = delete;
@@ -75,6 +85,7 @@ class TileBuf {
   std::string name_;
   std::vector<T, HugePageAllocator<T>> data_;  // (local PEs, elems): storage slots
   std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
+  bool charged_ = true;
 };
 
 // SRAM held by data the caller stores in its own form (packed weights, caches): charged to every
