@@ -120,16 +120,20 @@ struct MeshGemvTernary::Impl {
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
 };
 
+uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary) {
+  const Layout L(s);
+  if (!ternary) return uint64_t(L.mt * L.kt) * sizeof(float);
+  std::vector<int8_t> z(static_cast<size_t>(L.mt * L.kt), 0);
+  const kernels::TernaryMatrixLut probe = kernels::TernaryMatrixLut::from_int8(z.data(), L.mt, L.kt, L.kt);
+  return uint64_t(probe.bytes()) + uint64_t(probe.tiles()) * 64 * sizeof(int32_t);
+}
+
 MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) : impl_(std::make_unique<Impl>(f, s)) {
   check_gemv_spec(f.mesh(), s);
   Impl& m = *impl_;
   const Layout& L = m.L;
   // Every PE holds one packed mt x kt block: that is what its SRAM pays for.
-  const kernels::TernaryMatrixLut probe = [&] {
-    std::vector<int8_t> z(static_cast<size_t>(L.mt * L.kt), 0);
-    return kernels::TernaryMatrixLut::from_int8(z.data(), L.mt, L.kt, L.kt);
-  }();
-  const uint64_t bytes = uint64_t(probe.bytes()) + uint64_t(probe.tiles()) * 64 * sizeof(int32_t);
+  const uint64_t bytes = gemv_block_bytes(s, true);
   m.sram = std::make_unique<SramCharge>(f, L.R, bytes, "packed ternary weights of a GEMV block");
   m.local = L.R.intersect(f.block());
   if (!m.local.empty()) {

@@ -36,6 +36,13 @@
 namespace wm::dist {
 
 enum class AllreduceAlgo { pipeline, ring, ktree };
+
+// An element whose "sum" is the maximum: LineAllreduce<MaxFloat> is a max-allreduce (softmax
+// maxima, absmax scales). max is exact, so its order does not matter.
+struct MaxFloat {
+  float v;
+  friend MaxFloat operator+(MaxFloat a, MaxFloat b) { return {a.v < b.v ? b.v : a.v}; }
+};
 AllreduceAlgo allreduce_algo_from_name(const std::string& name);  // UsageError listing the names
 const char* allreduce_algo_name(AllreduceAlgo a);
 

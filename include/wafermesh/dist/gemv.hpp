@@ -44,6 +44,9 @@ struct GemvReport {
 
 void check_gemv_spec(const MeshShape& mesh, const GemvSpec& s);  // UsageError when it cannot run
 
+// SRAM bytes one PE holds for its weight block (ternary: LUT-packed; fp32: mt x kt floats).
+uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary);
+
 // Ternary weights, int8 activations, exact int32 y. The constructor packs every local PE's block
 // (collective; LimitError if the packed blocks exceed a PE's SRAM).
 class MeshGemvTernary {

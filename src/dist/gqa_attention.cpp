@@ -1,0 +1,332 @@
+#include "wafermesh/dist/gqa_attention.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "wafermesh/util/error.hpp"
+
+namespace wm::dist {
+
+namespace {
+
+// Tokens per row after n appends, and the first token of each row.
+std::vector<int64_t> rows_after(KvPolicy p, int32_t P, int64_t n) {
+  std::vector<int64_t> rows(size_t(P), 0);
+  if (p == KvPolicy::concat) {
+    rows[size_t(P - 1)] = n;
+  } else {
+    for (int32_t r = 0; r < P; ++r) rows[size_t(r)] = n / P + (r < n % P ? 1 : 0);
+  }
+  return rows;
+}
+
+uint64_t region_clock(Fabric& f, const Region& R) { return f.summarize(R).max_clock_cycles; }
+
+}  // namespace
+
+int64_t GqaKvCache::row_capacity(KvPolicy p, int32_t P, int64_t context) {
+  return p == KvPolicy::concat ? context : (context + P - 1) / P;
+}
+
+struct GqaKvCache::Impl {
+  Fabric& f;
+  GqaSpec s;
+  Region R, local;
+  int64_t mtk, g;
+  std::vector<int64_t> rows;          // tokens per row (same on every rank)
+  std::vector<std::vector<float>> k;  // per local PE, row-major: (tokens of the row, mtk)
+  std::vector<std::vector<float>> v;
+  std::unique_ptr<TileBuf<float>> out, in;  // shift: a token's K and V on its way up (scratch)
+  std::unique_ptr<LineAllreduce<float>> score_ar;  // rebuilt when the widest row grows
+  int64_t score_width = 0;
+  std::unique_ptr<LineAllreduce<MaxFloat>> max_ar;
+  std::unique_ptr<LineAllreduce<float>> sum_ar, out_ar;
+
+  Impl(Fabric& fab, const GqaSpec& sp)
+      : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, local(R.intersect(fab.block())), mtk(sp.mtk()),
+        g(sp.group()), rows(size_t(sp.P), 0) {
+    k.resize(size_t(local.size()));
+    v.resize(size_t(local.size()));
+  }
+  uint64_t token_bytes() const { return 2 * uint64_t(mtk) * sizeof(float); }
+  Region row_region(int32_t r) const { return {R.x0, R.y0 + r, R.w, 1}; }
+  size_t li(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
+};
+
+GqaKvCache::GqaKvCache(Fabric& f, const GqaSpec& s) {
+  const MeshShape& m = f.mesh();
+  if (s.P < 1 || s.heads < 1 || s.kv_heads < 1 || s.head_dim < 1 || s.heads % s.kv_heads != 0)
+    throw UsageError("attention: P, heads, kv_heads, head_dim must be >= 1 and kv_heads must divide heads (got P " +
+                     std::to_string(s.P) + ", heads " + std::to_string(s.heads) + ", kv_heads " +
+                     std::to_string(s.kv_heads) + ")");
+  if (s.origin.x < 0 || s.origin.y < 0 || s.origin.x + s.P > m.width || s.origin.y + s.P > m.height)
+    throw UsageError("attention region " + std::to_string(s.P) + " x " + std::to_string(s.P) + " at (" +
+                     std::to_string(s.origin.x) + ", " + std::to_string(s.origin.y) + ") does not fit the " +
+                     std::to_string(m.width) + " x " + std::to_string(m.height) + " mesh");
+  impl_ = std::make_unique<Impl>(f, s);
+  Impl& q = *impl_;
+  const size_t tile = size_t(2 * q.mtk);
+  if (s.policy == KvPolicy::shift) {
+    q.out = std::make_unique<TileBuf<float>>(f, q.R, tile, "KV shift: outgoing token", TileBuf<float>::Uncharged{});
+    q.in = std::make_unique<TileBuf<float>>(f, q.R, tile, "KV shift: incoming token", TileBuf<float>::Uncharged{});
+  }
+  q.max_ar = std::make_unique<LineAllreduce<MaxFloat>>(f, q.R, Axis::Y, size_t(s.heads), s.allreduce);
+  q.sum_ar = std::make_unique<LineAllreduce<float>>(f, q.R, Axis::Y, size_t(s.heads), s.allreduce);
+  q.out_ar = std::make_unique<LineAllreduce<float>>(f, q.R, Axis::Y, size_t(q.g * q.mtk), s.allreduce);
+}
+
+GqaKvCache::~GqaKvCache() {
+  if (!impl_) return;
+  for (int32_t r = 0; r < impl_->s.P; ++r)
+    impl_->f.sram_release(impl_->row_region(r), uint64_t(impl_->rows[size_t(r)]) * impl_->token_bytes());
+}
+
+int64_t GqaKvCache::tokens() const {
+  int64_t n = 0;
+  for (int64_t r : impl_->rows) n += r;
+  return n;
+}
+std::vector<int64_t> GqaKvCache::row_tokens() const { return impl_->rows; }
+uint64_t GqaKvCache::bytes_per_token_per_pe() const { return impl_->token_bytes(); }
+
+uint64_t GqaKvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt) {
+  Impl& m = *impl_;
+  const int32_t P = m.s.P;
+  if (!(kt.region() == m.R) || kt.elems() != size_t(m.mtk) || !(vt.region() == m.R) || vt.elems() != size_t(m.mtk))
+    throw std::logic_error("KV append: tiles do not match the cache");
+  const int64_t T = tokens();
+  const int32_t grow = m.s.policy == KvPolicy::concat ? P - 1 : int32_t(T % P);
+  // The growing row is charged first: an overflow throws before anything moves.
+  m.f.sram_acquire(m.row_region(grow), m.token_bytes(),
+                   "token " + std::to_string(T) + " of a layer's KV cache (" + kv_policy_name(m.s.policy) + ")");
+  const uint64_t before = region_clock(m.f, m.R);
+  // While the rows below the growing one are still empty (the first P tokens), the token goes
+  // straight to the growing row; afterwards rows below it shift up and it enters the bottom row.
+  const bool shift = m.s.policy == KvPolicy::shift && grow < P - 1 && m.rows[size_t(P - 1)] > 0;
+  if (shift) {
+    // Rows grow+1 .. P-1 pass their oldest token one row up, all at once.
+    std::vector<Transfer> t;
+    for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x)
+      for (int32_t r = grow + 1; r < P; ++r)
+        t.push_back({{x, m.R.y0 + r}, {x, m.R.y0 + r - 1}, uint32_t(t.size()), 0});
+    TileBuf<float>& out = *m.out;
+    TileBuf<float>& in = *m.in;
+    const int64_t S = m.mtk;
+    out.for_each_local([&](int32_t x, int32_t y, float* o) {
+      if (y - m.R.y0 <= grow) return;
+      const auto& kk = m.k[m.li(x, y)];
+      const auto& vv = m.v[m.li(x, y)];
+      std::copy(kk.begin(), kk.begin() + S, o);
+      std::copy(vv.begin(), vv.begin() + S, o + S);
+    });
+    SramCharge scratch(m.f, m.R, 2 * out.bytes_per_pe(), "KV shift scratch");
+    TransferPlan p = m.f.plan(std::move(t), out.bytes_per_pe(), "KV shift up from row " + std::to_string(grow + 1));
+    p.share_routes("KV shift up from row " + std::to_string(grow + 1) + " on " + m.R.str());
+    m.f.execute(p, out.view(), in.view());
+    in.for_each_local([&](int32_t x, int32_t y, float* i) {
+      const int32_t r = y - m.R.y0;
+      auto& kk = m.k[m.li(x, y)];
+      auto& vv = m.v[m.li(x, y)];
+      if (r > grow) {  // sent its oldest
+        kk.erase(kk.begin(), kk.begin() + S);
+        vv.erase(vv.begin(), vv.begin() + S);
+      }
+      if (r >= grow && r < P - 1) {  // received the next row's oldest as its newest
+        kk.insert(kk.end(), i, i + S);
+        vv.insert(vv.end(), i + S, i + 2 * S);
+      }
+    });
+  }
+  // The new token: its row already holds its blocks (the vectors are replicated along Y).
+  const int32_t yb = m.R.y0 + (m.s.policy == KvPolicy::shift && !shift ? grow : P - 1);
+  if (yb >= m.local.y0 && yb < m.local.y0 + m.local.h)
+    for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
+      const float* kk = kt.tile(x, yb);
+      const float* vv = vt.tile(x, yb);
+      m.k[m.li(x, yb)].insert(m.k[m.li(x, yb)].end(), kk, kk + m.mtk);
+      m.v[m.li(x, yb)].insert(m.v[m.li(x, yb)].end(), vv, vv + m.mtk);
+    }
+  m.rows[size_t(grow)] += 1;
+  return region_clock(m.f, m.R) - before;
+}
+
+TileBuf<float> GqaKvCache::attention(const TileBuf<float>& qt, GqaReport* rep) {
+  Impl& m = *impl_;
+  Fabric& f = m.f;
+  const Region& R = m.R;
+  const int64_t S = m.mtk, G = m.g, H = m.s.heads, hd = m.s.head_dim, kvd = m.s.kv_dim();
+  if (!(qt.region() == R) || qt.elems() != size_t(G * S)) throw std::logic_error("attention: q tiles do not match");
+  if (tokens() == 0) throw std::logic_error("attention over an empty KV cache");
+  const int64_t W = *std::max_element(m.rows.begin(), m.rows.end());
+  if (W != m.score_width) {
+    m.score_ar.reset();
+    m.score_ar = std::make_unique<LineAllreduce<float>>(f, R, Axis::X, size_t(H * W), m.s.allreduce);
+    m.score_width = W;
+  }
+  uint64_t t0 = rep ? region_clock(f, R) : 0;
+  auto lap = [&](uint64_t* into) {
+    if (!rep) return;
+    const uint64_t t = region_clock(f, R);
+    *into = t - t0;
+    t0 = t;
+  };
+  // Query head of (kv element e of block c, group member j): kvh * g + j.
+  auto head_of = [&](int32_t c, int64_t e, int64_t j) { return ((int64_t(c) * S + e) / hd) * G + j; };
+
+  // 1. Partial scores, (H, W) per PE: head-major, tokens of the row.
+  TileBuf<float> sc(f, R, size_t(H * W), "attention scores");
+  sc.for_each_local([&](int32_t x, int32_t y, float* out) {
+    const int32_t c = x - R.x0;
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* q = qt.tile(x, y);
+    const std::vector<float>& kk = m.k[m.li(x, y)];
+    std::fill(out, out + H * W, 0.0f);
+    const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);  // real elements of the block
+    for (int64_t j = 0; j < G; ++j)
+      for (int64_t t = 0; t < n; ++t) {
+        const float* kr = kk.data() + t * S;
+        for (int64_t e = 0; e < live;) {  // one run per key head inside the block
+          const int64_t h = head_of(c, e, j);
+          const int64_t end = std::min(live, ((int64_t(c) * S + e) / hd + 1) * hd - int64_t(c) * S);
+          float acc = 0.0f;
+          for (; e < end; ++e) acc += q[j * S + e] * kr[e];
+          out[h * W + t] = acc;
+        }
+      }
+    f.charge_compute(x, y, uint64_t(G * n * S));
+  });
+  m.score_ar->run(sc);
+  const float scale = std::sqrt(static_cast<float>(hd));
+  sc.for_each_local([&](int32_t x, int32_t y, float* out) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < n; ++t) out[h * W + t] /= scale;
+    f.charge_compute(x, y, uint64_t(H * n));
+  });
+  if (rep) lap(&rep->score_cycles);
+
+  // 2. Softmax over all tokens: per head max, then sum of exponentials, along the columns.
+  TileBuf<MaxFloat> mx(f, R, size_t(H), "softmax max");
+  mx.for_each_local([&](int32_t x, int32_t y, MaxFloat* o) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* s = sc.tile(x, y);
+    for (int64_t h = 0; h < H; ++h) {
+      float v = -std::numeric_limits<float>::infinity();
+      for (int64_t t = 0; t < n; ++t) v = std::max(v, s[h * W + t]);
+      o[h] = {v};
+    }
+    f.charge_compute(x, y, uint64_t(H * n));
+  });
+  m.max_ar->run(mx);
+  TileBuf<float> sum(f, R, size_t(H), "softmax sum");
+  sum.for_each_local([&](int32_t x, int32_t y, float* o) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    float* s = sc.tile(x, y);
+    const MaxFloat* mm = mx.tile(x, y);
+    for (int64_t h = 0; h < H; ++h) {
+      float acc = 0.0f;
+      for (int64_t t = 0; t < n; ++t) {
+        s[h * W + t] = std::exp(s[h * W + t] - mm[h].v);
+        acc += s[h * W + t];
+      }
+      o[h] = acc;
+    }
+    f.charge_compute(x, y, uint64_t(2 * H * n));
+  });
+  m.sum_ar->run(sum);
+  sc.for_each_local([&](int32_t x, int32_t y, float* s) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* su = sum.tile(x, y);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < n; ++t) s[h * W + t] /= su[h];
+    f.charge_compute(x, y, uint64_t(H * n));
+  });
+  if (rep) lap(&rep->softmax_cycles);
+
+  // 3. Weighted values over the row's tokens, then the sum along each column.
+  TileBuf<float> o(f, R, size_t(G * S), "attention output");
+  o.for_each_local([&](int32_t x, int32_t y, float* out) {
+    const int32_t c = x - R.x0;
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* a = sc.tile(x, y);
+    const std::vector<float>& vv = m.v[m.li(x, y)];
+    const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
+    std::fill(out, out + G * S, 0.0f);
+    for (int64_t j = 0; j < G; ++j)
+      for (int64_t e = 0; e < live; ++e) {
+        const float* ah = a + head_of(c, e, j) * W;
+        float acc = 0.0f;
+        for (int64_t t = 0; t < n; ++t) acc += ah[t] * vv[size_t(t * S + e)];
+        out[j * S + e] = acc;
+      }
+    f.charge_compute(x, y, uint64_t(G * n * S));
+  });
+  m.out_ar->run(o);
+  if (rep) lap(&rep->output_cycles);
+  return o;
+}
+
+std::vector<float> gqa_attention_reference(const GqaSpec& s, const float* q, const float* keys, const float* values,
+                                           int64_t n) {
+  const int32_t P = s.P;
+  const int64_t S = s.mtk(), G = s.group(), H = s.heads, hd = s.head_dim, kvd = s.kv_dim();
+  const std::vector<int64_t> rows = rows_after(s.policy, P, n);
+  std::vector<int64_t> start(size_t(P), 0);
+  for (int32_t r = 1; r < P; ++r) start[size_t(r)] = start[size_t(r - 1)] + rows[size_t(r - 1)];
+  const float* qn = q + (n - 1) * H * hd;  // the last query
+  auto qj = [&](int64_t j, int64_t kd) { return qn[((kd / hd) * G + j) * hd + kd % hd]; };
+  // Scores per row: for each row, per head: partial over columns c, combined along the row.
+  std::vector<float> score(size_t(H * n));
+  for (int32_t r = 0; r < P; ++r)
+    for (int64_t t = start[size_t(r)]; t < start[size_t(r)] + rows[size_t(r)]; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t kvh = h / G, j = h % G;
+        std::vector<std::vector<float>> parts(size_t(P), std::vector<float>(1, 0.0f));
+        for (int32_t c = 0; c < P; ++c) {
+          float acc = 0.0f;
+          bool any = false;
+          for (int64_t e = 0; e < S; ++e) {
+            const int64_t kd = int64_t(c) * S + e;
+            if (kd >= kvd || kd / hd != kvh) continue;
+            acc += qj(j, kd) * keys[t * kvd + kd];
+            any = true;
+          }
+          parts[size_t(c)][0] = any ? acc : 0.0f;
+        }
+        score[size_t(h * n + t)] = allreduce_line_reference(s.allreduce, parts)[0] / std::sqrt(static_cast<float>(hd));
+      }
+  // Softmax: max (exact), then per-row sums of exponentials combined along the column.
+  std::vector<float> out(size_t(H * hd), 0.0f);
+  for (int64_t h = 0; h < H; ++h) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < n; ++t) mx = std::max(mx, score[size_t(h * n + t)]);
+    std::vector<std::vector<float>> parts(size_t(P), std::vector<float>(1, 0.0f));
+    for (int32_t r = 0; r < P; ++r) {
+      float acc = 0.0f;
+      for (int64_t t = start[size_t(r)]; t < start[size_t(r)] + rows[size_t(r)]; ++t) {
+        score[size_t(h * n + t)] = std::exp(score[size_t(h * n + t)] - mx);
+        acc += score[size_t(h * n + t)];
+      }
+      parts[size_t(r)][0] = acc;
+    }
+    const float sum = allreduce_line_reference(s.allreduce, parts)[0];
+    for (int64_t t = 0; t < n; ++t) score[size_t(h * n + t)] /= sum;
+    // Output: per row, per element, sum over the row's tokens; combined along the column.
+    const int64_t kvh = h / G;
+    for (int64_t d = 0; d < hd; ++d) {
+      const int64_t kd = kvh * hd + d;
+      std::vector<std::vector<float>> po(size_t(P), std::vector<float>(1, 0.0f));
+      for (int32_t r = 0; r < P; ++r) {
+        float acc = 0.0f;
+        for (int64_t t = start[size_t(r)]; t < start[size_t(r)] + rows[size_t(r)]; ++t)
+          acc += score[size_t(h * n + t)] * values[t * kvd + kd];
+        po[size_t(r)][0] = acc;
+      }
+      out[size_t(h * hd + d)] = allreduce_line_reference(s.allreduce, po)[0];
+    }
+  }
+  return out;
+}
+
+}  // namespace wm::dist
