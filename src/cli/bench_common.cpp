@@ -9,6 +9,7 @@
 #include <ostream>
 #include <thread>
 
+#include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -58,6 +59,10 @@ io::Provenance provenance(const Context& ctx, const OptionSet& opts, const Machi
 
 void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
                          const std::string& group, const io::Table& table, int64_t seed) {
+  if (ctx.sink) {  // run by `sweep`: the sweep writes its own file
+    if (ctx.rank == 0) ctx.sink->tables.push_back({group, table, provenance(ctx, opts, mp, seed)});
+    return;
+  }
   if (ctx.rank != 0 || path.empty()) return;
   io::ResultsWriter w(path, provenance(ctx, opts, mp, seed));
   w.write_table(group, table);
@@ -68,7 +73,26 @@ void write_bench_results(const Context& ctx, const OptionSet& opts, const Machin
 void write_results_with_maps(const Context& ctx, const OptionSet& opts, const MachineParams& mp,
                              const std::string& path, const std::string& group, const io::Table& table, int64_t seed,
                              const Fabric& f, const Region& region) {
-  if (path.empty()) return;
+  if (path.empty() && !ctx.sink) return;
+  const Region l = region.intersect(f.block());
+  std::vector<io::PeMap> maps = {{"clock_cycles", "cycles", {}},       {"compute_cycles", "cycles", {}},
+                                 {"stall_cycles", "cycles", {}},       {"inject_cycles", "cycles", {}},
+                                 {"sram_peak_bytes", "bytes", {}},     {"route_peak_entries", "entries", {}},
+                                 {"bytes_sent", "bytes", {}}};
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+      const PeCounters& c = f.pe(x, y);
+      const uint64_t v[] = {c.clock_cycles, c.compute_cycles, c.stall_cycles, c.inject_cycles,
+                            c.sram_peak_bytes, c.route_peak_entries, c.bytes_sent};
+      for (size_t k = 0; k < maps.size(); ++k) maps[k].values.push_back(v[k]);
+    }
+  const int32_t lx = l.empty() ? 0 : l.x0 - region.x0, ly = l.empty() ? 0 : l.y0 - region.y0;
+  const int32_t lw = l.empty() ? 0 : l.w, lh = l.empty() ? 0 : l.h;
+  if (ctx.sink) {  // run by `sweep`: the sweep writes its own file
+    if (ctx.rank == 0) ctx.sink->tables.push_back({group, table, provenance(ctx, opts, mp, seed)});
+    ctx.sink->maps.push_back({group + "/pe_maps", region.w, region.h, lx, ly, lw, lh, std::move(maps)});
+    return;
+  }
   // Rank 0 writes the table; a failure there must reach every rank (no hang), as one line.
   std::unique_ptr<io::ResultsWriter> w;
   std::string error, tmp;
@@ -91,20 +115,7 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
   bcast(error);
   if (!error.empty()) throw UsageError(error);
   bcast(tmp);
-  const Region l = region.intersect(f.block());
-  std::vector<io::PeMap> maps = {{"clock_cycles", "cycles", {}},       {"compute_cycles", "cycles", {}},
-                                 {"stall_cycles", "cycles", {}},       {"inject_cycles", "cycles", {}},
-                                 {"sram_peak_bytes", "bytes", {}},     {"route_peak_entries", "entries", {}},
-                                 {"bytes_sent", "bytes", {}}};
-  for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
-      const PeCounters& c = f.pe(x, y);
-      const uint64_t v[] = {c.clock_cycles, c.compute_cycles, c.stall_cycles, c.inject_cycles,
-                            c.sram_peak_bytes, c.route_peak_entries, c.bytes_sent};
-      for (size_t k = 0; k < maps.size(); ++k) maps[k].values.push_back(v[k]);
-    }
-  io::append_pe_maps(ctx.comm, tmp, group + "/pe_maps", region.w, region.h, l.empty() ? 0 : l.x0 - region.x0,
-                     l.empty() ? 0 : l.y0 - region.y0, l.empty() ? 0 : l.w, l.empty() ? 0 : l.h, maps);
+  io::append_pe_maps(ctx.comm, tmp, group + "/pe_maps", region.w, region.h, lx, ly, lw, lh, maps);
   MPI_Barrier(ctx.comm);
   if (w) {
     w->commit();

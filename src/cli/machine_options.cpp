@@ -19,7 +19,7 @@ bool parse_command(const Context& ctx, const std::vector<std::string>& args, Opt
     return false;
   }
   check_machine(mp, ctx.size);
-  return true;
+  return !ctx.parse_only;  // `sweep` checking a study: options are valid, run nothing
 }
 
 void check_machine(const MachineParams& p, int ranks) {

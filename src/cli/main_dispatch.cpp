@@ -30,11 +30,20 @@ const char* kUsage =
     "  info    the mesh, the rank layout, every machine parameter with its unit and source\n"
     "  demo    a demonstration run of the fabric: shifts, broadcasts, reductions on the mesh\n"
     "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels), `wafermesh bench gemm` (distributed GEMM)\n"
+    "  sweep   a scaling study: the cross product of a study file's values, one HDF5 file, resumable\n"
     "\n"
     "`wafermesh <command> --help` lists the command's options with defaults and units.\n"
     "Run under mpirun for several ranks, e.g. mpirun -np 4 wafermesh info --config configs/wse2.ini";
 
 }  // namespace
+
+int dispatch(const Context& ctx, const std::string& cmd, const std::vector<std::string>& args) {
+  if (cmd == "info") return cmd_info(ctx, args);
+  if (cmd == "demo") return cmd_demo(ctx, args);
+  if (cmd == "bench") return cmd_bench(ctx, args);
+  if (cmd == "sweep") return cmd_sweep(ctx, args);
+  throw UsageError("unknown command '" + cmd + "' (commands: info, demo, bench, sweep; see wafermesh --help)");
+}
 
 int run(int argc, char** argv, MPI_Comm comm) {
   Context ctx{comm, 0, 1, nullptr};
@@ -71,10 +80,7 @@ int run(int argc, char** argv, MPI_Comm comm) {
     } catch (const std::invalid_argument& e) {
       throw UsageError(std::string("environment variable WM_KERNEL_ISA: ") + e.what());
     }
-    if (cmd == "info") return cmd_info(ctx, args);
-    if (cmd == "demo") return cmd_demo(ctx, args);
-    if (cmd == "bench") return cmd_bench(ctx, args);
-    throw UsageError("unknown command '" + cmd + "' (commands: info, demo, bench; see wafermesh --help)");
+    return dispatch(ctx, cmd, args);
   } catch (const UsageError& e) {
     if (ctx.rank == 0) std::cerr << "wafermesh: error: " << e.what() << "\n";
     return 2;

@@ -122,6 +122,165 @@ ResultsWriter::ResultsWriter(std::string path, const Provenance& prov)
   H5Gclose(pg);
 }
 
+ResultsWriter::ResultsWriter(std::string path, const std::string& existing, Continue)
+    : path_(std::move(path)), tmp_(path_ + ".tmp" + std::to_string(getpid())) {
+  std::error_code ec;
+  std::filesystem::copy_file(existing, tmp_, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) throw UsageError("cannot copy results file '" + existing + "' to '" + tmp_ + "': " + ec.message());
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  file_ = H5Fopen(tmp_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  if (file_ < 0) {
+    std::remove(tmp_.c_str());
+    throw UsageError("cannot open results file '" + existing + "' for appending (not an HDF5 file?)");
+  }
+}
+
+void ResultsWriter::write_attribute(const std::string& group, const std::string& name, int64_t value) {
+  const hid_t g = open_or_create_group(file_, group);
+  if (H5Aexists(g, name.c_str()) > 0) H5Adelete(g, name.c_str());
+  put_int_attr(g, name, value);
+  H5Gclose(g);
+}
+
+void ResultsWriter::write_attribute(const std::string& group, const std::string& name, double value) {
+  const hid_t g = open_or_create_group(file_, group);
+  if (H5Aexists(g, name.c_str()) > 0) H5Adelete(g, name.c_str());
+  const hid_t sp = checked(H5Screate(H5S_SCALAR), "space");
+  const hid_t a = checked(H5Acreate2(g, name.c_str(), H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT), "attribute");
+  check(H5Awrite(a, H5T_NATIVE_DOUBLE, &value), "write attribute");
+  H5Aclose(a);
+  H5Sclose(sp);
+  H5Gclose(g);
+}
+
+void ResultsWriter::remove(const std::string& object) {
+  if (H5Lexists(file_, object.c_str(), H5P_DEFAULT) > 0) check(H5Ldelete(file_, object.c_str(), H5P_DEFAULT), "delete");
+}
+
+ResultsReader::ResultsReader(const std::string& path) : path_(path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file_ < 0) throw UsageError("cannot read results file '" + path + "' (not an HDF5 file?)");
+}
+
+ResultsReader::~ResultsReader() {
+  if (file_ >= 0) H5Fclose(hid_t(file_));
+}
+
+bool ResultsReader::exists(const std::string& object) const {
+  // Every intermediate link must exist for H5Lexists to answer.
+  std::string at;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    const size_t next = object.find('/', pos + 1);
+    at = object.substr(0, next);
+    if (!at.empty() && at != "/" && H5Lexists(file_, at.c_str(), H5P_DEFAULT) <= 0) return false;
+    pos = next;
+  }
+  return true;
+}
+
+std::vector<std::string> ResultsReader::children(const std::string& group) const {
+  std::vector<std::string> names;
+  if (!exists(group)) return names;
+  const hid_t g = H5Gopen2(file_, group.c_str(), H5P_DEFAULT);
+  if (g < 0) return names;
+  H5G_info_t info;
+  if (H5Gget_info(g, &info) >= 0)
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      const ssize_t n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+      std::string name(size_t(std::max<ssize_t>(n, 0)), '\0');
+      H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
+      names.push_back(name);
+    }
+  H5Gclose(g);
+  return names;
+}
+
+std::string ResultsReader::attribute(const std::string& object, const std::string& name) const {
+  if (!exists(object) || H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) <= 0) return "";
+  const hid_t a = H5Aopen_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t t = H5Aget_type(a);
+  std::string v;
+  if (H5Tget_class(t) == H5T_STRING) {
+    const size_t n = H5Tget_size(t);
+    std::string b(n + 1, '\0');
+    const hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    H5Aread(a, mt, b.data());
+    H5Tclose(mt);
+    v = b.c_str();
+  } else if (H5Tget_class(t) == H5T_INTEGER) {
+    int64_t x = 0;
+    H5Aread(a, H5T_NATIVE_INT64, &x);
+    v = std::to_string(x);
+  } else if (H5Tget_class(t) == H5T_FLOAT) {
+    double x = 0;
+    H5Aread(a, H5T_NATIVE_DOUBLE, &x);
+    char b[64];
+    std::snprintf(b, sizeof b, "%.17g", x);
+    v = b;
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  return v;
+}
+
+Table ResultsReader::read_table(const std::string& group) const {
+  const std::string path = group + "/table";
+  if (!exists(path)) throw UsageError("results file '" + path_ + "' has no table " + path);
+  const hid_t ds = checked(H5Dopen2(file_, path.c_str(), H5P_DEFAULT), "open table");
+  const hid_t ft = checked(H5Dget_type(ds), "table type");
+  const hid_t sp = checked(H5Dget_space(ds), "table space");
+  const hssize_t n = H5Sget_simple_extent_npoints(sp);
+  const int nm = H5Tget_nmembers(ft);
+  const size_t row_bytes = H5Tget_size(ft);
+  std::vector<unsigned char> buf(std::max<size_t>(row_bytes * size_t(std::max<hssize_t>(n, 0)), 1));
+  if (n > 0) check(H5Dread(ds, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read table");
+  Table t;
+  std::vector<size_t> off(size_t(std::max(nm, 0))), width(off.size());
+  for (int i = 0; i < nm; ++i) {
+    char* name = H5Tget_member_name(ft, unsigned(i));
+    const std::string col = name;
+    H5free_memory(name);
+    const H5T_class_t cls = H5Tget_member_class(ft, unsigned(i));
+    const hid_t mt = H5Tget_member_type(ft, unsigned(i));
+    width[size_t(i)] = H5Tget_size(mt);
+    H5Tclose(mt);
+    off[size_t(i)] = H5Tget_member_offset(ft, unsigned(i));
+    const ColumnKind kind = cls == H5T_FLOAT ? ColumnKind::real : cls == H5T_INTEGER ? ColumnKind::integer : ColumnKind::text;
+    t.add_column(col, attribute(group + "/" + col, "units"), kind);
+  }
+  for (hssize_t r = 0; r < n; ++r) {
+    std::vector<Table::Cell> row;
+    for (int i = 0; i < nm; ++i) {
+      const unsigned char* at = buf.data() + size_t(r) * row_bytes + off[size_t(i)];
+      switch (t.columns()[size_t(i)].kind) {
+        case ColumnKind::real: {
+          double v;
+          std::memcpy(&v, at, 8);
+          row.emplace_back(v);
+          break;
+        }
+        case ColumnKind::integer: {
+          int64_t v;
+          std::memcpy(&v, at, 8);
+          row.emplace_back(v);
+          break;
+        }
+        case ColumnKind::text:
+          row.emplace_back(std::string(reinterpret_cast<const char*>(at), strnlen(reinterpret_cast<const char*>(at), width[size_t(i)])));
+          break;
+      }
+    }
+    t.append_row(std::move(row));
+  }
+  H5Sclose(sp);
+  H5Tclose(ft);
+  H5Dclose(ds);
+  return t;
+}
+
 ResultsWriter::~ResultsWriter() {
   if (file_ >= 0) H5Fclose(hid_t(file_));
   if (!committed_) std::remove(tmp_.c_str());

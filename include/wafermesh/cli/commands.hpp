@@ -10,12 +10,19 @@
 
 namespace wm::cli {
 
+struct ResultSink;  // cli/result_sink.hpp: where a command run by `sweep` hands its results
+
 struct Context {
   MPI_Comm comm;
   int rank = 0;
   int size = 1;
   std::ostream* out;  // stdout on rank 0, a discarding stream elsewhere
   std::string command_line;  // the whole invocation, for provenance
+  // Set by `sweep` for the commands it runs: results go to the sink instead of a file of their
+  // own (cli/bench_common does this), and with parse_only a command stops after checking its
+  // options (parse_command returns false) so that a study is validated before anything runs.
+  ResultSink* sink = nullptr;
+  bool parse_only = false;
 };
 
 int cmd_info(const Context& ctx, const std::vector<std::string>& args);
@@ -24,6 +31,11 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args);
+int cmd_sweep(const Context& ctx, const std::vector<std::string>& args);
+
+// Runs the subcommand `cmd` (as named on the command line) with `args`; throws UsageError for an
+// unknown one. `sweep` uses it to run any command by name.
+int dispatch(const Context& ctx, const std::string& cmd, const std::vector<std::string>& args);
 
 // The whole program after MPI_Init: dispatch, one-line errors, exit codes.
 int run(int argc, char** argv, MPI_Comm comm);

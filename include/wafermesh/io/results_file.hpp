@@ -48,12 +48,20 @@ class ResultsWriter {
  public:
   // Creates `path`.tmp (parent directories too). Throws wm::UsageError naming the path on failure.
   ResultsWriter(std::string path, const Provenance& prov);
+  // Continues an existing results file: copies `existing` to `path`.tmpPID and opens the copy, so
+  // `existing` stays intact until commit() renames the copy to `path` (which may equal `existing`).
+  struct Continue {};
+  ResultsWriter(std::string path, const std::string& existing, Continue);
   ~ResultsWriter();  // an uncommitted file is removed
   ResultsWriter(const ResultsWriter&) = delete;
   ResultsWriter& operator=(const ResultsWriter&) = delete;
 
   void write_table(const std::string& group, const Table& t);
   void write_attribute(const std::string& group, const std::string& name, const std::string& value);
+  void write_attribute(const std::string& group, const std::string& name, int64_t value);
+  void write_attribute(const std::string& group, const std::string& name, double value);
+  // Deletes a group or dataset if it exists (to rewrite it).
+  void remove(const std::string& object);
   // Closes the file and renames it to its final name.
   void commit();
   // Closes the file (still under its temporary name) so that all ranks can add per-PE maps with
@@ -66,6 +74,25 @@ class ResultsWriter {
   std::string path_, tmp_;
   int64_t file_ = -1;  // hid_t
   bool committed_ = false;
+};
+
+// Reads what ResultsWriter wrote (serial HDF5, one process). Errors name the file.
+class ResultsReader {
+ public:
+  explicit ResultsReader(const std::string& path);  // throws wm::UsageError if not an HDF5 file
+  ~ResultsReader();
+  ResultsReader(const ResultsReader&) = delete;
+  ResultsReader& operator=(const ResultsReader&) = delete;
+  bool exists(const std::string& object) const;
+  std::vector<std::string> children(const std::string& group) const;  // sorted names
+  // A string or integer attribute as text; "" when absent.
+  std::string attribute(const std::string& object, const std::string& name) const;
+  // The compound dataset `group`/table with the units of the column datasets beside it.
+  Table read_table(const std::string& group) const;
+
+ private:
+  std::string path_;
+  int64_t file_ = -1;
 };
 
 // Per-PE maps of a region written in parallel: every rank writes the rectangle of the region it
