@@ -153,6 +153,16 @@ struct Summary {
   }
 };
 
+// A zombie (exited, not yet reaped: common in containers whose init does not reap) is not alive.
+bool process_alive(long pid) {
+  if (kill(pid_t(pid), 0) != 0 && errno == ESRCH) return false;
+  std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(st, line)) return true;  // no /proc: trust kill()
+  const size_t close = line.rfind(')');
+  return !(close != std::string::npos && close + 2 < line.size() && (line[close + 2] == 'Z' || line[close + 2] == 'X'));
+}
+
 // FILE.lock holds "host pid" of the sweep writing FILE: a second sweep on the same file stops
 // with an error; a lock left by a dead process on this host (or named by `stale_ok`) is taken over.
 class SweepLock {
@@ -171,7 +181,7 @@ class SweepLock {
       std::string host;
       long pid = 0;
       in >> host >> pid;
-      const bool dead = host == io::host_name() && pid > 0 && kill(pid_t(pid), 0) != 0 && errno == ESRCH;
+      const bool dead = host == io::host_name() && pid > 0 && !process_alive(pid);
       if (!dead)
         throw UsageError("another sweep (" + host + " pid " + std::to_string(pid) + ") is writing this results file: '" +
                          path_ + "' exists (remove it if that sweep is gone)");
