@@ -58,21 +58,27 @@ io::Provenance provenance(const Context& ctx, const OptionSet& opts, const Machi
 }  // namespace
 
 void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
-                         const std::string& group, const io::Table& table, int64_t seed) {
+                         const std::string& group, const io::Table& table, int64_t seed,
+                         const std::vector<std::pair<std::string, io::Table>>& extra) {
   if (ctx.sink) {  // run by `sweep`: the sweep writes its own file
-    if (ctx.rank == 0) ctx.sink->tables.push_back({group, table, provenance(ctx, opts, mp, seed)});
+    if (ctx.rank == 0) {
+      ctx.sink->tables.push_back({group, table, provenance(ctx, opts, mp, seed)});
+      for (const auto& [name, t] : extra) ctx.sink->tables.push_back({group + "/" + name, t, provenance(ctx, opts, mp, seed)});
+    }
     return;
   }
   if (ctx.rank != 0 || path.empty()) return;
   io::ResultsWriter w(path, provenance(ctx, opts, mp, seed));
   w.write_table(group, table);
+  for (const auto& [name, t] : extra) w.write_table(group + "/" + name, t);
   w.commit();
   *ctx.out << "\nwrote " << path << "\n";
 }
 
 void write_results_with_maps(const Context& ctx, const OptionSet& opts, const MachineParams& mp,
                              const std::string& path, const std::string& group, const io::Table& table, int64_t seed,
-                             const Fabric& f, const Region& region) {
+                             const Fabric& f, const Region& region,
+                             const std::vector<std::pair<std::string, io::Table>>& extra) {
   if (path.empty() && !ctx.sink) return;
   const Region l = region.intersect(f.block());
   std::vector<io::PeMap> maps = {{"clock_cycles", "cycles", {}},       {"compute_cycles", "cycles", {}},
@@ -89,7 +95,10 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
   const int32_t lx = l.empty() ? 0 : l.x0 - region.x0, ly = l.empty() ? 0 : l.y0 - region.y0;
   const int32_t lw = l.empty() ? 0 : l.w, lh = l.empty() ? 0 : l.h;
   if (ctx.sink) {  // run by `sweep`: the sweep writes its own file
-    if (ctx.rank == 0) ctx.sink->tables.push_back({group, table, provenance(ctx, opts, mp, seed)});
+    if (ctx.rank == 0) {
+      ctx.sink->tables.push_back({group, table, provenance(ctx, opts, mp, seed)});
+      for (const auto& [name, t] : extra) ctx.sink->tables.push_back({group + "/" + name, t, provenance(ctx, opts, mp, seed)});
+    }
     ctx.sink->maps.push_back({group + "/pe_maps", region.w, region.h, lx, ly, lw, lh, std::move(maps)});
     return;
   }
@@ -100,6 +109,7 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
     try {
       w = std::make_unique<io::ResultsWriter>(path, provenance(ctx, opts, mp, seed));
       w->write_table(group, table);
+      for (const auto& [name, t] : extra) w->write_table(group + "/" + name, t);
       w->close_for_parallel();
       tmp = w->temporary_path();
     } catch (const std::exception& e) {

@@ -27,6 +27,7 @@ const char* kUsage =
     "virtual clock that charges the PLMR cost model (see README.md).\n"
     "\n"
     "commands:\n"
+    "  generate  text from a model placed on the wafer: virtual time to first token, tokens/s, SRAM, routes\n"
     "  info    the mesh, the rank layout, every machine parameter with its unit and source\n"
     "  demo    a demonstration run of the fabric: shifts, broadcasts, reductions on the mesh\n"
     "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels), `wafermesh bench gemm` (distributed GEMM)\n"
@@ -42,7 +43,8 @@ int dispatch(const Context& ctx, const std::string& cmd, const std::vector<std::
   if (cmd == "demo") return cmd_demo(ctx, args);
   if (cmd == "bench") return cmd_bench(ctx, args);
   if (cmd == "sweep") return cmd_sweep(ctx, args);
-  throw UsageError("unknown command '" + cmd + "' (commands: info, demo, bench, sweep; see wafermesh --help)");
+  if (cmd == "generate") return cmd_generate(ctx, args);
+  throw UsageError("unknown command '" + cmd + "' (commands: generate, info, demo, bench, sweep; see wafermesh --help)");
 }
 
 int run(int argc, char** argv, MPI_Comm comm) {

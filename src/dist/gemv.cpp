@@ -224,10 +224,15 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   RunWindow win(f, L.R);
   TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums");
   const Region l = L.R.intersect(f.block());
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < l.size(); ++i) {
+  auto pe = [&](int64_t i) {
     const int32_t px = l.x0 + int32_t(i % l.w), py = l.y0 + int32_t(i / l.w);
     kernels::gemv_f32(L.mt, L.kt, m.w->tile(px, py), L.kt, xt.tile(px, py), yt.tile(px, py), false);
+  };
+  if (l.size() * L.mt * L.kt < (int64_t{1} << 16)) {  // small: no OpenMP construct (team set-up costs more)
+    for (int64_t i = 0; i < l.size(); ++i) pe(i);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < l.size(); ++i) pe(i);
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt));
   m.root = m.ar->run(yt);

@@ -43,8 +43,7 @@ void gemv_f32(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, 
               float* y, bool accumulate) {
   constexpr std::int64_t kRows = 8;
   const std::int64_t blocks = (M + kRows - 1) / kRows;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t b = 0; b < blocks; ++b) {
+  auto block = [&](std::int64_t b) {
     const std::int64_t i0 = b * kRows;
     if (i0 + kRows <= M) {
       float acc[kRows] = {};
@@ -55,7 +54,15 @@ void gemv_f32(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, 
     } else {
       gemv_f32_ref(M - i0, K, A + i0 * lda, lda, x, y + i0, accumulate);
     }
+  };
+  // Small products stay on the calling thread with no OpenMP construct at all: even an inactive
+  // parallel region costs a team set-up, which dominated per-PE tiles of the mesh GEMV.
+  if (M * K < (std::int64_t{1} << 16)) {
+    for (std::int64_t b = 0; b < blocks; ++b) block(b);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t b = 0; b < blocks; ++b) block(b);
 }
 
 void gemv_f32_ref(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, const float* x,

@@ -129,7 +129,8 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
   const std::int64_t M = w.rows(), P = w.pairs(), H = P / 2;
   const std::int32_t* neg = w.neg_count();
   const std::uint8_t* tab = t.token(0);
-#pragma omp parallel for schedule(static)
+  // Small matrices stay on the calling thread: waking a team costs more than they do.
+#pragma omp parallel for schedule(static) if (M * P >= (1 << 16))
   for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
     alignas(64) std::int32_t acc[kRows] = {};  // position order
     const std::uint8_t* tile = w.tile(ti);

@@ -120,7 +120,19 @@ void Fabric::barrier_clocks(const Region& r) {
     }
 }
 
+void Fabric::advance_clocks(const Region& r, uint64_t t) {
+  const Region l = r.intersect(block_);
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+      PeCounters& c = pe(x, y);
+      if (c.clock_cycles >= t) continue;
+      c.stall_cycles += t - c.clock_cycles;
+      c.clock_cycles = t;
+    }
+}
+
 void Fabric::reset_peaks() {
+  if (peaks_held_) return;
   for (PeCounters& c : pes_) {
     c.sram_peak_bytes = c.sram_bytes;
     c.route_peak_entries = c.route_entries;

@@ -3,6 +3,8 @@
 // results file with provenance.
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/io/results_file.hpp"
@@ -24,13 +26,16 @@ PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y)
 // Writes `table` as group `group` of `path` (rank 0 only; complete or not at all), with every
 // effective option of `opts` as a parameter. Prints "wrote PATH".
 void write_bench_results(const Context& ctx, const OptionSet& opts, const MachineParams& mp, const std::string& path,
-                         const std::string& group, const io::Table& table, int64_t seed);
+                         const std::string& group, const io::Table& table, int64_t seed,
+                         const std::vector<std::pair<std::string, io::Table>>& extra = {});
 
 // As write_bench_results, plus per-PE maps of `region` (virtual clock, compute, stall, injection
 // cycles, peak SRAM bytes, peak route entries, bytes sent) as H x W datasets under
-// `group`/pe_maps, each rank writing its own block in parallel. Collective.
+// `group`/pe_maps, each rank writing its own block in parallel, and `extra` tables as groups
+// `group`/<name>. Collective.
 void write_results_with_maps(const Context& ctx, const OptionSet& opts, const MachineParams& mp,
                              const std::string& path, const std::string& group, const io::Table& table, int64_t seed,
-                             const Fabric& f, const Region& region);
+                             const Fabric& f, const Region& region,
+                             const std::vector<std::pair<std::string, io::Table>>& extra = {});
 
 }  // namespace wm::cli

@@ -32,6 +32,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args);
 int cmd_sweep(const Context& ctx, const std::vector<std::string>& args);
+int cmd_generate(const Context& ctx, const std::vector<std::string>& args);
 
 // Runs the subcommand `cmd` (as named on the command line) with `args`; throws UsageError for an
 // unknown one. `sweep` uses it to run any command by name.

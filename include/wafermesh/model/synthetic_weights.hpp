@@ -9,8 +9,10 @@
 //   matrices (out, in)       normal(0, 1/sqrt(in))    keeps |W x| ~ |x|
 //   token_embedding          normal(0, 1/sqrt(dim))   tied logits = E . rmsnorm(x) are then O(1)
 //   norm and sub-norm weights 1 + normal(0, 0.1)      not all ones, so a dropped norm weight shows
-// Normals are Box-Muller from two 53-bit uniforms of a xorshift64* stream (double math, one value
-// per pair). Same seed, same values, on every rank (the ranks share one libm).
+// "normal" is the Irwin-Hall approximation: the sum of the four 16-bit uniforms of one xorshift64*
+// output, centred and scaled to unit variance (bounded by +-3.46; one stream step per value, so
+// the 2.4G weights of BitNet 2B4T generate in seconds). Integer and double arithmetic only: same
+// seed, same values, on every rank and machine.
 #include <cstdint>
 
 #include "wafermesh/model/model_config.hpp"

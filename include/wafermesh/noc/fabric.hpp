@@ -161,6 +161,11 @@ class Fabric {
   // Starts a new measurement window for the peak counters: peak SRAM and routes become the
   // current use, longest hop becomes 0. Local, deterministic.
   void reset_peaks();
+  // While held, reset_peaks() does nothing: a long job (a whole generation) keeps one window for
+  // its per-PE peaks although the algorithms it runs open windows of their own.
+  void hold_peaks(bool held) { peaks_held_ = held; }
+  // Raises the clock of every local PE of `r` to at least t (the PEs wait for data from the host).
+  void advance_clocks(const Region& r, uint64_t t);
 
   // ---- SRAM accounting (called by TileBuf) ----
   // Collective: every rank calls it with the same arguments (no communication: every rank keeps
@@ -243,6 +248,7 @@ class Fabric {
     std::vector<TransferPlan::RouteNeed> routes;
   };
   std::map<std::string, SharedRoutes> shared_routes_;
+  bool peaks_held_ = false;
 };
 
 }  // namespace wm

@@ -1,0 +1,110 @@
+#pragma once
+// The transformer placed on the wafer (DESIGN.md §4): every layer's weights live on the PEs of a
+// P x P region, one token at a time flows through the layers, and every figure comes from the
+// virtual clocks.
+//
+// Placement. Regions of P x P PEs are cut from the mesh in snake order (left to right, then right
+// to left on the next band), so consecutive regions touch. Consecutive layers share a region as
+// long as their weights, norm weights and KV cache (reserved for `context` tokens) fit a PE's SRAM
+// next to the activation scratch; further layers continue on the next region (layer pipelining).
+// The tied classifier (vocab x dim, fp32) follows on its own regions, cut by vocabulary rows.
+// A model that does not fit is a LimitError with the numbers (per-PE need, limit, regions).
+//
+// Decode layout (no re-layout between projections). Vectors are either "split along Y" (block r
+// on every PE of row r: the residual stream x, dim) or "split along X" (block c on every PE of
+// column c: q, k, v, the attention output, the FFN hidden vector). Every projection is a MeshGEMV
+// (dist/gemv.hpp) whose reduction axis alternates:
+//   x --rmsnorm--> W_q, W_k, W_v (reduce Y) --> RoPE --> GQA attention + KV cache (dist/gqa_attention)
+//     [--sub-norm] --> W_o (reduce X) --> x +=
+//   x --rmsnorm--> W_1, W_3 (reduce Y) --> silu(a) * b | relu(a)^2 * b [--sub-norm] --> W_2 (reduce X) --> x +=
+// W_q's rows and W_o's columns are laid out so that query head (kvh, j) sits on the PEs of key head
+// kvh (see gqa_attention.hpp). Norm sums and absmax scales are allreduces of one element; the
+// vector moves to the next region through one column (P transfers) and a row broadcast.
+//
+// Numerics. fp32 models: the fp32 MeshGEMV and fp32 elementwise code. Ternary models: every
+// projection is BitLinear (ternary weights with the tensor's absmean scale, int8 activations with
+// the token's absmax scale, exact int32 sums), with bitlinear.hpp's epilogue `dot / s * gamma`.
+// Norms, RoPE, attention, residuals and the classifier are fp32. Sums follow the virtual PEs (a
+// block's elements in index order, then the allreduce tree), so logits are bit-identical for every
+// rank count and layout; they differ from the single-process reference only in the order of fp32
+// sums (model/mesh_order_reference.hpp reproduces that order).
+//
+// Prefill runs through the same decode path, one prompt token after another.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wafermesh/dist/allreduce.hpp"
+#include "wafermesh/dist/kv_cache.hpp"
+#include "wafermesh/model/model_config.hpp"
+#include "wafermesh/model/weights.hpp"
+#include "wafermesh/noc/fabric.hpp"
+
+namespace wm::model {
+
+struct MeshPlacementSpec {
+  int32_t P = 8;                                // region side, PEs
+  dist::KvPolicy kv_policy = dist::KvPolicy::shift;
+  dist::AllreduceSpec allreduce;                // every allreduce of the model
+  int64_t context = 0;                          // tokens the KV caches must hold (prompt + generated)
+};
+
+// Where the model sits.
+struct MeshPlacement {
+  std::vector<Region> layer_regions;           // one per region used by layers
+  std::vector<int32_t> region_of_layer;        // (layers) index into layer_regions
+  std::vector<Region> classifier_regions;
+  std::vector<int64_t> classifier_rows;        // vocabulary rows per classifier region
+  uint64_t layer_bytes_per_pe = 0;             // one layer's weights + norm weights + KV reserve
+  uint64_t kv_reserve_bytes_per_pe = 0;        // of which the KV cache (per layer)
+  uint64_t scratch_bytes_per_pe = 0;           // activation scratch reserved per region
+  int32_t layers_per_region = 0;
+};
+
+// Virtual cycles of one forward() (one token), split by what the wafer was doing.
+struct LayerCycles {
+  uint64_t compute = 0;    // local GEMV blocks and elementwise work (critical PE)
+  uint64_t allreduce = 0;  // the projections' reductions, norm sums, absmax scales
+  uint64_t kv = 0;         // KV append (with the shift step) and attention (its allreduces included)
+  uint64_t total() const { return compute + allreduce + kv; }
+};
+struct TokenCycles {
+  uint64_t total = 0;             // from the token entering the first region to its logits
+  std::vector<LayerCycles> layers;
+  uint64_t handoff = 0;           // moving the vector between regions
+  uint64_t classifier = 0;        // final norm and logits
+  double wall_s = 0;              // emulation wall time of forward() (slowest rank)
+};
+
+using ProgressFn = std::function<void(const std::string& line)>;  // rank 0 prints, others ignore
+
+class MeshTransformer {
+ public:
+  // Places every layer (reads the weights this rank's PEs hold from `source`; every rank reads the
+  // tensors it needs whole, one at a time). Collective. UsageError for a spec that cannot run
+  // (region larger than the mesh, RoPE pairs cut by the blocks), LimitError when the model does not
+  // fit.
+  MeshTransformer(Fabric& f, const WeightSource& source, const MeshPlacementSpec& spec,
+                  const ProgressFn& progress = {});
+  ~MeshTransformer();
+  // Logits (vocab) for `token` at `pos` on every rank; pos = 0, 1, 2, ... in order (pos = tokens in
+  // the KV caches). Collective.
+  const float* forward(int token, int pos);
+  const TokenCycles& last_token() const;
+  const MeshPlacement& placement() const;
+  const ModelConfig& config() const;
+  // Largest peak SRAM bytes / route entries of any PE since construction.
+  uint64_t peak_sram_bytes() const;
+  uint64_t peak_route_entries() const;
+  // The placement a spec would get, without placing anything (for errors and `info`-like output).
+  static MeshPlacement plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
+                            const MeshPlacementSpec& spec);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wm::model

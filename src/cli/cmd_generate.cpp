@@ -1,0 +1,302 @@
+// `wafermesh generate`: a model placed on the emulated wafer produces text, token by token (the
+// product's main job). Streams the text on rank 0, then the wafer's figures (virtual time to first
+// token, per-token decode time, modelled tokens/s, SRAM and routes per PE, per-layer breakdown)
+// and the emulation's wall time; writes the same to an HDF5 file with per-PE maps.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <ostream>
+#include <sstream>
+
+#include "wafermesh/cli/bench_common.hpp"
+#include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/model/generate.hpp"
+#include "wafermesh/model/mesh_transformer.hpp"
+#include "wafermesh/model/model_config.hpp"
+#include "wafermesh/model/tokenizer.hpp"
+#include "wafermesh/model/weights.hpp"
+#include "wafermesh/util/error.hpp"
+
+namespace wm::cli {
+
+namespace {
+
+struct GenerateOptions {
+  std::string model = "configs/models/bitnet_2b4t.ini";
+  std::string weights;   // empty: the model file's `weights`
+  std::string quantize = "none";
+  std::string prompt;
+  int64_t steps = 6;
+  double temperature = 1.0, top_p = 0.9;
+  int64_t seed = 42;
+  int64_t region = 0;
+  std::string kv_policy = "shift";
+  std::string allreduce = "ktree";
+  int64_t levels = 2, groups = 0;
+  std::string output = "results/generate.h5";
+  bool maps = true;
+  std::vector<ParamSpec> specs() {
+    return {
+        param_text("model", &model, "model config (configs/models/*.ini): shape, weights, tokenizer"),
+        param_text("weights", &weights,
+                   "weights: a llama2.c checkpoint path, or 'synthetic' (seeded, any shape); empty = the model "
+                   "file's `weights`"),
+        param_text("quantize", &quantize,
+                   "none: the weights as they are (ternary if the model says ternary = true); ternary: "
+                   "absmean-ternarise every projection of a float checkpoint (BitLinear)",
+                   {"none", "ternary"}),
+        param_text("prompt", &prompt, "prompt text (needs the model's tokenizer; empty = start from BOS)"),
+        param_int("steps", &steps, "tokens", "positions to run, prompt included (llama2.c's -n)", 1, 1 << 24),
+        param_real("temperature", &temperature, "", "sampling temperature (0 = greedy arg-max)", 0.0, 100.0),
+        param_real("top-p", &top_p, "", "nucleus sampling mass (0 or 1 = off)", 0.0, 1.0),
+        param_int("seed", &seed, "", "seed of the sampler and of synthetic weights", 1, int64_t(1) << 62),
+        param_int("region", &region, "PEs",
+                  "side of the square region a group of layers occupies (0 = the largest side <= 32 that fits "
+                  "and keeps RoPE pairs on one PE)",
+                  0, 1 << 20),
+        param_text("kv-policy", &kv_policy, "KV cache policy", {"shift", "concat"}),
+        param_text("allreduce", &allreduce, "allreduce of every projection, norm and softmax",
+                   {"ktree", "pipeline", "ring"}),
+        param_int("levels", &levels, "levels", "ktree: levels K", 1, 8),
+        param_int("groups", &groups, "groups", "ktree, K = 2: groups of level 1 (0 = round(sqrt(P)))", 0, 1 << 20),
+        param_text("output", &output, "HDF5 results file (written complete or not at all; empty = none)"),
+        param_flag("maps", &maps, "write per-PE maps of the whole mesh into the results file"),
+    };
+  }
+};
+
+std::string fmt(double v, int prec) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(prec) << v;
+  return s.str();
+}
+
+}  // namespace
+
+int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
+  MachineParams mp;
+  GenerateOptions o;
+  OptionSet opts;
+  if (!parse_command(ctx, args, opts, mp, o.specs(),
+                     "usage: wafermesh generate [--config FILE] [--model FILE] [--prompt TEXT] [options]\n\n"
+                     "Runs a transformer placed on the emulated wafer: every projection a MeshGEMV, attention\n"
+                     "over a KV cache on the mesh, the prompt fed token by token. Prints the text as it is\n"
+                     "produced, then the wafer's figures (virtual time at pe.clock_ghz) and the emulation's."))
+    return 0;
+  std::ostream& out = *ctx.out;
+  model::ModelConfig cfg = model::load_model_config(o.model);
+  if (!o.weights.empty()) cfg.weights = o.weights;
+  if (o.quantize == "ternary") cfg.ternary = true;
+  if (o.steps > cfg.seq_len)
+    throw UsageError("option --steps = " + std::to_string(o.steps) + " exceeds the model's context seq_len = " +
+                     std::to_string(cfg.seq_len));
+  // Files first, so that a bad path or a truncated checkpoint is one line before any work.
+  const std::unique_ptr<model::WeightSource> source = model::open_weight_source(cfg, uint64_t(o.seed));
+  std::unique_ptr<model::Tokenizer> tok;
+  if (!cfg.tokenizer.empty()) tok = std::make_unique<model::Tokenizer>(cfg.tokenizer, cfg.vocab);
+  if (!tok && !o.prompt.empty())
+    throw UsageError("option --prompt needs a tokenizer, and model " + o.model + " has none (tokenizer is empty)");
+
+  model::MeshPlacementSpec spec;
+  spec.kv_policy = dist::kv_policy_from_name(o.kv_policy);
+  spec.allreduce.algo = dist::allreduce_algo_from_name(o.allreduce);
+  spec.allreduce.levels = int(o.levels);
+  spec.allreduce.groups = int(o.groups);
+  spec.context = o.steps;
+  const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
+  if (o.region > 0) {
+    spec.P = int32_t(o.region);
+    (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);  // the one-line error, before placing
+  } else {
+    std::string first_error;
+    for (int32_t P = std::min<int32_t>(32, std::min(mesh.width, mesh.height)); P >= 1; --P) {
+      spec.P = P;
+      try {
+        (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);
+        first_error.clear();
+        break;
+      } catch (const std::exception& e) {
+        if (first_error.empty()) first_error = e.what();
+      }
+      if (P == 1) throw LimitError("no region side <= 32 holds model " + cfg.name + " (side 32: " + first_error + ")");
+    }
+  }
+
+  const auto w0 = std::chrono::steady_clock::now();
+  Fabric f(ctx.comm, mp);
+  auto progress = [&](const std::string& line) {
+    if (ctx.rank == 0 && !ctx.sink) std::cerr << "\r[generate] " << line << "   " << std::flush;
+  };
+  model::MeshTransformer mt(f, *source, spec, progress);
+  if (ctx.rank == 0 && !ctx.sink) std::cerr << "\r\033[K" << std::flush;
+  const double place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+  const model::MeshPlacement& pl = mt.placement();
+  out << "generate: " << cfg.name << (cfg.ternary ? " (ternary BitLinear)" : " (fp32)") << ", " << cfg.layers
+      << " layers on " << pl.layer_regions.size() << " region(s) of " << spec.P << " x " << spec.P << " PEs ("
+      << pl.layers_per_region << " per region) + " << pl.classifier_regions.size()
+      << " classifier region(s), mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size
+      << " rank(s); KV " << o.kv_policy << ", allreduce " << o.allreduce << "; placed in " << fmt(place_s, 1)
+      << " s\n\n"
+      << std::flush;
+
+  // Per position: cycles, wall, per-layer figures.
+  struct Pos {
+    int token;
+    uint64_t cycles;
+    double wall;
+    model::TokenCycles tc;
+  };
+  std::vector<Pos> positions;
+  model::ForwardFn forward = [&](int token, int pos) -> const float* {
+    const float* l = mt.forward(token, pos);
+    positions.push_back({token, mt.last_token().total, mt.last_token().wall_s, mt.last_token()});
+    return l;
+  };
+  model::Sampler sampler(cfg.vocab, float(o.temperature), float(o.top_p), uint64_t(o.seed));
+  model::EmitFn emit = [&](std::string_view bytes) {
+    if (ctx.rank == 0 && !ctx.sink) {
+      std::cout.write(bytes.data(), std::streamsize(bytes.size()));
+      std::cout.flush();
+    }
+  };
+  const model::GenerateStats gs =
+      model::generate(forward, tok.get(), sampler, o.prompt, o.steps, cfg.seq_len, emit);
+
+  // Figures: the forward at position prompt_tokens - 1 yields the first sampled token.
+  const int64_t n = int64_t(positions.size());
+  const int64_t first = std::min<int64_t>(gs.prompt_tokens, n);  // positions up to the first sampled token
+  uint64_t ttft = 0;
+  double prefill_wall = 0;
+  for (int64_t i = 0; i < first; ++i) ttft += positions[size_t(i)].cycles, prefill_wall += positions[size_t(i)].wall;
+  const int64_t decode_n = n - first;
+  uint64_t decode_cycles = 0;
+  double decode_wall = 0;
+  std::vector<model::LayerCycles> layer_sum(size_t(cfg.layers));
+  uint64_t handoff = 0, cls = 0;
+  for (int64_t i = first; i < n; ++i) {
+    const Pos& p = positions[size_t(i)];
+    decode_cycles += p.cycles;
+    decode_wall += p.wall;
+    for (int64_t l = 0; l < cfg.layers; ++l) {
+      layer_sum[size_t(l)].compute += p.tc.layers[size_t(l)].compute;
+      layer_sum[size_t(l)].allreduce += p.tc.layers[size_t(l)].allreduce;
+      layer_sum[size_t(l)].kv += p.tc.layers[size_t(l)].kv;
+    }
+    handoff += p.tc.handoff;
+    cls += p.tc.classifier;
+  }
+  // With no decoded token, the breakdown is that of the last prefill position.
+  const int64_t bn = decode_n > 0 ? decode_n : 1;
+  if (decode_n == 0 && n > 0) {
+    const Pos& p = positions.back();
+    for (int64_t l = 0; l < cfg.layers; ++l) layer_sum[size_t(l)] = p.tc.layers[size_t(l)];
+    handoff = p.tc.handoff;
+    cls = p.tc.classifier;
+  }
+  const double per_tok_cycles = decode_n ? double(decode_cycles) / double(decode_n) : 0.0;
+  const double per_tok_us = per_tok_cycles / (mp.clock_ghz * 1e3);
+  const double tok_s = per_tok_us > 0 ? 1e6 / per_tok_us : 0.0;
+  const double wall_per_tok = decode_n ? decode_wall / double(decode_n) : 0.0;
+  const uint64_t sram = mt.peak_sram_bytes(), routes = mt.peak_route_entries();
+
+  out << "\nprompt tokens " << gs.prompt_tokens << " (BOS included), generated " << gs.sampled_tokens
+      << (gs.stopped_at_bos ? " (stopped at BOS)" : "") << "\n"
+      << "wafer (virtual, " << mp.clock_ghz << " GHz):\n"
+      << "  time to first token   " << fmt(mp.cycles_to_us(ttft), 2) << " us (" << ttft << " cycles, " << first
+      << " position(s))\n";
+  if (decode_n)
+    out << "  decode                " << fmt(per_tok_us, 2) << " us per token (" << fmt(per_tok_cycles, 0)
+        << " cycles) -> " << fmt(tok_s, 0) << " tokens/s per request\n";
+  else
+    out << "  decode                no token decoded after the prompt (raise --steps)\n";
+  out << "  peak SRAM per PE      " << sram << " of " << mp.sram_bytes << " bytes\n"
+      << "  route entries per PE  " << routes << " of " << mp.route_entries << "\n"
+      << "emulation: " << fmt(prefill_wall + decode_wall, 2) << " s wall for " << n << " positions";
+  if (decode_n) out << ", " << fmt(wall_per_tok, 4) << " s per decoded token";
+  out << " (" << ctx.size << " rank(s)); placement " << fmt(place_s, 1) << " s\n\n";
+  out << (decode_n ? "per layer, mean cycles per decoded token:\n" : "per layer, cycles of the last position:\n")
+      << std::setw(7) << "layer" << std::setw(8) << "region" << std::setw(12) << "compute" << std::setw(12)
+      << "allreduce" << std::setw(12) << "kv" << std::setw(12) << "total" << "\n";
+  auto row = [&](const std::string& name, const std::string& reg, double c, double a, double k) {
+    out << std::setw(7) << name << std::setw(8) << reg << std::setw(12) << fmt(c, 0) << std::setw(12) << fmt(a, 0)
+        << std::setw(12) << fmt(k, 0) << std::setw(12) << fmt(c + a + k, 0) << "\n";
+  };
+  const int64_t shown = cfg.layers <= 8 ? cfg.layers : 3;
+  double sc = 0, sa = 0, sk = 0;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const model::LayerCycles& L = layer_sum[size_t(l)];
+    sc += double(L.compute) / double(bn), sa += double(L.allreduce) / double(bn), sk += double(L.kv) / double(bn);
+    if (l < shown || l == cfg.layers - 1)
+      row(std::to_string(l), std::to_string(pl.region_of_layer[size_t(l)]), double(L.compute) / double(bn),
+          double(L.allreduce) / double(bn), double(L.kv) / double(bn));
+    else if (l == shown)
+      out << std::setw(7) << "..." << "\n";
+  }
+  row("all", "", sc, sa, sk);
+  out << "  hand-offs between regions " << fmt(double(handoff) / double(bn), 0) << " cycles, final norm + classifier "
+      << fmt(double(cls) / double(bn), 0) << " cycles\n"
+      << std::flush;
+
+  // ---- results
+  io::Table summary;
+  summary.add_column("model", "", io::ColumnKind::text);
+  summary.add_column("ternary", "", io::ColumnKind::integer);
+  summary.add_column("region_side", "PEs", io::ColumnKind::integer);
+  summary.add_column("layer_regions", "regions", io::ColumnKind::integer);
+  summary.add_column("classifier_regions", "regions", io::ColumnKind::integer);
+  summary.add_column("kv_policy", "", io::ColumnKind::text);
+  summary.add_column("allreduce", "", io::ColumnKind::text);
+  summary.add_column("prompt_tokens", "tokens", io::ColumnKind::integer);
+  summary.add_column("generated_tokens", "tokens", io::ColumnKind::integer);
+  summary.add_column("ttft_cycles", "cycles", io::ColumnKind::integer);
+  summary.add_column("ttft_us", "us", io::ColumnKind::real);
+  summary.add_column("decode_cycles_per_token", "cycles", io::ColumnKind::real);
+  summary.add_column("decode_us_per_token", "us", io::ColumnKind::real);
+  summary.add_column("tokens_per_s", "tokens/s", io::ColumnKind::real);
+  summary.add_column("peak_sram_bytes", "bytes", io::ColumnKind::integer);
+  summary.add_column("route_entries", "entries", io::ColumnKind::integer);
+  summary.add_column("wall_s_per_token", "s", io::ColumnKind::real);
+  summary.add_column("wall_s", "s", io::ColumnKind::real);
+  summary.add_column("placement_wall_s", "s", io::ColumnKind::real);
+  summary.append_row({cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
+                      int64_t(pl.classifier_regions.size()), o.kv_policy, o.allreduce, gs.prompt_tokens,
+                      gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
+                      int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s});
+  io::Table tokens;
+  tokens.add_column("position", "", io::ColumnKind::integer);
+  tokens.add_column("token", "", io::ColumnKind::integer);
+  tokens.add_column("phase", "", io::ColumnKind::text);
+  tokens.add_column("cycles", "cycles", io::ColumnKind::integer);
+  tokens.add_column("us", "us", io::ColumnKind::real);
+  tokens.add_column("wall_s", "s", io::ColumnKind::real);
+  for (int64_t i = 0; i < n; ++i) {
+    const Pos& p = positions[size_t(i)];
+    tokens.append_row({i, int64_t(p.token), std::string(i < first ? "prefill" : "decode"), int64_t(p.cycles),
+                       mp.cycles_to_us(p.cycles), p.wall});
+  }
+  io::Table layers;
+  layers.add_column("layer", "", io::ColumnKind::integer);
+  layers.add_column("region", "", io::ColumnKind::integer);
+  layers.add_column("compute_cycles", "cycles", io::ColumnKind::real);
+  layers.add_column("allreduce_cycles", "cycles", io::ColumnKind::real);
+  layers.add_column("kv_cycles", "cycles", io::ColumnKind::real);
+  layers.add_column("total_cycles", "cycles", io::ColumnKind::real);
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const model::LayerCycles& L = layer_sum[size_t(l)];
+    layers.append_row({l, int64_t(pl.region_of_layer[size_t(l)]), double(L.compute) / double(bn),
+                       double(L.allreduce) / double(bn), double(L.kv) / double(bn), double(L.total()) / double(bn)});
+  }
+  const Region whole{0, 0, int32_t(mp.width_pes), int32_t(mp.height_pes)};
+  std::vector<std::pair<std::string, io::Table>> extra = {{"tokens", tokens}, {"layers", layers}};
+  if (o.maps) {
+    write_results_with_maps(ctx, opts, mp, o.output, "generate", summary, o.seed, f, whole, extra);
+  } else if (!o.output.empty() || ctx.sink) {
+    write_bench_results(ctx, opts, mp, o.output, "generate", summary, o.seed, extra);
+  }
+  return 0;
+}
+
+}  // namespace wm::cli

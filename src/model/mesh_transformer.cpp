@@ -1,0 +1,597 @@
+#include "wafermesh/model/mesh_transformer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <type_traits>
+
+#include "wafermesh/dist/gemv.hpp"
+#include "wafermesh/dist/gqa_attention.hpp"
+#include "wafermesh/dist/host_io.hpp"
+#include "wafermesh/model/bitlinear.hpp"
+#include "wafermesh/noc/line_plans.hpp"
+#include "wafermesh/noc/tile_buf.hpp"
+#include "wafermesh/util/error.hpp"
+
+namespace wm::model {
+
+using dist::AllreduceSpec;
+using dist::GemvSpec;
+using dist::LineAllreduce;
+using dist::MaxFloat;
+
+namespace {
+
+int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Block sizes of one model on P x P regions.
+struct Dims {
+  int32_t P;
+  int64_t dim, hidden, kvd, hd, H, G;
+  int64_t mtD, mtH, mtk, mq;  // blocks: dim, hidden, kv_dim, and the (g, mtk) query/output tile
+  Dims(const ModelConfig& c, int32_t p)
+      : P(p), dim(c.dim), hidden(c.hidden_dim), kvd(c.kv_dim()), hd(c.head_dim()), H(c.heads),
+        G(c.heads / c.kv_heads), mtD(cdiv(c.dim, p)), mtH(cdiv(c.hidden_dim, p)), mtk(cdiv(c.kv_dim(), p)),
+        mq(cdiv(c.kv_dim(), p) * (c.heads / c.kv_heads)) {}
+  // Query/output element i of the (c, j, e) layout (i = c*mq + j*mtk + e) -> index in the model's
+  // q vector, or -1 for padding.
+  int64_t q_index(int64_t i) const {
+    const int64_t c = i / mq, j = (i % mq) / mtk, e = i % mtk, kd = c * mtk + e;
+    return kd < kvd ? ((kd / hd) * G + j) * hd + kd % hd : -1;
+  }
+};
+
+GemvSpec gemv_spec(const Region& R, int64_t M, int64_t K, Axis axis, const AllreduceSpec& ar) {
+  GemvSpec s;
+  s.P = R.w;
+  s.origin = {R.x0, R.y0};
+  s.M = M;
+  s.K = K;
+  s.reduce_axis = axis;
+  s.allreduce = ar;
+  return s;
+}
+
+// The seven projections' specs of a layer on region R (see the header for the layout).
+struct LayerSpecs {
+  GemvSpec wq, wk, wv, wo, w1, w2, w3;
+  LayerSpecs(const Dims& d, const Region& R, const AllreduceSpec& ar)
+      : wq(gemv_spec(R, d.P * d.mq, d.dim, Axis::Y, ar)), wk(gemv_spec(R, d.kvd, d.dim, Axis::Y, ar)),
+        wv(gemv_spec(R, d.kvd, d.dim, Axis::Y, ar)), wo(gemv_spec(R, d.dim, d.P * d.mq, Axis::X, ar)),
+        w1(gemv_spec(R, d.hidden, d.dim, Axis::Y, ar)), w2(gemv_spec(R, d.dim, d.hidden, Axis::X, ar)),
+        w3(gemv_spec(R, d.hidden, d.dim, Axis::Y, ar)) {}
+};
+
+// Regions of P x P in snake order.
+std::vector<Region> snake_regions(const MeshShape& m, int32_t P) {
+  std::vector<Region> out;
+  const int32_t cols = m.width / P, bands = m.height / P;
+  for (int32_t b = 0; b < bands; ++b)
+    for (int32_t i = 0; i < cols; ++i) {
+      const int32_t c = b % 2 == 0 ? i : cols - 1 - i;
+      out.push_back({c * P, b * P, P, P});
+    }
+  return out;
+}
+
+std::string kib(uint64_t b) { return std::to_string(b) + " bytes"; }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------ placement
+MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
+                                    const MeshPlacementSpec& spec) {
+  const int32_t P = spec.P;
+  if (P < 1 || P > mesh.width || P > mesh.height)
+    throw UsageError("region side " + std::to_string(P) + " PEs does not fit the " + std::to_string(mesh.width) +
+                     " x " + std::to_string(mesh.height) + " mesh");
+  const Dims d(cfg, P);
+  if (P > 1 && d.mtk % 2 != 0)
+    throw UsageError("region side " + std::to_string(P) + " cuts kv_dim " + std::to_string(d.kvd) +
+                     " into blocks of " + std::to_string(d.mtk) +
+                     " (odd), so RoPE pairs would straddle PEs; choose a region side whose kv block ceil(kv_dim/P) is even");
+  if (spec.context < 1)
+    throw UsageError("context " + std::to_string(spec.context) + " tokens: must be >= 1");
+  MeshPlacement pl;
+  const Region probe{0, 0, P, P};
+  const LayerSpecs ls(d, probe, spec.allreduce);
+  uint64_t weights = 0;
+  for (const GemvSpec* s : {&ls.wq, &ls.wk, &ls.wv, &ls.wo, &ls.w1, &ls.w2, &ls.w3})
+    weights += dist::gemv_block_bytes(*s, cfg.ternary);
+  const bool relu2 = cfg.ffn == "relu2";
+  const uint64_t norms = 4 * uint64_t(2 * d.mtD + (relu2 ? d.mq + d.mtH : 0));
+  const int64_t cap = dist::GqaKvCache::row_capacity(spec.kv_policy, P, spec.context);
+  pl.kv_reserve_bytes_per_pe = uint64_t(cap) * 2 * uint64_t(d.mtk) * 4;
+  pl.layer_bytes_per_pe = weights + norms + pl.kv_reserve_bytes_per_pe;
+  // Activation scratch live at once during a layer (an upper estimate; the fabric enforces the
+  // real figure): vectors, int8 copies, a GEMV's partial sums, allreduce scratch, attention scores.
+  const uint64_t widest = uint64_t(std::max({d.mtD, d.mtH, d.mq, d.H * cap}));
+  pl.scratch_bytes_per_pe = 4 * uint64_t(4 * d.mtD + 3 * d.mq + 2 * d.mtk + 3 * d.mtH + d.H * cap + 2 * d.H) +
+                            2 * 4 * widest + uint64_t(std::max({d.mtD, d.mtH, d.mq})) + 64;
+  const uint64_t sram = mp.sram_bytes;
+  const std::string where = " on a " + std::to_string(P) + " x " + std::to_string(P) + " region";
+  if (pl.layer_bytes_per_pe + pl.scratch_bytes_per_pe > sram)
+    throw LimitError("model " + cfg.name + ": one layer needs " + kib(pl.layer_bytes_per_pe + pl.scratch_bytes_per_pe) +
+                     " per PE" + where + " (weights " + kib(weights) + ", KV cache for " +
+                     std::to_string(spec.context) + " tokens " + kib(pl.kv_reserve_bytes_per_pe) + ", norms " +
+                     kib(norms) + ", scratch " + kib(pl.scratch_bytes_per_pe) + "), pe.sram_bytes = " +
+                     std::to_string(sram) + ": use a larger region (--region)");
+  pl.layers_per_region = int32_t(std::min<uint64_t>(uint64_t(cfg.layers),
+                                                    (sram - pl.scratch_bytes_per_pe) / pl.layer_bytes_per_pe));
+  const int64_t layer_regions = cdiv(cfg.layers, pl.layers_per_region);
+  pl.layers_per_region = int32_t(cdiv(cfg.layers, layer_regions));  // spread evenly
+  // Classifier: vocabulary rows per region, fp32 (rows/P x mtD per PE) with its y and scratch.
+  const uint64_t cls_fixed = 4 * uint64_t(3 * d.mtD) + 64;
+  const uint64_t per_row_block = 4 * uint64_t(d.mtD) + 3 * 4;
+  if (sram <= cls_fixed + per_row_block)
+    throw LimitError("model " + cfg.name + ": the classifier needs more than " + kib(cls_fixed + per_row_block) +
+                     " per PE" + where + ", pe.sram_bytes = " + std::to_string(sram));
+  const int64_t rows_per_pe = int64_t((sram - cls_fixed) / per_row_block);
+  const int64_t cls_regions = cdiv(cfg.vocab, rows_per_pe * P);
+  const std::vector<Region> all = snake_regions(mesh, P);
+  const int64_t need = layer_regions + cls_regions;
+  if (need > int64_t(all.size()))
+    throw LimitError("model " + cfg.name + " needs " + std::to_string(need) + " regions of " + std::to_string(P) +
+                     " x " + std::to_string(P) + " PEs (" + std::to_string(layer_regions) + " for " +
+                     std::to_string(cfg.layers) + " layers at " + std::to_string(pl.layers_per_region) +
+                     " per region, " + std::to_string(cls_regions) + " for the classifier); the " +
+                     std::to_string(mesh.width) + " x " + std::to_string(mesh.height) + " mesh holds " +
+                     std::to_string(all.size()));
+  for (int64_t i = 0; i < layer_regions; ++i) pl.layer_regions.push_back(all[size_t(i)]);
+  for (int64_t l = 0; l < cfg.layers; ++l) pl.region_of_layer.push_back(int32_t(l / pl.layers_per_region));
+  const int64_t per = cdiv(cfg.vocab, cls_regions);
+  for (int64_t i = 0; i < cls_regions; ++i) {
+    pl.classifier_regions.push_back(all[size_t(layer_regions + i)]);
+    pl.classifier_rows.push_back(std::min(per, cfg.vocab - i * per));
+  }
+  return pl;
+}
+
+// ------------------------------------------------------------------------------------ the model
+namespace {
+
+struct Proj {
+  GemvSpec spec;
+  std::unique_ptr<dist::MeshGemvTernary> tern;
+  std::unique_ptr<dist::MeshGemvF32> fp;
+  float gamma = 1.0f;
+};
+
+struct Layer {
+  int32_t region = 0;
+  Proj wq, wk, wv, wo, w1, w2, w3;
+  std::unique_ptr<TileBuf<float>> rms_att, rms_ffn, attn_sub, ffn_sub;
+  std::unique_ptr<dist::GqaKvCache> kv;
+};
+
+// The one-element allreduces of a region (norm sums, absmax scales).
+struct RegionOps {
+  Region R;
+  std::unique_ptr<LineAllreduce<float>> sum_x, sum_y;
+  std::unique_ptr<LineAllreduce<MaxFloat>> max_x, max_y;
+  RegionOps(Fabric& f, const Region& r, const AllreduceSpec& ar)
+      : R(r), sum_x(std::make_unique<LineAllreduce<float>>(f, r, Axis::X, 1, ar)),
+        sum_y(std::make_unique<LineAllreduce<float>>(f, r, Axis::Y, 1, ar)),
+        max_x(std::make_unique<LineAllreduce<MaxFloat>>(f, r, Axis::X, 1, ar)),
+        max_y(std::make_unique<LineAllreduce<MaxFloat>>(f, r, Axis::Y, 1, ar)) {}
+};
+
+}  // namespace
+
+struct MeshTransformer::Impl {
+  Fabric& f;
+  const WeightSource& src;
+  ModelConfig cfg;
+  MeshPlacementSpec spec;
+  MeshPlacement pl;
+  Dims d;
+  std::vector<RegionOps> ops;  // per layer region
+  std::vector<Layer> layers;
+  std::unique_ptr<TileBuf<float>> rms_final;  // on the last layer region, split along Y
+  std::vector<std::unique_ptr<dist::MeshGemvF32>> classifier;
+  std::vector<TransferPlan> handoffs;           // layer region i -> i + 1 (column 0)
+  std::vector<TransferPlan> region_bcasts;      // per layer region: column 0 -> its rows
+  std::vector<TransferPlan> to_classifier;      // last layer region column 0 -> each classifier region
+  std::vector<TransferPlan> cls_bcasts;
+  std::vector<float> logits;
+  TokenCycles last;
+  uint64_t prev_end = 0;  // virtual time the previous token's logits were ready
+  uint64_t peak_sram = 0, peak_routes = 0;
+
+  Impl(Fabric& fab, const WeightSource& s, const MeshPlacementSpec& sp)
+      : f(fab), src(s), cfg(s.config()), spec(sp), pl(plan(fab.mesh(), fab.params(), s.config(), sp)), d(cfg, sp.P) {}
+
+  uint64_t now(const Region& R) {
+    const Fabric::Summary s = f.summarize(R);
+    peak_sram = std::max(peak_sram, s.max_sram_peak_bytes);
+    peak_routes = std::max(peak_routes, s.max_route_peak_entries);
+    return s.max_clock_cycles;
+  }
+
+  // ---- construction helpers
+  void make_proj(Proj& p, const GemvSpec& s, Tensor t, int64_t l, int kind) {
+    // kind 0: plain; 1: W_q rows in the (c, j, e) query layout; 2: W_o columns in that layout.
+    p.spec = s;
+    const TensorShape sh = tensor_shape(cfg, t);
+    std::vector<float> w = src.read_tensor(t, l);
+    std::vector<int8_t> codes;
+    if (cfg.ternary) {
+      TernaryWeight tw = ternarize(w.data(), sh.rows, sh.cols);
+      p.gamma = tw.gamma;
+      codes = std::move(tw.codes);
+      std::vector<float>().swap(w);
+    }
+    auto permute = [&](auto& src_v, auto zero) {
+      using V = std::decay_t<decltype(src_v)>;
+      if (kind == 0) return std::move(src_v);
+      V out(static_cast<size_t>(s.M * s.K), zero);
+      if (kind == 1) {
+        for (int64_t i = 0; i < s.M; ++i) {
+          const int64_t qi = d.q_index(i);
+          if (qi >= 0) std::copy(src_v.begin() + qi * sh.cols, src_v.begin() + (qi + 1) * sh.cols, out.begin() + i * s.K);
+        }
+      } else {
+        for (int64_t i = 0; i < s.K; ++i) {
+          const int64_t qi = d.q_index(i);
+          if (qi < 0) continue;
+          for (int64_t r = 0; r < s.M; ++r) out[size_t(r * s.K + i)] = src_v[size_t(r * sh.cols + qi)];
+        }
+      }
+      return out;
+    };
+    if (cfg.ternary) {
+      const std::vector<int8_t> m = permute(codes, int8_t{0});
+      p.tern = std::make_unique<dist::MeshGemvTernary>(f, s, m.data());
+    } else {
+      const std::vector<float> m = permute(w, 0.0f);
+      p.fp = std::make_unique<dist::MeshGemvF32>(f, s, m.data());
+    }
+  }
+  // A norm weight vector as tiles: split along Y (block r), along X (block c), or in the query
+  // layout (c, j, e) along X.
+  enum class Lay { y, x, q };
+  std::unique_ptr<TileBuf<float>> vector_tiles(const Region& R, const std::vector<float>& v, int64_t block, Lay lay,
+                                               const std::string& name) {
+    auto t = std::make_unique<TileBuf<float>>(f, R, size_t(block), name);
+    t->for_each_local([&](int32_t x, int32_t y, float* o) {
+      const int64_t b = lay == Lay::y ? y - R.y0 : x - R.x0;
+      for (int64_t e = 0; e < block; ++e) {
+        const int64_t i = lay == Lay::q ? d.q_index(b * block + e) : b * block + e;
+        o[e] = i >= 0 && i < int64_t(v.size()) ? v[size_t(i)] : 0.0f;
+      }
+    });
+    return t;
+  }
+
+  // ---- forward helpers (collective)
+  // rmsnorm of v (split along `split`: the sum runs along that axis) times weight w, into out.
+  void rmsnorm(TileBuf<float>& out, const TileBuf<float>& v, const TileBuf<float>& w, int64_t n, Axis split,
+               RegionOps& o) {
+    TileBuf<float> ss(f, v.region(), 1, "rmsnorm sum");
+    const size_t E = v.elems();
+    ss.for_each_local([&](int32_t x, int32_t y, float* s) {
+      const float* a = v.tile(x, y);
+      float acc = 0.0f;
+      for (size_t j = 0; j < E; ++j) acc += a[j] * a[j];
+      s[0] = acc;
+    });
+    f.charge_compute(v.region(), E);
+    (split == Axis::X ? *o.sum_x : *o.sum_y).run(ss);
+    const float eps = static_cast<float>(cfg.norm_eps);
+    out.for_each_local([&](int32_t x, int32_t y, float* r) {
+      float s = ss.tile(x, y)[0];
+      s /= static_cast<float>(n);
+      s += eps;
+      s = 1.0f / std::sqrt(s);
+      const float* a = v.tile(x, y);
+      const float* g = w.tile(x, y);
+      for (size_t j = 0; j < E; ++j) r[j] = g[j] * (s * a[j]);
+    });
+    f.charge_compute(v.region(), E);
+  }
+
+  // y = W x for projection p; x split along p's reduce axis. Adds cycles to the layer figures.
+  TileBuf<float> project(Proj& p, const TileBuf<float>& x, RegionOps& o, LayerCycles& lc, uint64_t& t) {
+    const Region& R = x.region();
+    const Axis ax = p.spec.reduce_axis;
+    dist::GemvReport rep;
+    if (!cfg.ternary) {
+      TileBuf<float> y = p.fp->run_tiles(x, &rep);
+      account_gemv(R, rep, lc, t);
+      return y;
+    }
+    // BitLinear: absmax over the whole vector (max allreduce along the split axis), int8 codes.
+    TileBuf<MaxFloat> mx(f, R, 1, "absmax");
+    const size_t E = x.elems();
+    mx.for_each_local([&](int32_t px, int32_t py, MaxFloat* m) {
+      const float* a = x.tile(px, py);
+      float v = 0.0f;
+      for (size_t j = 0; j < E; ++j) v = std::max(v, std::fabs(a[j]));
+      m[0] = {v};
+    });
+    f.charge_compute(R, E);
+    (ax == Axis::X ? *o.max_x : *o.max_y).run(mx);
+    TileBuf<int8_t> q(f, R, E, "int8 activations");
+    q.for_each_local([&](int32_t px, int32_t py, int8_t* c) {
+      const float s = 127.0f / std::max(mx.tile(px, py)[0].v, kernels_floor());
+      const float* a = x.tile(px, py);
+      for (size_t j = 0; j < E; ++j) c[j] = static_cast<int8_t>(std::clamp(std::nearbyint(a[j] * s), -127.0f, 127.0f));
+    });
+    f.charge_compute(R, E);
+    const uint64_t t1 = now(R);
+    lc.allreduce += t1 - t;
+    t = t1;
+    TileBuf<int32_t> yi = p.tern->run_tiles(q, &rep);
+    account_gemv(R, rep, lc, t);
+    TileBuf<float> y(f, R, yi.elems(), "projection output");
+    const size_t M = yi.elems();
+    y.for_each_local([&](int32_t px, int32_t py, float* r) {
+      const float s = 127.0f / std::max(mx.tile(px, py)[0].v, kernels_floor());
+      const int32_t* a = yi.tile(px, py);
+      for (size_t j = 0; j < M; ++j) r[j] = static_cast<float>(a[j]) / s * p.gamma;
+    });
+    f.charge_compute(R, M);
+    return y;
+  }
+  static float kernels_floor() { return 1e-5f; }  // kernels::kQuantScaleFloor
+  void account_gemv(const Region& R, const dist::GemvReport& rep, LayerCycles& lc, uint64_t& t) {
+    const uint64_t t1 = now(R);
+    const uint64_t dt = t1 - t, comp = std::min(dt, rep.compute_cycles);
+    lc.compute += comp;
+    lc.allreduce += dt - comp;
+    t = t1;
+  }
+
+  void layer_forward(Layer& L, TileBuf<float>& x, int pos, LayerCycles& lc) {
+    RegionOps& o = ops[size_t(L.region)];
+    const Region& R = o.R;
+    const bool relu2 = cfg.ffn == "relu2";
+    uint64_t t = now(R);
+    auto lap = [&](uint64_t& bucket) {
+      const uint64_t t1 = now(R);
+      bucket += t1 - t;
+      t = t1;
+    };
+    // ---- attention
+    TileBuf<float> xb(f, R, size_t(d.mtD), "normed x");
+    rmsnorm(xb, x, *L.rms_att, d.dim, Axis::Y, o);
+    lap(lc.allreduce);
+    TileBuf<float> q = project(L.wq, xb, o, lc, t);
+    TileBuf<float> k = project(L.wk, xb, o, lc, t);
+    TileBuf<float> v = project(L.wv, xb, o, lc, t);
+    // RoPE on the (g, mtk) query tiles and the key tiles: pairs (kd, kd + 1), kd even, of kv dims.
+    const float theta = static_cast<float>(cfg.rope_theta);
+    k.for_each_local([&](int32_t px, int32_t py, float* kt) {
+      const int64_t c = px - R.x0;
+      float* qt = q.tile(px, py);
+      for (int64_t e = 0; e + 1 < d.mtk; e += 2) {
+        const int64_t kd = c * d.mtk + e;
+        if (kd >= d.kvd) break;
+        const int64_t hdi = kd % d.hd;
+        const float freq = 1.0f / std::pow(theta, static_cast<float>(hdi) / static_cast<float>(d.hd));
+        const float val = static_cast<float>(pos) * freq;
+        const float fcr = std::cos(val), fci = std::sin(val);
+        for (int64_t j = 0; j <= d.G; ++j) {
+          float* vec = j < d.G ? qt + j * d.mtk : kt;
+          const float v0 = vec[e], v1 = vec[e + 1];
+          vec[e] = v0 * fcr - v1 * fci;
+          vec[e + 1] = v0 * fci + v1 * fcr;
+        }
+      }
+    });
+    f.charge_compute(R, uint64_t(4 * (d.G + 1) * d.mtk));
+    lap(lc.compute);
+    L.kv->append(k, v);
+    TileBuf<float> att = L.kv->attention(q);
+    lap(lc.kv);
+    if (relu2) {
+      rmsnorm(att, att, *L.attn_sub, d.dim, Axis::X, o);
+      lap(lc.allreduce);
+    }
+    {
+      TileBuf<float> y = project(L.wo, att, o, lc, t);
+      add_into(x, y);
+      lap(lc.compute);
+    }
+    // ---- feed-forward
+    rmsnorm(xb, x, *L.rms_ffn, d.dim, Axis::Y, o);
+    lap(lc.allreduce);
+    TileBuf<float> h = project(L.w1, xb, o, lc, t);
+    {
+      TileBuf<float> h3 = project(L.w3, xb, o, lc, t);
+      const size_t E = h.elems();
+      h.for_each_local([&](int32_t px, int32_t py, float* a) {
+        const float* b = h3.tile(px, py);
+        for (size_t j = 0; j < E; ++j) {
+          float val = a[j];
+          if (relu2) val = val > 0.0f ? val * val : 0.0f;
+          else val *= 1.0f / (1.0f + std::exp(-val));
+          a[j] = val * b[j];
+        }
+      });
+      f.charge_compute(R, 3 * E);
+      lap(lc.compute);
+    }
+    if (relu2) {
+      rmsnorm(h, h, *L.ffn_sub, d.hidden, Axis::X, o);
+      lap(lc.allreduce);
+    }
+    TileBuf<float> y = project(L.w2, h, o, lc, t);
+    add_into(x, y);
+    lap(lc.compute);
+  }
+  void add_into(TileBuf<float>& x, const TileBuf<float>& y) {
+    const size_t E = x.elems();
+    x.for_each_local([&](int32_t px, int32_t py, float* a) {
+      const float* b = y.tile(px, py);
+      for (size_t j = 0; j < E; ++j) a[j] += b[j];
+    });
+    f.charge_compute(x.region(), E);
+  }
+};
+
+MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const MeshPlacementSpec& spec,
+                                 const ProgressFn& progress)
+    : impl_(std::make_unique<Impl>(f, source, spec)) {
+  Impl& m = *impl_;
+  const ModelConfig& cfg = m.cfg;
+  const Dims& d = m.d;
+  const bool relu2 = cfg.ffn == "relu2";
+  f.hold_peaks(true);
+  for (const Region& R : m.pl.layer_regions) m.ops.emplace_back(f, R, spec.allreduce);
+  m.layers.resize(size_t(cfg.layers));
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    if (progress) progress("placing layer " + std::to_string(l + 1) + "/" + std::to_string(cfg.layers));
+    Layer& L = m.layers[size_t(l)];
+    L.region = m.pl.region_of_layer[size_t(l)];
+    const Region& R = m.pl.layer_regions[size_t(L.region)];
+    const LayerSpecs ls(d, R, spec.allreduce);
+    m.make_proj(L.wq, ls.wq, Tensor::wq, l, 1);
+    m.make_proj(L.wk, ls.wk, Tensor::wk, l, 0);
+    m.make_proj(L.wv, ls.wv, Tensor::wv, l, 0);
+    m.make_proj(L.wo, ls.wo, Tensor::wo, l, 2);
+    m.make_proj(L.w1, ls.w1, Tensor::w1, l, 0);
+    m.make_proj(L.w2, ls.w2, Tensor::w2, l, 0);
+    m.make_proj(L.w3, ls.w3, Tensor::w3, l, 0);
+    using Lay = Impl::Lay;
+    L.rms_att = m.vector_tiles(R, source.read_tensor(Tensor::rms_att, l), d.mtD, Lay::y, "rms_att weights");
+    L.rms_ffn = m.vector_tiles(R, source.read_tensor(Tensor::rms_ffn, l), d.mtD, Lay::y, "rms_ffn weights");
+    if (relu2) {
+      L.attn_sub = m.vector_tiles(R, source.read_tensor(Tensor::attn_sub_norm, l), d.mq, Lay::q, "attn_sub_norm");
+      L.ffn_sub = m.vector_tiles(R, source.read_tensor(Tensor::ffn_sub_norm, l), d.mtH, Lay::x, "ffn_sub_norm");
+    }
+    dist::GqaSpec gs;
+    gs.policy = spec.kv_policy;
+    gs.P = spec.P;
+    gs.origin = {R.x0, R.y0};
+    gs.heads = cfg.heads;
+    gs.kv_heads = cfg.kv_heads;
+    gs.head_dim = d.hd;
+    gs.allreduce = spec.allreduce;
+    L.kv = std::make_unique<dist::GqaKvCache>(f, gs);
+  }
+  const Region& last = m.pl.layer_regions.back();
+  m.rms_final = m.vector_tiles(last, source.read_tensor(Tensor::rms_final, 0), d.mtD, Impl::Lay::y, "rms_final");
+  // Classifier regions: rows of the tied embedding, fp32.
+  int64_t row0 = 0;
+  for (size_t i = 0; i < m.pl.classifier_regions.size(); ++i) {
+    if (progress)
+      progress("placing classifier " + std::to_string(i + 1) + "/" + std::to_string(m.pl.classifier_regions.size()));
+    const int64_t rows = m.pl.classifier_rows[i];
+    std::vector<float> e(static_cast<size_t>(rows * cfg.dim));
+    source.read_rows(Tensor::token_embedding, 0, row0, rows, e.data());
+    m.classifier.push_back(std::make_unique<dist::MeshGemvF32>(
+        f, gemv_spec(m.pl.classifier_regions[i], rows, cfg.dim, Axis::Y, spec.allreduce), e.data()));
+    row0 += rows;
+  }
+  // Hand-offs: column 0 of a region to column 0 of the next, then a broadcast along the rows.
+  const size_t tb = size_t(d.mtD) * sizeof(float);
+  auto column_pairs = [&](const Region& a, const Region& b) {
+    std::vector<std::pair<PeCoord, PeCoord>> p;
+    for (int32_t r = 0; r < spec.P; ++r) p.push_back({{a.x0, a.y0 + r}, {b.x0, b.y0 + r}});
+    return p;
+  };
+  for (size_t i = 0; i < m.pl.layer_regions.size(); ++i) {
+    m.region_bcasts.push_back(plan_broadcast(f, m.pl.layer_regions[i], Axis::X, 0, tb));
+    if (i + 1 < m.pl.layer_regions.size())
+      m.handoffs.push_back(plan_pairs(f, column_pairs(m.pl.layer_regions[i], m.pl.layer_regions[i + 1]), tb,
+                                      "hand-off to layer region " + std::to_string(i + 1)));
+  }
+  for (const Region& c : m.pl.classifier_regions) {
+    m.to_classifier.push_back(plan_pairs(f, column_pairs(last, c), tb, "hand-off to a classifier region"));
+    m.cls_bcasts.push_back(plan_broadcast(f, c, Axis::X, 0, tb));
+  }
+  m.logits.resize(size_t(cfg.vocab));
+  for (const Region& R : m.pl.layer_regions) m.now(R);
+  for (const Region& R : m.pl.classifier_regions) m.now(R);
+}
+
+MeshTransformer::~MeshTransformer() {
+  if (impl_) impl_->f.hold_peaks(false);
+}
+
+const float* MeshTransformer::forward(int token, int pos) {
+  Impl& m = *impl_;
+  Fabric& f = m.f;
+  const ModelConfig& cfg = m.cfg;
+  const Dims& d = m.d;
+  if (token < 0 || token >= cfg.vocab)
+    throw UsageError("token " + std::to_string(token) + " outside the vocabulary [0, " + std::to_string(cfg.vocab) + ")");
+  if (pos != m.layers.front().kv->tokens())
+    throw std::logic_error("MeshTransformer::forward: positions must come in order");
+  dist::sync_ranks(f);
+  const auto w0 = std::chrono::steady_clock::now();
+  TokenCycles tc;
+  tc.layers.resize(size_t(cfg.layers));
+  // The token's embedding row enters the first region from the host once the previous logits are
+  // out (sampling happens off the wafer).
+  const Region& R0 = m.pl.layer_regions.front();
+  f.advance_clocks(R0, m.prev_end);
+  const uint64_t start = std::max(m.prev_end, m.now(R0));
+  f.advance_clocks(R0, start);
+  std::vector<float> emb(static_cast<size_t>(cfg.dim));
+  m.src.read_rows(Tensor::token_embedding, 0, token, 1, emb.data());
+  auto x = std::make_unique<TileBuf<float>>(f, R0, size_t(d.mtD), "residual stream");
+  x->for_each_local([&](int32_t, int32_t py, float* o) {
+    for (int64_t e = 0; e < d.mtD; ++e) {
+      const int64_t i = (py - R0.y0) * d.mtD + e;
+      o[e] = i < cfg.dim ? emb[size_t(i)] : 0.0f;
+    }
+  });
+  int32_t cur = 0;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    Layer& L = m.layers[size_t(l)];
+    if (L.region != cur) {  // move x to the next region: one column, then along the rows
+      const Region& Rn = m.pl.layer_regions[size_t(L.region)];
+      const uint64_t t0 = m.now(x->region());
+      auto nx = std::make_unique<TileBuf<float>>(f, Rn, size_t(d.mtD), "residual stream");
+      f.execute(m.handoffs[size_t(cur)], x->view(), nx->view());
+      f.execute(m.region_bcasts[size_t(L.region)], nx->view(), nx->view());
+      x = std::move(nx);
+      const uint64_t t1 = m.now(Rn);
+      tc.handoff += t1 > t0 ? t1 - t0 : 0;
+      cur = L.region;
+    }
+    m.layer_forward(L, *x, pos, tc.layers[size_t(l)]);
+  }
+  // Final norm on the last layer region, then every classifier region computes its logits.
+  const Region& RL = m.pl.layer_regions.back();
+  uint64_t t = m.now(RL);
+  {
+    TileBuf<float> xn(f, RL, size_t(d.mtD), "final norm");
+    m.rmsnorm(xn, *x, *m.rms_final, cfg.dim, Axis::Y, m.ops.back());
+    x.reset();
+    std::vector<std::unique_ptr<TileBuf<float>>> in;
+    for (const Region& c : m.pl.classifier_regions)
+      in.push_back(std::make_unique<TileBuf<float>>(f, c, size_t(d.mtD), "classifier input"));
+    for (size_t i = 0; i < in.size(); ++i) {
+      f.execute(m.to_classifier[i], xn.view(), in[i]->view());
+      f.execute(m.cls_bcasts[i], in[i]->view(), in[i]->view());
+    }
+    int64_t row0 = 0;
+    uint64_t end = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      TileBuf<float> y = m.classifier[i]->run_tiles(*in[i], nullptr);
+      const std::vector<float> row = dist::read_row_everywhere(f, y, 0);
+      const int64_t rows = m.pl.classifier_rows[i];
+      std::copy(row.begin(), row.begin() + rows, m.logits.begin() + row0);
+      row0 += rows;
+      end = std::max(end, m.now(m.pl.classifier_regions[i]));
+    }
+    tc.classifier = end - t;
+    m.prev_end = end;
+    tc.total = end - start;
+  }
+  tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
+  m.last = std::move(tc);
+  return m.logits.data();
+}
+
+const TokenCycles& MeshTransformer::last_token() const { return impl_->last; }
+const MeshPlacement& MeshTransformer::placement() const { return impl_->pl; }
+const ModelConfig& MeshTransformer::config() const { return impl_->cfg; }
+uint64_t MeshTransformer::peak_sram_bytes() const { return impl_->peak_sram; }
+uint64_t MeshTransformer::peak_route_entries() const { return impl_->peak_routes; }
+
+}  // namespace wm::model
