@@ -50,6 +50,7 @@ struct SweepOptions {
   bool verbose = false;
   double heartbeat_s = 30;
   bool list = false;
+  std::string shard;
   std::vector<ParamSpec> specs() {
     return {
         param_text("study", &study, "study file (configs/studies/NAME.ini): command, [vary] and [fixed] options"),
@@ -60,6 +61,9 @@ struct SweepOptions {
         param_real("heartbeat_s", &heartbeat_s, "s", "print a line every this many seconds while a point runs (0: never)",
                    0, 1e9),
         param_flag("list", &list, "check the study and list its points (done or not), run nothing"),
+        param_text("shard", &shard,
+                   "I/N: run only the points whose number (from 0, in study order) is I modulo N, e.g. one "
+                   "task of a SLURM job array each (default output results/NAME.shardIofN.h5)"),
     };
   }
 };
@@ -226,9 +230,27 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
   }
   if (o.study.empty()) throw UsageError("option --study is required (a study file, e.g. configs/studies/gemm_algorithms.ini)");
   const Study study = read_study(o.study, ctx.size);
-  if (o.output.empty()) o.output = "results/" + std::filesystem::path(o.study).stem().string() + ".h5";
+  std::vector<StudyPoint> points = expand_study(study, ctx.size);
+  std::string shard_suffix;
+  if (!o.shard.empty()) {
+    long si = -1, sn = 0;
+    char slash = 0, extra = 0;
+    const int got = std::sscanf(o.shard.c_str(), "%ld%c%ld%c", &si, &slash, &sn, &extra);
+    if (got != 3 || slash != '/' || sn < 1 || si < 0 || si >= sn)
+      throw UsageError("option --shard = '" + o.shard + "': must be I/N with N >= 1 and 0 <= I < N");
+    std::vector<StudyPoint> mine;
+    for (size_t i = 0; i < points.size(); ++i)
+      if (long(i % size_t(sn)) == si) mine.push_back(points[i]);
+    points = std::move(mine);
+    shard_suffix = ".shard" + std::to_string(si) + "of" + std::to_string(sn);
+    if (points.empty()) {
+      *ctx.out << "sweep: shard " << o.shard << " of study " << o.study << " has no points" << std::endl;
+      return 0;
+    }
+  }
+  if (o.output.empty())
+    o.output = "results/" + std::filesystem::path(o.study).stem().string() + shard_suffix + ".h5";
   const std::string partial = o.output + ".partial";
-  const std::vector<StudyPoint> points = expand_study(study, ctx.size);
   const std::string cmd0 = study.command.front();
   const std::string signature = study_signature(study);
 
