@@ -456,6 +456,8 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     }
     reqs.emplace_back();
     MPI_Isend(sbuf[i].data(), int(sbuf[i].size()), MPI_BYTE, pr.rank, kTagStep, comm(), &reqs.back());
+    ++mpi_messages_sent_;
+    mpi_bytes_sent_ += sbuf[i].size();
   }
   // 3. Local moves. An in-place permutation moves slot indices, not bytes; the slots of tiles
   // that left for other ranks take the tiles that arrive. Otherwise, if the buffers alias, every

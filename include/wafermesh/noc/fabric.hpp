@@ -142,6 +142,10 @@ class Fabric {
   const MeshShape& mesh() const { return mesh_; }
   const Decomposition& decomposition() const { return cart_.decomposition(); }
   const Region& block() const { return block_; }  // the PEs this rank owns
+  // What the emulation itself sent over MPI from this rank since construction (one message per
+  // peer rank per step; bytes include the departure clocks). Emulation costs, not the wafer's.
+  uint64_t mpi_messages_sent() const { return mpi_messages_sent_; }
+  uint64_t mpi_bytes_sent() const { return mpi_bytes_sent_; }
   MPI_Comm comm() const { return cart_.comm(); }
   int rank() const { return cart_.rank(); }
   int ranks() const { return cart_.size(); }
@@ -241,6 +245,7 @@ class Fabric {
   std::vector<uint32_t> pe_routes_;      // scratch: route entries per PE for the plan being built
   std::vector<std::byte> staging_;       // scratch for aliased local moves
   std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers, reused
+  uint64_t mpi_messages_sent_ = 0, mpi_bytes_sent_ = 0;
   std::vector<uint64_t> local_departs_;  // departure clocks of a step's local moves, reused
   std::vector<uint32_t> sram_all_;       // SRAM bytes in use on every PE of the mesh (replicated)
   struct SharedRoutes {                  // routes held for plans with one share_routes() key
