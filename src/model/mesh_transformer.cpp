@@ -9,7 +9,7 @@
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/dist/gqa_attention.hpp"
 #include "wafermesh/dist/host_io.hpp"
-#include "wafermesh/model/bitlinear.hpp"
+#include "wafermesh/kernels/quantize.hpp"
 #include "wafermesh/noc/line_plans.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
 #include "wafermesh/util/error.hpp"
@@ -165,6 +165,60 @@ struct Layer {
   std::unique_ptr<dist::GqaKvCache> kv;
 };
 
+// Moving a vector split along Y (block r on every PE of row r) from region A to the next region B
+// of the snake: row r sends its block once, from the PE nearest B (A's east column to B's west
+// column when B is east of A, mirrored when west, down column r when B is below), and the PE that
+// receives it multicasts it along its row. No two transfers share a link or a pass-through PE.
+struct Handoff {
+  TransferPlan move, bcast;
+  Handoff(Fabric& f, const Region& A, const Region& B, size_t tile_bytes, const std::string& what) {
+    const int32_t P = A.w;
+    const bool east = B.y0 == A.y0 && B.x0 == A.x0 + P, west = B.y0 == A.y0 && B.x0 + P == A.x0;
+    std::vector<Transfer> mv, bc;
+    for (int32_t r = 0; r < P; ++r) {
+      const int32_t cs = east ? P - 1 : west ? 0 : r, cd = east ? 0 : west ? P - 1 : r;
+      mv.push_back({{A.x0 + cs, A.y0 + r}, {B.x0 + cd, B.y0 + r}, uint32_t(r), 0});
+      for (int32_t c = 0; c < P; ++c)
+        if (c != cd) bc.push_back({{B.x0 + cd, B.y0 + r}, {B.x0 + c, B.y0 + r}, uint32_t(r), 0});
+    }
+    move = f.plan(std::move(mv), tile_bytes, what);
+    bcast = f.plan(std::move(bc), tile_bytes, what + ": along the rows");
+  }
+  // x (on A) -> into (on B). Collective.
+  void run(Fabric& f, const TileBuf<float>& x, TileBuf<float>& into) {
+    f.execute(move, x.view(), into.view());
+    if (into.region().w > 1) f.execute(bcast, into.view(), into.view());
+  }
+};
+
+// Round half to even of a float with |v| < 2^22, exactly as std::nearbyint in the default rounding
+// mode, without the libm call (the baseline x86-64 ISA has no rounding instruction).
+inline float round_even_small(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
+
+Axis other(Axis a) { return a == Axis::X ? Axis::Y : Axis::X; }
+
+// Elementwise work on a vector replicated along `rep` (every PE of a line along `rep` holds the
+// same tile): fn(x, y, tile) runs on the first local PE of each such line and the others copy its
+// tile. The copies hold the values every PE would compute (same inputs, same code); the caller
+// still charges every PE its own work.
+template <class T, class Fn>
+void per_replica(TileBuf<T>& out, Axis rep, Fn&& fn) {
+  const Region& l = out.local();
+  if (l.empty()) return;
+  const size_t E = out.elems();
+  if (rep == Axis::X) {
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+      T* first = out.tile(l.x0, y);
+      fn(l.x0, y, first);
+      for (int32_t x = l.x0 + 1; x < l.x0 + l.w; ++x) std::copy(first, first + E, out.tile(x, y));
+    }
+  } else {
+    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) fn(x, l.y0, out.tile(x, l.y0));
+    for (int32_t y = l.y0 + 1; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) std::copy(out.tile(x, l.y0), out.tile(x, l.y0) + E, out.tile(x, y));
+  }
+}
+
 // The one-element allreduces of a region (norm sums, absmax scales).
 struct RegionOps {
   Region R;
@@ -190,10 +244,8 @@ struct MeshTransformer::Impl {
   std::vector<Layer> layers;
   std::unique_ptr<TileBuf<float>> rms_final;  // on the last layer region, split along Y
   std::vector<std::unique_ptr<dist::MeshGemvF32>> classifier;
-  std::vector<TransferPlan> handoffs;           // layer region i -> i + 1 (column 0)
-  std::vector<TransferPlan> region_bcasts;      // per layer region: column 0 -> its rows
-  std::vector<TransferPlan> to_classifier;      // last layer region column 0 -> each classifier region
-  std::vector<TransferPlan> cls_bcasts;
+  std::vector<Handoff> handoffs;      // layer region i -> i + 1
+  std::vector<Handoff> cls_handoffs;  // last layer region -> classifier region 0 -> 1 -> ...
   std::vector<float> logits;
   TokenCycles last;
   uint64_t prev_end = 0;  // virtual time the previous token's logits were ready
@@ -210,43 +262,38 @@ struct MeshTransformer::Impl {
   }
 
   // ---- construction helpers
+  // Scratch for one tensor at a time, kept between tensors (no fresh pages per tensor).
+  std::vector<float> wbuf, wperm;
+  std::vector<int8_t> cbuf, cperm;
   void make_proj(Proj& p, const GemvSpec& s, Tensor t, int64_t l, int kind) {
     // kind 0: plain; 1: W_q rows in the (c, j, e) query layout; 2: W_o columns in that layout.
     p.spec = s;
     const TensorShape sh = tensor_shape(cfg, t);
-    std::vector<float> w = src.read_tensor(t, l);
-    std::vector<int8_t> codes;
-    if (cfg.ternary) {
-      TernaryWeight tw = ternarize(w.data(), sh.rows, sh.cols);
-      p.gamma = tw.gamma;
-      codes = std::move(tw.codes);
-      std::vector<float>().swap(w);
+    wbuf.resize(size_t(sh.size()));
+    src.read_rows(t, l, 0, sh.rows, wbuf.data());
+    if (cfg.ternary) {  // BitLinear: one absmean scale for the layer's whole tensor
+      cbuf.resize(size_t(sh.size()));
+      p.gamma = kernels::quantize_weights_absmean(wbuf.data(), sh.rows, sh.cols, sh.cols, cbuf.data(), sh.cols);
     }
-    auto permute = [&](auto& src_v, auto zero) {
-      using V = std::decay_t<decltype(src_v)>;
-      if (kind == 0) return std::move(src_v);
-      V out(static_cast<size_t>(s.M * s.K), zero);
+    auto permute = [&](const auto& in, auto& out) -> const auto& {
+      if (kind == 0) return in;
+      out.assign(static_cast<size_t>(s.M * s.K), 0);
       if (kind == 1) {
         for (int64_t i = 0; i < s.M; ++i) {
           const int64_t qi = d.q_index(i);
-          if (qi >= 0) std::copy(src_v.begin() + qi * sh.cols, src_v.begin() + (qi + 1) * sh.cols, out.begin() + i * s.K);
+          if (qi >= 0) std::copy(in.begin() + qi * sh.cols, in.begin() + (qi + 1) * sh.cols, out.begin() + i * s.K);
         }
       } else {
         for (int64_t i = 0; i < s.K; ++i) {
           const int64_t qi = d.q_index(i);
           if (qi < 0) continue;
-          for (int64_t r = 0; r < s.M; ++r) out[size_t(r * s.K + i)] = src_v[size_t(r * sh.cols + qi)];
+          for (int64_t r = 0; r < s.M; ++r) out[size_t(r * s.K + i)] = in[size_t(r * sh.cols + qi)];
         }
       }
       return out;
     };
-    if (cfg.ternary) {
-      const std::vector<int8_t> m = permute(codes, int8_t{0});
-      p.tern = std::make_unique<dist::MeshGemvTernary>(f, s, m.data());
-    } else {
-      const std::vector<float> m = permute(w, 0.0f);
-      p.fp = std::make_unique<dist::MeshGemvF32>(f, s, m.data());
-    }
+    if (cfg.ternary) p.tern = std::make_unique<dist::MeshGemvTernary>(f, s, permute(cbuf, cperm).data());
+    else p.fp = std::make_unique<dist::MeshGemvF32>(f, s, permute(wbuf, wperm).data());
   }
   // A norm weight vector as tiles: split along Y (block r), along X (block c), or in the query
   // layout (c, j, e) along X.
@@ -270,7 +317,8 @@ struct MeshTransformer::Impl {
                RegionOps& o) {
     TileBuf<float> ss(f, v.region(), 1, "rmsnorm sum");
     const size_t E = v.elems();
-    ss.for_each_local([&](int32_t x, int32_t y, float* s) {
+    const Axis rep = other(split);
+    per_replica(ss, rep, [&](int32_t x, int32_t y, float* s) {
       const float* a = v.tile(x, y);
       float acc = 0.0f;
       for (size_t j = 0; j < E; ++j) acc += a[j] * a[j];
@@ -279,7 +327,7 @@ struct MeshTransformer::Impl {
     f.charge_compute(v.region(), E);
     (split == Axis::X ? *o.sum_x : *o.sum_y).run(ss);
     const float eps = static_cast<float>(cfg.norm_eps);
-    out.for_each_local([&](int32_t x, int32_t y, float* r) {
+    per_replica(out, rep, [&](int32_t x, int32_t y, float* r) {
       float s = ss.tile(x, y)[0];
       s /= static_cast<float>(n);
       s += eps;
@@ -304,7 +352,8 @@ struct MeshTransformer::Impl {
     // BitLinear: absmax over the whole vector (max allreduce along the split axis), int8 codes.
     TileBuf<MaxFloat> mx(f, R, 1, "absmax");
     const size_t E = x.elems();
-    mx.for_each_local([&](int32_t px, int32_t py, MaxFloat* m) {
+    const Axis rep_in = other(ax), rep_out = ax;  // x is replicated across its split axis, y along it
+    per_replica(mx, rep_in, [&](int32_t px, int32_t py, MaxFloat* m) {
       const float* a = x.tile(px, py);
       float v = 0.0f;
       for (size_t j = 0; j < E; ++j) v = std::max(v, std::fabs(a[j]));
@@ -313,10 +362,10 @@ struct MeshTransformer::Impl {
     f.charge_compute(R, E);
     (ax == Axis::X ? *o.max_x : *o.max_y).run(mx);
     TileBuf<int8_t> q(f, R, E, "int8 activations");
-    q.for_each_local([&](int32_t px, int32_t py, int8_t* c) {
+    per_replica(q, rep_in, [&](int32_t px, int32_t py, int8_t* c) {
       const float s = 127.0f / std::max(mx.tile(px, py)[0].v, kernels_floor());
       const float* a = x.tile(px, py);
-      for (size_t j = 0; j < E; ++j) c[j] = static_cast<int8_t>(std::clamp(std::nearbyint(a[j] * s), -127.0f, 127.0f));
+      for (size_t j = 0; j < E; ++j) c[j] = static_cast<int8_t>(std::clamp(round_even_small(a[j] * s), -127.0f, 127.0f));
     });
     f.charge_compute(R, E);
     const uint64_t t1 = now(R);
@@ -326,7 +375,7 @@ struct MeshTransformer::Impl {
     account_gemv(R, rep, lc, t);
     TileBuf<float> y(f, R, yi.elems(), "projection output");
     const size_t M = yi.elems();
-    y.for_each_local([&](int32_t px, int32_t py, float* r) {
+    per_replica(y, rep_out, [&](int32_t px, int32_t py, float* r) {
       const float s = 127.0f / std::max(mx.tile(px, py)[0].v, kernels_floor());
       const int32_t* a = yi.tile(px, py);
       for (size_t j = 0; j < M; ++j) r[j] = static_cast<float>(a[j]) / s * p.gamma;
@@ -362,9 +411,8 @@ struct MeshTransformer::Impl {
     TileBuf<float> v = project(L.wv, xb, o, lc, t);
     // RoPE on the (g, mtk) query tiles and the key tiles: pairs (kd, kd + 1), kd even, of kv dims.
     const float theta = static_cast<float>(cfg.rope_theta);
-    k.for_each_local([&](int32_t px, int32_t py, float* kt) {
+    auto rope = [&](int32_t px, float* t, int64_t vectors) {  // `vectors` consecutive blocks of mtk
       const int64_t c = px - R.x0;
-      float* qt = q.tile(px, py);
       for (int64_t e = 0; e + 1 < d.mtk; e += 2) {
         const int64_t kd = c * d.mtk + e;
         if (kd >= d.kvd) break;
@@ -372,14 +420,16 @@ struct MeshTransformer::Impl {
         const float freq = 1.0f / std::pow(theta, static_cast<float>(hdi) / static_cast<float>(d.hd));
         const float val = static_cast<float>(pos) * freq;
         const float fcr = std::cos(val), fci = std::sin(val);
-        for (int64_t j = 0; j <= d.G; ++j) {
-          float* vec = j < d.G ? qt + j * d.mtk : kt;
+        for (int64_t j = 0; j < vectors; ++j) {
+          float* vec = t + j * d.mtk;
           const float v0 = vec[e], v1 = vec[e + 1];
           vec[e] = v0 * fcr - v1 * fci;
           vec[e + 1] = v0 * fci + v1 * fcr;
         }
       }
-    });
+    };
+    per_replica(q, Axis::Y, [&](int32_t px, int32_t, float* t) { rope(px, t, d.G); });
+    per_replica(k, Axis::Y, [&](int32_t px, int32_t, float* t) { rope(px, t, 1); });
     f.charge_compute(R, uint64_t(4 * (d.G + 1) * d.mtk));
     lap(lc.compute);
     L.kv->append(k, v);
@@ -401,7 +451,7 @@ struct MeshTransformer::Impl {
     {
       TileBuf<float> h3 = project(L.w3, xb, o, lc, t);
       const size_t E = h.elems();
-      h.for_each_local([&](int32_t px, int32_t py, float* a) {
+      per_replica(h, Axis::Y, [&](int32_t px, int32_t py, float* a) {
         const float* b = h3.tile(px, py);
         for (size_t j = 0; j < E; ++j) {
           float val = a[j];
@@ -423,7 +473,7 @@ struct MeshTransformer::Impl {
   }
   void add_into(TileBuf<float>& x, const TileBuf<float>& y) {
     const size_t E = x.elems();
-    x.for_each_local([&](int32_t px, int32_t py, float* a) {
+    per_replica(x, Axis::X, [&](int32_t px, int32_t py, float* a) {  // x is split along Y
       const float* b = y.tile(px, py);
       for (size_t j = 0; j < E; ++j) a[j] += b[j];
     });
@@ -485,23 +535,14 @@ MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const Me
         f, gemv_spec(m.pl.classifier_regions[i], rows, cfg.dim, Axis::Y, spec.allreduce), e.data()));
     row0 += rows;
   }
-  // Hand-offs: column 0 of a region to column 0 of the next, then a broadcast along the rows.
+  // Hand-offs between consecutive regions of the snake; the classifier regions form a chain.
   const size_t tb = size_t(d.mtD) * sizeof(float);
-  auto column_pairs = [&](const Region& a, const Region& b) {
-    std::vector<std::pair<PeCoord, PeCoord>> p;
-    for (int32_t r = 0; r < spec.P; ++r) p.push_back({{a.x0, a.y0 + r}, {b.x0, b.y0 + r}});
-    return p;
-  };
-  for (size_t i = 0; i < m.pl.layer_regions.size(); ++i) {
-    m.region_bcasts.push_back(plan_broadcast(f, m.pl.layer_regions[i], Axis::X, 0, tb));
-    if (i + 1 < m.pl.layer_regions.size())
-      m.handoffs.push_back(plan_pairs(f, column_pairs(m.pl.layer_regions[i], m.pl.layer_regions[i + 1]), tb,
-                                      "hand-off to layer region " + std::to_string(i + 1)));
-  }
-  for (const Region& c : m.pl.classifier_regions) {
-    m.to_classifier.push_back(plan_pairs(f, column_pairs(last, c), tb, "hand-off to a classifier region"));
-    m.cls_bcasts.push_back(plan_broadcast(f, c, Axis::X, 0, tb));
-  }
+  for (size_t i = 0; i + 1 < m.pl.layer_regions.size(); ++i)
+    m.handoffs.emplace_back(f, m.pl.layer_regions[i], m.pl.layer_regions[i + 1], tb,
+                            "hand-off to layer region " + std::to_string(i + 1));
+  for (size_t i = 0; i < m.pl.classifier_regions.size(); ++i)
+    m.cls_handoffs.emplace_back(f, i == 0 ? last : m.pl.classifier_regions[i - 1], m.pl.classifier_regions[i], tb,
+                                "hand-off to classifier region " + std::to_string(i));
   m.logits.resize(size_t(cfg.vocab));
   for (const Region& R : m.pl.layer_regions) m.now(R);
   for (const Region& R : m.pl.classifier_regions) m.now(R);
@@ -546,8 +587,7 @@ const float* MeshTransformer::forward(int token, int pos) {
       const Region& Rn = m.pl.layer_regions[size_t(L.region)];
       const uint64_t t0 = m.now(x->region());
       auto nx = std::make_unique<TileBuf<float>>(f, Rn, size_t(d.mtD), "residual stream");
-      f.execute(m.handoffs[size_t(cur)], x->view(), nx->view());
-      f.execute(m.region_bcasts[size_t(L.region)], nx->view(), nx->view());
+      m.handoffs[size_t(cur)].run(f, *x, *nx);
       x = std::move(nx);
       const uint64_t t1 = m.now(Rn);
       tc.handoff += t1 > t0 ? t1 - t0 : 0;
@@ -565,10 +605,7 @@ const float* MeshTransformer::forward(int token, int pos) {
     std::vector<std::unique_ptr<TileBuf<float>>> in;
     for (const Region& c : m.pl.classifier_regions)
       in.push_back(std::make_unique<TileBuf<float>>(f, c, size_t(d.mtD), "classifier input"));
-    for (size_t i = 0; i < in.size(); ++i) {
-      f.execute(m.to_classifier[i], xn.view(), in[i]->view());
-      f.execute(m.cls_bcasts[i], in[i]->view(), in[i]->view());
-    }
+    for (size_t i = 0; i < in.size(); ++i) m.cls_handoffs[i].run(f, i == 0 ? xn : *in[i - 1], *in[i]);
     int64_t row0 = 0;
     uint64_t end = 0;
     for (size_t i = 0; i < in.size(); ++i) {

@@ -6,7 +6,8 @@
 // Activations: one absmax scale per token (row), s = 127 / max(max|x|, 1e-5),
 //          q = clamp(round(x * s), -127, 127).
 // round() is round-half-to-even (std::nearbyint in the default rounding mode), which is what
-// torch.round does in the reference BitNet code. The 1e-5 floors are the reference's clamp_(min=1e-5):
+// torch.round does in the reference BitNet code. For weights it is evaluated on the exact
+// quotient: W_q = sign(W) where |W| > gamma / 2, else 0. The 1e-5 floors are the reference's clamp_(min=1e-5):
 // an all-zero tensor or token gives a finite scale and all-zero codes, never a division by zero,
 // and the BitLinear output dot / s * gamma is then exactly 0.
 #include <cstdint>
