@@ -10,9 +10,16 @@
 #include <memory>
 #include <ostream>
 #include <sstream>
+#include <tuple>
+
+#include <omp.h>
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/kernels/activations.hpp"
+#include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/kernels/ternary_lut.hpp"
 #include "wafermesh/model/generate.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
 #include "wafermesh/model/model_config.hpp"
@@ -38,6 +45,7 @@ struct GenerateOptions {
   int64_t levels = 2, groups = 0;
   std::string output = "results/generate.h5";
   bool maps = true;
+  bool compare_bare = false;
   std::vector<ParamSpec> specs() {
     return {
         param_text("model", &model, "model config (configs/models/*.ini): shape, weights, tokenizer"),
@@ -64,9 +72,56 @@ struct GenerateOptions {
         param_int("groups", &groups, "groups", "ktree, K = 2: groups of level 1 (0 = round(sqrt(P)))", 0, 1 << 20),
         param_text("output", &output, "HDF5 results file (written complete or not at all; empty = none)"),
         param_flag("maps", &maps, "write per-PE maps of the whole mesh into the results file"),
+        param_flag("compare_bare", &compare_bare,
+                   "after generating, time the bare GEMVs of every projection of every layer (one process, "
+                   "all cores, each layer its own packed matrices) and print emulation / bare"),
     };
   }
 };
+
+// Wall seconds per token of the model's projections as bare GEMVs on this machine: ternary LUT
+// GEMVs (table build included) for every projection of every layer, each layer with its own
+// matrices (so the weights come from DRAM as in the emulation), and the fp32 classifier. Run on
+// rank 0 with every core of the job; the median of five tokens.
+std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::ModelConfig& cfg) {
+  const int threads = std::max(1, ctx.size * omp_get_max_threads());
+  const int64_t D = cfg.dim, Hd = cfg.hidden_dim, KV = cfg.kv_dim();
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{D, D}, {KV, D}, {KV, D}, {D, D}, {Hd, D}, {D, Hd}, {Hd, D}};
+  std::vector<kernels::TernaryMatrixLut> mats;
+  std::vector<float> emb;
+  if (ctx.rank == 0) {
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (int64_t l = 0; l < cfg.layers; ++l)
+      for (auto [M, K] : shapes) {
+        std::vector<int8_t> w(static_cast<size_t>(M * K));
+        for (auto& c : w) {
+          s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+          c = int8_t(int(s % 3) - 1);
+        }
+        mats.push_back(kernels::TernaryMatrixLut::from_int8(w.data(), M, K, K));
+      }
+    emb.assign(static_cast<size_t>(cfg.vocab * D), 0.01f);
+  }
+  std::vector<int8_t> q(static_cast<size_t>(std::max(D, Hd)), 3);
+  std::vector<int32_t> y(static_cast<size_t>(std::max(D, Hd)));
+  std::vector<float> x(static_cast<size_t>(D), 0.5f), logits(static_cast<size_t>(cfg.vocab));
+  kernels::LutTables t;
+  std::vector<double> tern, cls;
+  for (int rep = 0; rep < 5; ++rep) {
+    tern.push_back(time_on_rank0(ctx, threads, [&] {
+      for (const auto& m : mats) {
+        const auto a = kernels::ActivationsQ8::from_int8(q.data(), 1, m.cols(), m.cols());
+        kernels::lut_gemv_i32(m, a, t, y.data());
+      }
+    }));
+    cls.push_back(time_on_rank0(ctx, threads, [&] {
+      kernels::gemv_f32(cfg.vocab, D, emb.data(), D, x.data(), logits.data(), false);
+    }));
+  }
+  std::sort(tern.begin(), tern.end());
+  std::sort(cls.begin(), cls.end());
+  return {tern[2], cls[2]};
+}
 
 std::string fmt(double v, int prec) {
   std::ostringstream s;
@@ -240,6 +295,20 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
       << fmt(double(cls) / double(bn), 0) << " cycles\n"
       << std::flush;
 
+  double bare_tern = 0, bare_cls = 0;
+  if (o.compare_bare) {
+    std::tie(bare_tern, bare_cls) = bare_gemv_seconds(ctx, cfg);
+    if (decode_n) {
+      out << "\nbare GEMVs on this machine (" << ctx.size * omp_get_max_threads() << " threads, one process): "
+          << (cfg.ternary ? "ternary LUT" : "ternary LUT (as if ternarised)") << " projections " << fmt(bare_tern, 4)
+          << " s per token, fp32 classifier " << fmt(bare_cls, 4) << " s\n"
+          << "  emulation / bare projections              " << fmt(wall_per_tok / bare_tern, 2) << "\n"
+          << "  emulation / (bare projections + classifier) " << fmt(wall_per_tok / (bare_tern + bare_cls), 2)
+          << "\n"
+          << std::flush;
+    }
+  }
+
   // ---- results
   io::Table summary;
   summary.add_column("model", "", io::ColumnKind::text);
@@ -261,10 +330,13 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   summary.add_column("wall_s_per_token", "s", io::ColumnKind::real);
   summary.add_column("wall_s", "s", io::ColumnKind::real);
   summary.add_column("placement_wall_s", "s", io::ColumnKind::real);
+  summary.add_column("bare_projections_s_per_token", "s", io::ColumnKind::real);
+  summary.add_column("bare_classifier_s_per_token", "s", io::ColumnKind::real);
   summary.append_row({cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
                       int64_t(pl.classifier_regions.size()), o.kv_policy, o.allreduce, gs.prompt_tokens,
                       gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
-                      int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s});
+                      int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s, bare_tern,
+                      bare_cls});
   io::Table tokens;
   tokens.add_column("position", "", io::ColumnKind::integer);
   tokens.add_column("token", "", io::ColumnKind::integer);

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# usage: test_generate.sh WAFERMESH_BINARY SOURCE_DIR MPIEXEC
+# `wafermesh generate` end to end: stories260K's golden greedy text and identical virtual figures
+# at 1, 2 and 4 ranks; the HDF5 file (tables, units, per-PE maps, provenance); a BitNet-shaped
+# synthetic model; one-line errors for bad input with no results file left behind.
+# Needs ../shared/models/stories260K beside the checkout (a failure names the path, never a skip).
+set -u
+bin=$1 src=$2 mpiexec=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+ok() { echo "ok - $*"; passes=$((passes + 1)); }
+bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
+mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+expect_error() {  # NAME CODE PATTERN -- command...
+  local name=$1 code=$2 pat=$3; shift 4
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local lines; lines=$(grep -vc '^$' "$tmp/err")
+  if [ "$rc" -ne "$code" ]; then bad "$name: exit $rc, want $code ($(head -c 300 "$tmp/err"))"; return; fi
+  if [ "$lines" -ne 1 ]; then bad "$name: $lines stderr lines, want 1: $(head -c 500 "$tmp/err")"; return; fi
+  if ! grep -qE "$pat" "$tmp/err"; then bad "$name: stderr '$(cat "$tmp/err")' lacks /$pat/"; return; fi
+  ok "$name: $(cat "$tmp/err")"
+}
+cd "$src" || exit 1
+stories=../shared/models/stories260K
+for f in stories260K.bin tok512.bin expected_t0_n200.txt; do
+  [ -f "$stories/$f" ] || { echo "FAIL - missing $src/$stories/$f (the shared stories260K model beside the checkout)"; exit 1; }
+done
+
+# --- golden text at 1, 2 and 4 ranks, identical figures
+for n in 1 2 4; do
+  mpi "$n" "$bin" generate --model configs/models/stories260K.ini --temperature 0 --steps 200 \
+    --config configs/laptop.ini --output "$tmp/g$n.h5" >"$tmp/g$n.txt" 2>"$tmp/g$n.err" \
+    || bad "generate np $n failed: $(tail -3 "$tmp/g$n.err")"
+  # The text is what follows the header line and its blank line, up to the blank line before the figures.
+  awk 'NR > 2' "$tmp/g$n.txt" | head -c "$(wc -c < "$stories/expected_t0_n200.txt")" > "$tmp/text$n"
+  if cmp -s "$tmp/text$n" "$stories/expected_t0_n200.txt"; then ok "np $n prints expected_t0_n200.txt"
+  else bad "np $n text differs: $(head -c 300 "$tmp/text$n")"; fi
+  # Everything but wall times and the rank count must be identical.
+  grep -vE 'wall|placed in|rank\(s\)|^wrote' "$tmp/g$n.txt" > "$tmp/fig$n"
+done
+for n in 2 4; do
+  cmp -s "$tmp/fig1" "$tmp/fig$n" && ok "virtual figures identical at 1 and $n ranks" \
+    || bad "figures differ between 1 and $n ranks: $(diff "$tmp/fig1" "$tmp/fig$n" | head -5)"
+done
+grep -qE 'tokens/s per request' "$tmp/g1.txt" && grep -qE 'time to first token' "$tmp/g1.txt" \
+  && grep -qE 'peak SRAM per PE' "$tmp/g1.txt" && grep -qE 'route entries per PE' "$tmp/g1.txt" \
+  && grep -qE '^ +all ' "$tmp/g1.txt" && ok "figures printed (TTFT, tokens/s, SRAM, routes, per-layer)" \
+  || bad "figures missing: $(tail -20 "$tmp/g1.txt")"
+
+# --- the HDF5 file: tables with units, per-PE maps (identical at 1 and 4 ranks), provenance
+h5dump -a /command_line "$tmp/g1.h5" >/dev/null 2>&1 && ok "h5dump reads the provenance" || bad "h5dump: no /command_line"
+for d in generate/table generate/tokens/table generate/layers/table generate/pe_maps/sram_peak_bytes; do
+  h5dump -H -d "/$d" "$tmp/g1.h5" >/dev/null 2>&1 || bad "missing dataset /$d"
+done
+h5dump -a /generate/tokens_per_s/units "$tmp/g1.h5" 2>/dev/null | grep -q 'tokens/s' \
+  && ok "tokens_per_s carries its units" || bad "tokens_per_s units: $(h5dump -a /generate/tokens_per_s/units "$tmp/g1.h5" 2>&1 | head -5)"
+h5diff "$tmp/g1.h5" "$tmp/g4.h5" /generate/pe_maps /generate/pe_maps >/dev/null 2>&1 \
+  && ok "per-PE maps identical at 1 and 4 ranks" || bad "per-PE maps differ between 1 and 4 ranks"
+
+# --- a BitNet-shaped synthetic model (small: 2 layers) runs and reports ternary figures
+sed -e 's/^layers = 30/layers = 2/' -e 's/^vocab = 128256/vocab = 3000/' configs/models/bitnet_2b4t.ini > "$tmp/bn.ini"
+mpi 2 "$bin" generate --model "$tmp/bn.ini" --steps 4 --output "$tmp/bn.h5" --maps false >"$tmp/bn.txt" 2>"$tmp/bn.err" \
+  && grep -q 'ternary BitLinear' "$tmp/bn.txt" && grep -q 'generated 4' "$tmp/bn.txt" \
+  && ok "BitNet-shaped synthetic model: $(grep 'decode ' "$tmp/bn.txt")" || bad "BitNet-shaped run: $(tail -5 "$tmp/bn.err" "$tmp/bn.txt")"
+
+# --- bad input: one line, non-zero exit, no results file
+head -c 1000 "$stories/stories260K.bin" > "$tmp/trunc.bin"
+expect_error "truncated checkpoint" 3 "trunc.bin.*(expected|bytes)" -- mpi 2 "$bin" generate \
+  --model configs/models/stories260K.ini --weights "$tmp/trunc.bin" --output "$tmp/x.h5"
+expect_error "prompt without tokenizer" 2 "prompt.*tokenizer" -- mpi 2 "$bin" generate --model "$tmp/bn.ini" \
+  --prompt hello --output "$tmp/x.h5"
+expect_error "steps beyond the context" 2 "steps = 600.*seq_len = 512" -- mpi 2 "$bin" generate \
+  --model configs/models/stories260K.ini --steps 600 --output "$tmp/x.h5"
+expect_error "region larger than the mesh" 2 "region side 64" -- mpi 2 "$bin" generate \
+  --model configs/models/stories260K.ini --config configs/laptop.ini --region 64 --output "$tmp/x.h5"
+expect_error "model that does not fit" 3 "needs .* per PE.*pe.sram_bytes = 2048" -- mpi 2 "$bin" generate \
+  --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 --pe.sram_bytes 2048 --output "$tmp/x.h5"
+expect_error "bad kv policy" 2 "kv-policy" -- mpi 2 "$bin" generate --model configs/models/stories260K.ini \
+  --kv-policy fifo --output "$tmp/x.h5"
+[ -e "$tmp/x.h5" ] && bad "a failed run left $tmp/x.h5" || ok "no results file after the failures"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
