@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <iomanip>
+#include <memory>
 #include <ostream>
 #include <random>
 #include <sstream>
@@ -176,6 +177,10 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       << std::setw(14) << "step lat cyc" << std::setw(9) << "max hops" << std::setw(9) << "routes" << std::setw(12)
       << "SRAM B/PE" << std::setw(14) << "NoC bytes" << std::setw(10) << "wall s" << std::setw(12) << "wall/local"
       << "\n";
+  // With a single point (as `sweep` runs it), its machine is kept for the per-PE maps.
+  const bool single = o.algos.size() * o.Ps.size() == 1;
+  std::unique_ptr<Fabric> kept;
+  Region kept_region;
   for (const std::string& name : o.algos) {
     const dist::GemmAlgo algo = dist::gemm_algo_from_name(name);
     for (int64_t P : o.Ps) {
@@ -191,9 +196,13 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       std::string status = "ok";
       dist::GemmReport r;
       try {
-        Fabric f(ctx.comm, mp);  // a fresh machine per point: clocks and counters start at zero
-        r = ternary ? dist::gemm_ternary(f, s, Aq.data(), Bq.data(), nullptr)
-                    : dist::gemm_f32(f, s, A.data(), B.data(), nullptr);
+        auto f = std::make_unique<Fabric>(ctx.comm, mp);  // a fresh machine per point: clocks start at zero
+        r = ternary ? dist::gemm_ternary(*f, s, Aq.data(), Bq.data(), nullptr)
+                    : dist::gemm_f32(*f, s, A.data(), B.data(), nullptr);
+        if (single) {
+          kept = std::move(f);
+          kept_region = Region{s.origin.x, s.origin.y, s.P, s.P};
+        }
       } catch (const LimitError& e) {
         status = std::string("infeasible: ") + e.what();
       }
@@ -216,7 +225,10 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       out << "\n" << std::flush;
     }
   }
-  write_bench_results(ctx, opts, mp, o.output, "gemm", t, o.seed);
+  if (kept)  // one feasible point: the table plus per-PE maps of its P x P region
+    write_results_with_maps(ctx, opts, mp, o.output, "gemm", t, o.seed, *kept, kept_region);
+  else
+    write_bench_results(ctx, opts, mp, o.output, "gemm", t, o.seed);
   return 0;
 }
 

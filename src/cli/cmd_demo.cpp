@@ -93,10 +93,12 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   table.add_column("mpi_messages", "messages", io::ColumnKind::integer);  // busiest rank, this operation
   table.add_column("mpi_bytes", "bytes", io::ColumnKind::integer);        // busiest rank, this operation
   table.add_column("pes", "PEs", io::ColumnKind::integer);
+  table.add_column("pe_messages", "messages", io::ColumnKind::integer);  // PE-to-PE tile messages, all PEs
   auto row = [&](const std::string& name, int64_t steps, auto op, auto expect) {
     f.barrier_clocks(all);
     f.reset_peaks();
-    const uint64_t before = f.summarize(all).max_clock_cycles;
+    const Fabric::Summary s0 = f.summarize(all);
+    const uint64_t before = s0.max_clock_cycles;
     MPI_Barrier(ctx.comm);
     uint64_t mpi[2] = {f.mpi_messages_sent(), f.mpi_bytes_sent()};
     const double t0 = MPI_Wtime();
@@ -111,7 +113,7 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
     const bool ok = check(expect);
     table.append_row({name, steps, int64_t(cyc), mp.cycles_to_us(cyc), int64_t(s.max_hops),
                       int64_t(s.max_route_peak_entries), std::string(ok ? "ok" : "WRONG"), wall, int64_t(mpi[0]),
-                      int64_t(mpi[1]), int64_t(m.width) * m.height});
+                      int64_t(mpi[1]), int64_t(m.width) * m.height, int64_t(s.total_messages - s0.total_messages)});
     out << "  " << std::left << std::setw(50) << name << std::right << std::setw(7) << steps << std::setw(14) << cyc
         << std::setw(12) << std::fixed << std::setprecision(3) << mp.cycles_to_us(cyc) << std::setw(12)
         << std::setprecision(1) << double(cyc) / double(steps) << std::setw(10) << s.max_hops << std::setw(12)
