@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -169,6 +170,16 @@ bool process_alive(long pid) {
 
 // FILE.lock holds "host pid" of the sweep writing FILE: a second sweep on the same file stops
 // with an error; a lock left by a dead process on this host (or named by `stale_ok`) is taken over.
+// SIGTERM (a SLURM time limit, scancel, mpirun passing on a Ctrl-C) removes the lock before the
+// process dies, so that the next job, maybe on another node, can resume the file. FILE.partial
+// is consistent at every moment; a temporary copy left behind is removed by the next sweep.
+char g_lock_path[4096] = {0};
+void remove_lock_and_die(int sig) {
+  if (g_lock_path[0]) unlink(g_lock_path);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 class SweepLock {
  public:
   explicit SweepLock(std::string path) : path_(std::move(path)) {
@@ -179,6 +190,11 @@ class SweepLock {
         std::fputs(me.c_str(), f);
         std::fclose(f);
         held_ = true;
+        if (path_.size() < sizeof g_lock_path) {
+          std::memcpy(g_lock_path, path_.c_str(), path_.size() + 1);
+          signal(SIGTERM, remove_lock_and_die);
+          signal(SIGINT, remove_lock_and_die);
+        }
         return;
       }
       std::ifstream in(path_);
@@ -194,7 +210,11 @@ class SweepLock {
     throw UsageError("cannot create lock file '" + path_ + "'");
   }
   ~SweepLock() {
-    if (held_) std::remove(path_.c_str());
+    if (!held_) return;
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    g_lock_path[0] = 0;
+    std::remove(path_.c_str());
   }
 
  private:

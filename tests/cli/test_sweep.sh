@@ -212,5 +212,21 @@ print("ok - demo.h5 after resume: 6 points, earlier points kept, maps H x W with
 PY
 [ ! -e res/demo.h5.partial ] && [ -z "$(ls res | grep tmp)" ] && ok "no .partial or temporary copies left" || bad "left: $(ls res)"
 
+# --- SIGTERM (a SLURM time limit): the ranks die, the lock goes with them, the points stay
+mpi 2 "$bin" sweep --study demo.ini --output res/term.h5 --heartbeat_s 0 >term.out 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  [ -f res/term.h5.partial ] && [ "$($py -c "import h5py; print(h5py.File('res/term.h5.partial','r').attrs['points_done'])" 2>/dev/null)" -ge 1 ] 2>/dev/null && break
+  sleep 0.05
+done
+ranks=$(for p in $(descendants $pid); do grep -q "sweep" /proc/$p/cmdline 2>/dev/null && [ "$(basename "$(readlink /proc/$p/exe)")" = wafermesh ] && echo "$p"; done)
+[ -n "$ranks" ] || bad "no rank processes found to send SIGTERM to"
+for k in $ranks; do kill -TERM "$k" 2>/dev/null; done
+wait $pid 2>/dev/null
+for k in $(descendants $pid) $ranks; do kill -KILL "$k" 2>/dev/null; done
+[ -f res/term.h5.partial ] && [ ! -e res/term.h5.lock ] && [ ! -e res/term.h5 ] \
+  && ok "SIGTERM to the ranks: lock removed, finished points kept in res/term.h5.partial" \
+  || bad "after SIGTERM: $(ls res | tr '\n' ' ')"
+
 echo "test_sweep: $fails failure(s)"
 [ "$fails" -eq 0 ]
