@@ -365,7 +365,7 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
   for (const auto& [k, vals] : study.vary) kinds.push_back(vary_kind(vals));
   const std::string run_start = io::iso_time_now();
   io::Progress progress(ctx.rank == 0 ? ctx.out : nullptr, int(points.size()), n_done, o.heartbeat_s);
-  int failed = 0;
+  int failed = 0, at_limit = 0;
   for (size_t i = 0; i < points.size(); ++i) {
     if (done[i]) continue;
     const StudyPoint& pt = points[i];
@@ -397,6 +397,7 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
       throw UsageError("study '" + o.study + "', point " + std::to_string(i + 1) + " (" + pt.key + "): " + fatal);
     }
     if (status != "ok" && status.rfind("limit:", 0) != 0) ++failed;
+    if (status.rfind("limit:", 0) == 0) ++at_limit;
 
     // Rank 0 extends a copy of the file with the point's tables and the summaries; the point's
     // ranks add their per-PE maps in parallel; rank 0 renames the copy over FILE.partial.
@@ -476,7 +477,10 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
           }
           t.append_row(row);
         }
-        summary.append(te.group, t, base);
+        std::string flat = te.group;  // "generate/tokens" -> sweep/generate_tokens: one level, resumable
+        for (char& c : flat)
+          if (c == '/') c = '_';
+        summary.append(flat, t, base);
       }
       for (const auto& [name, t] : summary.tables) {
         w->remove("sweep/" + name);
@@ -507,7 +511,9 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
     w.commit();
     std::filesystem::remove(partial);
   });
-  out << "wrote " << o.output << " (" << points.size() << " points" << (failed ? ", " + std::to_string(failed) + " failed" : "")
+  out << "wrote " << o.output << " (" << points.size() << " points"
+      << (failed ? ", " + std::to_string(failed) + " failed" : "")
+      << (at_limit ? ", " + std::to_string(at_limit) + " stopped at a machine or data limit (status 'limit: ...')" : "")
       << ")" << std::endl;
   return failed ? 1 : 0;
 }
