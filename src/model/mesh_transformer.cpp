@@ -63,15 +63,21 @@ struct LayerSpecs {
         w3(gemv_spec(R, d.hidden, d.dim, Axis::Y, ar)) {}
 };
 
-// Regions of P x P in snake order.
+// Regions of P x P in snake order, starting with the band of regions across the middle of the
+// mesh, then the bands below it, then those above it. Decode works on one region at a time, so a
+// region split between ranks keeps them all busy: with the ranks' blocks split along Y (the usual
+// grid for 2 ranks on a tall mesh) the middle band straddles the boundary. The placement depends
+// on nothing but the mesh and P, so the virtual figures are the same for every rank count.
 std::vector<Region> snake_regions(const MeshShape& m, int32_t P) {
+  const int32_t b0 = std::max(0, (m.height - P) / 2);
+  std::vector<int32_t> starts;
+  for (int32_t s = b0; s + P <= m.height; s += P) starts.push_back(s);
+  for (int32_t s = b0 - P; s >= 0; s -= P) starts.push_back(s);
   std::vector<Region> out;
-  const int32_t cols = m.width / P, bands = m.height / P;
-  for (int32_t b = 0; b < bands; ++b)
-    for (int32_t i = 0; i < cols; ++i) {
-      const int32_t c = b % 2 == 0 ? i : cols - 1 - i;
-      out.push_back({c * P, b * P, P, P});
-    }
+  const int32_t per_band = m.width / P;
+  for (size_t b = 0; b < starts.size(); ++b)
+    for (int32_t i = 0; i < per_band; ++i)
+      out.push_back({(b % 2 == 0 ? i : per_band - 1 - i) * P, starts[b], P, P});
   return out;
 }
 

@@ -416,6 +416,8 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
                            std::to_string(dst.tile_bytes));
   activate_routes(p);
   const size_t tb = p.tile_bytes_;
+  const bool data = src.base != nullptr;  // execute_timing: clocks and counters only
+  const size_t mb = data ? tb : 0;        // tile bytes carried by the messages
   const auto t0 = std::chrono::steady_clock::now();
   // Departure clock of the k-th local sender (local moves first, then each peer's sends).
   size_t next_depart = 0;
@@ -437,7 +439,7 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
   for (size_t i = 0; i < p.peers_.size(); ++i) {
     const auto& pr = p.peers_[i];
     if (pr.recvs.empty()) continue;
-    rbuf[i].resize(pr.recvs.size() * (sizeof(uint64_t) + tb));
+    rbuf[i].resize(pr.recvs.size() * (sizeof(uint64_t) + mb));
     reqs.emplace_back();
     MPI_Irecv(rbuf[i].data(), int(rbuf[i].size()), MPI_BYTE, pr.rank, kTagStep, comm(), &reqs.back());
   }
@@ -446,13 +448,13 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     const auto& pr = p.peers_[i];
     if (pr.sends.empty()) continue;
     const size_t n = pr.sends.size();
-    sbuf[i].resize(n * (sizeof(uint64_t) + tb));
+    sbuf[i].resize(n * (sizeof(uint64_t) + mb));
     auto* dep = reinterpret_cast<uint64_t*>(sbuf[i].data());
-    std::byte* data = sbuf[i].data() + n * sizeof(uint64_t);
+    std::byte* payload = sbuf[i].data() + n * sizeof(uint64_t);
     for (size_t k = 0; k < n; ++k) {
       const auto& it = pr.sends[k];
       dep[k] = depart(it.src);
-      std::memcpy(data + k * tb, src.at(it.src.x, it.src.y), tb);
+      if (data) std::memcpy(payload + k * tb, src.at(it.src.x, it.src.y), tb);
     }
     reqs.emplace_back();
     MPI_Isend(sbuf[i].data(), int(sbuf[i].size()), MPI_BYTE, pr.rank, kTagStep, comm(), &reqs.back());
@@ -462,9 +464,11 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
   // 3. Local moves. An in-place permutation moves slot indices, not bytes; the slots of tiles
   // that left for other ranks take the tiles that arrive. Otherwise, if the buffers alias, every
   // source is read before any destination is written.
-  const bool by_slot = src.base == dst.base && src.slot != nullptr && src.slot == dst.slot && p.permutes_;
+  const bool by_slot = data && src.base == dst.base && src.slot != nullptr && src.slot == dst.slot && p.permutes_;
   std::vector<uint32_t> freed_slots;
-  if (by_slot) {
+  if (!data) {
+    // no bytes move
+  } else if (by_slot) {
     std::vector<uint32_t> moved(p.local_.size());
     for (size_t k = 0; k < p.local_.size(); ++k) moved[k] = src.slot[src.index(p.local_[k].src.x, p.local_[k].src.y)];
     for (const auto& pr : p.peers_)
@@ -507,14 +511,14 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     if (pr.recvs.empty()) continue;
     const size_t n = pr.recvs.size();
     const auto* dep = reinterpret_cast<const uint64_t*>(rbuf[i].data());
-    const std::byte* data = rbuf[i].data() + n * sizeof(uint64_t);
+    const std::byte* payload = rbuf[i].data() + n * sizeof(uint64_t);
     for (size_t k = 0; k < n; ++k) {
       const auto& it = pr.recvs[k];
       if (by_slot) {
         dst.slot[dst.index(it.dst.x, it.dst.y)] = freed_slots.back();
         freed_slots.pop_back();
       }
-      std::memcpy(dst.at(it.dst.x, it.dst.y), data + k * tb, tb);
+      if (data) std::memcpy(dst.at(it.dst.x, it.dst.y), payload + k * tb, tb);
       const size_t di = local_index(it.dst.x, it.dst.y);
       note_arrival(di, dep[k] + it.latency);
       pes_[di].bytes_received += tb;
@@ -527,6 +531,27 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
     std::this_thread::sleep_until(t0 + hold);
   }
   if (sync == Sync::wait) wait_arrivals();
+}
+
+Fabric::~Fabric() {
+  for (MPI_Comm& c : line_comm_)
+    if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
+}
+
+void Fabric::execute_timing(TransferPlan& p, Sync sync) {
+  TileView none;
+  none.tile_bytes = p.tile_bytes();
+  execute(p, none, none, sync, nullptr);
+}
+
+MPI_Comm Fabric::line_comm(Axis axis) {
+  MPI_Comm& c = line_comm_[axis == Axis::X ? 0 : 1];
+  if (c == MPI_COMM_NULL) {
+    const Decomposition& d = decomposition();
+    const int cx = rank() % d.ranks_x(), cy = rank() / d.ranks_x();
+    MPI_Comm_split(comm(), axis == Axis::X ? cy : cx, axis == Axis::X ? cx : cy, &c);
+  }
+  return c;
 }
 
 std::vector<PeCounters> Fabric::gather_counters(const Region& r) const {

@@ -92,8 +92,18 @@ class LineAllreduce {
     if (P_ <= 1) return stats_;
     // The scratch tiles exist on the PEs while the reduction runs.
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
-    if (spec_.algo == AllreduceAlgo::ring) run_ring(buf);
-    else run_tree(buf);
+    if (spec_.algo == AllreduceAlgo::ring) run_ring<true>(&buf);
+    else run_tree<true>(&buf);
+    return stats_;
+  }
+  // The same steps for their clocks, counters, SRAM and routes only: every figure exactly as run()
+  // sets it, no data moved or added. For callers that produce the result exactly by other means
+  // (an integer sum of per-rank partials: any order gives the same integers). Collective.
+  AllreduceStats run_timing() {
+    if (P_ <= 1) return stats_;
+    SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
+    if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
+    else run_tree<false>(nullptr);
     return stats_;
   }
 
@@ -191,32 +201,41 @@ class LineAllreduce {
     }
   }
 
-  void add_into(TileBuf<T>& buf, const TileBuf<T>& in, int32_t pos) {
+  // buf == nullptr: charge only (run_timing).
+  void add_into(TileBuf<T>* buf, const TileBuf<T>& in, int32_t pos) {
     const int32_t lines = line_count(r_, axis_);
+    const Region mine = r_.intersect(f_.block());
     for (int32_t line = 0; line < lines; ++line) {
       const PeCoord c = line_pe(r_, axis_, line, pos);
-      if (!buf.is_local(c.x, c.y)) continue;
-      const T* a = in.tile(c.x, c.y);
-      T* b = buf.tile(c.x, c.y);
-      for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
+      if (!mine.contains(c.x, c.y)) continue;
+      if (buf) {
+        const T* a = in.tile(c.x, c.y);
+        T* b = buf->tile(c.x, c.y);
+        for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
+      }
       f_.charge_compute(c.x, c.y, elems_);
     }
   }
 
-  void run_tree(TileBuf<T>& buf) {
+  template <bool Data>
+  void run_tree(TileBuf<T>* buf) {
     size_t si = 0;
     for (Level& lv : levels_) {
       for (Step& st : lv.steps)
         for (Side& sd : st.sides) {
           TileBuf<T>& in = side_of_[si++] == 0 ? *in_left_ : *in_right_;
-          f_.execute(sd.plan, buf.view(), in.view());
+          if constexpr (Data) f_.execute(sd.plan, buf->view(), in.view());
+          else f_.execute_timing(sd.plan);
           for (int32_t pos : sd.adders) add_into(buf, in, pos);
         }
       // Roots: (left + own), then right + that.
       for (int32_t pos : lv.roots_left) add_into(buf, *in_left_, pos);
       for (int32_t pos : lv.roots_right) add_into(buf, *in_right_, pos);
     }
-    if (has_bcast_) f_.execute(bcast_, buf.view(), buf.view());
+    if (has_bcast_) {
+      if constexpr (Data) f_.execute(bcast_, buf->view(), buf->view());
+      else f_.execute_timing(bcast_);
+    }
   }
 
   void build_ring() {
@@ -236,7 +255,20 @@ class LineAllreduce {
     stats_.root = 0;
   }
 
-  void run_ring(TileBuf<T>& buf) {
+  template <bool Data>
+  void run_ring(TileBuf<T>* bufp) {
+    if constexpr (!Data) {  // the same steps and charges, no data
+      const Region mine = r_.intersect(f_.block());
+      for (int phase = 0; phase < 2; ++phase)
+        for (int32_t s = 0; s + 1 < P_; ++s) {
+          f_.execute_timing(ring_);
+          if (phase == 0)
+            for (int32_t y = mine.y0; y < mine.y0 + mine.h; ++y)
+              for (int32_t x = mine.x0; x < mine.x0 + mine.w; ++x) f_.charge_compute(x, y, cs_);
+        }
+      return;
+    }
+    TileBuf<T>& buf = *bufp;
     const size_t E = elems_, cs = cs_;
     auto chunk_range = [&](int64_t c) {
       const size_t b = std::min(E, size_t(c) * cs), e = std::min(E, b + cs);

@@ -4,7 +4,9 @@
 // virtual clocks.
 //
 // Placement. Regions of P x P PEs are cut from the mesh in snake order (left to right, then right
-// to left on the next band), so consecutive regions touch. Consecutive layers share a region as
+// to left on the next band), so consecutive regions touch; the first band runs across the middle of
+// the mesh (where the ranks' blocks meet when they split it along Y: decode works on one region at
+// a time, and a region split between ranks keeps them all busy), then the bands below, then above. Consecutive layers share a region as
 // long as their weights, norm weights and KV cache (reserved for `context` tokens) fit a PE's SRAM
 // next to the activation scratch; further layers continue on the next region (layer pipelining).
 // The tied classifier (vocab x dim, fp32) follows on its own regions, cut by vocabulary rows.
@@ -98,7 +100,7 @@ class MeshTransformer {
   // Largest peak SRAM bytes / route entries of any PE since construction.
   uint64_t peak_sram_bytes() const;
   uint64_t peak_route_entries() const;
-  // The placement a spec would get, without placing anything (for errors and `info`-like output).
+  // The placement a spec would get, without placing anything (for errors before any work).
   static MeshPlacement plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
                             const MeshPlacementSpec& spec);
 

@@ -134,6 +134,7 @@ class Fabric {
  public:
   // Collective over `comm`. Throws UsageError on every rank if the ranks do not fit the mesh.
   Fabric(MPI_Comm comm, const MachineParams& params);
+  ~Fabric();
   Fabric(const Fabric&) = delete;
   Fabric& operator=(const Fabric&) = delete;
 
@@ -190,6 +191,13 @@ class Fabric {
   // read the old tiles, while the virtual clock still overlaps the two.
   void execute(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait,
                const std::vector<uint64_t>* departs = nullptr);
+  // Executes a step for its clocks and counters only: every figure exactly as execute() would set
+  // it, but no tile bytes move (the caller produces the data the step would deliver by other
+  // means, e.g. an exact integer reduction). Collective.
+  void execute_timing(TransferPlan& plan, Sync sync = Sync::wait);
+  // The ranks whose blocks share lines along `axis` (rows for X: the same Cartesian row), as a
+  // communicator, created once. For exchanging per-rank partial results of whole lines.
+  MPI_Comm line_comm(Axis axis);
   // The current clocks of the plan's local senders, in the order execute() uses them.
   std::vector<uint64_t> departures(const TransferPlan& plan) const;
 
@@ -254,6 +262,7 @@ class Fabric {
   };
   std::map<std::string, SharedRoutes> shared_routes_;
   bool peaks_held_ = false;
+  MPI_Comm line_comm_[2] = {MPI_COMM_NULL, MPI_COMM_NULL};
 };
 
 }  // namespace wm
