@@ -168,7 +168,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
   RunWindow win(f, L.R);
-  TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums");
+  TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<int32_t>::NoInit{});  // every tile written below
   if (!m.local.empty()) {
     const bool ax = L.along_x();
     // The local x blocks, in position order, from the first local line.

@@ -345,31 +345,31 @@ struct MeshTransformer::Impl {
     f.charge_compute(v.region(), E);
   }
 
-  // y = W x for projection p; x split along p's reduce axis. Adds cycles to the layer figures.
-  TileBuf<float> project(Proj& p, const TileBuf<float>& x, RegionOps& o, LayerCycles& lc, uint64_t& t) {
+  // BitLinear input: the absmax of the whole vector (a max allreduce along the axis it is split
+  // along) and its int8 codes, made once and fed to every projection that reads the vector
+  // (W_q, W_k, W_v share one; W_1, W_3 another). Empty for fp32 models.
+  struct Quant {
+    std::unique_ptr<TileBuf<MaxFloat>> mx;
+    std::unique_ptr<TileBuf<int8_t>> q;
+  };
+  Quant quantize(const TileBuf<float>& x, Axis split, RegionOps& o, LayerCycles& lc, uint64_t& t) {
+    Quant r;
+    if (!cfg.ternary) return r;
     const Region& R = x.region();
-    const Axis ax = p.spec.reduce_axis;
-    dist::GemvReport rep;
-    if (!cfg.ternary) {
-      TileBuf<float> y = p.fp->run_tiles(x, &rep);
-      account_gemv(R, rep, lc, t);
-      return y;
-    }
-    // BitLinear: absmax over the whole vector (max allreduce along the split axis), int8 codes.
-    TileBuf<MaxFloat> mx(f, R, 1, "absmax");
     const size_t E = x.elems();
-    const Axis rep_in = other(ax), rep_out = ax;  // x is replicated across its split axis, y along it
-    per_replica(mx, rep_in, [&](int32_t px, int32_t py, MaxFloat* m) {
+    const Axis rep_in = other(split);  // x is replicated across the axis it is split along
+    r.mx = std::make_unique<TileBuf<MaxFloat>>(f, R, 1, "absmax");
+    per_replica(*r.mx, rep_in, [&](int32_t px, int32_t py, MaxFloat* m) {
       const float* a = x.tile(px, py);
       float v = 0.0f;
       for (size_t j = 0; j < E; ++j) v = std::max(v, std::fabs(a[j]));
       m[0] = {v};
     });
     f.charge_compute(R, E);
-    (ax == Axis::X ? *o.max_x : *o.max_y).run(mx);
-    TileBuf<int8_t> q(f, R, E, "int8 activations");
-    per_replica(q, rep_in, [&](int32_t px, int32_t py, int8_t* c) {
-      const float s = 127.0f / std::max(mx.tile(px, py)[0].v, kernels_floor());
+    (split == Axis::X ? *o.max_x : *o.max_y).run(*r.mx);
+    r.q = std::make_unique<TileBuf<int8_t>>(f, R, E, "int8 activations", TileBuf<int8_t>::NoInit{});
+    per_replica(*r.q, rep_in, [&](int32_t px, int32_t py, int8_t* c) {
+      const float s = 127.0f / std::max(r.mx->tile(px, py)[0].v, kernels_floor());
       const float* a = x.tile(px, py);
       for (size_t j = 0; j < E; ++j) c[j] = static_cast<int8_t>(std::clamp(round_even_small(a[j] * s), -127.0f, 127.0f));
     });
@@ -377,12 +377,25 @@ struct MeshTransformer::Impl {
     const uint64_t t1 = now(R);
     lc.allreduce += t1 - t;
     t = t1;
-    TileBuf<int32_t> yi = p.tern->run_tiles(q, &rep);
+    return r;
+  }
+
+  // y = W x for projection p; x split along p's reduce axis (xq: its BitLinear codes). Adds cycles
+  // to the layer figures.
+  TileBuf<float> project(Proj& p, const TileBuf<float>& x, const Quant& xq, LayerCycles& lc, uint64_t& t) {
+    const Region& R = x.region();
+    dist::GemvReport rep;
+    if (!cfg.ternary) {
+      TileBuf<float> y = p.fp->run_tiles(x, &rep);
+      account_gemv(R, rep, lc, t);
+      return y;
+    }
+    TileBuf<int32_t> yi = p.tern->run_tiles(*xq.q, &rep);
     account_gemv(R, rep, lc, t);
-    TileBuf<float> y(f, R, yi.elems(), "projection output");
+    TileBuf<float> y(f, R, yi.elems(), "projection output", TileBuf<float>::NoInit{});
     const size_t M = yi.elems();
-    per_replica(y, rep_out, [&](int32_t px, int32_t py, float* r) {
-      const float s = 127.0f / std::max(mx.tile(px, py)[0].v, kernels_floor());
+    per_replica(y, p.spec.reduce_axis, [&](int32_t px, int32_t py, float* r) {  // y replicated along it
+      const float s = 127.0f / std::max(xq.mx->tile(px, py)[0].v, kernels_floor());
       const int32_t* a = yi.tile(px, py);
       for (size_t j = 0; j < M; ++j) r[j] = static_cast<float>(a[j]) / s * p.gamma;
     });
@@ -412,9 +425,11 @@ struct MeshTransformer::Impl {
     TileBuf<float> xb(f, R, size_t(d.mtD), "normed x");
     rmsnorm(xb, x, *L.rms_att, d.dim, Axis::Y, o);
     lap(lc.allreduce);
-    TileBuf<float> q = project(L.wq, xb, o, lc, t);
-    TileBuf<float> k = project(L.wk, xb, o, lc, t);
-    TileBuf<float> v = project(L.wv, xb, o, lc, t);
+    auto xq = std::make_unique<Quant>(quantize(xb, Axis::Y, o, lc, t));
+    TileBuf<float> q = project(L.wq, xb, *xq, lc, t);
+    TileBuf<float> k = project(L.wk, xb, *xq, lc, t);
+    TileBuf<float> v = project(L.wv, xb, *xq, lc, t);
+    xq.reset();
     // RoPE on the (g, mtk) query tiles and the key tiles: pairs (kd, kd + 1), kd even, of kv dims.
     const float theta = static_cast<float>(cfg.rope_theta);
     auto rope = [&](int32_t px, float* t, int64_t vectors) {  // `vectors` consecutive blocks of mtk
@@ -446,16 +461,18 @@ struct MeshTransformer::Impl {
       lap(lc.allreduce);
     }
     {
-      TileBuf<float> y = project(L.wo, att, o, lc, t);
+      TileBuf<float> y = project(L.wo, att, quantize(att, Axis::X, o, lc, t), lc, t);
       add_into(x, y);
       lap(lc.compute);
     }
     // ---- feed-forward
     rmsnorm(xb, x, *L.rms_ffn, d.dim, Axis::Y, o);
     lap(lc.allreduce);
-    TileBuf<float> h = project(L.w1, xb, o, lc, t);
+    xq = std::make_unique<Quant>(quantize(xb, Axis::Y, o, lc, t));
+    TileBuf<float> h = project(L.w1, xb, *xq, lc, t);
     {
-      TileBuf<float> h3 = project(L.w3, xb, o, lc, t);
+      TileBuf<float> h3 = project(L.w3, xb, *xq, lc, t);
+      xq.reset();
       const size_t E = h.elems();
       per_replica(h, Axis::Y, [&](int32_t px, int32_t py, float* a) {
         const float* b = h3.tile(px, py);
@@ -473,7 +490,7 @@ struct MeshTransformer::Impl {
       rmsnorm(h, h, *L.ffn_sub, d.hidden, Axis::X, o);
       lap(lc.allreduce);
     }
-    TileBuf<float> y = project(L.w2, h, o, lc, t);
+    TileBuf<float> y = project(L.w2, h, quantize(h, Axis::X, o, lc, t), lc, t);
     add_into(x, y);
     lap(lc.compute);
   }

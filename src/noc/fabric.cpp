@@ -416,7 +416,7 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
                            std::to_string(dst.tile_bytes));
   activate_routes(p);
   const size_t tb = p.tile_bytes_;
-  const bool data = src.base != nullptr;  // execute_timing: clocks and counters only
+  const bool data = !timing_only_;  // execute_timing: clocks and counters only
   const size_t mb = data ? tb : 0;        // tile bytes carried by the messages
   const auto t0 = std::chrono::steady_clock::now();
   // Departure clock of the k-th local sender (local moves first, then each peer's sends).
@@ -541,7 +541,14 @@ Fabric::~Fabric() {
 void Fabric::execute_timing(TransferPlan& p, Sync sync) {
   TileView none;
   none.tile_bytes = p.tile_bytes();
-  execute(p, none, none, sync, nullptr);
+  timing_only_ = true;
+  try {
+    execute(p, none, none, sync, nullptr);
+  } catch (...) {
+    timing_only_ = false;
+    throw;
+  }
+  timing_only_ = false;
 }
 
 MPI_Comm Fabric::line_comm(Axis axis) {

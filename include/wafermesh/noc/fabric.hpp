@@ -262,6 +262,7 @@ class Fabric {
   };
   std::map<std::string, SharedRoutes> shared_routes_;
   bool peaks_held_ = false;
+  bool timing_only_ = false;  // set by execute_timing for the step it runs
   MPI_Comm line_comm_[2] = {MPI_COMM_NULL, MPI_COMM_NULL};
 };
 

@@ -25,6 +25,15 @@ class TileBuf {
     slot_.resize(size_t(local_.size()));
     for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
   }
+  // Tiles the caller overwrites completely before reading: charged as usual, not zeroed.
+  struct NoInit {};
+  TileBuf(Fabric& f, Region region, size_t elems, std::string name, NoInit)
+      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)) {
+    f.sram_acquire(region_, bytes_per_pe(), "tile buffer '" + name_ + "'");
+    data_.resize(size_t(local_.size()) * elems_);
+    slot_.resize(size_t(local_.size()));
+    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
+  }
   // Host storage only: the caller charges the SRAM while the tiles are live (scratch that exists
   // on the PEs only during one collective, see LineAllreduce).
   struct Uncharged {};
