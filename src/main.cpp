@@ -7,8 +7,6 @@
 int main(int argc, char** argv) {
   // Placing a model allocates and frees weight matrices of up to tens of MB again and again:
   // keep them in the heap (no mmap/munmap and fresh page faults for each).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   const int rc = wm::cli::run(argc, argv, MPI_COMM_WORLD);

@@ -63,7 +63,7 @@ struct GenerateOptions {
         param_int("seed", &seed, "", "seed of the sampler and of synthetic weights", 1, int64_t(1) << 62),
         param_int("region", &region, "PEs",
                   "side of the square region a group of layers occupies (0 = the largest side <= 32 that fits "
-                  "and keeps RoPE pairs on one PE)",
+                  "and keeps RoPE pairs on one PE, else the smallest larger side that does)",
                   0, 1 << 20),
         param_text("kv-policy", &kv_policy, "KV cache policy", {"shift", "concat"}),
         param_text("allreduce", &allreduce, "allreduce of every projection, norm and softmax",
@@ -166,18 +166,26 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     spec.P = int32_t(o.region);
     (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);  // the one-line error, before placing
   } else {
-    std::string first_error;
-    for (int32_t P = std::min<int32_t>(32, std::min(mesh.width, mesh.height)); P >= 1; --P) {
+    // The largest side up to 32 that fits (small regions emulate fast), else the smallest larger one.
+    const int32_t side_max = std::min(mesh.width, mesh.height);
+    std::vector<int32_t> sides;
+    for (int32_t P = std::min<int32_t>(32, side_max); P >= 1; --P) sides.push_back(P);
+    for (int32_t P = 33; P <= side_max; ++P) sides.push_back(P);
+    std::string last_error;
+    bool found = false;
+    for (int32_t P : sides) {
       spec.P = P;
       try {
         (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);
-        first_error.clear();
+        found = true;
         break;
       } catch (const std::exception& e) {
-        if (first_error.empty()) first_error = e.what();
+        last_error = e.what();
       }
-      if (P == 1) throw LimitError("no region side <= 32 holds model " + cfg.name + " (side 32: " + first_error + ")");
     }
+    if (!found)
+      throw LimitError("no region side from 1 to " + std::to_string(side_max) + " holds model " + cfg.name +
+                       " (the largest: " + last_error + ")");
   }
 
   const auto w0 = std::chrono::steady_clock::now();
