@@ -41,6 +41,7 @@ struct GenerateOptions {
   int64_t seed = 42;
   int64_t region = 0;
   std::string kv_policy = "shift";
+  std::string prefill = "gemm";
   std::string allreduce = "ktree";
   int64_t levels = 2, groups = 0;
   std::string output = "results/generate.h5";
@@ -66,6 +67,10 @@ struct GenerateOptions {
                   "and keeps RoPE pairs on one PE, else the smallest larger side that does)",
                   0, 1 << 20),
         param_text("kv-policy", &kv_policy, "KV cache policy", {"shift", "concat"}),
+        param_text("prefill", &prefill,
+                   "gemm: the prompt's projections as MeshGEMMs, all tokens at once (needs free SRAM for the "
+                   "GEMM's tiles); decode: the prompt token by token through the decode path",
+                   {"gemm", "decode"}),
         param_text("allreduce", &allreduce, "allreduce of every projection, norm and softmax",
                    {"ktree", "pipeline", "ring"}),
         param_int("levels", &levels, "levels", "ktree: levels K", 1, 8),
@@ -207,7 +212,9 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
 
   // Per position: cycles, wall, per-layer figures.
   struct Pos {
-    int token;
+    int token;       // the (last) token fed
+    int64_t first;   // first position covered
+    int64_t covers;  // positions covered (a prefill covers the prompt)
     uint64_t cycles;
     double wall;
     model::TokenCycles tc;
@@ -215,7 +222,13 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   std::vector<Pos> positions;
   model::ForwardFn forward = [&](int token, int pos) -> const float* {
     const float* l = mt.forward(token, pos);
-    positions.push_back({token, mt.last_token().total, mt.last_token().wall_s, mt.last_token()});
+    positions.push_back({token, pos, 1, mt.last_token().total, mt.last_token().wall_s, mt.last_token()});
+    return l;
+  };
+  model::PrefillFn prefill = [&](const std::vector<int>& tokens) -> const float* {
+    const float* l = mt.prefill(tokens);
+    positions.push_back({tokens.back(), 0, int64_t(tokens.size()), mt.last_token().total, mt.last_token().wall_s,
+                         mt.last_token()});
     return l;
   };
   model::Sampler sampler(cfg.vocab, float(o.temperature), float(o.top_p), uint64_t(o.seed));
@@ -226,11 +239,14 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     }
   };
   const model::GenerateStats gs =
-      model::generate(forward, tok.get(), sampler, o.prompt, o.steps, cfg.seq_len, emit);
+      model::generate(forward, tok.get(), sampler, o.prompt, o.steps, cfg.seq_len, emit,
+                      o.prefill == "gemm" ? &prefill : nullptr);
 
-  // Figures: the forward at position prompt_tokens - 1 yields the first sampled token.
+  // Figures: the calls up to the one at position prompt_tokens - 1 (which yields the first sampled
+  // token) are the time to first token; the rest is decode.
   const int64_t n = int64_t(positions.size());
-  const int64_t first = std::min<int64_t>(gs.prompt_tokens, n);  // positions up to the first sampled token
+  int64_t first = 0, covered = 0;
+  while (first < n && covered < gs.prompt_tokens) covered += positions[size_t(first++)].covers;
   uint64_t ttft = 0;
   double prefill_wall = 0;
   for (int64_t i = 0; i < first; ++i) ttft += positions[size_t(i)].cycles, prefill_wall += positions[size_t(i)].wall;
@@ -268,8 +284,8 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   out << "\nprompt tokens " << gs.prompt_tokens << " (BOS included), generated " << gs.sampled_tokens
       << (gs.stopped_at_bos ? " (stopped at BOS)" : "") << "\n"
       << "wafer (virtual, " << mp.clock_ghz << " GHz):\n"
-      << "  time to first token   " << fmt(mp.cycles_to_us(ttft), 2) << " us (" << ttft << " cycles, " << first
-      << " position(s))\n";
+      << "  time to first token   " << fmt(mp.cycles_to_us(ttft), 2) << " us (" << ttft << " cycles, " << covered
+      << " position(s)" << (first == 1 && covered > 1 ? ", prefill as MeshGEMM" : "") << ")\n";
   if (decode_n)
     out << "  decode                " << fmt(per_tok_us, 2) << " us per token (" << fmt(per_tok_cycles, 0)
         << " cycles) -> " << fmt(tok_s, 0) << " tokens/s per request\n";
@@ -347,6 +363,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                       bare_cls});
   io::Table tokens;
   tokens.add_column("position", "", io::ColumnKind::integer);
+  tokens.add_column("positions", "positions", io::ColumnKind::integer);
   tokens.add_column("token", "", io::ColumnKind::integer);
   tokens.add_column("phase", "", io::ColumnKind::text);
   tokens.add_column("cycles", "cycles", io::ColumnKind::integer);
@@ -354,7 +371,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   tokens.add_column("wall_s", "s", io::ColumnKind::real);
   for (int64_t i = 0; i < n; ++i) {
     const Pos& p = positions[size_t(i)];
-    tokens.append_row({i, int64_t(p.token), std::string(i < first ? "prefill" : "decode"), int64_t(p.cycles),
+    tokens.append_row({p.first, p.covers, int64_t(p.token), std::string(i < first ? "prefill" : "decode"), int64_t(p.cycles),
                        mp.cycles_to_us(p.cycles), p.wall});
   }
   io::Table layers;

@@ -1,5 +1,6 @@
 #include "wafermesh/model/generate.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -9,7 +10,7 @@ namespace wm::model {
 
 GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                       const EmitFn& emit) {
+                       const EmitFn& emit, const PrefillFn* prefill) {
   if (steps < 1 || steps > seq_len)
     throw UsageError("generate: steps = " + std::to_string(steps) +
                      " must be in [1, " + std::to_string(seq_len) +
@@ -26,8 +27,18 @@ GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sam
   GenerateStats stats;
   stats.prompt_tokens = static_cast<std::int64_t>(tokens.size());
   int token = tokens[0];
+  // Prefilled positions: 0 .. m-1 in one call; the loop still walks them to emit the prompt.
+  const std::int64_t m = prefill ? std::min<std::int64_t>(stats.prompt_tokens, steps) : 0;
+  const float* prefilled = m > 1 ? (*prefill)(std::vector<int>(tokens.begin(), tokens.begin() + m)) : nullptr;
   for (std::int64_t pos = 0; pos < steps; ++pos) {
-    const float* logits = forward(token, static_cast<int>(pos));
+    const float* logits = nullptr;
+    if (prefilled && pos < m - 1) {
+      // inside the prefilled prompt: the next token is forced, no logits needed
+    } else if (prefilled && pos == m - 1) {
+      logits = prefilled;
+    } else {
+      logits = forward(token, static_cast<int>(pos));
+    }
     ++stats.positions;
     int next;
     if (pos + 1 < stats.prompt_tokens) {
@@ -50,10 +61,10 @@ GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sam
 
 std::string generate_text(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
                           std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                          GenerateStats* stats) {
+                          GenerateStats* stats, const PrefillFn* prefill) {
   std::string out;
   const GenerateStats s = generate(forward, tokenizer, sampler, prompt, steps, seq_len,
-                                   [&](std::string_view bytes) { out.append(bytes); });
+                                   [&](std::string_view bytes) { out.append(bytes); }, prefill);
   if (stats) *stats = s;
   return out;
 }

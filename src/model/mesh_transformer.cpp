@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/dist/gqa_attention.hpp"
 #include "wafermesh/dist/host_io.hpp"
@@ -177,8 +178,8 @@ struct Layer {
 // receives it multicasts it along its row. No two transfers share a link or a pass-through PE.
 struct Handoff {
   TransferPlan move, bcast;
-  Handoff(Fabric& f, const Region& A, const Region& B, size_t tile_bytes, const std::string& what) {
-    const int32_t P = A.w;
+  int32_t P = 1;
+  Handoff(Fabric& f, const Region& A, const Region& B, size_t tile_bytes, const std::string& what) : P(A.w) {
     const bool east = B.y0 == A.y0 && B.x0 == A.x0 + P, west = B.y0 == A.y0 && B.x0 + P == A.x0;
     std::vector<Transfer> mv, bc;
     for (int32_t r = 0; r < P; ++r) {
@@ -189,6 +190,11 @@ struct Handoff {
     }
     move = f.plan(std::move(mv), tile_bytes, what);
     bcast = f.plan(std::move(bc), tile_bytes, what + ": along the rows");
+  }
+  // The same steps for their clocks only (a vector whose values travel otherwise). Collective.
+  void run_timing(Fabric& f) {
+    f.execute_timing(move);
+    if (P > 1) f.execute_timing(bcast);
   }
   // x (on A) -> into (on B). Collective.
   void run(Fabric& f, const TileBuf<float>& x, TileBuf<float>& into) {
@@ -271,8 +277,25 @@ struct MeshTransformer::Impl {
   // Scratch for one tensor at a time, kept between tensors (no fresh pages per tensor).
   std::vector<float> wbuf, wperm;
   std::vector<int8_t> cbuf, cperm;
+  // The weights of projection t of layer l as the GEMVs and GEMMs hold them: (s.M, s.K), ternary
+  // codes (with gamma) or floats. kind 0: plain; 1: W_q rows in the (c, j, e) query layout; 2: W_o
+  // columns in that layout. The result stays valid until the next call.
+  const int8_t* codes = nullptr;
+  const float* floats = nullptr;
+  void weight_matrix(Tensor t, int64_t l, int kind, int64_t M, int64_t K, float* gamma) {
+    GemvSpec s;
+    s.M = M;
+    s.K = K;
+    Proj scratch;
+    prepare(scratch, s, t, l, kind);
+    if (gamma) *gamma = scratch.gamma;
+  }
   void make_proj(Proj& p, const GemvSpec& s, Tensor t, int64_t l, int kind) {
-    // kind 0: plain; 1: W_q rows in the (c, j, e) query layout; 2: W_o columns in that layout.
+    prepare(p, s, t, l, kind);
+    if (cfg.ternary) p.tern = std::make_unique<dist::MeshGemvTernary>(f, s, codes);
+    else p.fp = std::make_unique<dist::MeshGemvF32>(f, s, floats);
+  }
+  void prepare(Proj& p, const GemvSpec& s, Tensor t, int64_t l, int kind) {
     p.spec = s;
     const TensorShape sh = tensor_shape(cfg, t);
     wbuf.resize(size_t(sh.size()));
@@ -298,8 +321,8 @@ struct MeshTransformer::Impl {
       }
       return out;
     };
-    if (cfg.ternary) p.tern = std::make_unique<dist::MeshGemvTernary>(f, s, permute(cbuf, cperm).data());
-    else p.fp = std::make_unique<dist::MeshGemvF32>(f, s, permute(wbuf, wperm).data());
+    if (cfg.ternary) codes = permute(cbuf, cperm).data();
+    else floats = permute(wbuf, wperm).data();
   }
   // A norm weight vector as tiles: split along Y (block r), along X (block c), or in the query
   // layout (c, j, e) along X.
@@ -378,6 +401,78 @@ struct MeshTransformer::Impl {
     lc.allreduce += t1 - t;
     t = t1;
     return r;
+  }
+
+  // ---- prefill (all prompt tokens at once; see the header)
+  // Sum of squares of v over blocks of `block` (block b: slots b*block .. of `order`, -1 padding),
+  // each block in index order, blocks combined by the allreduce tree: the decode path's norm sums.
+  float block_sum_squares(const float* v, const std::vector<int64_t>& order, int64_t block) const {
+    std::vector<std::vector<float>> parts(size_t(d.P), std::vector<float>(1, 0.0f));
+    for (int32_t b = 0; b < d.P; ++b) {
+      float acc = 0.0f;
+      for (int64_t e = 0; e < block; ++e) {
+        const int64_t i = order[size_t(b * block + e)];
+        const float x = i >= 0 ? v[i] : 0.0f;
+        acc += x * x;
+      }
+      parts[size_t(b)][0] = acc;
+    }
+    return dist::allreduce_line_reference(spec.allreduce, parts)[0];
+  }
+  // Rows of X (n, cols) normed with weight w (cols), the decode path's expression; the mean of the
+  // squares is over `count` elements (the model's width, not the padded one).
+  void prefill_rmsnorm(std::vector<float>& out, const std::vector<float>& X, int64_t n, int64_t cols, int64_t count,
+                       const float* w, const std::vector<int64_t>& order, int64_t block) const {
+    const float eps = static_cast<float>(cfg.norm_eps);
+    for (int64_t t = 0; t < n; ++t) {
+      float s = block_sum_squares(X.data() + t * cols, order, block);
+      s /= static_cast<float>(count);
+      s += eps;
+      s = 1.0f / std::sqrt(s);
+      for (int64_t j = 0; j < cols; ++j) out[size_t(t * cols + j)] = w[j] * (s * X[size_t(t * cols + j)]);
+    }
+  }
+  // Y (n, M) = X (n, K) . W^T for projection t of layer l as a MeshGEMM on region R (transposed
+  // variant: W is never transposed); ternary: BitLinear per token, exactly the decode path's values.
+  std::vector<float> prefill_project(const Region& R, Tensor t, int64_t l, int kind, int64_t M, int64_t K,
+                                     const std::vector<float>& X, int64_t n, LayerCycles& lc, uint64_t& clk) {
+    float gamma = 1.0f;
+    weight_matrix(t, l, kind, M, K, &gamma);
+    dist::GemmSpec gs;
+    gs.algo = dist::GemmAlgo::meshgemm;
+    gs.P = d.P;
+    gs.origin = {R.x0, R.y0};
+    gs.M = n;
+    gs.K = K;
+    gs.N = M;
+    gs.transpose_b = true;
+    std::vector<float> Y(static_cast<size_t>(n * M));
+    dist::GemmReport rep;
+    if (cfg.ternary) {
+      std::vector<int8_t> A(static_cast<size_t>(n * K));
+      std::vector<float> s(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        float amax = 0.0f;
+        for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(X[size_t(i * K + k)]));
+        s[size_t(i)] = 127.0f / std::max(amax, kernels_floor());
+        for (int64_t k = 0; k < K; ++k)
+          A[size_t(i * K + k)] = static_cast<int8_t>(std::clamp(round_even_small(X[size_t(i * K + k)] * s[size_t(i)]), -127.0f, 127.0f));
+      }
+      std::vector<int32_t> C(static_cast<size_t>(n * M));
+      rep = dist::gemm_ternary(f, gs, A.data(), codes, C.data());
+      dist::broadcast_from_rank0(f, C);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < M; ++j) Y[size_t(i * M + j)] = static_cast<float>(C[size_t(i * M + j)]) / s[size_t(i)] * gamma;
+    } else {
+      rep = dist::gemm_f32(f, gs, X.data(), floats, Y.data());
+      dist::broadcast_from_rank0(f, Y);
+    }
+    const uint64_t t1 = now(R);
+    const uint64_t dt = t1 - clk, comp = std::min(dt, rep.compute_cycles);
+    lc.compute += comp;
+    lc.allreduce += dt - comp;
+    clk = t1;
+    return Y;
   }
 
   // y = W x for projection p; x split along p's reduce axis (xq: its BitLinear codes). Adds cycles
@@ -494,6 +589,32 @@ struct MeshTransformer::Impl {
     add_into(x, y);
     lap(lc.compute);
   }
+  // Final norm of x (split along Y on the last layer region) and the logits of every classifier
+  // region into `logits`; sets tc.classifier and prev_end. Collective.
+  void classify(std::unique_ptr<TileBuf<float>>& x, TokenCycles& tc) {
+    const Region& RL = pl.layer_regions.back();
+    const uint64_t t = now(RL);
+    TileBuf<float> xn(f, RL, size_t(d.mtD), "final norm");
+    rmsnorm(xn, *x, *rms_final, cfg.dim, Axis::Y, ops.back());
+    x.reset();
+    std::vector<std::unique_ptr<TileBuf<float>>> in;
+    for (const Region& c : pl.classifier_regions)
+      in.push_back(std::make_unique<TileBuf<float>>(f, c, size_t(d.mtD), "classifier input"));
+    for (size_t i = 0; i < in.size(); ++i) cls_handoffs[i].run(f, i == 0 ? xn : *in[i - 1], *in[i]);
+    int64_t row0 = 0;
+    uint64_t end = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      TileBuf<float> y = classifier[i]->run_tiles(*in[i], nullptr);
+      const std::vector<float> row = dist::read_row_everywhere(f, y, 0);
+      const int64_t rows = pl.classifier_rows[i];
+      std::copy(row.begin(), row.begin() + rows, logits.begin() + row0);
+      row0 += rows;
+      end = std::max(end, now(pl.classifier_regions[i]));
+    }
+    tc.classifier = end - t;
+    prev_end = end;
+  }
+
   void add_into(TileBuf<float>& x, const TileBuf<float>& y) {
     const size_t E = x.elems();
     per_replica(x, Axis::X, [&](int32_t px, int32_t py, float* a) {  // x is split along Y
@@ -618,31 +739,172 @@ const float* MeshTransformer::forward(int token, int pos) {
     }
     m.layer_forward(L, *x, pos, tc.layers[size_t(l)]);
   }
-  // Final norm on the last layer region, then every classifier region computes its logits.
-  const Region& RL = m.pl.layer_regions.back();
-  uint64_t t = m.now(RL);
-  {
-    TileBuf<float> xn(f, RL, size_t(d.mtD), "final norm");
-    m.rmsnorm(xn, *x, *m.rms_final, cfg.dim, Axis::Y, m.ops.back());
-    x.reset();
-    std::vector<std::unique_ptr<TileBuf<float>>> in;
-    for (const Region& c : m.pl.classifier_regions)
-      in.push_back(std::make_unique<TileBuf<float>>(f, c, size_t(d.mtD), "classifier input"));
-    for (size_t i = 0; i < in.size(); ++i) m.cls_handoffs[i].run(f, i == 0 ? xn : *in[i - 1], *in[i]);
-    int64_t row0 = 0;
-    uint64_t end = 0;
-    for (size_t i = 0; i < in.size(); ++i) {
-      TileBuf<float> y = m.classifier[i]->run_tiles(*in[i], nullptr);
-      const std::vector<float> row = dist::read_row_everywhere(f, y, 0);
-      const int64_t rows = m.pl.classifier_rows[i];
-      std::copy(row.begin(), row.begin() + rows, m.logits.begin() + row0);
-      row0 += rows;
-      end = std::max(end, m.now(m.pl.classifier_regions[i]));
+  m.classify(x, tc);
+  tc.total = m.prev_end - start;
+  tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
+  m.last = std::move(tc);
+  return m.logits.data();
+}
+
+const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
+  Impl& m = *impl_;
+  Fabric& f = m.f;
+  const ModelConfig& cfg = m.cfg;
+  const Dims& d = m.d;
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) throw std::logic_error("MeshTransformer::prefill: no tokens");
+  if (m.layers.front().kv->tokens() != 0) throw std::logic_error("MeshTransformer::prefill: the KV caches are not empty");
+  if (n == 1) return forward(tokens[0], 0);
+  for (int tok : tokens)
+    if (tok < 0 || tok >= cfg.vocab)
+      throw UsageError("token " + std::to_string(tok) + " outside the vocabulary [0, " + std::to_string(cfg.vocab) + ")");
+  dist::sync_ranks(f);
+  const auto w0 = std::chrono::steady_clock::now();
+  TokenCycles tc;
+  tc.layers.resize(size_t(cfg.layers));
+  const Region& R0 = m.pl.layer_regions.front();
+  f.advance_clocks(R0, m.prev_end);
+  const uint64_t start = std::max(m.prev_end, m.now(R0));
+  f.advance_clocks(R0, start);
+  const int64_t dim = d.dim, hid = d.hidden, kvd = d.kvd, hd = d.hd, G = d.G, Pq = int64_t(d.P) * d.mq;
+  const int64_t nb = (n + d.P - 1) / d.P;  // tokens per row block of the prefill layout
+  const bool relu2 = cfg.ffn == "relu2";
+  const float theta = static_cast<float>(cfg.rope_theta);
+  // Slot orders of the blocks the decode path sums over (norms): dims, hidden, the query layout.
+  std::vector<int64_t> dlay(size_t(d.P * d.mtD), -1), hlay(size_t(d.P * d.mtH), -1), qlay(size_t(Pq), -1);
+  for (int64_t i = 0; i < dim; ++i) dlay[size_t(i)] = i;
+  for (int64_t i = 0; i < hid; ++i) hlay[size_t(i)] = i;
+  for (int64_t i = 0; i < Pq; ++i) qlay[size_t(i)] = d.q_index(i);
+  std::vector<float> X(static_cast<size_t>(n * dim)), XB(X.size());
+  for (int64_t t = 0; t < n; ++t) m.src.read_rows(Tensor::token_embedding, 0, tokens[size_t(t)], 1, X.data() + t * dim);
+  int32_t cur = 0;
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    Layer& L = m.layers[size_t(l)];
+    LayerCycles& lc = tc.layers[size_t(l)];
+    if (L.region != cur) {  // the tokens' vectors move to the next region one after another
+      const uint64_t t0 = m.now(m.pl.layer_regions[size_t(cur)]);
+      for (int64_t t = 0; t < n; ++t) m.handoffs[size_t(cur)].run_timing(f);
+      const uint64_t t1 = m.now(m.pl.layer_regions[size_t(L.region)]);
+      tc.handoff += t1 > t0 ? t1 - t0 : 0;
+      cur = L.region;
     }
-    tc.classifier = end - t;
-    m.prev_end = end;
-    tc.total = end - start;
+    const Region& R = m.pl.layer_regions[size_t(L.region)];
+    uint64_t clk = m.now(R);
+    auto lap = [&](uint64_t& bucket) {
+      const uint64_t t1 = m.now(R);
+      bucket += t1 - clk;
+      clk = t1;
+    };
+    // Norm sums and absmax scales of the prefill layout (tokens along Y, features along X) are
+    // row allreduces of one value per token of the row block; their values are computed here in
+    // the decode path's order, the allreduces run for their clocks.
+    dist::LineAllreduce<float> norm_ar(f, R, Axis::X, size_t(nb), m.spec.allreduce);
+    dist::LineAllreduce<MaxFloat> max_ar(f, R, Axis::X, size_t(nb), m.spec.allreduce);
+    auto charge_norm = [&](int64_t block) {
+      f.charge_compute(R, uint64_t(nb * block));
+      norm_ar.run_timing();
+      f.charge_compute(R, uint64_t(nb * block));
+      if (cfg.ternary) max_ar.run_timing();
+      lap(lc.allreduce);
+    };
+    const std::vector<float> rms_att = m.src.read_tensor(Tensor::rms_att, l), rms_ffn = m.src.read_tensor(Tensor::rms_ffn, l);
+    m.prefill_rmsnorm(XB, X, n, dim, dim, rms_att.data(), dlay, d.mtD);
+    charge_norm(d.mtD);
+    std::vector<float> Qp = m.prefill_project(R, Tensor::wq, l, 1, Pq, dim, XB, n, lc, clk);
+    std::vector<float> K = m.prefill_project(R, Tensor::wk, l, 0, kvd, dim, XB, n, lc, clk);
+    std::vector<float> V = m.prefill_project(R, Tensor::wv, l, 0, kvd, dim, XB, n, lc, clk);
+    // Attention token by token over the KV cache of the decode path (it also places the prompt's
+    // keys and values where decode expects them).
+    std::vector<float> O(static_cast<size_t>(n * Pq));  // (n, P * mq) in the query layout
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = Qp.data() + t * Pq;
+      float* k = K.data() + t * kvd;
+      for (int64_t kd = 0; kd + 1 < kvd; kd += 2) {  // RoPE, as the decode path
+        const float freq = 1.0f / std::pow(theta, static_cast<float>(kd % hd) / static_cast<float>(hd));
+        const float val = static_cast<float>(t) * freq;
+        const float fcr = std::cos(val), fci = std::sin(val);
+        auto rot = [&](float* v0p, float* v1p) {
+          const float v0 = *v0p, v1 = *v1p;
+          *v0p = v0 * fcr - v1 * fci;
+          *v1p = v0 * fci + v1 * fcr;
+        };
+        rot(k + kd, k + kd + 1);
+        const int64_t c = kd / d.mtk, e = kd % d.mtk;
+        for (int64_t j = 0; j < G; ++j) rot(q + c * d.mq + j * d.mtk + e, q + c * d.mq + j * d.mtk + e + 1);
+      }
+      f.charge_compute(R, uint64_t(4 * (G + 1) * d.mtk));
+      lap(lc.compute);
+      TileBuf<float> qt(f, R, size_t(d.mq), "prefill q"), kt(f, R, size_t(d.mtk), "prefill k"),
+          vt(f, R, size_t(d.mtk), "prefill v");
+      qt.for_each_local([&](int32_t px, int32_t, float* o) { std::copy(q + (px - R.x0) * d.mq, q + (px - R.x0 + 1) * d.mq, o); });
+      auto fill_kv = [&](TileBuf<float>& tb, const float* src) {
+        tb.for_each_local([&](int32_t px, int32_t, float* o) {
+          for (int64_t e = 0; e < d.mtk; ++e) {
+            const int64_t kd = (px - R.x0) * d.mtk + e;
+            o[e] = kd < kvd ? src[kd] : 0.0f;
+          }
+        });
+      };
+      fill_kv(kt, k);
+      fill_kv(vt, V.data() + t * kvd);
+      L.kv->append(kt, vt);
+      TileBuf<float> att = L.kv->attention(qt);
+      const std::vector<float> row = dist::read_row_everywhere(f, att, 0);
+      std::copy(row.begin(), row.begin() + Pq, O.begin() + t * Pq);
+      lap(lc.kv);
+    }
+    if (relu2) {
+      const std::vector<float> sub = m.src.read_tensor(Tensor::attn_sub_norm, l);
+      std::vector<float> subp(static_cast<size_t>(Pq), 0.0f);
+      std::vector<int64_t> ident(static_cast<size_t>(Pq));
+      for (int64_t i = 0; i < Pq; ++i) {
+        ident[size_t(i)] = i;
+        if (qlay[size_t(i)] >= 0) subp[size_t(i)] = sub[size_t(qlay[size_t(i)])];
+      }
+      m.prefill_rmsnorm(O, O, n, Pq, dim, subp.data(), ident, d.mq);
+      charge_norm(d.mq);
+    }
+    {
+      const std::vector<float> Y = m.prefill_project(R, Tensor::wo, l, 2, dim, Pq, O, n, lc, clk);
+      for (size_t i = 0; i < X.size(); ++i) X[i] += Y[i];
+      f.charge_compute(R, uint64_t(nb * d.mtD));
+      lap(lc.compute);
+    }
+    m.prefill_rmsnorm(XB, X, n, dim, dim, rms_ffn.data(), dlay, d.mtD);
+    charge_norm(d.mtD);
+    std::vector<float> H1 = m.prefill_project(R, Tensor::w1, l, 0, hid, dim, XB, n, lc, clk);
+    {
+      const std::vector<float> H3 = m.prefill_project(R, Tensor::w3, l, 0, hid, dim, XB, n, lc, clk);
+      for (size_t i = 0; i < H1.size(); ++i) {
+        float val = H1[i];
+        if (relu2) val = val > 0.0f ? val * val : 0.0f;
+        else val *= 1.0f / (1.0f + std::exp(-val));
+        H1[i] = val * H3[i];
+      }
+      f.charge_compute(R, uint64_t(3 * nb * d.mtH));
+      lap(lc.compute);
+    }
+    if (relu2) {
+      const std::vector<float> sub = m.src.read_tensor(Tensor::ffn_sub_norm, l);
+      m.prefill_rmsnorm(H1, H1, n, hid, hid, sub.data(), hlay, d.mtH);
+      charge_norm(d.mtH);
+    }
+    const std::vector<float> Y = m.prefill_project(R, Tensor::w2, l, 0, dim, hid, H1, n, lc, clk);
+    for (size_t i = 0; i < X.size(); ++i) X[i] += Y[i];
+    f.charge_compute(R, uint64_t(nb * d.mtD));
+    lap(lc.compute);
   }
+  // The last token's vector, split along Y on the last layer region, to the classifier.
+  const Region& RL = m.pl.layer_regions.back();
+  auto x = std::make_unique<TileBuf<float>>(f, RL, size_t(d.mtD), "residual stream");
+  x->for_each_local([&](int32_t, int32_t py, float* o) {
+    for (int64_t e = 0; e < d.mtD; ++e) {
+      const int64_t i = (py - RL.y0) * d.mtD + e;
+      o[e] = i < dim ? X[size_t((n - 1) * dim + i)] : 0.0f;
+    }
+  });
+  m.classify(x, tc);
+  tc.total = m.prev_end - start;
   tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
   m.last = std::move(tc);
   return m.logits.data();

@@ -59,6 +59,22 @@ h5dump -a /generate/tokens_per_s/units "$tmp/g1.h5" 2>/dev/null | grep -q 'token
 h5diff "$tmp/g1.h5" "$tmp/g4.h5" /generate/pe_maps /generate/pe_maps >/dev/null 2>&1 \
   && ok "per-PE maps identical at 1 and 4 ranks" || bad "per-PE maps differ between 1 and 4 ranks"
 
+# --- a prompt: MeshGEMM prefill (default) and token-by-token prefill give the same text; the first
+# reports the prefill, and its time to first token is the smaller on this model
+for pf in gemm decode; do
+  mpi 2 "$bin" generate --model configs/models/stories260K.ini --prompt "Once upon a time, a dragon" \
+    --temperature 0 --steps 60 --config configs/laptop.ini --prefill "$pf" --output "" >"$tmp/p_$pf.txt" 2>/dev/null \
+    || bad "generate --prefill $pf failed"
+done
+if cmp -s <(sed -n 3p "$tmp/p_gemm.txt") <(sed -n 3p "$tmp/p_decode.txt") && grep -q 'dragon' "$tmp/p_gemm.txt"; then
+  ok "same text with --prefill gemm and decode"
+else bad "prefill texts differ: $(sed -n 3p "$tmp/p_gemm.txt") / $(sed -n 3p "$tmp/p_decode.txt")"; fi
+tg=$(grep 'time to first token' "$tmp/p_gemm.txt" | sed -E 's/.*\(([0-9]+) cycles.*/\1/')
+td=$(grep 'time to first token' "$tmp/p_decode.txt" | sed -E 's/.*\(([0-9]+) cycles.*/\1/')
+if grep -q 'prefill as MeshGEMM' "$tmp/p_gemm.txt" && [ -n "$tg" ] && [ -n "$td" ] && [ "$tg" -lt "$td" ]; then
+  ok "MeshGEMM prefill: time to first token $tg cycles vs $td token by token"
+else bad "prefill figures: '$tg' vs '$td': $(grep 'time to first' "$tmp/p_gemm.txt" "$tmp/p_decode.txt")"; fi
+
 # --- a BitNet-shaped synthetic model (small: 2 layers) runs and reports ternary figures
 sed -e 's/^layers = 30/layers = 2/' -e 's/^vocab = 128256/vocab = 3000/' configs/models/bitnet_2b4t.ini > "$tmp/bn.ini"
 mpi 2 "$bin" generate --model "$tmp/bn.ini" --steps 4 --output "$tmp/bn.h5" --maps false >"$tmp/bn.txt" 2>"$tmp/bn.err" \

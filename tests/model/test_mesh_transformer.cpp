@@ -5,6 +5,7 @@
 // the query layout); impossible placements are one-line errors with the numbers. Run at 1, 2 and 4 ranks.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -15,12 +16,14 @@
 #include "wafermesh/model/mesh_order_reference.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
 #include "wafermesh/model/reference_transformer.hpp"
+#include "wafermesh/model/sampler.hpp"
 #include "wafermesh/model/tokenizer.hpp"
 #include "wafermesh/util/error.hpp"
 
 using namespace wm;
 using namespace wm::model;
 using namespace wm::model::testing_support;
+using wm::test::world_rank;
 
 namespace {
 
@@ -40,7 +43,9 @@ std::string mesh_text(const MachineParams& mp, const ModelConfig& cfg, int32_t P
   MeshTransformer mt(f, *src, spec);
   const Tokenizer tok(cfg.tokenizer, cfg.vocab);
   Sampler s(cfg.vocab, 0.0f, 0.9f, 1);
-  return generate_text([&](int t, int p) { return mt.forward(t, p); }, &tok, s, prompt, steps, cfg.seq_len);
+  const PrefillFn prefill = [&](const std::vector<int>& tokens) { return mt.prefill(tokens); };  // MeshGEMM
+  return generate_text([&](int t, int p) { return mt.forward(t, p); }, &tok, s, prompt, steps, cfg.seq_len,
+                       nullptr, &prefill);
 }
 
 }  // namespace
@@ -71,6 +76,7 @@ TEST(MeshTransformer, PlacementSpreadsLayersWhenARegionIsFull) {
   EXPECT_EQ(rows, cfg.vocab);
 }
 
+// (The mesh side runs the prompt as a MeshGEMM prefill.)
 TEST(MeshTransformer, OtherPromptsGiveTheFp32ReferenceText) {
   ASSERT_TRUE(stories_present("stories260K.bin"));
   const ModelConfig cfg = stories_config();
@@ -114,6 +120,63 @@ TEST(MeshTransformer, LogitsEqualTheMeshOrderReferenceBitForBit) {
           ASSERT_NEAR(got[v], near[v], 2e-3f) << "far from the llama2.c-order reference";
         }
       }
+    }
+}
+
+// Prefill as MeshGEMM: ternary logits are exactly those of token-by-token decode (integer sums,
+// norms in the same order); fp32 logits differ only by MeshGEMM's summation order. Decode then
+// continues from the prefilled caches exactly as after token-by-token decode (ternary).
+TEST(MeshTransformer, PrefillMatchesTokenByTokenDecode) {
+  ASSERT_TRUE(stories_present("stories260K.bin"));
+  const std::vector<int> prompt = {1, 403, 407, 261, 378, 11, 3, 29, 300};
+  for (bool ternary : {true, false})
+    for (int32_t P : {4, 8}) {
+      ModelConfig cfg = stories_config();
+      cfg.ternary = ternary;
+      MeshPlacementSpec spec;
+      spec.P = P;
+      spec.context = 16;
+      const MachineParams mp = mesh_of(20, 12);
+      Fabric f(MPI_COMM_WORLD, mp);
+      const auto src = open_weight_source(cfg, 1);
+      // Both runs: the prompt, then three greedy decode steps; logits of every step kept.
+      auto run = [&](bool use_prefill, uint64_t* ttft) {
+        MeshTransformer mt(f, *src, spec);
+        std::vector<std::vector<float>> out;
+        const float* l = nullptr;
+        uint64_t cycles = 0;
+        if (use_prefill) {
+          l = mt.prefill(prompt);
+          cycles = mt.last_token().total;
+        } else {
+          for (size_t i = 0; i < prompt.size(); ++i) {
+            l = mt.forward(prompt[i], int(i));
+            cycles += mt.last_token().total;
+          }
+        }
+        *ttft = cycles;
+        out.emplace_back(l, l + cfg.vocab);
+        for (int pos = int(prompt.size()); pos < int(prompt.size()) + 3; ++pos) {
+          l = mt.forward(argmax(out.back().data(), cfg.vocab), pos);
+          out.emplace_back(l, l + cfg.vocab);
+        }
+        return out;
+      };
+      uint64_t ttft_prefill = 0, ttft_decode = 0;
+      const auto pre = run(true, &ttft_prefill);
+      const auto dec = run(false, &ttft_decode);
+      EXPECT_GT(ttft_prefill, 0u);
+      if (world_rank() == 0)
+        std::printf("P %d %s: time to first token %llu cycles as MeshGEMM prefill, %llu token by token\n", P,
+                    ternary ? "ternary" : "fp32", (unsigned long long)ttft_prefill, (unsigned long long)ttft_decode);
+      for (size_t step = 0; step < pre.size(); ++step)
+        for (int64_t v = 0; v < cfg.vocab; ++v) {
+          if (ternary)
+            ASSERT_EQ(std::memcmp(&pre[step][size_t(v)], &dec[step][size_t(v)], sizeof(float)), 0)
+                << "P " << P << " step " << step << " logit " << v;
+          else
+            ASSERT_NEAR(pre[step][size_t(v)], dec[step][size_t(v)], 1e-3f) << "P " << P << " step " << step;
+        }
     }
 }
 

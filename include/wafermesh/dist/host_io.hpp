@@ -25,6 +25,12 @@ std::vector<T> read_row_everywhere(Fabric& f, const TileBuf<T>& b, int32_t row) 
   return out;
 }
 
+// v (same size on every rank) from rank 0 to every rank. Collective.
+template <class T>
+void broadcast_from_rank0(const Fabric& f, std::vector<T>& v) {
+  MPI_Bcast(v.data(), int(v.size() * sizeof(T)), MPI_BYTE, 0, f.comm());
+}
+
 // The largest of v over the ranks (wall times: the slowest rank). Collective.
 inline double max_over_ranks(const Fabric& f, double v) {
   MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, f.comm());

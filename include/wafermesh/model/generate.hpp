@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wafermesh/model/sampler.hpp"
 #include "wafermesh/model/tokenizer.hpp"
@@ -27,6 +28,8 @@ namespace wm::model {
 // Logits (vocab floats) for `token` at `pos`; called with pos = 0, 1, 2, ... in order. The
 // pointer must stay valid until the next call.
 using ForwardFn = std::function<const float*(int token, int pos)>;
+// Logits of the last of `tokens` (positions 0 .. n-1) computed all at once; the next position is n.
+using PrefillFn = std::function<const float*(const std::vector<int>& tokens)>;
 // Receives the output bytes piece by piece, as they are produced (print and flush here).
 using EmitFn = std::function<void(std::string_view bytes)>;
 
@@ -40,13 +43,15 @@ struct GenerateStats {
 // Runs the loop above. steps must be in [1, seq_len] (the KV cache holds seq_len positions): a
 // UsageError names the value and the limit otherwise. With tokenizer == nullptr (model.tokenizer
 // empty) the prompt must be empty and each token is emitted as its decimal id plus a space.
+// With `prefill`, the prompt's first min(prompt tokens, steps) positions run as one prefill call
+// instead of that many forward() calls (when there are at least two); the output is the same loop's.
 GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                       const EmitFn& emit);
+                       const EmitFn& emit, const PrefillFn* prefill = nullptr);
 
 // Same, collecting the output bytes.
 std::string generate_text(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
                           std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                          GenerateStats* stats = nullptr);
+                          GenerateStats* stats = nullptr, const PrefillFn* prefill = nullptr);
 
 }  // namespace wm::model

@@ -31,7 +31,17 @@
 // rank count and layout; they differ from the single-process reference only in the order of fp32
 // sums (model/mesh_order_reference.hpp reproduces that order).
 //
-// Prefill runs through the same decode path, one prompt token after another.
+// Prefill (prefill()): all prompt tokens at once. Every projection is a MeshGEMM of the transposed
+// variant, C = X W^T with the tokens along Y and the features along X (dist/gemm.hpp; the weights
+// are never transposed); norm sums and absmax scales are row allreduces; the tokens' keys and
+// values enter the decode KV cache one after another, and each token's attention runs over it (the
+// causal mask comes free; Q.K^T is not a GEMM here). The projections' outputs stay in the GEMM
+// layout, which is the next GEMM's input layout, so nothing is re-laid-out between them. Ternary
+// models get exactly the logits of token-by-token decode (integer sums; norms in the same order);
+// fp32 models sum the projections in MeshGEMM's order. The GEMM holds its own tiles of the weights
+// (its data flow moves them), so it needs free SRAM beside the resident decode weights: a region
+// without it is a LimitError naming the PE (generate --prefill decode runs the prompt through the
+// decode path instead).
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -94,6 +104,9 @@ class MeshTransformer {
   // Logits (vocab) for `token` at `pos` on every rank; pos = 0, 1, 2, ... in order (pos = tokens in
   // the KV caches). Collective.
   const float* forward(int token, int pos);
+  // Logits (vocab) of the last of `tokens` at positions 0 .. n-1, all at once (see above); the KV
+  // caches must be empty. One token is forward(token, 0). Collective.
+  const float* prefill(const std::vector<int>& tokens);
   const TokenCycles& last_token() const;
   const MeshPlacement& placement() const;
   const ModelConfig& config() const;
