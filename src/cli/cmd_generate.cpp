@@ -1,5 +1,5 @@
-// `wafermesh generate`: a model placed on the emulated wafer produces text, token by token (the
-// product's main job). Streams the text on rank 0, then the wafer's figures (virtual time to first
+// `wafermesh generate`: a model placed on the emulated wafer produces text (the product's main job):
+// the prompt prefilled as MeshGEMMs, then token by token as MeshGEMVs. Streams the text on rank 0, then the wafer's figures (virtual time to first
 // token, per-token decode time, modelled tokens/s, SRAM and routes per PE, per-layer breakdown)
 // and the emulation's wall time; writes the same to an HDF5 file with per-PE maps.
 #include <algorithm>
@@ -142,9 +142,10 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   OptionSet opts;
   if (!parse_command(ctx, args, opts, mp, o.specs(),
                      "usage: wafermesh generate [--config FILE] [--model FILE] [--prompt TEXT] [options]\n\n"
-                     "Runs a transformer placed on the emulated wafer: every projection a MeshGEMV, attention\n"
-                     "over a KV cache on the mesh, the prompt fed token by token. Prints the text as it is\n"
-                     "produced, then the wafer's figures (virtual time at pe.clock_ghz) and the emulation's."))
+                     "Runs a transformer placed on the emulated wafer: decode runs every projection as a\n"
+                     "MeshGEMV with attention over a KV cache on the mesh; a prompt is prefilled with every\n"
+                     "projection as a MeshGEMM. Prints the text as it is produced, then the wafer's figures\n"
+                     "(virtual time at pe.clock_ghz) and the emulation's."))
     return 0;
   std::ostream& out = *ctx.out;
   model::ModelConfig cfg = model::load_model_config(o.model);
