@@ -1,9 +1,12 @@
 #include "wafermesh/model/mesh_order_reference.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "wafermesh/dist/allreduce.hpp"
+#include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/dist/gqa_attention.hpp"
 
@@ -65,23 +68,57 @@ MeshOrderReference::MeshOrderReference(const ModelConfig& cfg, Weights w, const 
   logits_.resize(sz(cfg_.vocab));
 }
 
-const float* MeshOrderReference::forward(int token, int pos) {
+void causal_softmax_mesh_order(std::vector<float>& S, int64_t n, int64_t head_dim, int32_t P,
+                               const dist::AllreduceSpec& ar) {
+  const int64_t bw = (n + P - 1) / P;  // columns per block (the GEMM's C tiles along X)
+  const float scale = std::sqrt(static_cast<float>(head_dim));
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = S.data() + t * n;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t u = 0; u <= t; ++u) {
+      row[u] /= scale;
+      mx = std::max(mx, row[u]);
+    }
+    std::vector<std::vector<float>> parts(sz(P), std::vector<float>(1, 0.0f));
+    for (int32_t b = 0; b < P; ++b) {
+      float acc = 0.0f;
+      for (int64_t u = int64_t(b) * bw; u < std::min(n, (int64_t(b) + 1) * bw) && u <= t; ++u) {
+        row[u] = std::exp(row[u] - mx);
+        acc += row[u];
+      }
+      parts[sz(b)][0] = acc;
+    }
+    const float sum = dist::allreduce_line_reference(ar, parts)[0];
+    for (int64_t u = 0; u < n; ++u) row[u] = u <= t ? row[u] / sum : 0.0f;
+  }
+}
+
+const float* MeshOrderReference::forward(int token, int pos) { return run({token}, pos, false); }
+
+const float* MeshOrderReference::prefill(const std::vector<int>& tokens) {
+  if (!keys_[0].empty()) throw std::logic_error("prefill into non-empty caches");
+  return run(tokens, 0, tokens.size() > 1);
+}
+
+const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, bool as_gemm) {
   const int32_t P = spec_.P;
+  const int64_t n = int64_t(tokens.size());
   const int64_t dim = cfg_.dim, hidden = cfg_.hidden_dim, kvd = cfg_.kv_dim(), hd = cfg_.head_dim();
   const int64_t H = cfg_.heads, G = cfg_.heads / cfg_.kv_heads;
   const int64_t mtD = (dim + P - 1) / P, mtH = (hidden + P - 1) / P, mtk = (kvd + P - 1) / P, mq = G * mtk;
+  const int64_t Pq = P * mq;
   const float eps = static_cast<float>(cfg_.norm_eps), theta = static_cast<float>(cfg_.rope_theta);
   const bool relu2 = cfg_.ffn == "relu2";
   const dist::AllreduceSpec& ar = spec_.allreduce;
-  if (pos != static_cast<int>(keys_[0].size() / sz(kvd))) throw std::logic_error("positions must come in order");
+  if (pos0 != static_cast<int>(keys_[0].size() / sz(kvd))) throw std::logic_error("positions must come in order");
   // The (c, j, e) query layout: slot i -> index in q (or -1 for padding).
-  std::vector<int64_t> qlay(sz(P * mq), -1);
-  for (int64_t i = 0; i < P * mq; ++i) {
+  std::vector<int64_t> qlay(sz(Pq), -1);
+  for (int64_t i = 0; i < Pq; ++i) {
     const int64_t c = i / mq, j = (i % mq) / mtk, e = i % mtk, kd = c * mtk + e;
     if (kd < kvd) qlay[sz(i)] = ((kd / hd) * G + j) * hd + kd % hd;
   }
   const std::vector<int64_t> dlay = identity(dim, P * mtD), hlay = identity(hidden, P * mtH);
-  auto spec_of = [&](int64_t M, int64_t K, Axis a) {
+  auto gemv_spec = [&](int64_t M, int64_t K, Axis a) {
     dist::GemvSpec s;
     s.P = P;
     s.M = M;
@@ -90,53 +127,98 @@ const float* MeshOrderReference::forward(int token, int pos) {
     s.allreduce = ar;
     return s;
   };
-  // y = W x for projection index pi of layer l; kind 1: W_q rows permuted, 2: W_o columns permuted.
-  auto project = [&](int pi, int64_t l, const std::vector<float>& x, int kind) {
+  auto gemm_ref = [&](int64_t M, int64_t K, int64_t N, bool tb, const float* A, const float* B) {
+    dist::GemmSpec s;
+    s.algo = dist::GemmAlgo::meshgemm;
+    s.P = P;
+    s.M = M;
+    s.K = K;
+    s.N = N;
+    s.transpose_b = tb;
+    std::vector<float> C(sz(M * N));
+    dist::gemm_f32_reference(s, A, B, C.data());
+    return C;
+  };
+  // Y (n, rows) = rows of X (n, cols) times W^T for projection pi of layer l, in the layout the
+  // mesh holds W (kind 1: W_q rows in the query layout, 2: W_o columns in it; x and y in the model's
+  // order). Decode: MeshGEMV order per row; prefill: MeshGEMM order. Ternary: BitLinear (exact).
+  auto project = [&](int pi, int64_t l, const std::vector<float>& X, int kind) {
     const Tensor t = kProj[pi];
     const TensorShape s = tensor_shape(cfg_, t);
-    std::vector<float> y(sz(s.rows));
+    std::vector<float> Y(sz(n * s.rows));
     if (cfg_.ternary) {
-      bitlinear_ref(tern_[sz(pi * cfg_.layers + l)], x.data(), y.data());
-      return y;
+      for (int64_t r = 0; r < n; ++r)
+        bitlinear_ref(tern_[sz(pi * cfg_.layers + l)], X.data() + r * s.cols, Y.data() + r * s.rows);
+      return Y;
     }
     const float* W = w_.tensor(t).data() + l * s.size();
     const Axis a = (t == Tensor::wo || t == Tensor::w2) ? Axis::X : Axis::Y;
-    if (kind == 0) return dist::gemv_f32_reference(spec_of(s.rows, s.cols, a), W, x.data());
+    // The weight as the mesh holds it (M x K) and the input in its slot order.
+    int64_t M = s.rows, K = s.cols;
+    std::vector<float> Wp(W, W + s.size()), Xp = X;
     if (kind == 1) {
-      std::vector<float> Wp(sz(P * mq * s.cols), 0.0f);
-      for (int64_t i = 0; i < P * mq; ++i)
+      M = Pq;
+      Wp.assign(sz(M * K), 0.0f);
+      for (int64_t i = 0; i < Pq; ++i)
         if (qlay[sz(i)] >= 0)
-          for (int64_t k = 0; k < s.cols; ++k) Wp[sz(i * s.cols + k)] = W[qlay[sz(i)] * s.cols + k];
-      const std::vector<float> yp = dist::gemv_f32_reference(spec_of(P * mq, s.cols, a), Wp.data(), x.data());
-      for (int64_t i = 0; i < P * mq; ++i)
-        if (qlay[sz(i)] >= 0) y[sz(qlay[sz(i)])] = yp[sz(i)];
-      return y;
+          for (int64_t k = 0; k < K; ++k) Wp[sz(i * K + k)] = W[qlay[sz(i)] * s.cols + k];
+    } else if (kind == 2) {
+      K = Pq;
+      Wp.assign(sz(M * K), 0.0f);
+      Xp.assign(sz(n * K), 0.0f);
+      for (int64_t i = 0; i < Pq; ++i)
+        if (qlay[sz(i)] >= 0) {
+          for (int64_t r = 0; r < M; ++r) Wp[sz(r * K + i)] = W[r * s.cols + qlay[sz(i)]];
+          for (int64_t r = 0; r < n; ++r) Xp[sz(r * K + i)] = X[sz(r * s.cols + qlay[sz(i)])];
+        }
     }
-    std::vector<float> Wp(sz(s.rows * P * mq), 0.0f), xp(sz(P * mq), 0.0f);
-    for (int64_t i = 0; i < P * mq; ++i)
-      if (qlay[sz(i)] >= 0) {
-        xp[sz(i)] = x[sz(qlay[sz(i)])];
-        for (int64_t r = 0; r < s.rows; ++r) Wp[sz(r * P * mq + i)] = W[r * s.cols + qlay[sz(i)]];
+    std::vector<float> Yp(sz(n * M));
+    if (as_gemm) {
+      Yp = gemm_ref(n, K, M, true, Xp.data(), Wp.data());
+    } else {
+      for (int64_t r = 0; r < n; ++r) {
+        const std::vector<float> y = dist::gemv_f32_reference(gemv_spec(M, K, a), Wp.data(), Xp.data() + r * K);
+        std::copy(y.begin(), y.end(), Yp.begin() + r * M);
       }
-    return dist::gemv_f32_reference(spec_of(s.rows, P * mq, a), Wp.data(), xp.data());
+    }
+    if (kind != 1) return Yp;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < Pq; ++i)
+        if (qlay[sz(i)] >= 0) Y[sz(r * s.rows + qlay[sz(i)])] = Yp[sz(r * M + i)];
+    return Y;
+  };
+  auto norm_rows = [&](std::vector<float>& out, const std::vector<float>& in, int64_t cols, const float* w,
+                       const std::vector<int64_t>& order, int64_t block) {
+    for (int64_t r = 0; r < n; ++r) {
+      std::vector<float> row(in.begin() + r * cols, in.begin() + (r + 1) * cols), o(sz(cols));
+      scale_by_norm(o, row, w, sum_squares(row, order, P, block, ar), cols, eps);
+      std::copy(o.begin(), o.end(), out.begin() + r * cols);
+    }
   };
 
-  std::vector<float> x(w_.token_embedding.begin() + int64_t{token} * dim,
-                       w_.token_embedding.begin() + (int64_t{token} + 1) * dim);
-  std::vector<float> xb(sz(dim)), h(sz(hidden));
+  std::vector<float> x(sz(n * dim));
+  for (int64_t r = 0; r < n; ++r)
+    std::copy(w_.token_embedding.begin() + int64_t{tokens[sz(r)]} * dim,
+              w_.token_embedding.begin() + (int64_t{tokens[sz(r)]} + 1) * dim, x.begin() + r * dim);
+  std::vector<float> xb(sz(n * dim)), h(sz(n * hidden));
   for (int64_t l = 0; l < cfg_.layers; ++l) {
-    scale_by_norm(xb, x, w_.rms_att.data() + l * dim, sum_squares(x, dlay, P, mtD, ar), dim, eps);
+    norm_rows(xb, x, dim, w_.rms_att.data() + l * dim, dlay, mtD);
     std::vector<float> q = project(0, l, xb, 1), k = project(1, l, xb, 0), v = project(2, l, xb, 0);
-    for (int64_t i = 0; i < dim; i += 2) {
-      const int64_t hdi = i % hd;
-      const float freq = 1.0f / std::pow(theta, static_cast<float>(hdi) / static_cast<float>(hd));
-      const float val = static_cast<float>(pos) * freq;
-      const float fcr = std::cos(val), fci = std::sin(val);
-      for (int r = 0; r < (i < kvd ? 2 : 1); ++r) {
-        float* vec = r == 0 ? q.data() : k.data();
-        const float v0 = vec[i], v1 = vec[i + 1];
-        vec[i] = v0 * fcr - v1 * fci;
-        vec[i + 1] = v0 * fci + v1 * fcr;
+    for (int64_t r = 0; r < n; ++r) {
+      const int pos = pos0 + int(r);
+      float* qr = q.data() + r * dim;
+      float* kr = k.data() + r * kvd;
+      for (int64_t i = 0; i < dim; i += 2) {
+        const int64_t hdi = i % hd;
+        const float freq = 1.0f / std::pow(theta, static_cast<float>(hdi) / static_cast<float>(hd));
+        const float val = static_cast<float>(pos) * freq;
+        const float fcr = std::cos(val), fci = std::sin(val);
+        for (int rr = 0; rr < (i < kvd ? 2 : 1); ++rr) {
+          float* vec = rr == 0 ? qr : kr;
+          const float v0 = vec[i], v1 = vec[i + 1];
+          vec[i] = v0 * fcr - v1 * fci;
+          vec[i + 1] = v0 * fci + v1 * fcr;
+        }
       }
     }
     auto& K = keys_[sz(l)];
@@ -145,36 +227,61 @@ const float* MeshOrderReference::forward(int token, int pos) {
     K.insert(K.end(), k.begin(), k.end());
     V.insert(V.end(), v.begin(), v.end());
     Q.insert(Q.end(), q.begin(), q.end());
-    dist::GqaSpec gs;
-    gs.policy = spec_.kv_policy;
-    gs.P = P;
-    gs.heads = H;
-    gs.kv_heads = cfg_.kv_heads;
-    gs.head_dim = hd;
-    gs.allreduce = ar;
-    std::vector<float> att = dist::gqa_attention_reference(gs, Q.data(), K.data(), V.data(), pos + 1);
-    if (relu2)
-      scale_by_norm(att, att, w_.attn_sub_norm.data() + l * dim, sum_squares(att, qlay, P, mq, ar), dim, eps);
+    std::vector<float> att(sz(n * dim));
+    if (!as_gemm) {
+      dist::GqaSpec gs;
+      gs.policy = spec_.kv_policy;
+      gs.P = P;
+      gs.heads = H;
+      gs.kv_heads = cfg_.kv_heads;
+      gs.head_dim = hd;
+      gs.allreduce = ar;
+      att = dist::gqa_attention_reference(gs, Q.data(), K.data(), V.data(), pos0 + 1);
+    } else {  // per query head: S = Q_h K^T, causal softmax, O_h = A V (MeshGEMM order)
+      std::vector<float> Qh(sz(n * hd)), Kh(Qh.size()), Vh(Qh.size());
+      for (int64_t head = 0; head < H; ++head) {
+        const int64_t kvh = head / G;
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t dd = 0; dd < hd; ++dd) {
+            Qh[sz(r * hd + dd)] = q[sz(r * dim + head * hd + dd)];
+            Kh[sz(r * hd + dd)] = k[sz(r * kvd + kvh * hd + dd)];
+            Vh[sz(r * hd + dd)] = v[sz(r * kvd + kvh * hd + dd)];
+          }
+        std::vector<float> S = gemm_ref(n, hd, n, true, Qh.data(), Kh.data());
+        causal_softmax_mesh_order(S, n, hd, P, ar);
+        const std::vector<float> Oh = gemm_ref(n, n, hd, false, S.data(), Vh.data());
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t dd = 0; dd < hd; ++dd) att[sz(r * dim + head * hd + dd)] = Oh[sz(r * hd + dd)];
+      }
+    }
+    if (relu2) {
+      for (int64_t r = 0; r < n; ++r) {
+        std::vector<float> row(att.begin() + r * dim, att.begin() + (r + 1) * dim);
+        scale_by_norm(row, row, w_.attn_sub_norm.data() + l * dim, sum_squares(row, qlay, P, mq, ar), dim, eps);
+        std::copy(row.begin(), row.end(), att.begin() + r * dim);
+      }
+    }
     const std::vector<float> o = project(3, l, att, 2);
-    for (int64_t i = 0; i < dim; ++i) x[sz(i)] += o[sz(i)];
-    scale_by_norm(xb, x, w_.rms_ffn.data() + l * dim, sum_squares(x, dlay, P, mtD, ar), dim, eps);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+    norm_rows(xb, x, dim, w_.rms_ffn.data() + l * dim, dlay, mtD);
     std::vector<float> a = project(4, l, xb, 0), b = project(6, l, xb, 0);
-    for (int64_t i = 0; i < hidden; ++i) {
-      float val = a[sz(i)];
+    for (size_t i = 0; i < h.size(); ++i) {
+      float val = a[i];
       if (relu2) val = val > 0.0f ? val * val : 0.0f;
       else val *= 1.0f / (1.0f + std::exp(-val));
-      h[sz(i)] = val * b[sz(i)];
+      h[i] = val * b[i];
     }
-    if (relu2)
-      scale_by_norm(h, h, w_.ffn_sub_norm.data() + l * hidden, sum_squares(h, hlay, P, mtH, ar), hidden, eps);
+    if (relu2) norm_rows(h, h, hidden, w_.ffn_sub_norm.data() + l * hidden, hlay, mtH);
     const std::vector<float> down = project(5, l, h, 0);
-    for (int64_t i = 0; i < dim; ++i) x[sz(i)] += down[sz(i)];
+    for (size_t i = 0; i < x.size(); ++i) x[i] += down[i];
   }
-  scale_by_norm(xb, x, w_.rms_final.data(), sum_squares(x, dlay, P, mtD, ar), dim, eps);
+  const std::vector<float> last(x.end() - dim, x.end());
+  std::vector<float> xl(sz(dim));
+  scale_by_norm(xl, last, w_.rms_final.data(), sum_squares(last, dlay, P, mtD, ar), dim, eps);
   int64_t row0 = 0;
   for (int64_t rows : pl_.classifier_rows) {
-    const std::vector<float> y = dist::gemv_f32_reference(spec_of(rows, dim, Axis::Y),
-                                                          w_.token_embedding.data() + row0 * dim, xb.data());
+    const std::vector<float> y = dist::gemv_f32_reference(gemv_spec(rows, dim, Axis::Y),
+                                                          w_.token_embedding.data() + row0 * dim, xl.data());
     std::copy(y.begin(), y.end(), logits_.begin() + row0);
     row0 += rows;
   }

@@ -11,6 +11,7 @@
 #include "wafermesh/dist/gqa_attention.hpp"
 #include "wafermesh/dist/host_io.hpp"
 #include "wafermesh/kernels/quantize.hpp"
+#include "wafermesh/model/mesh_order_reference.hpp"
 #include "wafermesh/noc/line_plans.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
 #include "wafermesh/util/error.hpp"
@@ -813,13 +814,11 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
     std::vector<float> Qp = m.prefill_project(R, Tensor::wq, l, 1, Pq, dim, XB, n, lc, clk);
     std::vector<float> K = m.prefill_project(R, Tensor::wk, l, 0, kvd, dim, XB, n, lc, clk);
     std::vector<float> V = m.prefill_project(R, Tensor::wv, l, 0, kvd, dim, XB, n, lc, clk);
-    // Attention token by token over the KV cache of the decode path (it also places the prompt's
-    // keys and values where decode expects them).
-    std::vector<float> O(static_cast<size_t>(n * Pq));  // (n, P * mq) in the query layout
+    // RoPE on every token's query and key, as the decode path.
     for (int64_t t = 0; t < n; ++t) {
       float* q = Qp.data() + t * Pq;
       float* k = K.data() + t * kvd;
-      for (int64_t kd = 0; kd + 1 < kvd; kd += 2) {  // RoPE, as the decode path
+      for (int64_t kd = 0; kd + 1 < kvd; kd += 2) {
         const float freq = 1.0f / std::pow(theta, static_cast<float>(kd % hd) / static_cast<float>(hd));
         const float val = static_cast<float>(t) * freq;
         const float fcr = std::cos(val), fci = std::sin(val);
@@ -832,11 +831,12 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
         const int64_t c = kd / d.mtk, e = kd % d.mtk;
         for (int64_t j = 0; j < G; ++j) rot(q + c * d.mq + j * d.mtk + e, q + c * d.mq + j * d.mtk + e + 1);
       }
-      f.charge_compute(R, uint64_t(4 * (G + 1) * d.mtk));
-      lap(lc.compute);
-      TileBuf<float> qt(f, R, size_t(d.mq), "prefill q"), kt(f, R, size_t(d.mtk), "prefill k"),
-          vt(f, R, size_t(d.mtk), "prefill v");
-      qt.for_each_local([&](int32_t px, int32_t, float* o) { std::copy(q + (px - R.x0) * d.mq, q + (px - R.x0 + 1) * d.mq, o); });
+    }
+    f.charge_compute(R, uint64_t(4 * (G + 1) * d.mtk * nb));
+    lap(lc.compute);
+    // The layout switch to decode: the prompt's keys and values enter the decode KV cache.
+    for (int64_t t = 0; t < n; ++t) {
+      TileBuf<float> kt(f, R, size_t(d.mtk), "prefill k"), vt(f, R, size_t(d.mtk), "prefill v");
       auto fill_kv = [&](TileBuf<float>& tb, const float* src) {
         tb.for_each_local([&](int32_t px, int32_t, float* o) {
           for (int64_t e = 0; e < d.mtk; ++e) {
@@ -845,14 +845,54 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
           }
         });
       };
-      fill_kv(kt, k);
+      fill_kv(kt, K.data() + t * kvd);
       fill_kv(vt, V.data() + t * kvd);
       L.kv->append(kt, vt);
-      TileBuf<float> att = L.kv->attention(qt);
-      const std::vector<float> row = dist::read_row_everywhere(f, att, 0);
-      std::copy(row.begin(), row.begin() + Pq, O.begin() + t * Pq);
-      lap(lc.kv);
     }
+    lap(lc.kv);
+    // Attention per query head as two MeshGEMMs: S = Q_h K_kvh^T (transposed variant), the causal
+    // softmax with row allreduces (max, sum), O_h = A V_kvh.
+    std::vector<float> O(static_cast<size_t>(n * Pq), 0.0f);  // (n, P * mq) in the query layout
+    {
+      dist::LineAllreduce<float> row_ar(f, R, Axis::X, size_t(nb), m.spec.allreduce);
+      auto slot = [&](int64_t kd, int64_t j) { return (kd / d.mtk) * d.mq + j * d.mtk + kd % d.mtk; };
+      auto gemm = [&](int64_t M, int64_t Kd, int64_t N, bool tb, const std::vector<float>& A,
+                      const std::vector<float>& B) {
+        dist::GemmSpec gs;
+        gs.algo = dist::GemmAlgo::meshgemm;
+        gs.P = d.P;
+        gs.origin = {R.x0, R.y0};
+        gs.M = M;
+        gs.K = Kd;
+        gs.N = N;
+        gs.transpose_b = tb;
+        std::vector<float> C(static_cast<size_t>(M * N));
+        dist::gemm_f32(f, gs, A.data(), B.data(), C.data());
+        dist::broadcast_from_rank0(f, C);
+        return C;
+      };
+      std::vector<float> Qh(static_cast<size_t>(n * hd)), Kh(Qh.size()), Vh(Qh.size());
+      for (int64_t kvh = 0; kvh < cfg.kv_heads; ++kvh) {
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t dd = 0; dd < hd; ++dd) {
+            Kh[size_t(t * hd + dd)] = K[size_t(t * kvd + kvh * hd + dd)];
+            Vh[size_t(t * hd + dd)] = V[size_t(t * kvd + kvh * hd + dd)];
+          }
+        for (int64_t j = 0; j < G; ++j) {
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t dd = 0; dd < hd; ++dd) Qh[size_t(t * hd + dd)] = Qp[size_t(t * Pq + slot(kvh * hd + dd, j))];
+          std::vector<float> S = gemm(n, hd, n, true, Qh, Kh);
+          causal_softmax_mesh_order(S, n, hd, d.P, m.spec.allreduce);
+          f.charge_compute(R, uint64_t(3 * nb * nb));
+          row_ar.run_timing();  // row max
+          row_ar.run_timing();  // row sum
+          const std::vector<float> Oh = gemm(n, n, hd, false, S, Vh);
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t dd = 0; dd < hd; ++dd) O[size_t(t * Pq + slot(kvh * hd + dd, j))] = Oh[size_t(t * hd + dd)];
+        }
+      }
+    }
+    lap(lc.kv);
     if (relu2) {
       const std::vector<float> sub = m.src.read_tensor(Tensor::attn_sub_norm, l);
       std::vector<float> subp(static_cast<size_t>(Pq), 0.0f);

@@ -14,11 +14,19 @@
 #include <cstdint>
 #include <vector>
 
+#include "wafermesh/dist/allreduce.hpp"
 #include "wafermesh/model/bitlinear.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
 #include "wafermesh/model/weights.hpp"
 
 namespace wm::model {
+
+// Causal softmax of the prefill's scores as the mesh computes it: S (n, n) row t over columns
+// u <= t, each score divided by sqrt(head_dim); the row max (exact), then the sum of exp(s - max)
+// as partial sums over the P column blocks of ceil(n / P) (the GEMM's C tiles along X, each in
+// index order) combined by the allreduce tree; a = exp(s - max) / sum, 0 above the diagonal.
+void causal_softmax_mesh_order(std::vector<float>& S, int64_t n, int64_t head_dim, int32_t P,
+                               const dist::AllreduceSpec& ar);
 
 class MeshOrderReference {
  public:
@@ -26,8 +34,13 @@ class MeshOrderReference {
   MeshOrderReference(const ModelConfig& cfg, Weights w, const MeshPlacementSpec& spec, const MeshPlacement& placement);
   // Logits (vocab); pos = 0, 1, 2, ... in order.
   const float* forward(int token, int pos);
+  // Logits of the last of `tokens` at positions 0 .. n-1 as MeshTransformer::prefill computes
+  // them (projections and attention as MeshGEMMs: dist::gemm_f32_reference; ternary projections
+  // are exact). The caches must be empty.
+  const float* prefill(const std::vector<int>& tokens);
 
  private:
+  const float* run(const std::vector<int>& tokens, int pos0, bool as_gemm);
   ModelConfig cfg_;
   Weights w_;
   MeshPlacementSpec spec_;

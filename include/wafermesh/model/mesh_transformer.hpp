@@ -33,12 +33,12 @@
 //
 // Prefill (prefill()): all prompt tokens at once. Every projection is a MeshGEMM of the transposed
 // variant, C = X W^T with the tokens along Y and the features along X (dist/gemm.hpp; the weights
-// are never transposed); norm sums and absmax scales are row allreduces; the tokens' keys and
-// values enter the decode KV cache one after another, and each token's attention runs over it (the
-// causal mask comes free; Q.K^T is not a GEMM here). The projections' outputs stay in the GEMM
-// layout, which is the next GEMM's input layout, so nothing is re-laid-out between them. Ternary
-// models get exactly the logits of token-by-token decode (integer sums; norms in the same order);
-// fp32 models sum the projections in MeshGEMM's order. The GEMM holds its own tiles of the weights
+// are never transposed); per query head S = Q_h K_kvh^T is a transposed MeshGEMM, the causal
+// softmax takes row allreduces (max, then sum, over the column blocks of S), and O_h = A V_kvh a
+// MeshGEMM; norm sums and absmax scales are row allreduces. The GEMMs' outputs stay in the GEMM
+// layout, which is the next GEMM's input layout. The prompt's keys and values then enter the decode
+// KV cache token by token (the layout switch to decode, charged). fp32 sums follow MeshGEMM's order
+// (MeshOrderReference::prefill reproduces it); ternary projections stay exact. The GEMM holds its own tiles of the weights
 // (its data flow moves them), so it needs free SRAM beside the resident decode weights: a region
 // without it is a LimitError naming the PE (generate --prefill decode runs the prompt through the
 // decode path instead).
