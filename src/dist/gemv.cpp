@@ -3,6 +3,8 @@
 
 #include <mpi.h>
 
+#include <optional>
+
 #include <algorithm>
 
 #include "wafermesh/kernels/activations.hpp"
@@ -167,7 +169,11 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   Fabric& f = m.f;
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
-  RunWindow win(f, L.R);
+  // The measurement window (collectives for the report), or only the common start in virtual time.
+  if (rep && !L.s.report) throw std::logic_error("GEMV built with report = false cannot fill a report");
+  std::optional<RunWindow> win;
+  if (L.s.report) win.emplace(f, L.R);
+  else f.barrier_clocks(L.R);
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<int32_t>::NoInit{});  // every tile written below
   if (!m.local.empty()) {
     const bool ax = L.along_x();
@@ -208,8 +214,8 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   } else {
     m.root = m.ar->run(yt);
   }
-  if (rep) *rep = gemv_report(win, m.root);
-  else win.finish();
+  if (rep) *rep = gemv_report(*win, m.root);
+  else if (win) win->finish();
   return yt;
 }
 
@@ -244,7 +250,11 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   Fabric& f = m.f;
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
-  RunWindow win(f, L.R);
+  // The measurement window (collectives for the report), or only the common start in virtual time.
+  if (rep && !L.s.report) throw std::logic_error("GEMV built with report = false cannot fill a report");
+  std::optional<RunWindow> win;
+  if (L.s.report) win.emplace(f, L.R);
+  else f.barrier_clocks(L.R);
   TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums");
   const Region l = L.R.intersect(f.block());
   auto pe = [&](int64_t i) {
@@ -259,8 +269,8 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt));
   m.root = m.ar->run(yt);
-  if (rep) *rep = gemv_report(win, m.root);
-  else win.finish();
+  if (rep) *rep = gemv_report(*win, m.root);
+  else if (win) win->finish();
   return yt;
 }
 

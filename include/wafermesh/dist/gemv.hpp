@@ -29,6 +29,9 @@ struct GemvSpec {
   int64_t M = 1, K = 1;
   Axis reduce_axis = Axis::X;
   AllreduceSpec allreduce;
+  // false: run_tiles takes no measurement window (no report, fewer collectives: a transformer runs
+  // hundreds of GEMVs per token and measures them itself); every virtual figure is the same.
+  bool report = true;
 };
 
 struct GemvReport {
