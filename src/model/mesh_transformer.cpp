@@ -619,6 +619,41 @@ struct MeshTransformer::Impl {
     prev_end = end;
   }
 
+  void check_token(int tok) const {
+    if (tok < 0 || tok >= cfg.vocab)
+      throw UsageError("token " + std::to_string(tok) + " outside the vocabulary [0, " + std::to_string(cfg.vocab) + ")");
+  }
+  // A token (or a prompt) enters the first region from the host once the previous logits are out
+  // (sampling happens off the wafer): the region's clocks start there. Returns that start.
+  uint64_t begin_token() {
+    dist::sync_ranks(f);
+    const Region& R0 = pl.layer_regions.front();
+    f.advance_clocks(R0, prev_end);
+    const uint64_t start = std::max(prev_end, now(R0));
+    f.advance_clocks(R0, start);
+    return start;
+  }
+  // The residual stream v (dim), split along Y, as tiles on region R.
+  std::unique_ptr<TileBuf<float>> residual_tiles(const Region& R, const float* v) {
+    auto x = std::make_unique<TileBuf<float>>(f, R, size_t(d.mtD), "residual stream");
+    x->for_each_local([&](int32_t, int32_t py, float* o) {
+      for (int64_t e = 0; e < d.mtD; ++e) {
+        const int64_t i = (py - R.y0) * d.mtD + e;
+        o[e] = i < d.dim ? v[i] : 0.0f;
+      }
+    });
+    return x;
+  }
+  // The logits of x's token (classify), the token's figures, and the emulation's wall time.
+  const float* end_token(std::unique_ptr<TileBuf<float>>& x, TokenCycles& tc, uint64_t start,
+                         std::chrono::steady_clock::time_point w0) {
+    classify(x, tc);
+    tc.total = prev_end - start;
+    tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
+    last = std::move(tc);
+    return logits.data();
+  }
+
   void add_into(TileBuf<float>& x, const TileBuf<float>& y) {
     const size_t E = x.elems();
     per_replica(x, Axis::X, [&](int32_t px, int32_t py, float* a) {  // x is split along Y
@@ -705,29 +740,16 @@ const float* MeshTransformer::forward(int token, int pos) {
   Fabric& f = m.f;
   const ModelConfig& cfg = m.cfg;
   const Dims& d = m.d;
-  if (token < 0 || token >= cfg.vocab)
-    throw UsageError("token " + std::to_string(token) + " outside the vocabulary [0, " + std::to_string(cfg.vocab) + ")");
+  m.check_token(token);
   if (pos != m.layers.front().kv->tokens())
     throw std::logic_error("MeshTransformer::forward: positions must come in order");
-  dist::sync_ranks(f);
+  const uint64_t start = m.begin_token();
   const auto w0 = std::chrono::steady_clock::now();
   TokenCycles tc;
   tc.layers.resize(size_t(cfg.layers));
-  // The token's embedding row enters the first region from the host once the previous logits are
-  // out (sampling happens off the wafer).
-  const Region& R0 = m.pl.layer_regions.front();
-  f.advance_clocks(R0, m.prev_end);
-  const uint64_t start = std::max(m.prev_end, m.now(R0));
-  f.advance_clocks(R0, start);
   std::vector<float> emb(static_cast<size_t>(cfg.dim));
   m.src.read_rows(Tensor::token_embedding, 0, token, 1, emb.data());
-  auto x = std::make_unique<TileBuf<float>>(f, R0, size_t(d.mtD), "residual stream");
-  x->for_each_local([&](int32_t, int32_t py, float* o) {
-    for (int64_t e = 0; e < d.mtD; ++e) {
-      const int64_t i = (py - R0.y0) * d.mtD + e;
-      o[e] = i < cfg.dim ? emb[size_t(i)] : 0.0f;
-    }
-  });
+  auto x = m.residual_tiles(m.pl.layer_regions.front(), emb.data());
   int32_t cur = 0;
   for (int64_t l = 0; l < cfg.layers; ++l) {
     Layer& L = m.layers[size_t(l)];
@@ -743,11 +765,7 @@ const float* MeshTransformer::forward(int token, int pos) {
     }
     m.layer_forward(L, *x, pos, tc.layers[size_t(l)]);
   }
-  m.classify(x, tc);
-  tc.total = m.prev_end - start;
-  tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
-  m.last = std::move(tc);
-  return m.logits.data();
+  return m.end_token(x, tc, start, w0);
 }
 
 const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
@@ -759,17 +777,11 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
   if (n == 0) throw std::logic_error("MeshTransformer::prefill: no tokens");
   if (m.layers.front().kv->tokens() != 0) throw std::logic_error("MeshTransformer::prefill: the KV caches are not empty");
   if (n == 1) return forward(tokens[0], 0);
-  for (int tok : tokens)
-    if (tok < 0 || tok >= cfg.vocab)
-      throw UsageError("token " + std::to_string(tok) + " outside the vocabulary [0, " + std::to_string(cfg.vocab) + ")");
-  dist::sync_ranks(f);
+  for (int tok : tokens) m.check_token(tok);
+  const uint64_t start = m.begin_token();
   const auto w0 = std::chrono::steady_clock::now();
   TokenCycles tc;
   tc.layers.resize(size_t(cfg.layers));
-  const Region& R0 = m.pl.layer_regions.front();
-  f.advance_clocks(R0, m.prev_end);
-  const uint64_t start = std::max(m.prev_end, m.now(R0));
-  f.advance_clocks(R0, start);
   const int64_t dim = d.dim, hid = d.hidden, kvd = d.kvd, hd = d.hd, G = d.G, Pq = int64_t(d.P) * d.mq;
   const int64_t nb = (n + d.P - 1) / d.P;  // tokens per row block of the prefill layout
   const bool relu2 = cfg.ffn == "relu2";
@@ -938,19 +950,8 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
     lap(lc.compute);
   }
   // The last token's vector, split along Y on the last layer region, to the classifier.
-  const Region& RL = m.pl.layer_regions.back();
-  auto x = std::make_unique<TileBuf<float>>(f, RL, size_t(d.mtD), "residual stream");
-  x->for_each_local([&](int32_t, int32_t py, float* o) {
-    for (int64_t e = 0; e < d.mtD; ++e) {
-      const int64_t i = (py - RL.y0) * d.mtD + e;
-      o[e] = i < dim ? X[size_t((n - 1) * dim + i)] : 0.0f;
-    }
-  });
-  m.classify(x, tc);
-  tc.total = m.prev_end - start;
-  tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
-  m.last = std::move(tc);
-  return m.logits.data();
+  auto x = m.residual_tiles(m.pl.layer_regions.back(), X.data() + (n - 1) * dim);
+  return m.end_token(x, tc, start, w0);
 }
 
 const TokenCycles& MeshTransformer::last_token() const { return impl_->last; }
