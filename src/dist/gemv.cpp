@@ -89,6 +89,16 @@ void gather_y(Fabric& f, const Layout& L, const TileBuf<T>& yt, int32_t root, T*
   }
 }
 
+// The measurement window of a run (collectives for the report), or, with report = false, only the
+// common start in virtual time.
+std::optional<RunWindow> open_window(Fabric& f, const Layout& L, const GemvReport* rep) {
+  if (rep && !L.s.report) throw std::logic_error("GEMV built with report = false cannot fill a report");
+  std::optional<RunWindow> win;
+  if (L.s.report) win.emplace(f, L.R);
+  else f.barrier_clocks(L.R);
+  return win;
+}
+
 // run() of either GEMV: x (K) from every rank placed in the x layout, run_tiles, y gathered.
 template <class Gemv, class Impl, class TX, class TY>
 GemvReport run_global(Gemv& g, Impl& m, const TX* x, TY* y) {
@@ -169,11 +179,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   Fabric& f = m.f;
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
-  // The measurement window (collectives for the report), or only the common start in virtual time.
-  if (rep && !L.s.report) throw std::logic_error("GEMV built with report = false cannot fill a report");
-  std::optional<RunWindow> win;
-  if (L.s.report) win.emplace(f, L.R);
-  else f.barrier_clocks(L.R);
+  std::optional<RunWindow> win = open_window(f, L, rep);
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<int32_t>::NoInit{});  // every tile written below
   if (!m.local.empty()) {
     const bool ax = L.along_x();
@@ -250,11 +256,7 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   Fabric& f = m.f;
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
-  // The measurement window (collectives for the report), or only the common start in virtual time.
-  if (rep && !L.s.report) throw std::logic_error("GEMV built with report = false cannot fill a report");
-  std::optional<RunWindow> win;
-  if (L.s.report) win.emplace(f, L.R);
-  else f.barrier_clocks(L.R);
+  std::optional<RunWindow> win = open_window(f, L, rep);
   TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums");
   const Region l = L.R.intersect(f.block());
   auto pe = [&](int64_t i) {
