@@ -76,6 +76,35 @@ TEST_F(Generate, PromptIsForcedEchoedAndCounted) {
   EXPECT_FALSE(st.stopped_at_bos);
 }
 
+// With a prefill function the prompt's positions 0 .. m-1 (m = min(prompt, steps)) are one call
+// that returns the logits of position m-1; the output is the loop's without it, and forward() is
+// called only for the positions after the prompt.
+TEST_F(Generate, PrefillReplacesThePromptsForwardCalls) {
+  ScriptedModel m({378, 378, 378, 378, 378, 378});
+  std::vector<std::vector<int>> prefills;
+  const PrefillFn prefill = [&](const std::vector<int>& tokens) {
+    prefills.push_back(tokens);
+    return m.fn()(tokens.back(), int(tokens.size()) - 1);  // the logits at position m-1
+  };
+  m.calls.clear();
+  GenerateStats st;
+  const std::string out = generate_text(m.fn(), tok_.get(), greedy_, "Once upon", 5, 512, &st, &prefill);
+  EXPECT_EQ(out, "Once upon time time time\n");  // as without prefill (PromptIsForcedEchoedAndCounted)
+  EXPECT_EQ(prefills, (std::vector<std::vector<int>>{{1, 403, 407}}));
+  // The scripted call inside prefill (position 2), then forward() for positions 3 and 4 only.
+  EXPECT_EQ(m.calls, (std::vector<std::pair<int, int>>{{407, 2}, {378, 3}, {378, 4}}));
+  EXPECT_EQ(st.positions, 5);
+  EXPECT_EQ(st.sampled_tokens, 3);
+  // steps shorter than the prompt: only the first `steps` prompt tokens are prefilled.
+  prefills.clear();
+  EXPECT_EQ(generate_text(m.fn(), tok_.get(), greedy_, "Once upon", 2, 512, nullptr, &prefill), "Once upon\n");
+  EXPECT_EQ(prefills, (std::vector<std::vector<int>>{{1, 403}}));
+  // A one-token prompt (BOS) never calls prefill.
+  prefills.clear();
+  (void)generate_text(m.fn(), tok_.get(), greedy_, "", 2, 512, nullptr, &prefill);
+  EXPECT_TRUE(prefills.empty());
+}
+
 TEST_F(Generate, WithoutTokenizerPrintsIds) {
   ScriptedModel m({5, 7, 1});
   EXPECT_EQ(generate_text(m.fn(), nullptr, greedy_, "", 3, 512), "5 7 \n");
