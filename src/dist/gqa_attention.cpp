@@ -105,38 +105,8 @@ uint64_t GqaKvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt) 
   // straight to the growing row; afterwards rows below it shift up and it enters the bottom row.
   const bool shift = m.s.policy == KvPolicy::shift && grow < P - 1 && m.rows[size_t(P - 1)] > 0;
   if (shift) {
-    // Rows grow+1 .. P-1 pass their oldest token one row up, all at once.
-    std::vector<Transfer> t;
-    for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x)
-      for (int32_t r = grow + 1; r < P; ++r)
-        t.push_back({{x, m.R.y0 + r}, {x, m.R.y0 + r - 1}, uint32_t(t.size()), 0});
-    TileBuf<float>& out = *m.out;
-    TileBuf<float>& in = *m.in;
-    const int64_t S = m.mtk;
-    out.for_each_local([&](int32_t x, int32_t y, float* o) {
-      if (y - m.R.y0 <= grow) return;
-      const auto& kk = m.k[m.li(x, y)];
-      const auto& vv = m.v[m.li(x, y)];
-      std::copy(kk.begin(), kk.begin() + S, o);
-      std::copy(vv.begin(), vv.begin() + S, o + S);
-    });
-    SramCharge scratch(m.f, m.R, 2 * out.bytes_per_pe(), "KV shift scratch");
-    TransferPlan p = m.f.plan(std::move(t), out.bytes_per_pe(), "KV shift up from row " + std::to_string(grow + 1));
-    p.share_routes("KV shift up from row " + std::to_string(grow + 1) + " on " + m.R.str());
-    m.f.execute(p, out.view(), in.view());
-    in.for_each_local([&](int32_t x, int32_t y, float* i) {
-      const int32_t r = y - m.R.y0;
-      auto& kk = m.k[m.li(x, y)];
-      auto& vv = m.v[m.li(x, y)];
-      if (r > grow) {  // sent its oldest
-        kk.erase(kk.begin(), kk.begin() + S);
-        vv.erase(vv.begin(), vv.begin() + S);
-      }
-      if (r >= grow && r < P - 1) {  // received the next row's oldest as its newest
-        kk.insert(kk.end(), i, i + S);
-        vv.insert(vv.end(), i + S, i + 2 * S);
-      }
-    });
+    SramCharge scratch(m.f, m.R, 2 * m.out->bytes_per_pe(), "KV shift scratch");
+    detail::shift_rows_up(m.f, m.R, grow, m.mtk, m.k, m.v, *m.out, *m.in);
   }
   // The new token: its row already holds its blocks (the vectors are replicated along Y).
   const int32_t yb = m.R.y0 + (m.s.policy == KvPolicy::shift && !shift ? grow : P - 1);

@@ -129,42 +129,48 @@ uint64_t KvCache::append(const float* key, const float* value) {
   m.f.sram_acquire(m.row_region(grow), m.token_bytes(), "one more token of the KV cache");
   const uint64_t before = m.region_clock();
   if (m.s.policy == KvPolicy::shift && grow < P - 1) {
-    // Rows grow+1 .. P-1 pass their oldest token one row up, all at once.
-    const Region l = m.R.intersect(m.f.block());
-    std::vector<Transfer> t;
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
-      for (int32_t r = grow + 1; r < P; ++r)
-        t.push_back({{x, m.R.y0 + r}, {x, m.R.y0 + r - 1}, uint32_t(t.size()), 0});
-    TileBuf<float>& out = *m.out;
-    TileBuf<float>& in = *m.in;
-    out.for_each_local([&](int32_t x, int32_t y, float* o) {
-      const int32_t r = y - m.R.y0;
-      if (r <= grow) return;
-      const auto& kk = m.k[m.li(x, y)];
-      const auto& vv = m.v[m.li(x, y)];
-      std::copy(kk.begin(), kk.begin() + m.slice, o);
-      std::copy(vv.begin(), vv.begin() + m.slice, o + m.slice);
-    });
-    TransferPlan p = m.f.plan(std::move(t), out.bytes_per_pe(), "KV shift up from row " + std::to_string(grow + 1));
-    m.f.execute(p, out.view(), in.view());
-    in.for_each_local([&](int32_t x, int32_t y, float* i) {
-      const int32_t r = y - m.R.y0;
-      auto& kk = m.k[m.li(x, y)];
-      auto& vv = m.v[m.li(x, y)];
-      if (r > grow) {  // sent its oldest
-        kk.erase(kk.begin(), kk.begin() + m.slice);
-        vv.erase(vv.begin(), vv.begin() + m.slice);
-      }
-      if (r >= grow && r < P - 1) {  // received the next row's oldest as its newest
-        kk.insert(kk.end(), i, i + m.slice);
-        vv.insert(vv.end(), i + m.slice, i + 2 * m.slice);
-      }
-    });
+    detail::shift_rows_up(m.f, m.R, grow, m.slice, m.k, m.v, *m.out, *m.in);
   }
   m.push(P - 1, key, value);
   m.rows[size_t(grow)] += 1;
   return m.region_clock() - before;
 }
+
+namespace detail {
+void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std::vector<std::vector<float>>& k,
+                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in) {
+  const int32_t P = R.h;
+  const Region l = R.intersect(f.block());
+  auto li = [&](int32_t x, int32_t y) { return size_t(y - l.y0) * size_t(l.w) + size_t(x - l.x0); };
+  std::vector<Transfer> t;
+  for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
+    for (int32_t r = grow + 1; r < P; ++r) t.push_back({{x, R.y0 + r}, {x, R.y0 + r - 1}, uint32_t(t.size()), 0});
+  out.for_each_local([&](int32_t x, int32_t y, float* o) {
+    if (y - R.y0 <= grow) return;
+    const auto& kk = k[li(x, y)];
+    const auto& vv = v[li(x, y)];
+    std::copy(kk.begin(), kk.begin() + slice, o);
+    std::copy(vv.begin(), vv.begin() + slice, o + slice);
+  });
+  const std::string name = "KV shift up from row " + std::to_string(grow + 1);
+  TransferPlan p = f.plan(std::move(t), out.bytes_per_pe(), name);
+  p.share_routes(name + " on " + R.str());
+  f.execute(p, out.view(), in.view());
+  in.for_each_local([&](int32_t x, int32_t y, float* i) {
+    const int32_t r = y - R.y0;
+    auto& kk = k[li(x, y)];
+    auto& vv = v[li(x, y)];
+    if (r > grow) {  // sent its oldest
+      kk.erase(kk.begin(), kk.begin() + slice);
+      vv.erase(vv.begin(), vv.begin() + slice);
+    }
+    if (r >= grow && r < P - 1) {  // received the next row's oldest as its newest
+      kk.insert(kk.end(), i, i + slice);
+      vv.insert(vv.end(), i + slice, i + 2 * slice);
+    }
+  });
+}
+}  // namespace detail
 
 std::vector<float> KvCache::attention(const float* q) {
   Impl& m = *impl_;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "wafermesh/noc/fabric.hpp"
+#include "wafermesh/noc/tile_buf.hpp"
 
 namespace wm::dist {
 
@@ -60,6 +61,15 @@ class KvCache {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+namespace detail {
+// The shift policy's step, shared by the KV caches: rows grow+1 .. P-1 of region R pass their
+// oldest token (K then V, `slice` floats each) one row up, all at once, and rows grow .. P-2 append
+// what they receive. k, v: the tokens of each local PE of R (row-major over R and this rank's
+// block), `slice` floats per token. out, in: tiles of 2 * slice over R. Collective.
+void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std::vector<std::vector<float>>& k,
+                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in);
+}  // namespace detail
 
 // One process: the same online softmax in token order. keys, values: (n, kv_dim).
 std::vector<float> kv_attention_reference(const float* q, const float* keys, const float* values, int64_t n,
