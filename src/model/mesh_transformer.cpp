@@ -434,20 +434,25 @@ struct MeshTransformer::Impl {
       for (int64_t j = 0; j < cols; ++j) out[size_t(t * cols + j)] = w[j] * (s * X[size_t(t * cols + j)]);
     }
   }
+  // A MeshGEMM C (M, N) = A (M, K) . B (or B^T with tb) on region R.
+  dist::GemmSpec gemm_spec(const Region& R, int64_t M, int64_t K, int64_t N, bool tb) const {
+    dist::GemmSpec gs;
+    gs.algo = dist::GemmAlgo::meshgemm;
+    gs.P = d.P;
+    gs.origin = {R.x0, R.y0};
+    gs.M = M;
+    gs.K = K;
+    gs.N = N;
+    gs.transpose_b = tb;
+    return gs;
+  }
   // Y (n, M) = X (n, K) . W^T for projection t of layer l as a MeshGEMM on region R (transposed
   // variant: W is never transposed); ternary: BitLinear per token, exactly the decode path's values.
   std::vector<float> prefill_project(const Region& R, Tensor t, int64_t l, int kind, int64_t M, int64_t K,
                                      const std::vector<float>& X, int64_t n, LayerCycles& lc, uint64_t& clk) {
     float gamma = 1.0f;
     weight_matrix(t, l, kind, M, K, &gamma);
-    dist::GemmSpec gs;
-    gs.algo = dist::GemmAlgo::meshgemm;
-    gs.P = d.P;
-    gs.origin = {R.x0, R.y0};
-    gs.M = n;
-    gs.K = K;
-    gs.N = M;
-    gs.transpose_b = true;
+    const dist::GemmSpec gs = gemm_spec(R, n, K, M, true);
     std::vector<float> Y(static_cast<size_t>(n * M));
     dist::GemmReport rep;
     if (cfg.ternary) {
@@ -873,16 +878,8 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
       auto slot = [&](int64_t kd, int64_t j) { return (kd / d.mtk) * d.mq + j * d.mtk + kd % d.mtk; };
       auto gemm = [&](int64_t M, int64_t Kd, int64_t N, bool tb, const std::vector<float>& A,
                       const std::vector<float>& B) {
-        dist::GemmSpec gs;
-        gs.algo = dist::GemmAlgo::meshgemm;
-        gs.P = d.P;
-        gs.origin = {R.x0, R.y0};
-        gs.M = M;
-        gs.K = Kd;
-        gs.N = N;
-        gs.transpose_b = tb;
         std::vector<float> C(static_cast<size_t>(M * N));
-        dist::gemm_f32(f, gs, A.data(), B.data(), C.data());
+        dist::gemm_f32(f, m.gemm_spec(R, M, Kd, N, tb), A.data(), B.data(), C.data());
         dist::broadcast_from_rank0(f, C);
         return C;
       };
