@@ -211,6 +211,14 @@ inline float round_even_small(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
 
 Axis other(Axis a) { return a == Axis::X ? Axis::Y : Axis::X; }
 
+// The FFN's gate applied to the up projection b: relu(a)^2 * b (BitNet) or silu(a) * b (Llama),
+// in ReferenceTransformer's operation order.
+inline float gated(float a, float b, bool relu2) {
+  if (relu2) a = a > 0.0f ? a * a : 0.0f;
+  else a *= 1.0f / (1.0f + std::exp(-a));
+  return a * b;
+}
+
 // Elementwise work on a vector replicated along `rep` (every PE of a line along `rep` holds the
 // same tile): fn(x, y, tile) runs on the first local PE of each such line and the others copy its
 // tile. The copies hold the values every PE would compute (same inputs, same code); the caller
@@ -580,12 +588,7 @@ struct MeshTransformer::Impl {
       const size_t E = h.elems();
       per_replica(h, Axis::Y, [&](int32_t px, int32_t py, float* a) {
         const float* b = h3.tile(px, py);
-        for (size_t j = 0; j < E; ++j) {
-          float val = a[j];
-          if (relu2) val = val > 0.0f ? val * val : 0.0f;
-          else val *= 1.0f / (1.0f + std::exp(-val));
-          a[j] = val * b[j];
-        }
+        for (size_t j = 0; j < E; ++j) a[j] = gated(a[j], b[j], relu2);
       });
       f.charge_compute(R, 3 * E);
       lap(lc.compute);
@@ -927,12 +930,7 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
     std::vector<float> H1 = m.prefill_project(R, Tensor::w1, l, 0, hid, dim, XB, n, lc, clk);
     {
       const std::vector<float> H3 = m.prefill_project(R, Tensor::w3, l, 0, hid, dim, XB, n, lc, clk);
-      for (size_t i = 0; i < H1.size(); ++i) {
-        float val = H1[i];
-        if (relu2) val = val > 0.0f ? val * val : 0.0f;
-        else val *= 1.0f / (1.0f + std::exp(-val));
-        H1[i] = val * H3[i];
-      }
+      for (size_t i = 0; i < H1.size(); ++i) H1[i] = gated(H1[i], H3[i], relu2);
       f.charge_compute(R, uint64_t(3 * nb * d.mtH));
       lap(lc.compute);
     }
