@@ -67,15 +67,19 @@ struct LayerSpecs {
 };
 
 // Regions of P x P in snake order, starting with the band of regions across the middle of the
-// mesh, then the bands below it, then those above it. Decode works on one region at a time, so a
-// region split between ranks keeps them all busy: with the ranks' blocks split along Y (the usual
-// grid for 2 ranks on a tall mesh) the middle band straddles the boundary. The placement depends
-// on nothing but the mesh and P, so the virtual figures are the same for every rank count.
+// mesh, then bands taken alternately below and above it. Decode works on one region at a time, so
+// a region split between ranks keeps them all busy: with the ranks' blocks split along Y (the usual
+// grid for 2 ranks on a tall mesh) the middle band straddles the boundary. The classifier's regions
+// compute at once, and alternating the sides spreads them over both halves of the mesh. The
+// placement depends on nothing but the mesh and P, so the virtual figures are the same for every
+// rank count.
 std::vector<Region> snake_regions(const MeshShape& m, int32_t P) {
   const int32_t b0 = std::max(0, (m.height - P) / 2);
-  std::vector<int32_t> starts;
-  for (int32_t s = b0; s + P <= m.height; s += P) starts.push_back(s);
-  for (int32_t s = b0 - P; s >= 0; s -= P) starts.push_back(s);
+  std::vector<int32_t> starts{b0};
+  for (int32_t k = 1; b0 + k * P + P <= m.height || b0 - k * P >= 0; ++k) {
+    if (b0 + k * P + P <= m.height) starts.push_back(b0 + k * P);
+    if (b0 - k * P >= 0) starts.push_back(b0 - k * P);
+  }
   std::vector<Region> out;
   const int32_t per_band = m.width / P;
   for (size_t b = 0; b < starts.size(); ++b)
@@ -613,11 +617,15 @@ struct MeshTransformer::Impl {
     for (const Region& c : pl.classifier_regions)
       in.push_back(std::make_unique<TileBuf<float>>(f, c, size_t(d.mtD), "classifier input"));
     for (size_t i = 0; i < in.size(); ++i) cls_handoffs[i].run(f, i == 0 ? xn : *in[i - 1], *in[i]);
+    // Every region's GEMV first, then the collectives that read the logits and clocks: a region
+    // inside one rank's block involves no other rank, so the ranks work on their regions at once.
+    std::vector<TileBuf<float>> ys;
+    ys.reserve(in.size());
+    for (size_t i = 0; i < in.size(); ++i) ys.push_back(classifier[i]->run_tiles(*in[i], nullptr));
     int64_t row0 = 0;
     uint64_t end = 0;
     for (size_t i = 0; i < in.size(); ++i) {
-      TileBuf<float> y = classifier[i]->run_tiles(*in[i], nullptr);
-      const std::vector<float> row = dist::read_row_everywhere(f, y, 0);
+      const std::vector<float> row = dist::read_row_everywhere(f, ys[i], 0);
       const int64_t rows = pl.classifier_rows[i];
       std::copy(row.begin(), row.begin() + rows, logits.begin() + row0);
       row0 += rows;
