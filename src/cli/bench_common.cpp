@@ -2,12 +2,15 @@
 
 #include <mpi.h>
 #include <omp.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <ostream>
 #include <thread>
+#include <vector>
 
 #include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/mesh/geometry.hpp"
@@ -15,14 +18,54 @@
 
 namespace wm::cli {
 
+namespace {
+
+// mpirun binds each rank to one core when there are no more ranks than cores, so `threads` OpenMP
+// threads of rank 0 would share that core. While the timed body runs, every thread of the team may
+// use every online CPU (the kernel keeps them inside any cpuset the job has), then gets its own
+// binding back. The pool's threads are the ones a team of the same size reuses.
+class TeamUnbound {
+ public:
+  explicit TeamUnbound(int threads) : threads_(threads), saved_(static_cast<size_t>(threads)) {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long c = 0; c < n && c < CPU_SETSIZE; ++c) CPU_SET(static_cast<int>(c), &all);
+#pragma omp parallel num_threads(threads_)
+    {
+      cpu_set_t& mine = saved_[static_cast<size_t>(omp_get_thread_num())];
+      if (sched_getaffinity(0, sizeof(mine), &mine) == 0) (void)sched_setaffinity(0, sizeof(all), &all);
+      else CPU_ZERO(&mine);
+    }
+  }
+  ~TeamUnbound() {
+#pragma omp parallel num_threads(threads_)
+    {
+      const cpu_set_t& mine = saved_[static_cast<size_t>(omp_get_thread_num())];
+      if (CPU_COUNT(&mine) > 0) (void)sched_setaffinity(0, sizeof(mine), &mine);
+    }
+  }
+  TeamUnbound(const TeamUnbound&) = delete;
+  TeamUnbound& operator=(const TeamUnbound&) = delete;
+
+ private:
+  int threads_;
+  std::vector<cpu_set_t> saved_;
+};
+
+}  // namespace
+
 double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f) {
   double t = 0;
   if (ctx.rank == 0) {
     const int before = omp_get_max_threads();
     omp_set_num_threads(threads);
-    const double t0 = MPI_Wtime();
-    f();
-    t = MPI_Wtime() - t0;
+    {
+      const TeamUnbound unbound(threads);
+      const double t0 = MPI_Wtime();
+      f();
+      t = MPI_Wtime() - t0;
+    }
     omp_set_num_threads(before);
   }
   MPI_Request req;
@@ -30,7 +73,7 @@ double time_on_rank0(const Context& ctx, int threads, const std::function<void()
   int done = 0;
   while (!done) {
     MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // rare wake-ups: the timed team has the cores
   }
   MPI_Bcast(&t, 1, MPI_DOUBLE, 0, ctx.comm);
   return t;

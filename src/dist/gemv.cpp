@@ -9,6 +9,7 @@
 
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
+#include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
@@ -241,10 +242,15 @@ MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(s
   check_gemv_spec(f.mesh(), s);
   Impl& m = *impl_;
   const Layout& L = m.L;
-  m.w = std::make_unique<TileBuf<float>>(f, L.R, size_t(L.mt * L.kt), "fp32 weights of a GEMV block");
+  m.w = std::make_unique<TileBuf<float>>(f, L.R, size_t(L.mt * L.kt), "fp32 weights of a GEMV block",
+                                         TileBuf<float>::NoInit{});
+  // Each PE keeps its stationary block in row panels (kernels::pack_f32_panels): same bytes, and
+  // the block GEMV reads 16 rows per vector load.
+  std::vector<float> block(size_t(L.mt * L.kt));
   m.w->for_each_local([&](int32_t x, int32_t y, float* t) {
     const auto [bi, bk] = L.wblock(x, y);
-    L.cut_w(W, bi, bk, t);
+    L.cut_w(W, bi, bk, block.data());
+    kernels::pack_f32_panels(L.mt, L.kt, block.data(), L.kt, t);
   });
   m.ar = std::make_unique<LineAllreduce<float>>(f, L.R, s.reduce_axis, size_t(L.mt), s.allreduce);
 }
@@ -261,7 +267,7 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   const Region l = L.R.intersect(f.block());
   auto pe = [&](int64_t i) {
     const int32_t px = l.x0 + int32_t(i % l.w), py = l.y0 + int32_t(i / l.w);
-    kernels::gemv_f32(L.mt, L.kt, m.w->tile(px, py), L.kt, xt.tile(px, py), yt.tile(px, py), false);
+    kernels::gemv_f32_panels(L.mt, L.kt, m.w->tile(px, py), xt.tile(px, py), yt.tile(px, py), false);
   };
   if (l.size() * L.mt * L.kt < (int64_t{1} << 16)) {  // small: no OpenMP construct (team set-up costs more)
     for (int64_t i = 0; i < l.size(); ++i) pe(i);

@@ -1,5 +1,7 @@
 #include "wafermesh/kernels/fp32_tile.hpp"
 
+#include <algorithm>
+
 #include "wafermesh/kernels/cpu_dispatch.hpp"
 
 namespace wm::kernels {
@@ -13,6 +15,10 @@ void gemm_f32_tile_avx2(std::int64_t, std::int64_t, std::int64_t, const float*, 
                         std::int64_t, bool, float*, std::int64_t, bool);
 void gemm_f32_tile_avx512(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, const float*,
                           std::int64_t, bool, float*, std::int64_t, bool);
+using PanelFn = void (*)(std::int64_t, std::int64_t, const float*, const float*, float*, bool);
+void gemv_f32_panels_scalar(std::int64_t, std::int64_t, const float*, const float*, float*, bool);
+void gemv_f32_panels_avx2(std::int64_t, std::int64_t, const float*, const float*, float*, bool);
+void gemv_f32_panels_avx512(std::int64_t, std::int64_t, const float*, const float*, float*, bool);
 }  // namespace detail
 
 void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
@@ -24,6 +30,25 @@ void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* 
     case Isa::isa_scalar: break;
   }
   fn(M, N, K, A, lda, B, ldb, b_trans, C, ldc, accumulate);
+}
+
+void pack_f32_panels(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* out) {
+  for (std::int64_t p = 0; p * 16 < M; ++p) {
+    const std::int64_t w = std::min<std::int64_t>(16, M - p * 16);
+    float* panel = out + p * 16 * K;
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t r = 0; r < w; ++r) panel[k * w + r] = A[(p * 16 + r) * lda + k];
+  }
+}
+
+void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y, bool accumulate) {
+  detail::PanelFn fn = detail::gemv_f32_panels_scalar;
+  switch (isa_active()) {
+    case Isa::isa_avx512: fn = detail::gemv_f32_panels_avx512; break;
+    case Isa::isa_avx2: fn = detail::gemv_f32_panels_avx2; break;
+    case Isa::isa_scalar: break;
+  }
+  fn(M, K, A, x, y, accumulate);
 }
 
 }  // namespace wm::kernels

@@ -9,4 +9,9 @@ void gemm_f32_tile_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const fl
   gemm_f32_tile_body<8, 4>(M, N, K, A, lda, B, ldb, b_trans, C, ldc, accumulate);
 }
 
+void gemv_f32_panels_avx2(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y,
+                          bool accumulate) {
+  gemv_f32_panels_body(M, K, A, x, y, accumulate);
+}
+
 }  // namespace wm::kernels::detail

@@ -75,5 +75,60 @@ void gemm_f32_tile_body(std::int64_t M, std::int64_t N, std::int64_t K, const fl
   }
 }
 
+
+// gemv_f32_panels (fp32_tile.hpp): NP panels of `group` at once, so NP independent add chains
+// hide the add latency. Lanes are rows; each row's sum runs over k in ascending order.
+template <int NP>
+void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::int64_t p0, const float* x,
+                          float* y, bool accumulate) {
+  typedef float vec __attribute__((vector_size(sizeof(float) * 16)));
+  constexpr std::int64_t kW = 16;
+  const float* base[NP];
+  std::int64_t w[NP];
+  // A panel narrower than 16 is read with 16-wide loads too (the extra lanes take the next
+  // column's values and are dropped); the last columns, where such a load would pass the end of
+  // the panel, run lane by lane.
+  std::int64_t kv = K;
+  for (int j = 0; j < NP; ++j) {
+    const std::int64_t p = p0 + j;
+    w[j] = std::min(kW, M - p * kW);
+    base[j] = A + p * kW * K;
+    kv = std::min(kv, std::max<std::int64_t>(0, K - (kW + w[j] - 1) / w[j] + 1));
+  }
+  vec acc[NP] = {};
+  for (std::int64_t k = 0; k < kv; ++k) {
+    const float xk = x[k];
+    for (int j = 0; j < NP; ++j) {
+      vec a;
+      std::memcpy(&a, base[j] + k * w[j], sizeof(vec));
+      acc[j] = acc[j] + a * xk;
+    }
+  }
+  float out[NP][kW];
+  std::memcpy(out, acc, sizeof(out));
+  for (std::int64_t k = kv; k < K; ++k)
+    for (int j = 0; j < NP; ++j)
+      for (std::int64_t r = 0; r < w[j]; ++r) out[j][r] = out[j][r] + base[j][k * w[j] + r] * x[k];
+  for (int j = 0; j < NP; ++j)
+    for (std::int64_t r = 0; r < w[j]; ++r) {
+      float* yi = y + (p0 + j) * kW + r;
+      *yi = accumulate ? *yi + out[j][r] : out[j][r];
+    }
+}
+
+inline void gemv_f32_panels_body(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y,
+                                 bool accumulate) {
+  constexpr std::int64_t kGroup = 4;
+  const std::int64_t panels = (M + 15) / 16;
+  std::int64_t p = 0;
+  for (; p + kGroup <= panels; p += kGroup) gemv_f32_panel_group<kGroup>(M, K, A, p, x, y, accumulate);
+  switch (panels - p) {
+    case 3: gemv_f32_panel_group<3>(M, K, A, p, x, y, accumulate); break;
+    case 2: gemv_f32_panel_group<2>(M, K, A, p, x, y, accumulate); break;
+    case 1: gemv_f32_panel_group<1>(M, K, A, p, x, y, accumulate); break;
+    default: break;
+  }
+}
+
 }  // namespace
 }  // namespace wm::kernels::detail

@@ -15,8 +15,9 @@
 
 namespace wm::cli {
 
-// Rank 0 runs f with `threads` OpenMP threads and returns its wall seconds (broadcast to all);
-// the other ranks wait without spinning on a core.
+// Rank 0 runs f with `threads` OpenMP threads, free to use every core for the duration (mpirun
+// may have bound the rank to one), and returns its wall seconds (broadcast to all); the other
+// ranks wait without spinning on a core.
 double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f);
 
 // The origin of a P x P region: the given coordinates, or (-1) centred on the mesh so that the
