@@ -5,6 +5,8 @@
 //           N > 1: LutTables::assign + lut_gemm_i32 (1.67-bit lookup-table format)
 //   mad2b   mad2b_gemm_i32                           (2-bit multiply-add format)
 //   blas    OpenBLAS cblas_sgemv (N = 1) / cblas_sgemm (fp32 weights, same shape)
+//   f32pan  N = 1: gemv_f32_panels_mt, this project's fp32 GEMV for non-ternary models (weights
+//           in row panels, as a PE holds a stationary block; same fp32 bytes as blas)
 //   ref     lut_gemm_i32_ref / mad2b_gemm_i32_ref    (scalar, one thread; for N > 2 timed on 2
 //                                                      tokens and scaled by N / 2: it is linear in N)
 // in two modes: "cache" re-runs one weight copy (hot in cache when it fits), "dram" cycles through
@@ -37,6 +39,7 @@
 
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/cpu_dispatch.hpp"
+#include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_2b.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
@@ -291,11 +294,12 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
         << " GB/s (for reference)\n";
   }
   out.unsetf(std::ios::fixed);
-  out << "time_us per call; weight_GBps = format bytes / time (blas: fp32 bytes); x_vs_ref = ref time / time\n"
+  out << "time_us per call; weight_GBps = format bytes / time (blas, f32pan: fp32 bytes); x_vs_ref = ref time / time\n"
          "(ref: scalar _ref of the same format, 1 thread; for N > 2 timed on 2 tokens and scaled by N/2);\n"
          "x_vs_blas = OpenBLAS time / time (same shape,\n"
          "N, threads, mode); roofline_frac = weight_GBps / triad GB/s at the same thread count.\n"
-         "lut includes building the token's tables. mode cache = same copy each call; dram = cycling\n"
+         "lut includes building the token's tables; f32pan (N = 1) is the fp32 GEMV on row panels that\n"
+         "non-ternary models use. mode cache = same copy each call; dram = cycling\n"
          "through distinct copies of >= the DRAM working set.\n\n";
   Table table(out, o.csv_path);
   table.header();
@@ -309,12 +313,14 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
     const auto lut = k::TernaryMatrixLut::from_int8(w8.data(), M, K, K);
     const auto w2b = k::TernaryMatrix2b::from_int8(w8.data(), M, K, K);
     std::vector<float, k::AlignedAllocator<float>> wf(w8.begin(), w8.end());  // (M, K) same weights, fp32
+    std::vector<float, k::AlignedAllocator<float>> wp(wf.size());               // the same in row panels
+    k::pack_f32_panels(M, K, wf.data(), K, wp.data());
     w8 = {};
     const std::int64_t wf_bytes = M * K * static_cast<std::int64_t>(sizeof(float));
     const bool want_dram = std::find(o.tokens.begin(), o.tokens.end(), 1) != o.tokens.end();
     std::vector<k::TernaryMatrixLut> lut_copies;
     std::vector<k::TernaryMatrix2b> w2b_copies;
-    std::vector<std::vector<float, k::AlignedAllocator<float>>> wf_copies;
+    std::vector<std::vector<float, k::AlignedAllocator<float>>> wf_copies, wp_copies;
     if (want_dram) {
       lut_copies = make_copies(lut, lut.bytes(), o.dram_working_set_GiB);
       w2b_copies = make_copies(w2b, w2b.bytes(), o.dram_working_set_GiB);
@@ -375,6 +381,17 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
                           lb / t_lut / triad});
           rows.push_back({sh.name, "mad2b", mode, N, threads, t_2b, b2, t_ref_2b / t_2b, NAN,
                           b2 / t_2b / triad});
+          if (N == 1) {
+            // The panels' dram copies exist only while they are timed (another GiB or more).
+            if (dram) wp_copies = make_copies(wp, wf_bytes, o.dram_working_set_GiB);
+            const double t_pan = time_calls([&](std::int64_t c) {
+              const float* a = dram ? wp_copies[static_cast<std::size_t>(c) % wp_copies.size()].data() : wp.data();
+              k::gemv_f32_panels_mt(M, K, a, xf.data(), yf.data(), false);
+            }, o.min_time_s, dram ? static_cast<std::int64_t>(wp_copies.size()) : 1);
+            wp_copies = {};
+            rows.push_back({sh.name, "f32pan", mode, N, threads, t_pan, static_cast<double>(wf_bytes), NAN, NAN,
+                            static_cast<double>(wf_bytes) / t_pan / triad});
+          }
         }
         for (const char* mode : {"cache", "dram"}) {
           const bool dram = std::string(mode) == "dram";

@@ -130,14 +130,8 @@ std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::Mod
       }
     }));
     cls.push_back(time_on_rank0(ctx, threads, [&] {
-      // Row panels (kernels::gemv_f32_panels), the fastest fp32 GEMV here, split between the
-      // threads at panel boundaries: rows from a multiple of 16 on are a panel layout of their own.
-      const int64_t panels = (cfg.vocab + 15) / 16;
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < 64; ++c) {
-        const int64_t r0 = panels * c / 64 * 16, r1 = std::min<int64_t>(cfg.vocab, panels * (c + 1) / 64 * 16);
-        if (r1 > r0) kernels::gemv_f32_panels(r1 - r0, D, emb.data() + r0 * D, x.data(), logits.data() + r0, false);
-      }
+      // Row panels, as the PEs hold the classifier: the fastest fp32 GEMV here.
+      kernels::gemv_f32_panels_mt(cfg.vocab, D, emb.data(), x.data(), logits.data(), false);
     }));
   }
   std::sort(tern.begin(), tern.end());

@@ -51,4 +51,14 @@ void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* A, const float
   fn(M, K, A, x, y, accumulate);
 }
 
+void gemv_f32_panels_mt(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate) {
+  constexpr std::int64_t kChunks = 64;  // several per thread: even shares for any thread count
+  const std::int64_t panels = (M + 15) / 16;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < kChunks; ++c) {
+    const std::int64_t r0 = panels * c / kChunks * 16, r1 = std::min(M, panels * (c + 1) / kChunks * 16);
+    if (r1 > r0) gemv_f32_panels(r1 - r0, K, Ap + r0 * K, x, y + r0, accumulate);
+  }
+}
+
 }  // namespace wm::kernels

@@ -23,5 +23,9 @@ void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* 
 // y = acc or y = y + acc), so the two agree bit for bit. One thread; reads exactly M K floats of Ap.
 void pack_f32_panels(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* Ap);
 void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate);
+// The same with OpenMP threads over blocks of panels (rows from a multiple of 16 on are a panel
+// layout of their own); each row is still one thread's serial sum, so the result does not depend on
+// the thread count. For a whole matrix on the host (benchmarks), not for per-PE blocks.
+void gemv_f32_panels_mt(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate);
 
 }  // namespace wm::kernels
