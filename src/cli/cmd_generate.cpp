@@ -205,6 +205,13 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                        " (the largest: " + last_error + ")");
   }
 
+  // With the rank grid left automatic, split the ranks across the bands of regions, so that every
+  // layer in the middle band keeps two ranks busy (the virtual figures do not depend on the grid).
+  if (mp.ranks_x == 0 && mp.ranks_y == 0 && ctx.size > 1) {
+    const RankGrid g = model::MeshTransformer::preferred_rank_grid(mesh, ctx.size);
+    mp.ranks_x = g.px;
+    mp.ranks_y = g.py;
+  }
   const auto w0 = std::chrono::steady_clock::now();
   Fabric f(ctx.comm, mp);
   auto progress = [&](const std::string& line) {

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/dist/gemv.hpp"
@@ -66,26 +68,75 @@ struct LayerSpecs {
         w3(gemv_spec(R, d.hidden, d.dim, Axis::Y, ar)) {}
 };
 
-// Regions of P x P in snake order, starting with the band of regions across the middle of the
-// mesh, then bands taken alternately below and above it. Decode works on one region at a time, so
-// a region split between ranks keeps them all busy: with the ranks' blocks split along Y (the usual
-// grid for 2 ranks on a tall mesh) the middle band straddles the boundary. The classifier's regions
-// compute at once, and alternating the sides spreads them over both halves of the mesh. The
-// placement depends on nothing but the mesh and P, so the virtual figures are the same for every
-// rank count.
-std::vector<Region> snake_regions(const MeshShape& m, int32_t P) {
-  const int32_t b0 = std::max(0, (m.height - P) / 2);
+// Regions of P x P for the layers, in snake order, starting with the band of regions across the
+// middle of the mesh, then bands taken alternately on either side of it. Bands run along the
+// mesh's longer axis (rows of regions on a wide mesh, columns on a tall one), so the middle band
+// holds as many regions as possible. Decode works on one region at a time, so a region split
+// between ranks keeps them all busy: with the rank grid generate picks (preferred_rank_grid) the
+// middle band straddles the boundary between rank blocks. The placement depends on nothing but the
+// mesh and P, so the virtual figures are the same for every rank count.
+struct Bands {
+  bool columns = false;
+  int32_t b0 = 0;                // offset of the middle band across the bands
+  std::vector<Region> regions;   // snake order
+  // -1, 0, +1: the region lies before, in, or after the middle band.
+  int side(const Region& r) const {
+    const int32_t at = columns ? r.x0 : r.y0;
+    return at < b0 ? -1 : at > b0 ? 1 : 0;
+  }
+};
+
+Bands snake_regions(const MeshShape& m, int32_t P) {
+  Bands bands;
+  bands.columns = m.height > m.width;
+  const int32_t across = bands.columns ? m.width : m.height, along = bands.columns ? m.height : m.width;
+  bands.b0 = std::max(0, (across - P) / 2);
+  const int32_t b0 = bands.b0;
   std::vector<int32_t> starts{b0};
-  for (int32_t k = 1; b0 + k * P + P <= m.height || b0 - k * P >= 0; ++k) {
-    if (b0 + k * P + P <= m.height) starts.push_back(b0 + k * P);
+  for (int32_t k = 1; b0 + k * P + P <= across || b0 - k * P >= 0; ++k) {
+    if (b0 + k * P + P <= across) starts.push_back(b0 + k * P);
     if (b0 - k * P >= 0) starts.push_back(b0 - k * P);
   }
-  std::vector<Region> out;
-  const int32_t per_band = m.width / P;
+  const int32_t per_band = along / P;
   for (size_t b = 0; b < starts.size(); ++b)
-    for (int32_t i = 0; i < per_band; ++i)
-      out.push_back({(b % 2 == 0 ? i : per_band - 1 - i) * P, starts[b], P, P});
-  return out;
+    for (int32_t i = 0; i < per_band; ++i) {
+      const int32_t a = (b % 2 == 0 ? i : per_band - 1 - i) * P;
+      bands.regions.push_back(bands.columns ? Region{starts[b], a, P, P} : Region{a, starts[b], P, P});
+    }
+  return bands;
+}
+
+// The classifier's regions compute at once (each a slice of the vocabulary), so they are spread
+// over both sides of the middle band: after what is left of the middle band (one chain), regions
+// are taken alternately from either side, each side a chain in snake order fed from the end of the
+// middle band's. Returns the regions and, per region, the index of the one feeding it (-1: the last
+// layer region).
+std::pair<std::vector<Region>, std::vector<int32_t>> classifier_order(const Bands& bands, size_t first) {
+  std::vector<Region> mid, before, after, out;
+  for (size_t i = first; i < bands.regions.size(); ++i) {
+    const Region& r = bands.regions[i];
+    (bands.side(r) == 0 ? mid : bands.side(r) > 0 ? after : before).push_back(r);
+  }
+  std::vector<int32_t> source;
+  for (const Region& r : mid) {
+    source.push_back(int32_t(out.size()) - 1);
+    out.push_back(r);
+  }
+  const int32_t mid_end = int32_t(out.size()) - 1;
+  int32_t last_after = mid_end, last_before = mid_end;
+  for (size_t i = 0; i < std::max(before.size(), after.size()); ++i) {
+    if (i < after.size()) {
+      source.push_back(last_after);
+      last_after = int32_t(out.size());
+      out.push_back(after[i]);
+    }
+    if (i < before.size()) {
+      source.push_back(last_before);
+      last_before = int32_t(out.size());
+      out.push_back(before[i]);
+    }
+  }
+  return {out, source};
 }
 
 std::string kib(uint64_t b) { return std::to_string(b) + " bytes"; }
@@ -142,7 +193,8 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
                      " per PE" + where + ", pe.sram_bytes = " + std::to_string(sram));
   const int64_t rows_per_pe = int64_t((sram - cls_fixed) / per_row_block);
   const int64_t cls_regions = cdiv(cfg.vocab, rows_per_pe * P);
-  const std::vector<Region> all = snake_regions(mesh, P);
+  const Bands bands = snake_regions(mesh, P);
+  const std::vector<Region>& all = bands.regions;
   const int64_t need = layer_regions + cls_regions;
   if (need > int64_t(all.size()))
     throw LimitError("model " + cfg.name + " needs " + std::to_string(need) + " regions of " + std::to_string(P) +
@@ -154,11 +206,30 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   for (int64_t i = 0; i < layer_regions; ++i) pl.layer_regions.push_back(all[size_t(i)]);
   for (int64_t l = 0; l < cfg.layers; ++l) pl.region_of_layer.push_back(int32_t(l / pl.layers_per_region));
   const int64_t per = cdiv(cfg.vocab, cls_regions);
+  const auto [cls_order, cls_source] = classifier_order(bands, size_t(layer_regions));
   for (int64_t i = 0; i < cls_regions; ++i) {
-    pl.classifier_regions.push_back(all[size_t(layer_regions + i)]);
+    pl.classifier_regions.push_back(cls_order[size_t(i)]);
+    pl.classifier_source.push_back(cls_source[size_t(i)]);
     pl.classifier_rows.push_back(std::min(per, cfg.vocab - i * per));
   }
   return pl;
+}
+
+RankGrid MeshTransformer::preferred_rank_grid(const MeshShape& mesh, int ranks) {
+  const bool columns = mesh.height > mesh.width;
+  RankGrid best{0, 0};
+  int64_t best_cost = std::numeric_limits<int64_t>::max();
+  for (int px = 1; px <= ranks; ++px) {
+    if (ranks % px) continue;
+    const int py = ranks / px;
+    if (px > mesh.width || py > mesh.height || (columns ? px : py) < 2) continue;
+    const int64_t cost = (mesh.width + px - 1) / px + (mesh.height + py - 1) / py;  // block perimeter
+    if (cost < best_cost) {
+      best = {px, py};
+      best_cost = cost;
+    }
+  }
+  return best.px == 0 ? choose_rank_grid(mesh, ranks) : best;
 }
 
 // ------------------------------------------------------------------------------------ the model
@@ -271,7 +342,7 @@ struct MeshTransformer::Impl {
   std::unique_ptr<TileBuf<float>> rms_final;  // on the last layer region, split along Y
   std::vector<std::unique_ptr<dist::MeshGemvF32>> classifier;
   std::vector<Handoff> handoffs;      // layer region i -> i + 1
-  std::vector<Handoff> cls_handoffs;  // last layer region -> classifier region 0 -> 1 -> ...
+  std::vector<Handoff> cls_handoffs;  // into classifier region i from pl.classifier_source[i]
   std::vector<float> logits;
   TokenCycles last;
   uint64_t prev_end = 0;  // virtual time the previous token's logits were ready
@@ -616,7 +687,10 @@ struct MeshTransformer::Impl {
     std::vector<std::unique_ptr<TileBuf<float>>> in;
     for (const Region& c : pl.classifier_regions)
       in.push_back(std::make_unique<TileBuf<float>>(f, c, size_t(d.mtD), "classifier input"));
-    for (size_t i = 0; i < in.size(); ++i) cls_handoffs[i].run(f, i == 0 ? xn : *in[i - 1], *in[i]);
+    for (size_t i = 0; i < in.size(); ++i) {
+      const int32_t src = pl.classifier_source[i];
+      cls_handoffs[i].run(f, src < 0 ? xn : *in[size_t(src)], *in[i]);
+    }
     // Every region's GEMV first, then the collectives that read the logits and clocks: a region
     // inside one rank's block involves no other rank, so the ranks work on their regions at once.
     std::vector<TileBuf<float>> ys;
@@ -734,14 +808,16 @@ MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const Me
         f, gemv_spec(m.pl.classifier_regions[i], rows, cfg.dim, Axis::Y, spec.allreduce), e.data()));
     row0 += rows;
   }
-  // Hand-offs between consecutive regions of the snake; the classifier regions form a chain.
+  // Hand-offs between consecutive regions of the snake; the classifier regions form chains.
   const size_t tb = size_t(d.mtD) * sizeof(float);
   for (size_t i = 0; i + 1 < m.pl.layer_regions.size(); ++i)
     m.handoffs.emplace_back(f, m.pl.layer_regions[i], m.pl.layer_regions[i + 1], tb,
                             "hand-off to layer region " + std::to_string(i + 1));
-  for (size_t i = 0; i < m.pl.classifier_regions.size(); ++i)
-    m.cls_handoffs.emplace_back(f, i == 0 ? last : m.pl.classifier_regions[i - 1], m.pl.classifier_regions[i], tb,
-                                "hand-off to classifier region " + std::to_string(i));
+  for (size_t i = 0; i < m.pl.classifier_regions.size(); ++i) {
+    const int32_t src = m.pl.classifier_source[i];
+    m.cls_handoffs.emplace_back(f, src < 0 ? last : m.pl.classifier_regions[size_t(src)], m.pl.classifier_regions[i],
+                                tb, "hand-off to classifier region " + std::to_string(i));
+  }
   m.logits.resize(size_t(cfg.vocab));
   for (const Region& R : m.pl.layer_regions) m.now(R);
   for (const Region& R : m.pl.classifier_regions) m.now(R);

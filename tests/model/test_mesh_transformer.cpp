@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "fabric_test_util.hpp"
 #include "stories260K.hpp"
@@ -56,8 +58,9 @@ TEST(MeshTransformer, StoriesGreedyPrintsTheExpectedTextOnTwoMeshes) {
   const std::string expected = read_bytes(stories_path("expected_t0_n200.txt"));
   const ModelConfig cfg = stories_config();
   // 48 x 32 with 16 x 16 regions (one region holds the layers), 20 x 12 with 4 x 4 regions
-  // (layers spread over several regions, hand-offs between them).
-  for (auto [w, h, P] : {std::tuple{48, 32, 16}, std::tuple{20, 12, 4}}) {
+  // (layers spread over several regions, hand-offs between them), and the tall 12 x 20, where the
+  // bands of regions are columns.
+  for (auto [w, h, P] : {std::tuple{48, 32, 16}, std::tuple{20, 12, 4}, std::tuple{12, 20, 4}}) {
     const MachineParams mp = mesh_of(w, h);
     EXPECT_EQ(mesh_text(mp, cfg, P, "", 200), expected) << w << " x " << h << " mesh, " << P << " x " << P << " regions";
   }
@@ -74,6 +77,56 @@ TEST(MeshTransformer, PlacementSpreadsLayersWhenARegionIsFull) {
   int64_t rows = 0;
   for (int64_t r : pl.classifier_rows) rows += r;
   EXPECT_EQ(rows, cfg.vocab);
+}
+
+// On a tall mesh the bands of regions are columns: the layers fill the middle column band first,
+// and the classifier's regions lie on both sides of it, each side a chain of adjacent regions fed
+// from the end of the middle band.
+TEST(MeshTransformer, PlacementOnATallMeshUsesColumnBandsAndSpreadsTheClassifier) {
+  const ModelConfig cfg = stories_config();
+  MeshPlacementSpec spec;
+  spec.P = 4;
+  spec.context = 200;
+  const MeshPlacement pl = MeshTransformer::plan({12, 20}, mesh_of(12, 20), cfg, spec);
+  const int32_t mid = 4;  // (12 - 4) / 2
+  ASSERT_LE(pl.layer_regions.size(), 5u);  // the middle column band holds 20 / 4 = 5 regions
+  for (size_t i = 0; i < pl.layer_regions.size(); ++i) {
+    EXPECT_EQ(pl.layer_regions[i].x0, mid) << "layer region " << i;
+    EXPECT_EQ(pl.layer_regions[i].y0, int32_t(4 * i)) << "layer region " << i;  // snake down the band
+  }
+  ASSERT_EQ(pl.classifier_source.size(), pl.classifier_regions.size());
+  bool left = false, right = false;
+  for (size_t i = 0; i < pl.classifier_regions.size(); ++i) {
+    const Region& r = pl.classifier_regions[i];
+    left |= r.x0 < mid;
+    right |= r.x0 > mid;
+    const int32_t src = pl.classifier_source[i];
+    ASSERT_LT(src, int32_t(i)) << "classifier region " << i << " is fed by a later one";
+    if (src >= 0 && r.x0 != mid) {
+      const Region& s = pl.classifier_regions[size_t(src)];
+      // Same side: the previous region of its chain, one region away; or the middle band's end.
+      if (s.x0 != mid) {
+        EXPECT_EQ(s.x0, r.x0) << "classifier region " << i;
+        EXPECT_EQ(std::abs(s.y0 - r.y0), 4) << "classifier region " << i;
+      }
+    }
+  }
+  if (pl.classifier_regions.size() > 1) {
+    EXPECT_TRUE(left && right) << "the classifier sits on one side of the middle band only";
+  }
+}
+
+TEST(MeshTransformer, PreferredRankGridSplitsAcrossTheBands) {
+  auto grid = [](int32_t w, int32_t h, int ranks) {
+    const RankGrid g = MeshTransformer::preferred_rank_grid({w, h}, ranks);
+    return std::pair{g.px, g.py};
+  };
+  EXPECT_EQ(grid(750, 994, 1), (std::pair{1, 1}));
+  EXPECT_EQ(grid(750, 994, 2), (std::pair{2, 1}));  // tall: column bands, ranks side by side
+  EXPECT_EQ(grid(994, 750, 2), (std::pair{1, 2}));  // wide: row bands, ranks one above the other
+  EXPECT_EQ(grid(750, 994, 4), (std::pair{2, 2}));
+  EXPECT_EQ(grid(750, 994, 8), (std::pair{2, 4}));
+  EXPECT_EQ(grid(1, 100, 2), (std::pair{1, 2}));  // no room across: the default grid
 }
 
 // (The mesh side runs the prompt as a MeshGEMM prefill.)

@@ -69,6 +69,9 @@ struct MeshPlacement {
   std::vector<int32_t> region_of_layer;        // (layers) index into layer_regions
   std::vector<Region> classifier_regions;
   std::vector<int64_t> classifier_rows;        // vocabulary rows per classifier region
+  // The classifier region that hands the final vector on to region i, or -1 for the last layer
+  // region: chains on both sides of the middle band, fed from its end.
+  std::vector<int32_t> classifier_source;
   uint64_t layer_bytes_per_pe = 0;             // one layer's weights + norm weights + KV reserve
   uint64_t kv_reserve_bytes_per_pe = 0;        // of which the KV cache (per layer)
   uint64_t scratch_bytes_per_pe = 0;           // activation scratch reserved per region
@@ -113,6 +116,11 @@ class MeshTransformer {
   // Largest peak SRAM bytes / route entries of any PE since construction.
   uint64_t peak_sram_bytes() const;
   uint64_t peak_route_entries() const;
+  // The rank grid under which decode keeps the most ranks busy: the bands of regions run along the
+  // mesh's longer axis, so at least two ranks across them put the middle band on both sides of a
+  // block boundary; among such grids the one with the smallest blocks' perimeter (as the default
+  // grid), else the default grid. Virtual figures do not depend on it.
+  static RankGrid preferred_rank_grid(const MeshShape& mesh, int ranks);
   // The placement a spec would get, without placing anything (for errors before any work).
   static MeshPlacement plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
                             const MeshPlacementSpec& spec);
