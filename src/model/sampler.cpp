@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "wafermesh/util/error.hpp"
@@ -34,6 +36,24 @@ std::uint32_t rng_u32(std::uint64_t& state) {
 }
 
 float rng_f32(std::uint64_t& state) { return static_cast<float>(rng_u32(state) >> 8) / 16777216.0f; }
+
+void sort_by_prob_desc(std::vector<std::pair<float, int>>& v, std::vector<std::pair<float, int>>& scratch) {
+  // For p >= 0 the IEEE-754 bits order like the values, so ~bits ascending is p descending; each
+  // pass is a stable counting sort on one byte, least significant first.
+  auto key = [](float p) {
+    std::uint32_t b;
+    std::memcpy(&b, &p, sizeof(b));
+    return ~b;
+  };
+  scratch.resize(v.size());
+  for (int shift = 0; shift < 32; shift += 8) {
+    std::size_t start[257] = {};
+    for (const auto& e : v) ++start[((key(e.first) >> shift) & 0xFF) + 1];
+    for (int b = 0; b < 256; ++b) start[b + 1] += start[b];
+    for (const auto& e : v) scratch[start[(key(e.first) >> shift) & 0xFF]++] = e;
+    v.swap(scratch);
+  }
+}
 
 Sampler::Sampler(std::int64_t vocab, float temperature, float top_p, std::uint64_t seed)
     : vocab_(vocab), temperature_(temperature), top_p_(top_p), state_(seed) {
@@ -74,8 +94,7 @@ int Sampler::sample(const float* logits) {
   // Only a near-uniform distribution with a tiny top_p leaves nobody above the cutoff (llama2.c
   // then reads out of bounds): take the most probable token.
   if (nucleus_.empty()) return argmax(probs_.data(), vocab_);
-  std::stable_sort(nucleus_.begin(), nucleus_.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  sort_by_prob_desc(nucleus_, scratch_);  // std::stable_sort's order, in linear time
   float cumulative = 0.0f;
   std::size_t last = nucleus_.size() - 1;
   for (std::size_t i = 0; i < nucleus_.size(); ++i) {

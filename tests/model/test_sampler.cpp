@@ -1,9 +1,12 @@
 // Sampler: arg-max ties, the llama2.c RNG, nucleus sampling (reproducible, stays in the nucleus),
-// and the argument checks.
+// the nucleus sort against std::stable_sort, and the argument checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "wafermesh/model/sampler.hpp"
@@ -68,6 +71,28 @@ TEST(Sampler, TopPSamplesOnlyTheNucleus) {
   for (int i = 0; i < n; ++i) ++all[plain.sample(logits.data())];
   EXPECT_NEAR(static_cast<double>(all[3]) / n, 0.05, 0.015);
   EXPECT_NEAR(static_cast<double>(all[0]) / n, 0.5, 0.03);
+}
+
+// The radix sort gives std::stable_sort's order exactly: many ties (p quantised to a few
+// values), zeros, a large vocabulary-sized input, an empty and a one-element input.
+TEST(Sampler, SortByProbEqualsStableSort) {
+  std::mt19937 g(5);
+  std::vector<std::pair<float, int>> scratch;
+  for (int n : {0, 1, 2, 17, 1000, 128256}) {
+    for (int levels : {1, 3, 1000, 0}) {
+      std::vector<std::pair<float, int>> v;
+      std::uniform_real_distribution<float> u(0.0f, 1.0f);
+      for (int i = 0; i < n; ++i) {
+        float p = u(g);
+        if (levels > 0) p = std::floor(p * levels) / levels;  // ties; level 0 of each is p = 0
+        v.emplace_back(p * 1e-3f, i * 7 % (n + 1));
+      }
+      std::vector<std::pair<float, int>> want = v;
+      std::stable_sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      sort_by_prob_desc(v, scratch);
+      ASSERT_EQ(v, want) << "n = " << n << ", levels = " << levels;
+    }
+  }
 }
 
 TEST(Sampler, RejectsImpossibleArguments) {

@@ -15,6 +15,7 @@
 //   f32 = (u32 >> 8) / 16777216.0f   (in [0, 1))
 // The state starts at the seed, which must not be 0 (xorshift would then return 0 forever).
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace wm::model {
@@ -26,6 +27,11 @@ void softmax(float* x, std::int64_t n);
 
 std::uint32_t rng_u32(std::uint64_t& state);
 float rng_f32(std::uint64_t& state);
+
+// Sorts (p, token) pairs by p descending, equal p in their given order: the order of
+// std::stable_sort with `a.p > b.p`, which it replaces in the sampler (a stable LSD radix sort on
+// the bits of p, four byte passes; p must be >= 0, as probabilities are). scratch is reused.
+void sort_by_prob_desc(std::vector<std::pair<float, int>>& v, std::vector<std::pair<float, int>>& scratch);
 
 class Sampler {
  public:
@@ -43,6 +49,7 @@ class Sampler {
   std::uint64_t state_;
   std::vector<float> probs_;                      // (vocab)
   std::vector<std::pair<float, int>> nucleus_;   // (<= vocab) (p, token)
+  std::vector<std::pair<float, int>> scratch_;   // sort_by_prob_desc's
 };
 
 }  // namespace wm::model
