@@ -3,13 +3,17 @@
 // P x P region, one token at a time flows through the layers, and every figure comes from the
 // virtual clocks.
 //
-// Placement. Regions of P x P PEs are cut from the mesh in snake order (left to right, then right
-// to left on the next band), so consecutive regions touch; the first band runs across the middle of
-// the mesh (where the ranks' blocks meet when they split it along Y: decode works on one region at
-// a time, and a region split between ranks keeps them all busy), then the bands below, then above. Consecutive layers share a region as
-// long as their weights, norm weights and KV cache (reserved for `context` tokens) fit a PE's SRAM
-// next to the activation scratch; further layers continue on the next region (layer pipelining).
-// The tied classifier (vocab x dim, fp32) follows on its own regions, cut by vocabulary rows.
+// Placement. Regions of P x P PEs are cut from the mesh in bands along its longer axis (rows of
+// regions on a wide mesh, columns on a tall one such as WSE-2), in snake order so consecutive
+// regions touch; the first band runs through the middle of the mesh, then bands alternately on
+// either side. Decode works on one region at a time, and a region split between ranks keeps them
+// all busy: preferred_rank_grid puts rank blocks side by side across the bands, so the middle band
+// straddles their boundary. Consecutive layers share a region as long as their weights, norm
+// weights and KV cache (reserved for `context` tokens) fit a PE's SRAM next to the activation
+// scratch; further layers continue on the next region (layer pipelining). The tied classifier
+// (vocab x dim, fp32, each PE's block in row panels) follows on its own regions, cut by vocabulary
+// rows and taken alternately from both sides of the middle band (they compute at once, so both
+// halves of the mesh share the work), fed by two chains of adjacent regions.
 // A model that does not fit is a LimitError with the numbers (per-PE need, limit, regions).
 //
 // Decode layout (no re-layout between projections). Vectors are either "split along Y" (block r
