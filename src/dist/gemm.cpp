@@ -74,24 +74,9 @@ void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typen
                  const TileBuf<typename Pol::TB>& b, TileBuf<typename Pol::TC>& c, bool accumulate) {
   const Region l = R.intersect(f.block());
   const int64_t n = l.size();
-  // While one PE's product runs, the next PE's tiles are fetched into L2: each PE's tiles are a
-  // few KiB that the hardware prefetcher meets cold.
-  auto prefetch = [](const void* p, size_t bytes, bool write) {
-    const char* c = static_cast<const char*>(p);
-    for (size_t o = 0; o < bytes; o += 64) {
-      if (write) __builtin_prefetch(c + o, 1, 2);
-      else __builtin_prefetch(c + o, 0, 2);
-    }
-  };
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const int32_t x = l.x0 + int32_t(i % l.w), y = l.y0 + int32_t(i / l.w);
-    if (i + 1 < n) {
-      const int32_t nx = l.x0 + int32_t((i + 1) % l.w), ny = l.y0 + int32_t((i + 1) / l.w);
-      prefetch(a.tile(nx, ny), size_t(a.bytes_per_pe()), false);
-      prefetch(b.tile(nx, ny), size_t(b.bytes_per_pe()), false);
-      prefetch(c.tile(nx, ny), size_t(c.bytes_per_pe()), true);
-    }
     pol.mul(a.tile(x, y), b.tile(x, y), c.tile(x, y), accumulate);
   }
   f.charge_compute(R, pol.macs());

@@ -3,7 +3,7 @@
 // with that level's -m flags; GCC vector extensions pick the register width). Internal linkage,
 // so instantiations for different levels never merge.
 //
-// Register tile: kMr rows x 2 vectors of kLanes columns. Vector lanes hold different output
+// Register tile: kMr rows x kNvT vectors of kLanes columns. Vector lanes hold different output
 // columns, so no element's summation order changes. B is read in place when it is (K, N) and the
 // column block is full; otherwise (B^T, or the last ragged block) it is packed into a (K, 2*kLanes)
 // panel held per thread and reused across calls.
@@ -15,12 +15,12 @@
 namespace wm::kernels::detail {
 namespace {
 
-template <int kLanes, int kMr>
+template <int kLanes, int kMr, int kNvT = 2>
 void gemm_f32_tile_body(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                         const float* B, std::int64_t ldb, bool b_trans, float* C, std::int64_t ldc,
                         bool accumulate) {
   typedef float vec __attribute__((vector_size(sizeof(float) * kLanes)));
-  constexpr int kNv = 2;
+  constexpr int kNv = kNvT;
   constexpr std::int64_t kNr = kNv * kLanes;
   if (M <= 0 || N <= 0) return;
   thread_local std::vector<float> panel;  // (K, kNr)
