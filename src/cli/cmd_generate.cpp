@@ -17,7 +17,6 @@
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/kernels/activations.hpp"
-#include "wafermesh/kernels/fp32_gemm.hpp"
 #include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
@@ -88,8 +87,8 @@ struct GenerateOptions {
 // Wall seconds per token of the model's projections as bare GEMVs on this machine: ternary LUT
 // GEMVs (table build included) for every projection of every layer, each layer with its own
 // matrices (so the weights come from DRAM as in the emulation), and the fp32 classifier (row panels,
-// as the PEs hold it). Run on
-// rank 0 with every core of the job; the median of five tokens after three warm-up tokens.
+// as the PEs hold it). Run on rank 0 with every core of the job; the median of five tokens after
+// three warm-up tokens.
 std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::ModelConfig& cfg) {
   const int threads = std::max(1, ctx.size * omp_get_max_threads());
   const int64_t D = cfg.dim, Hd = cfg.hidden_dim, KV = cfg.kv_dim();

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -217,19 +216,18 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
 
 RankGrid MeshTransformer::preferred_rank_grid(const MeshShape& mesh, int ranks) {
   const bool columns = mesh.height > mesh.width;
-  RankGrid best{0, 0};
-  int64_t best_cost = std::numeric_limits<int64_t>::max();
-  for (int px = 1; px <= ranks; ++px) {
-    if (ranks % px) continue;
-    const int py = ranks / px;
-    if (px > mesh.width || py > mesh.height || (columns ? px : py) < 2) continue;
-    const int64_t cost = (mesh.width + px - 1) / px + (mesh.height + py - 1) / py;  // block perimeter
-    if (cost < best_cost) {
-      best = {px, py};
-      best_cost = cost;
+  const RankGrid g = choose_rank_grid(mesh, ranks);
+  if ((columns ? g.px : g.py) >= 2) return g;
+  // The default grid stacks every block along the bands: take the fewest blocks across that fit.
+  for (int d = 2; d <= ranks; ++d) {
+    if (ranks % d) continue;
+    try {
+      return columns ? choose_rank_grid(mesh, ranks, d, 0) : choose_rank_grid(mesh, ranks, 0, d);
+    } catch (const UsageError&) {
+      // d blocks do not fit across the mesh: try more ranks across, or keep the default
     }
   }
-  return best.px == 0 ? choose_rank_grid(mesh, ranks) : best;
+  return g;
 }
 
 // ------------------------------------------------------------------------------------ the model

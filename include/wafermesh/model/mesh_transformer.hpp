@@ -122,8 +122,8 @@ class MeshTransformer {
   uint64_t peak_route_entries() const;
   // The rank grid under which decode keeps the most ranks busy: the bands of regions run along the
   // mesh's longer axis, so at least two ranks across them put the middle band on both sides of a
-  // block boundary; among such grids the one with the smallest blocks' perimeter (as the default
-  // grid), else the default grid. Virtual figures do not depend on it.
+  // block boundary. The default grid (choose_rank_grid) when it has two across, else the fewest
+  // ranks across (at least two) that fit, else the default. Virtual figures do not depend on it.
   static RankGrid preferred_rank_grid(const MeshShape& mesh, int ranks);
   // The placement a spec would get, without placing anything (for errors before any work).
   static MeshPlacement plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
