@@ -50,6 +50,14 @@ std::string mesh_text(const MachineParams& mp, const ModelConfig& cfg, int32_t P
                        nullptr, &prefill);
 }
 
+// stories260K's placement on a w x h mesh in 4 x 4 regions, KV reserved for 200 tokens.
+MeshPlacement stories_plan(int32_t w, int32_t h) {
+  MeshPlacementSpec spec;
+  spec.P = 4;
+  spec.context = 200;
+  return MeshTransformer::plan({w, h}, mesh_of(w, h), stories_config(), spec);
+}
+
 }  // namespace
 
 TEST(MeshTransformer, StoriesGreedyPrintsTheExpectedTextOnTwoMeshes) {
@@ -68,10 +76,7 @@ TEST(MeshTransformer, StoriesGreedyPrintsTheExpectedTextOnTwoMeshes) {
 
 TEST(MeshTransformer, PlacementSpreadsLayersWhenARegionIsFull) {
   const ModelConfig cfg = stories_config();
-  MeshPlacementSpec spec;
-  spec.P = 4;
-  spec.context = 200;
-  const MeshPlacement pl = MeshTransformer::plan({20, 12}, mesh_of(20, 12), cfg, spec);
+  const MeshPlacement pl = stories_plan(20, 12);
   EXPECT_GT(pl.layer_regions.size(), 1u);
   EXPECT_EQ(pl.region_of_layer.size(), size_t(cfg.layers));
   int64_t rows = 0;
@@ -83,11 +88,7 @@ TEST(MeshTransformer, PlacementSpreadsLayersWhenARegionIsFull) {
 // and the classifier's regions lie on both sides of it, each side a chain of adjacent regions fed
 // from the end of the middle band.
 TEST(MeshTransformer, PlacementOnATallMeshUsesColumnBandsAndSpreadsTheClassifier) {
-  const ModelConfig cfg = stories_config();
-  MeshPlacementSpec spec;
-  spec.P = 4;
-  spec.context = 200;
-  const MeshPlacement pl = MeshTransformer::plan({12, 20}, mesh_of(12, 20), cfg, spec);
+  const MeshPlacement pl = stories_plan(12, 20);
   const int32_t mid = 4;  // (12 - 4) / 2
   ASSERT_LE(pl.layer_regions.size(), 5u);  // the middle column band holds 20 / 4 = 5 regions
   for (size_t i = 0; i < pl.layer_regions.size(); ++i) {
