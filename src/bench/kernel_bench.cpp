@@ -119,41 +119,54 @@ struct Roofline {
   double read_GBps = 0.0;
 };
 
-// STREAM-like triad and a read-only sum, best of 5, arrays of `elems` doubles each.
-Roofline measure_roofline(std::int64_t elems) {
-  std::unique_ptr<double[]> a(new double[static_cast<std::size_t>(elems)]);
-  std::unique_ptr<double[]> b(new double[static_cast<std::size_t>(elems)]);
-  std::unique_ptr<double[]> c(new double[static_cast<std::size_t>(elems)]);
+// STREAM-like triad and a read-only sum on three arrays of `elems` doubles, allocated and touched
+// once. measure() runs at the current OpenMP thread count: one warm-up pass, then the best of 5.
+// The memory bandwidth of this VM drifts by up to ~1.5x over a minute (other tenants), so the
+// roofline of each row is measured right before that row's shape and thread count is timed.
+class RooflineProbe {
+ public:
+  explicit RooflineProbe(std::int64_t elems)
+      : elems_(elems), a_(new double[static_cast<std::size_t>(elems)]),
+        b_(new double[static_cast<std::size_t>(elems)]), c_(new double[static_cast<std::size_t>(elems)]) {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < elems; ++i) {
-    a[i] = 0.0;
-    b[i] = 1.0;
-    c[i] = 2.0;
-  }
-  Roofline r;
-  const double scalar = 3.0;
-  double sink = 0.0;
-  for (int rep = 0; rep < 6; ++rep) {
-    auto t0 = Clock::now();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < elems; ++i) a[i] = b[i] + scalar * c[i];
-    const double triad = 24.0 * static_cast<double>(elems) / seconds_since(t0) / 1e9;
-    // Read-only: integer sum of the same bytes (integer adds may be reordered, so it vectorises).
-    const auto* words = reinterpret_cast<const std::uint64_t*>(a.get());
-    t0 = Clock::now();
-    std::uint64_t sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum)
-    for (std::int64_t i = 0; i < elems; ++i) sum += words[i];
-    const double read = 8.0 * static_cast<double>(elems) / seconds_since(t0) / 1e9;
-    sink += static_cast<double>(sum);
-    if (rep > 0) {  // rep 0 warms up (page faults, frequency)
-      r.triad_GBps = std::max(r.triad_GBps, triad);
-      r.read_GBps = std::max(r.read_GBps, read);
+    for (std::int64_t i = 0; i < elems; ++i) {
+      a_[i] = 0.0;
+      b_[i] = 1.0;
+      c_[i] = 2.0;
     }
   }
-  if (sink == 42.0) std::fputs("", stderr);  // keep the read loop alive
-  return r;
-}
+  Roofline measure() {
+    Roofline r;
+    const double scalar = 3.0;
+    double* a = a_.get();
+    const double *b = b_.get(), *c = c_.get();
+    double sink = 0.0;
+    for (int rep = 0; rep < 6; ++rep) {
+      auto t0 = Clock::now();
+#pragma omp parallel for schedule(static)
+      for (std::int64_t i = 0; i < elems_; ++i) a[i] = b[i] + scalar * c[i];
+      const double triad = 24.0 * static_cast<double>(elems_) / seconds_since(t0) / 1e9;
+      // Read-only: integer sum of the same bytes (integer adds may be reordered, so it vectorises).
+      const auto* words = reinterpret_cast<const std::uint64_t*>(a);
+      t0 = Clock::now();
+      std::uint64_t sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+      for (std::int64_t i = 0; i < elems_; ++i) sum += words[i];
+      const double read = 8.0 * static_cast<double>(elems_) / seconds_since(t0) / 1e9;
+      sink += static_cast<double>(sum);
+      if (rep > 0) {  // rep 0 warms up (frequency, TLB)
+        r.triad_GBps = std::max(r.triad_GBps, triad);
+        r.read_GBps = std::max(r.read_GBps, read);
+      }
+    }
+    if (sink == 42.0) std::fputs("", stderr);  // keep the read loop alive
+    return r;
+  }
+
+ private:
+  std::int64_t elems_;
+  std::unique_ptr<double[]> a_, b_, c_;
+};
 
 // First line of /proc/loadavg ("1-min 5-min 15-min running/total last-pid"), or "n/a".
 std::string load_average() {
@@ -205,6 +218,7 @@ struct Row {
   int N = 0, threads = 0;
   double time_s = 0.0, weight_bytes = 0.0;
   double x_ref = NAN, x_blas = NAN, roofline_frac = NAN;
+  double triad_GBps = NAN;  // the roofline this row's fraction is taken against
 };
 
 class Table {
@@ -213,14 +227,15 @@ class Table {
     if (!csv_path.empty()) {
       csv_.open(csv_path);
       if (!csv_) throw std::runtime_error("cannot write --csv file '" + csv_path + "'");
-      csv_ << "shape,N,threads,kernel,mode,time_us,weight_GBps,x_vs_ref,x_vs_openblas,roofline_frac\n";
+      csv_ << "shape,N,threads,kernel,mode,time_us,weight_GBps,x_vs_ref,x_vs_openblas,roofline_frac,triad_GBps\n";
     }
   }
   void header() {
     out_ << std::left << std::setw(11) << "shape" << std::right << std::setw(5) << "N" << std::setw(4)
          << "thr" << "  " << std::left << std::setw(8) << "kernel" << std::setw(6) << "mode" << std::right
          << std::setw(12) << "time_us" << std::setw(13) << "weight_GBps" << std::setw(10) << "x_vs_ref"
-         << std::setw(10) << "x_vs_blas" << std::setw(14) << "roofline_frac" << "\n";
+         << std::setw(10) << "x_vs_blas" << std::setw(14) << "roofline_frac" << std::setw(8) << "triad"
+         << "\n";
   }
   void add(const Row& r) {
     auto num = [](double v, int prec) {
@@ -237,11 +252,11 @@ class Table {
          << r.threads << "  " << std::left << std::setw(8) << r.kernel << std::setw(6) << r.mode
          << std::right << std::setw(12) << num(r.time_s * 1e6, 1) << std::setw(13) << num(gbps, 2)
          << std::setw(10) << num(r.x_ref, 1) << std::setw(10) << num(r.x_blas, 2) << std::setw(14)
-         << num(r.roofline_frac, 3) << std::endl;
+         << num(r.roofline_frac, 3) << std::setw(8) << num(r.triad_GBps, 1) << std::endl;
     if (csv_) {
       csv_ << r.shape << ',' << r.N << ',' << r.threads << ',' << r.kernel << ',' << r.mode << ','
            << r.time_s * 1e6 << ',' << gbps << ',' << r.x_ref << ',' << r.x_blas << ','
-           << r.roofline_frac << '\n';
+           << r.roofline_frac << ',' << r.triad_GBps << '\n';
       csv_.flush();
     }
   }
@@ -251,12 +266,35 @@ class Table {
   std::ofstream csv_;
 };
 
-// Copies of one prepared weight object, cycled through so calls stream distinct memory.
+// Copies of one prepared weight object, cycled through so calls stream distinct memory. They sit
+// in one huge-page arena (aligned_buffer.hpp): on 4 KiB pages the sub-2 MiB copies of the small
+// shapes had episodes of 5-15x slower streaming on the development VM, which would be charged to
+// the kernel.
 template <class T>
-std::vector<T> make_copies(const T& w, std::int64_t bytes_each, double GiB) {
+struct DramCopies {
+  std::unique_ptr<k::HugePageArena> arena;  // declared first: outlives the copies
+  std::vector<T> copies;
+  DramCopies() = default;
+  DramCopies(DramCopies&&) noexcept = default;
+  DramCopies& operator=(DramCopies&& other) noexcept {  // the old copies go before their arena
+    copies.clear();
+    copies = std::move(other.copies);
+    arena = std::move(other.arena);
+    return *this;
+  }
+  const T& operator[](std::int64_t c) const { return copies[static_cast<std::size_t>(c) % copies.size()]; }
+  std::int64_t size() const { return static_cast<std::int64_t>(copies.size()); }
+};
+
+template <class T>
+DramCopies<T> make_copies(const T& w, std::int64_t bytes_each, double GiB) {
   const auto want = static_cast<std::int64_t>(std::ceil(GiB * 1073741824.0 / static_cast<double>(bytes_each)));
-  std::vector<T> copies(static_cast<std::size_t>(std::max<std::int64_t>(2, want)), w);
-  return copies;
+  const std::int64_t n = std::max<std::int64_t>(2, want);
+  DramCopies<T> d;
+  d.arena = std::make_unique<k::HugePageArena>(static_cast<std::size_t>(n * ((bytes_each + 63) / 64 * 64)));
+  k::ArenaScope scope(*d.arena);
+  d.copies.assign(static_cast<std::size_t>(n), w);
+  return d;
 }
 
 int run(const KernelBenchOptions& in, std::ostream& out) {
@@ -283,21 +321,22 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
       << "; DRAM working set " << o.dram_working_set_GiB << " GiB; min time " << o.min_time_s << " s\n"
       << "load average at start: " << load_average() << "\n";
 
-  // Roofline per thread count, arrays of 3 x 256 MiB (3 x 64 MiB in quick mode).
+  // Roofline per thread count, arrays of 3 x 256 MiB (3 x 64 MiB in quick mode); measured again
+  // before every shape, N and thread count (the triad column).
+  RooflineProbe probe((o.quick ? 64 : 256) * (std::int64_t{1} << 20) / 8);
   std::map<int, Roofline> roof;
-  const std::int64_t stream_elems = (o.quick ? 64 : 256) * (std::int64_t{1} << 20) / 8;
   for (int t : o.threads) {
     omp_set_num_threads(t);
-    roof[t] = measure_roofline(stream_elems);
-    out << "roofline threads=" << t << ": triad " << std::fixed << std::setprecision(2)
-        << roof[t].triad_GBps << " GB/s (used for roofline_frac); read-only sum " << roof[t].read_GBps
-        << " GB/s (for reference)\n";
+    roof[t] = probe.measure();
+    out << "roofline threads=" << t << " at start: triad " << std::fixed << std::setprecision(2)
+        << roof[t].triad_GBps << " GB/s; read-only sum " << roof[t].read_GBps << " GB/s (for reference)\n";
   }
   out.unsetf(std::ios::fixed);
   out << "time_us per call; weight_GBps = format bytes / time (blas, f32pan: fp32 bytes); x_vs_ref = ref time / time\n"
          "(ref: scalar _ref of the same format, 1 thread; for N > 2 timed on 2 tokens and scaled by N/2);\n"
          "x_vs_blas = OpenBLAS time / time (same shape,\n"
-         "N, threads, mode); roofline_frac = weight_GBps / triad GB/s at the same thread count.\n"
+         "N, threads, mode); roofline_frac = weight_GBps / triad, the triad GB/s measured at the same\n"
+         "thread count right before the row's shape was timed (memory bandwidth drifts on a shared host).\n"
          "lut includes building the token's tables; f32pan (N = 1) is the fp32 GEMV on row panels that\n"
          "non-ternary models use. mode cache = same copy each call; dram = cycling\n"
          "through distinct copies of >= the DRAM working set.\n\n";
@@ -318,9 +357,9 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
     w8 = {};
     const std::int64_t wf_bytes = M * K * static_cast<std::int64_t>(sizeof(float));
     const bool want_dram = std::find(o.tokens.begin(), o.tokens.end(), 1) != o.tokens.end();
-    std::vector<k::TernaryMatrixLut> lut_copies;
-    std::vector<k::TernaryMatrix2b> w2b_copies;
-    std::vector<std::vector<float, k::AlignedAllocator<float>>> wf_copies, wp_copies;
+    DramCopies<k::TernaryMatrixLut> lut_copies;
+    DramCopies<k::TernaryMatrix2b> w2b_copies;
+    DramCopies<std::vector<float, k::AlignedAllocator<float>>> wf_copies, wp_copies;
     if (want_dram) {
       lut_copies = make_copies(lut, lut.bytes(), o.dram_working_set_GiB);
       w2b_copies = make_copies(w2b, w2b.bytes(), o.dram_working_set_GiB);
@@ -348,7 +387,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
       for (int threads : o.threads) {
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
-        const double triad = roof[threads].triad_GBps * 1e9;
+        const double triad = probe.measure().triad_GBps * 1e9;
         // Cross-check the two fast formats once (exactness is the tests' job; this catches a
         // broken build of the benchmarked binary).
         k::lut_gemm_i32(lut, k::LutTables::build(act), y.data(), M);
@@ -364,18 +403,18 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
           const bool dram = std::string(mode) == "dram";
           if (dram && N != 1) continue;
           const double t_lut = time_calls([&](std::int64_t c) {
-            const auto& w = dram ? lut_copies[static_cast<std::size_t>(c) % lut_copies.size()] : lut;
+            const auto& w = dram ? lut_copies[c] : lut;
             if (N == 1) {
               k::lut_gemv_i32(w, act, tables, y.data());  // decode: table build fused in
             } else {
               tables.assign(act);
               k::lut_gemm_i32(w, tables, y.data(), M);
             }
-          }, o.min_time_s, dram ? static_cast<std::int64_t>(lut_copies.size()) : 1);
+          }, o.min_time_s, dram ? lut_copies.size() : 1);
           const double t_2b = time_calls([&](std::int64_t c) {
-            const auto& w = dram ? w2b_copies[static_cast<std::size_t>(c) % w2b_copies.size()] : w2b;
+            const auto& w = dram ? w2b_copies[c] : w2b;
             k::mad2b_gemm_i32(w, act, y2.data(), M);
-          }, o.min_time_s, dram ? static_cast<std::int64_t>(w2b_copies.size()) : 1);
+          }, o.min_time_s, dram ? w2b_copies.size() : 1);
           const auto lb = static_cast<double>(lut.bytes()), b2 = static_cast<double>(w2b.bytes());
           rows.push_back({sh.name, "lut", mode, N, threads, t_lut, lb, t_ref_lut / t_lut, NAN,
                           lb / t_lut / triad});
@@ -385,9 +424,9 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
             // The panels' dram copies exist only while they are timed (another GiB or more).
             if (dram) wp_copies = make_copies(wp, wf_bytes, o.dram_working_set_GiB);
             const double t_pan = time_calls([&](std::int64_t c) {
-              const float* a = dram ? wp_copies[static_cast<std::size_t>(c) % wp_copies.size()].data() : wp.data();
+              const float* a = dram ? wp_copies[c].data() : wp.data();
               k::gemv_f32_panels_mt(M, K, a, xf.data(), yf.data(), false);
-            }, o.min_time_s, dram ? static_cast<std::int64_t>(wp_copies.size()) : 1);
+            }, o.min_time_s, dram ? wp_copies.size() : 1);
             wp_copies = {};
             rows.push_back({sh.name, "f32pan", mode, N, threads, t_pan, static_cast<double>(wf_bytes), NAN, NAN,
                             static_cast<double>(wf_bytes) / t_pan / triad});
@@ -397,7 +436,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
           const bool dram = std::string(mode) == "dram";
           if (dram && N != 1) continue;
           const double t_blas = time_calls([&](std::int64_t c) {
-            const float* a = dram ? wf_copies[static_cast<std::size_t>(c) % wf_copies.size()].data() : wf.data();
+            const float* a = dram ? wf_copies[c].data() : wf.data();
             if (N == 1) {
               cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(M), static_cast<int>(K), 1.0f, a,
                           static_cast<int>(K), xf.data(), 1, 0.0f, yf.data(), 1);
@@ -406,7 +445,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
                           1.0f, xf.data(), static_cast<int>(K), a, static_cast<int>(K), 0.0f, yf.data(),
                           static_cast<int>(M));
             }
-          }, o.min_time_s, dram ? static_cast<std::int64_t>(wf_copies.size()) : 1);
+          }, o.min_time_s, dram ? wf_copies.size() : 1);
           for (Row& r : rows) {
             if (r.mode == mode) r.x_blas = t_blas / r.time_s;
           }
@@ -414,14 +453,16 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
                           static_cast<double>(wf_bytes) / t_blas / triad});
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        for (Row& r : rows) r.triad_GBps = triad / 1e9;
         for (const char* mode : {"cache", "dram"}) {
           for (const Row& r : rows) {
             if (r.mode == mode) table.add(r);
           }
         }
       }
+      const double start_triad = roof.begin()->second.triad_GBps;
       table.add({sh.name, "lut_ref", "cache", N, 1, t_ref_lut, static_cast<double>(lut.bytes()), 1.0, NAN,
-                 static_cast<double>(lut.bytes()) / t_ref_lut / (roof.begin()->second.triad_GBps * 1e9)});
+                 static_cast<double>(lut.bytes()) / t_ref_lut / (start_triad * 1e9), start_triad});
     }
   }
   out << "load average at end: " << load_average() << "\n";

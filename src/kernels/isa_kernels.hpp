@@ -61,10 +61,10 @@ inline constexpr std::int64_t kLutI16AddsPerBlock = 64;
 // development machine (Zen 5, 2 vCPUs). Prefetching past the end of a buffer is harmless.
 // Later trials on the same VM (1 GiB of distinct copies, ten passes each, 1 and 2 threads): without
 // the prefetch the AVX-512 LUT GEMV read 12-13 GB/s per thread from DRAM, with it 19-21; 16 and
-// 32 KiB ahead, or 1, 3 or 4 interleaved record streams instead of 2, stayed within the noise
-// (27-37 GB/s at 2 threads). An fp32 panel GEMV streams 62-65 GB/s from DRAM at 2 threads on the
-// same machine (bench kernel, f32pan), so the LUT kernel's DRAM rate is its own limit, not the
-// memory's; this VM exposes no hardware counters to say which queue fills.
+// 32 KiB ahead, or 1, 3 or 4 interleaved record streams instead of 2, stayed within the noise.
+// What did raise the decode's DRAM rate (2 threads, 2560x6912: ~25 to 31-39 GB/s) was where the
+// streams start: two halves of one tile leave the start of every second half unprefetched, two
+// runs of whole tiles do not (see lut_gemv_rows_avx512).
 inline constexpr std::int64_t kLutPrefetchBytes = 8192;
 inline constexpr std::int64_t kMad2bPrefetchBytes = 8192;
 

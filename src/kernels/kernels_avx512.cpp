@@ -121,59 +121,122 @@ inline void lut_widen_avx512(const LutSums512& s, std::int32_t* a) {
   }
 }
 
-// Decode (N = 1): a thread reads its tile as two record streams at once (first and second half of
-// the pairs). One stream per thread kept too few cache misses in flight to reach DRAM bandwidth
-// (about 20 GB/s per thread here); two interleaved streams double the misses in flight.
-void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
-  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
-  const std::int64_t M = w.rows(), P = w.pairs(), H = P / 2;
-  const std::int32_t* neg = w.neg_count();
-  const std::uint8_t* tab = t.token(0);
-  // Small matrices stay on the calling thread: waking a team costs more than they do.
-#pragma omp parallel for schedule(static) if (M * P >= (1 << 16))
-  for (std::int64_t ti = 0; ti < w.tiles(); ++ti) {
-    alignas(64) std::int32_t acc[kRows] = {};  // position order
-    const std::uint8_t* tile = w.tile(ti);
-    for (std::int64_t p0 = 0; p0 < H; p0 += kLutI16AddsPerBlock) {
-      const std::int64_t p1 = std::min(H, p0 + kLutI16AddsPerBlock);
-      LutSums512 first, second;
-      for (std::int64_t p = p0; p < p1; ++p) {
-        first = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, first);
-        second = lut_record_avx512(tile + (p + H) * kRec, tab + (p + H) * LutTables::kPairBytes, second);
-      }
-      lut_widen_avx512(first, acc);
-      lut_widen_avx512(second, acc);
+// Adds pairs [a, b) of one tile into acc (64, position order). The range is read as two record
+// streams at once (its first and second half): one stream per thread kept too few cache misses in
+// flight to reach DRAM bandwidth (about 20 GB/s per thread here); two interleaved streams double
+// the misses in flight.
+inline void lut_tile_pairs_avx512(const std::uint8_t* tile, const std::uint8_t* tab, std::int64_t a,
+                                  std::int64_t b, std::int32_t* acc) {
+  constexpr std::int64_t kRec = TernaryMatrixLut::kRecordBytes, kPb = LutTables::kPairBytes;
+  const std::int64_t h = (b - a) / 2;
+  for (std::int64_t p0 = a; p0 < a + h; p0 += kLutI16AddsPerBlock) {
+    const std::int64_t p1 = std::min(a + h, p0 + kLutI16AddsPerBlock);
+    LutSums512 first, second;
+    for (std::int64_t p = p0; p < p1; ++p) {
+      first = lut_record_avx512(tile + p * kRec, tab + p * kPb, first);
+      second = lut_record_avx512(tile + (p + h) * kRec, tab + (p + h) * kPb, second);
     }
-    if (P % 2 == 1) {  // the record left over by the two equal halves
-      LutSums512 last;
-      last = lut_record_avx512(tile + (P - 1) * kRec, tab + (P - 1) * LutTables::kPairBytes, last);
-      lut_widen_avx512(last, acc);
-    }
-    for (int p = 0; p < kRows; ++p) {
-      const std::int64_t row = ti * kRows + lut_pos_row(p);
-      if (row < M) y[row] = acc[p] + neg[row];
-    }
+    lut_widen_avx512(first, acc);
+    lut_widen_avx512(second, acc);
+  }
+  if ((b - a) % 2 == 1) {  // the record left over by the two equal halves
+    LutSums512 last;
+    last = lut_record_avx512(tile + (b - 1) * kRec, tab + (b - 1) * kPb, last);
+    lut_widen_avx512(last, acc);
   }
 }
 
-// Decode with the table build fused in (see lut_gemv_i32 with ActivationsQ8): thread j of nt owns
-// pairs [P j / nt, P (j+1) / nt), builds their tables, runs them against every tile, and leaves
-// int32 partial sums per row; after a barrier the partials are added (integers: exact, and the
-// same result for any nt).
+// Two whole tiles at once, one record of each per step (they share the table loads of the pair).
+inline void lut_two_tiles_avx512(const std::uint8_t* tile_a, const std::uint8_t* tile_b,
+                                 const std::uint8_t* tab, std::int64_t P, std::int32_t* acc_a,
+                                 std::int32_t* acc_b) {
+  constexpr std::int64_t kRec = TernaryMatrixLut::kRecordBytes, kPb = LutTables::kPairBytes;
+  for (std::int64_t p0 = 0; p0 < P; p0 += kLutI16AddsPerBlock) {
+    const std::int64_t p1 = std::min(P, p0 + kLutI16AddsPerBlock);
+    LutSums512 sa, sb;
+    for (std::int64_t p = p0; p < p1; ++p) {
+      sa = lut_record_avx512(tile_a + p * kRec, tab + p * kPb, sa);
+      sb = lut_record_avx512(tile_b + p * kRec, tab + p * kPb, sb);
+    }
+    lut_widen_avx512(sa, acc_a);
+    lut_widen_avx512(sb, acc_b);
+  }
+}
+
+inline void lut_store_tile(std::int64_t ti, const std::int32_t* acc, const std::int32_t* neg,
+                           std::int64_t M, std::int32_t* y) {
+  for (int p = 0; p < TernaryMatrixLut::kTileRows; ++p) {
+    const std::int64_t row = ti * TernaryMatrixLut::kTileRows + lut_pos_row(p);
+    if (row < M) y[row] = acc[p] + neg[row];
+  }
+}
+
+// Decode (N = 1): thread j of nt owns tiles [T j / nt, T (j+1) / nt) and reads them as two record
+// streams, the first and the second half of its tiles, one tile of each at a time. Tiles are
+// contiguous, so each stream runs front to back through its half, and the software prefetch ahead
+// of a stream lands in the stream's own next tile. (Two halves of one tile instead left the start
+// of every second half without a prefetch: a cold 8 KiB in each 55 KiB tile at K = 4096.)
+// Thread j of nt's share of the decode; called inside a parallel region (or with j = 0, nt = 1).
+void lut_gemv_rows_avx512(const TernaryMatrixLut& w, const std::uint8_t* tab, std::int32_t* y, int j,
+                          int nt) {
+  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows;
+  const std::int64_t M = w.rows(), P = w.pairs(), T = w.tiles();
+  const std::int32_t* neg = w.neg_count();
+  const std::int64_t t0 = T * j / nt, t1 = T * (j + 1) / nt, h = (t1 - t0) / 2;
+  for (std::int64_t i = 0; i < h; ++i) {
+    alignas(64) std::int32_t acc_a[kRows] = {}, acc_b[kRows] = {};  // position order
+    lut_two_tiles_avx512(w.tile(t0 + i), w.tile(t0 + h + i), tab, P, acc_a, acc_b);
+    lut_store_tile(t0 + i, acc_a, neg, M, y);
+    lut_store_tile(t0 + h + i, acc_b, neg, M, y);
+  }
+  if ((t1 - t0) % 2 == 1) {  // an odd tile left: its two halves are the streams
+    alignas(64) std::int32_t acc[kRows] = {};
+    lut_tile_pairs_avx512(w.tile(t1 - 1), tab, 0, P, acc);
+    lut_store_tile(t1 - 1, acc, neg, M, y);
+  }
+}
+
+// Small matrices stay on the calling thread: waking a team costs more than they do.
+bool lut_gemv_parallel(const TernaryMatrixLut& w) { return w.rows() * w.pairs() >= (1 << 16); }
+
+void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
+#pragma omp parallel if (lut_gemv_parallel(w))
+  lut_gemv_rows_avx512(w, t.token(0), y, omp_get_thread_num(), omp_get_num_threads());
+}
+
+// Decode with the table build fused in (see lut_gemv_i32 with ActivationsQ8). Thread j of nt builds
+// the tables of pairs [P j / nt, P (j+1) / nt). Then either
+//  - rows: after a barrier, every thread runs its tiles against the whole table (as
+//    lut_gemv_i32_avx512), or
+//  - K: thread j runs its own pairs against every tile and leaves int32 partial sums per row, which
+//    are added after a barrier (integers: exact, and the same result for any nt).
+// The K split reads only tables the thread built itself but cuts every tile into one short chunk
+// per thread: the software prefetch at a chunk's end lands in the other threads' chunks and every
+// chunk starts cold. From DRAM the row split was as fast or faster on every bench shape (2 threads,
+// 2560x6912: 31-34 against 24-27 GB/s; 2560x2560: 35-37 against 15-16), while from cache the K split
+// was up to ~15% faster (2560x6912 47 against 39-42 GB/s). Decode of a whole model streams its
+// weights from DRAM, so the K split is kept only for matrices with too few tiles to give every
+// thread two streams.
 void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t,
                            std::int32_t* y) {
-  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows, kRec = TernaryMatrixLut::kRecordBytes;
+  constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows;
   const std::int64_t M = w.rows(), P = w.pairs(), T = w.tiles(), K = w.cols();
   const std::int32_t* neg = w.neg_count();
   std::uint8_t* tab = t.token(0);
   const int max_threads = omp_get_max_threads();
-  // Splitting K costs a pass over int32 partial sums (4 bytes per row and thread); splitting rows
-  // costs every other thread a copy of the whole table (128 bytes per pair) from the builder's
-  // cache. Take the cheaper one; in-cache timings at 2 threads agreed (K split faster for
-  // 2560x6912 and 4096x14336, row split faster for 14336x4096).
-  if (P * LutTables::kPairBytes <= M * 4 * max_threads && max_threads > 1) {
+  if (max_threads == 1 || !lut_gemv_parallel(w)) {
     lut_table_build_avx512(a.token(0), K, tab);
-    lut_gemv_i32_avx512(w, t, y);
+    lut_gemv_rows_avx512(w, tab, y, 0, 1);
+    return;
+  }
+  if (T >= 2 * max_threads) {
+#pragma omp parallel
+    {
+      const int j = omp_get_thread_num(), nt = omp_get_num_threads();
+      lut_table_build_range_avx512(a.token(0), K, P * j / nt, P * (j + 1) / nt, tab);
+#pragma omp barrier
+      lut_gemv_rows_avx512(w, tab, y, j, nt);
+    }
     return;
   }
   std::vector<std::int32_t> partial(static_cast<std::size_t>(max_threads * T * kRows));  // (threads, T, 64)
@@ -188,15 +251,7 @@ void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, Lu
     std::int32_t* part = partial.data() + static_cast<std::int64_t>(j) * T * kRows;
     for (std::int64_t ti = 0; ti < T; ++ti) {
       alignas(64) std::int32_t acc[kRows] = {};  // position order
-      const std::uint8_t* tile = w.tile(ti);
-      for (std::int64_t p0 = q0; p0 < q1; p0 += kLutI16AddsPerBlock) {
-        const std::int64_t p1 = std::min(q1, p0 + kLutI16AddsPerBlock);
-        LutSums512 sums;
-        for (std::int64_t p = p0; p < p1; ++p) {
-          sums = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums);
-        }
-        lut_widen_avx512(sums, acc);
-      }
+      lut_tile_pairs_avx512(w.tile(ti), tab, q0, q1, acc);
       std::memcpy(part + ti * kRows, acc, sizeof(acc));
     }
 #pragma omp barrier

@@ -146,6 +146,18 @@ TEST(TernaryKernels, RandomSmallShapesAllVariants) {
   }
 }
 
+// Decode work splits of the AVX-512 level, each against the naive result at 1, 2 and 3 threads:
+// 453 x 1001 (8 tiles, large enough for a team) splits rows, two tile streams per thread, with an
+// odd tile left on some threads at 3 threads (2, 3, 3 tiles); 130 x 3072 (3 tiles, fewer than two
+// per thread) splits K.
+TEST(TernaryKernels, DecodeSplitsOfMediumShapes) {
+  std::uint32_t seed = 300;
+  for (const Shape& s : {Shape{453, 1001}, Shape{130, 3072}}) {
+    SCOPED_TRACE("M=" + std::to_string(s.M) + " K=" + std::to_string(s.K));
+    check_all_variants(random_problem(s.M, s.K, 1, seed++));
+  }
+}
+
 // The int16-overflow case: every weight +-1 and every activation 127 or -128, so every table
 // entry used is +-381 or +-384 and every 2-bit pair is at its extreme; K = 16384 (not a multiple
 // of 3, so the tail group is exercised too). The naive result is checked against the closed form.

@@ -6,8 +6,8 @@
 // and thread count and equal to lut_gemm_i32_ref and ternary_gemm_i32_naive, for any int8
 // activations (including -128) and K < 2^24 (|y| <= 128 K < 2^31).
 //
-// Work split: OpenMP over tiles of 64 rows (static schedule). Decode (N = 1, AVX-512) reads each
-// tile as two interleaved record streams; prefill (N > 1) takes four tiles per step, loops the
+// Work split: OpenMP over tiles of 64 rows (static schedule). Decode (N = 1, AVX-512) gives each
+// thread a contiguous run of tiles and reads its two halves as two interleaved record streams; prefill (N > 1) takes four tiles per step, loops the
 // tokens inside blocks of 64 record pairs, so a step's weights are read from memory once per call
 // however many tokens there are and each table block is shared by the four tiles. Tables are
 // built once per token before the call (LutTables) and only read by the kernel.
@@ -24,11 +24,9 @@ void lut_gemm_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y
 void lut_gemv_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y);
 // Decode from int8 activations, table build included: t is resized to one token and filled with
 // a's tables (reusable afterwards, e.g. by another matrix with the same input). At the AVX-512
-// level, when the tables are larger than the int32 partial sums would be (128 bytes per pair of
-// groups vs 4 bytes per row and thread), the threads split K: each builds the tables of its share
-// of the groups and applies them to every row, then the partial sums are added. Each table entry
-// is still built once, and it is only read by the core that wrote it; splitting rows makes every
-// other core fetch the whole freshly written table from the builder's cache on every token.
+// level the threads build the tables together (each its share of the groups); then each runs its
+// own tiles against the whole table, or, when there are fewer than two tiles per thread, each
+// applies its share of the groups to every row and the int32 partial sums are added.
 // a must hold one token; y: (M).
 void lut_gemv_i32(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t, std::int32_t* y);
 // BitLinear output: y[n, i] = float(dot) / s_n * gamma, applied once per row and token, in that
