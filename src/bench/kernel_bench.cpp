@@ -13,7 +13,8 @@
 // distinct copies totalling at least --dram-GiB so every call streams its weights from memory
 // (decode only: at N > 1 weights are re-used N times and memory is not the limit).
 // The roofline is a STREAM-like triad (a = b + s c, 24 bytes per element, no write-allocate
-// counted, as STREAM does) run by this binary before the kernels at each thread count;
+// counted, as STREAM does) run by this binary at the same thread count right before each group of
+// rows (cache) or each kernel's DRAM timing (dram), since the VM's bandwidth drifts;
 // roofline_frac = weight bytes per second / triad bytes per second.
 #include "wafermesh/bench/kernel_bench.hpp"
 
@@ -336,7 +337,8 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
          "(ref: scalar _ref of the same format, 1 thread; for N > 2 timed on 2 tokens and scaled by N/2);\n"
          "x_vs_blas = OpenBLAS time / time (same shape,\n"
          "N, threads, mode); roofline_frac = weight_GBps / triad, the triad GB/s measured at the same\n"
-         "thread count right before the row's shape was timed (memory bandwidth drifts on a shared host).\n"
+         "thread count right before the row was timed (dram rows: right before that kernel's DRAM timing;\n"
+         "cache rows: before the shape's group); memory bandwidth drifts on a shared host.\n"
          "lut includes building the token's tables; f32pan (N = 1) is the fp32 GEMV on row panels that\n"
          "non-ternary models use. mode cache = same copy each call; dram = cycling\n"
          "through distinct copies of >= the DRAM working set.\n\n";
@@ -387,7 +389,15 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
       for (int threads : o.threads) {
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
-        const double triad = probe.measure().triad_GBps * 1e9;
+        // cache rows: the triad measured before the group; dram rows: the one measured right before
+        // that kernel's DRAM timing (OpenBLAS's: the last one before it, since a triad run just after
+        // OpenBLAS would share the cores with its spinning workers).
+        const double group_triad = probe.measure().triad_GBps;
+        double dram_triad = group_triad;
+        auto triad_for = [&](bool dram) {
+          if (dram) dram_triad = probe.measure().triad_GBps;
+          return dram ? dram_triad : group_triad;
+        };
         // Cross-check the two fast formats once (exactness is the tests' job; this catches a
         // broken build of the benchmarked binary).
         k::lut_gemm_i32(lut, k::LutTables::build(act), y.data(), M);
@@ -402,6 +412,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
         for (const char* mode : {"cache", "dram"}) {
           const bool dram = std::string(mode) == "dram";
           if (dram && N != 1) continue;
+          const double triad_lut = triad_for(dram);
           const double t_lut = time_calls([&](std::int64_t c) {
             const auto& w = dram ? lut_copies[c] : lut;
             if (N == 1) {
@@ -411,25 +422,25 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
               k::lut_gemm_i32(w, tables, y.data(), M);
             }
           }, o.min_time_s, dram ? lut_copies.size() : 1);
+          const double triad_2b = triad_for(dram);
           const double t_2b = time_calls([&](std::int64_t c) {
             const auto& w = dram ? w2b_copies[c] : w2b;
             k::mad2b_gemm_i32(w, act, y2.data(), M);
           }, o.min_time_s, dram ? w2b_copies.size() : 1);
           const auto lb = static_cast<double>(lut.bytes()), b2 = static_cast<double>(w2b.bytes());
-          rows.push_back({sh.name, "lut", mode, N, threads, t_lut, lb, t_ref_lut / t_lut, NAN,
-                          lb / t_lut / triad});
-          rows.push_back({sh.name, "mad2b", mode, N, threads, t_2b, b2, t_ref_2b / t_2b, NAN,
-                          b2 / t_2b / triad});
+          rows.push_back({sh.name, "lut", mode, N, threads, t_lut, lb, t_ref_lut / t_lut, NAN, NAN, triad_lut});
+          rows.push_back({sh.name, "mad2b", mode, N, threads, t_2b, b2, t_ref_2b / t_2b, NAN, NAN, triad_2b});
           if (N == 1) {
             // The panels' dram copies exist only while they are timed (another GiB or more).
             if (dram) wp_copies = make_copies(wp, wf_bytes, o.dram_working_set_GiB);
+            const double triad_pan = triad_for(dram);
             const double t_pan = time_calls([&](std::int64_t c) {
               const float* a = dram ? wp_copies[c].data() : wp.data();
               k::gemv_f32_panels_mt(M, K, a, xf.data(), yf.data(), false);
             }, o.min_time_s, dram ? wp_copies.size() : 1);
             wp_copies = {};
             rows.push_back({sh.name, "f32pan", mode, N, threads, t_pan, static_cast<double>(wf_bytes), NAN, NAN,
-                            static_cast<double>(wf_bytes) / t_pan / triad});
+                            NAN, triad_pan});
           }
         }
         for (const char* mode : {"cache", "dram"}) {
@@ -450,10 +461,10 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
             if (r.mode == mode) r.x_blas = t_blas / r.time_s;
           }
           rows.push_back({sh.name, "blas", mode, N, threads, t_blas, static_cast<double>(wf_bytes), NAN, 1.0,
-                          static_cast<double>(wf_bytes) / t_blas / triad});
+                          NAN, dram ? dram_triad : group_triad});
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        for (Row& r : rows) r.triad_GBps = triad / 1e9;
+        for (Row& r : rows) r.roofline_frac = r.weight_bytes / r.time_s / (r.triad_GBps * 1e9);
         for (const char* mode : {"cache", "dram"}) {
           for (const Row& r : rows) {
             if (r.mode == mode) table.add(r);

@@ -80,12 +80,14 @@ struct LutSums512 {
 
 // One record: see the comment above lut_gemm_i32_avx512. Takes and returns the sums by value
 // (passing them by reference made GCC 12 copy every accumulator once per record).
+// pf: where the stream will be kLutPrefetchBytes later (usually rec + kLutPrefetchBytes).
 [[gnu::always_inline]] inline LutSums512 lut_record_avx512(const std::uint8_t* rec,
-                                                           const std::uint8_t* tb, LutSums512 s) {
+                                                           const std::uint8_t* tb, LutSums512 s,
+                                                           const std::uint8_t* pf) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   // A record is 80 bytes, so one prefetch per record would skip every fifth cache line.
-  _mm_prefetch(reinterpret_cast<const char*>(rec) + kLutPrefetchBytes, _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(rec) + kLutPrefetchBytes + 64, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(pf) + 64, _MM_HINT_T0);
   const __m512i nib = _mm512_loadu_si512(rec);
   const __m512i idx0 = _mm512_and_si512(nib, low4);
   const __m512i idx1 = _mm512_and_si512(_mm512_srli_epi16(nib, 4), low4);
@@ -133,30 +135,37 @@ inline void lut_tile_pairs_avx512(const std::uint8_t* tile, const std::uint8_t* 
     const std::int64_t p1 = std::min(a + h, p0 + kLutI16AddsPerBlock);
     LutSums512 first, second;
     for (std::int64_t p = p0; p < p1; ++p) {
-      first = lut_record_avx512(tile + p * kRec, tab + p * kPb, first);
-      second = lut_record_avx512(tile + (p + h) * kRec, tab + (p + h) * kPb, second);
+      first = lut_record_avx512(tile + p * kRec, tab + p * kPb, first, tile + p * kRec + kLutPrefetchBytes);
+      second = lut_record_avx512(tile + (p + h) * kRec, tab + (p + h) * kPb, second,
+                                 tile + (p + h) * kRec + kLutPrefetchBytes);
     }
     lut_widen_avx512(first, acc);
     lut_widen_avx512(second, acc);
   }
   if ((b - a) % 2 == 1) {  // the record left over by the two equal halves
     LutSums512 last;
-    last = lut_record_avx512(tile + (b - 1) * kRec, tab + (b - 1) * kPb, last);
+    last = lut_record_avx512(tile + (b - 1) * kRec, tab + (b - 1) * kPb, last,
+                             tile + (b - 1) * kRec + kLutPrefetchBytes);
     lut_widen_avx512(last, acc);
   }
 }
 
-// Two whole tiles at once, one record of each per step (they share the table loads of the pair).
+// Pairs [a, b) of two tiles at once, one record of each per step (they share the table loads of
+// the pair). Each stream goes on with the same pairs of the tile after its own, so near the end of
+// the range the prefetch skips the other pairs (the gap) to where the stream will really be.
 inline void lut_two_tiles_avx512(const std::uint8_t* tile_a, const std::uint8_t* tile_b,
-                                 const std::uint8_t* tab, std::int64_t P, std::int32_t* acc_a,
-                                 std::int32_t* acc_b) {
+                                 const std::uint8_t* tab, std::int64_t a, std::int64_t b,
+                                 std::int64_t P, std::int32_t* acc_a, std::int32_t* acc_b) {
   constexpr std::int64_t kRec = TernaryMatrixLut::kRecordBytes, kPb = LutTables::kPairBytes;
-  for (std::int64_t p0 = 0; p0 < P; p0 += kLutI16AddsPerBlock) {
-    const std::int64_t p1 = std::min(P, p0 + kLutI16AddsPerBlock);
+  constexpr std::int64_t kAhead = (kLutPrefetchBytes + kRec - 1) / kRec;  // records
+  const std::int64_t gap = (P - (b - a)) * kRec;
+  for (std::int64_t p0 = a; p0 < b; p0 += kLutI16AddsPerBlock) {
+    const std::int64_t p1 = std::min(b, p0 + kLutI16AddsPerBlock);
     LutSums512 sa, sb;
     for (std::int64_t p = p0; p < p1; ++p) {
-      sa = lut_record_avx512(tile_a + p * kRec, tab + p * kPb, sa);
-      sb = lut_record_avx512(tile_b + p * kRec, tab + p * kPb, sb);
+      const std::int64_t ahead = (p + kAhead) * kRec + (p + kAhead >= b ? gap : 0);
+      sa = lut_record_avx512(tile_a + p * kRec, tab + p * kPb, sa, tile_a + ahead);
+      sb = lut_record_avx512(tile_b + p * kRec, tab + p * kPb, sb, tile_b + ahead);
     }
     lut_widen_avx512(sa, acc_a);
     lut_widen_avx512(sb, acc_b);
@@ -185,7 +194,7 @@ void lut_gemv_rows_avx512(const TernaryMatrixLut& w, const std::uint8_t* tab, st
   const std::int64_t t0 = T * j / nt, t1 = T * (j + 1) / nt, h = (t1 - t0) / 2;
   for (std::int64_t i = 0; i < h; ++i) {
     alignas(64) std::int32_t acc_a[kRows] = {}, acc_b[kRows] = {};  // position order
-    lut_two_tiles_avx512(w.tile(t0 + i), w.tile(t0 + h + i), tab, P, acc_a, acc_b);
+    lut_two_tiles_avx512(w.tile(t0 + i), w.tile(t0 + h + i), tab, 0, P, P, acc_a, acc_b);
     lut_store_tile(t0 + i, acc_a, neg, M, y);
     lut_store_tile(t0 + h + i, acc_b, neg, M, y);
   }
@@ -196,8 +205,12 @@ void lut_gemv_rows_avx512(const TernaryMatrixLut& w, const std::uint8_t* tab, st
   }
 }
 
-// Small matrices stay on the calling thread: waking a team costs more than they do.
-bool lut_gemv_parallel(const TernaryMatrixLut& w) { return w.rows() * w.pairs() >= (1 << 16); }
+// Small matrices stay on the calling thread: waking a team costs more than they do. A parallel
+// region with one barrier cost ~5 us on the development VM (2 vCPUs), and at 2 threads the decode
+// was slower than at 1 below about 1.3 MB of weights (bench kernel: 640x2560 16-21 us against 12-13,
+// 1024x4096 31-35 against 29-33; 2560x2560, 1.37 MB, about even), so the team starts at 2^20 record
+// rows (1.25 MiB of records).
+bool lut_gemv_parallel(const TernaryMatrixLut& w) { return w.rows() * w.pairs() >= (1 << 20); }
 
 void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
 #pragma omp parallel if (lut_gemv_parallel(w))
@@ -210,13 +223,12 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
 //    lut_gemv_i32_avx512), or
 //  - K: thread j runs its own pairs against every tile and leaves int32 partial sums per row, which
 //    are added after a barrier (integers: exact, and the same result for any nt).
-// The K split reads only tables the thread built itself but cuts every tile into one short chunk
-// per thread: the software prefetch at a chunk's end lands in the other threads' chunks and every
-// chunk starts cold. From DRAM the row split was as fast or faster on every bench shape (2 threads,
-// 2560x6912: 31-34 against 24-27 GB/s; 2560x2560: 35-37 against 15-16), while from cache the K split
-// was up to ~15% faster (2560x6912 47 against 39-42 GB/s). Decode of a whole model streams its
-// weights from DRAM, so the K split is kept only for matrices with too few tiles to give every
-// thread two streams.
+// The K split reads only tables the thread built itself but cuts every tile into one chunk per
+// thread, so its streams jump from chunk to chunk (the prefetch follows the jumps, see
+// lut_two_tiles_avx512). From DRAM the row split was faster on every large bench shape (2 threads,
+// three alternating runs: 0.74-1.35 of the triad against 0.46-0.93; 6912x2560 32-39 against
+// 27-30 GB/s) and as fast or faster from cache, so the K split is kept only for matrices with too
+// few tiles to give every thread two streams.
 void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t,
                            std::int32_t* y) {
   constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows;
@@ -249,11 +261,13 @@ void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, Lu
     const std::int64_t q0 = P * j / nt, q1 = P * (j + 1) / nt;
     lut_table_build_range_avx512(a.token(0), K, q0, q1, tab);
     std::int32_t* part = partial.data() + static_cast<std::int64_t>(j) * T * kRows;
-    for (std::int64_t ti = 0; ti < T; ++ti) {
-      alignas(64) std::int32_t acc[kRows] = {};  // position order
-      lut_tile_pairs_avx512(w.tile(ti), tab, q0, q1, acc);
-      std::memcpy(part + ti * kRows, acc, sizeof(acc));
+    std::fill(part, part + T * kRows, 0);
+    const std::int64_t h = T / 2;  // streams: tiles [0, h) and [h, 2h), this thread's pairs of each
+    for (std::int64_t ti = 0; ti < h; ++ti) {
+      lut_two_tiles_avx512(w.tile(ti), w.tile(ti + h), tab, q0, q1, P, part + ti * kRows,
+                           part + (ti + h) * kRows);
     }
+    if (T % 2 == 1) lut_tile_pairs_avx512(w.tile(T - 1), tab, q0, q1, part + (T - 1) * kRows);
 #pragma omp barrier
 #pragma omp for schedule(static)
     for (std::int64_t ti = 0; ti < T; ++ti) {
@@ -299,7 +313,8 @@ void lut_gemm_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
             const std::uint8_t* tile = w.tile(ti);
             LutSums512 sums;
             for (std::int64_t p = p0; p < p1; ++p) {
-              sums = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums);
+              sums = lut_record_avx512(tile + p * kRec, tab + p * LutTables::kPairBytes, sums,
+                                       tile + p * kRec + kLutPrefetchBytes);
             }
             lut_widen_avx512(sums, acc.data() + (n * R + (ti - t0)) * kRows);
           }

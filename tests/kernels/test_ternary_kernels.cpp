@@ -146,13 +146,13 @@ TEST(TernaryKernels, RandomSmallShapesAllVariants) {
   }
 }
 
-// Decode work splits of the AVX-512 level, each against the naive result at 1, 2 and 3 threads:
-// 453 x 1001 (8 tiles, large enough for a team) splits rows, two tile streams per thread, with an
-// odd tile left on some threads at 3 threads (2, 3, 3 tiles); 130 x 3072 (3 tiles, fewer than two
-// per thread) splits K.
+// Decode work splits of the AVX-512 level, each against the naive result at 1, 2 and 3 threads.
+// Both shapes hold just over 2^20 record rows, the smallest matrix that gets a team:
+// 453 x 13891 (8 tiles) splits rows, two tile streams per thread, with an odd tile left on some
+// threads at 3 threads (2, 3, 3 tiles); 130 x 48397 (3 tiles, fewer than two per thread) splits K.
 TEST(TernaryKernels, DecodeSplitsOfMediumShapes) {
   std::uint32_t seed = 300;
-  for (const Shape& s : {Shape{453, 1001}, Shape{130, 3072}}) {
+  for (const Shape& s : {Shape{453, 13891}, Shape{130, 48397}}) {
     SCOPED_TRACE("M=" + std::to_string(s.M) + " K=" + std::to_string(s.K));
     check_all_variants(random_problem(s.M, s.K, 1, seed++));
   }
