@@ -79,10 +79,11 @@ HugePageArena::~HugePageArena() {
 
 void* HugePageArena::take(std::size_t bytes) noexcept {
   const std::size_t need = (bytes + kLine - 1) / kLine * kLine;
-  if (need > size_ - used_) return nullptr;
-  void* p = base_ + used_;
-  used_ += need;
-  return p;
+  std::size_t at = used_.load(std::memory_order_relaxed);
+  do {
+    if (need > size_ - at) return nullptr;
+  } while (!used_.compare_exchange_weak(at, at + need, std::memory_order_relaxed));
+  return base_ + at;
 }
 
 bool HugePageArena::owns(const void* p) const noexcept {

@@ -70,6 +70,26 @@ TEST(AlignedBuffer, ArenaBlocksMayBeFreedOnAnotherThread) {
   EXPECT_TRUE(made.empty());
 }
 
+TEST(AlignedBuffer, ThreadsSharingAnArenaGetDisjointBlocks) {
+  HugePageArena arena(1);
+  std::vector<std::vector<Bytes>> made(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      ArenaScope scope(arena);
+      for (int i = 0; i < 200; ++i) made[size_t(t)].emplace_back(100, std::uint8_t(t));
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(arena.used(), 4u * 200u * 128u);
+  for (int t = 0; t < 4; ++t) {
+    for (const Bytes& b : made[size_t(t)]) {
+      ASSERT_TRUE(arena.owns(b.data()));
+      for (std::uint8_t v : b) ASSERT_EQ(v, t);  // no block was handed out twice
+    }
+  }
+}
+
 TEST(AlignedBuffer, PackedMatrixCopiedIntoAnArenaIsEqual) {
   std::vector<std::int8_t> w(7 * 11);
   for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<std::int8_t>(static_cast<int>(i % 3) - 1);

@@ -13,6 +13,7 @@
 // `bench kernel`, a rank's PE weight blocks) sit on 4 KiB pages; on the development VM that
 // produced episodes of ~0.2 s and longer in which such a stream ran 5-15x slower (2 GB/s instead of
 // 30), which never happened once the same bytes sat on huge pages.
+#include <atomic>
 #include <cstddef>
 #include <new>
 
@@ -30,15 +31,17 @@ class HugePageArena {
   HugePageArena(const HugePageArena&) = delete;
   HugePageArena& operator=(const HugePageArena&) = delete;
 
-  // 64-byte aligned block of `bytes`, or nullptr when the arena has no room left.
+  // 64-byte aligned block of `bytes`, or nullptr when the arena has no room left. Thread-safe
+  // (scopes on several threads may share one arena).
   void* take(std::size_t bytes) noexcept;
   bool owns(const void* p) const noexcept;
   std::size_t capacity() const noexcept { return size_; }
-  std::size_t used() const noexcept { return used_; }
+  std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
 
  private:
   char* base_ = nullptr;
-  std::size_t size_ = 0, used_ = 0;
+  std::size_t size_ = 0;
+  std::atomic<std::size_t> used_{0};
 };
 
 // Routes this thread's aligned_buffer_alloc calls to `arena` until destroyed (scopes nest).
