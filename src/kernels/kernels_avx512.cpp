@@ -192,7 +192,7 @@ inline void lut_store_tile(std::int64_t ti, const std::int32_t* acc, const std::
 // contiguous, so each stream runs front to back through its half, and the software prefetch ahead
 // of a stream lands in the stream's own next tile. (Two halves of one tile instead left the start
 // of every second half without a prefetch: a cold 8 KiB in each 55 KiB tile at K = 4096.)
-// Thread j of nt's share of the decode; called inside a parallel region (or with j = 0, nt = 1).
+// This is thread j's share; called inside a parallel region (or with j = 0, nt = 1).
 void lut_gemv_rows_avx512(const TernaryMatrixLut& w, const std::uint8_t* tab, std::int32_t* y, int j,
                           int nt) {
   constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows;
