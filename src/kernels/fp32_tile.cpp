@@ -33,11 +33,18 @@ void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* 
 }
 
 void pack_f32_panels(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* out) {
-  for (std::int64_t p = 0; p * 16 < M; ++p) {
-    const std::int64_t w = std::min<std::int64_t>(16, M - p * 16);
-    float* panel = out + p * 16 * K;
+  const std::int64_t groups = M / 64;
+  for (std::int64_t g = 0; g < groups; ++g) {
+    float* grp = out + g * 64 * K;
     for (std::int64_t k = 0; k < K; ++k)
-      for (std::int64_t r = 0; r < w; ++r) panel[k * w + r] = A[(p * 16 + r) * lda + k];
+      for (std::int64_t c = 0; c < 64; ++c) grp[k * 64 + c] = A[(g * 64 + c) * lda + k];
+  }
+  const std::int64_t r0 = groups * 64;
+  for (std::int64_t p = 0; r0 + p * 16 < M; ++p) {
+    const std::int64_t w = std::min<std::int64_t>(16, M - r0 - p * 16);
+    float* panel = out + (r0 + p * 16) * K;
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t r = 0; r < w; ++r) panel[k * w + r] = A[(r0 + p * 16 + r) * lda + k];
   }
 }
 
@@ -53,10 +60,10 @@ void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* A, const float
 
 void gemv_f32_panels_mt(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate) {
   constexpr std::int64_t kChunks = 64;  // several per thread: even shares for any thread count
-  const std::int64_t panels = (M + 15) / 16;
+  const std::int64_t groups = (M + 63) / 64;
 #pragma omp parallel for schedule(static)
   for (std::int64_t c = 0; c < kChunks; ++c) {
-    const std::int64_t r0 = panels * c / kChunks * 16, r1 = std::min(M, panels * (c + 1) / kChunks * 16);
+    const std::int64_t r0 = groups * c / kChunks * 64, r1 = std::min(M, groups * (c + 1) / kChunks * 64);
     if (r1 > r0) gemv_f32_panels(r1 - r0, K, Ap + r0 * K, x, y + r0, accumulate);
   }
 }

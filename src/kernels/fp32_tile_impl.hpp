@@ -76,8 +76,8 @@ void gemm_f32_tile_body(std::int64_t M, std::int64_t N, std::int64_t K, const fl
 }
 
 
-// gemv_f32_panels (fp32_tile.hpp): NP panels of `group` at once, so NP independent add chains
-// hide the add latency. Lanes are rows; each row's sum runs over k in ascending order.
+// gemv_f32_panels (fp32_tile.hpp), tail rows: NP panels of `group` at once, so NP independent
+// add chains hide the add latency. Lanes are rows; each row's sum runs over k in ascending order.
 template <int NP>
 void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::int64_t p0, const float* x,
                           float* y, bool accumulate) {
@@ -116,16 +116,38 @@ void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::i
     }
 }
 
+// gemv_f32_panels, full groups: 64 rows stored k by k (64 floats per column), so a group is one
+// sequential stream. Four 16-lane chains, same per-row order as above.
+inline void gemv_f32_row_group(std::int64_t K, const float* A, const float* x, float* y, bool accumulate) {
+  typedef float vec __attribute__((vector_size(sizeof(float) * 16)));
+  vec acc[4] = {};
+  for (std::int64_t k = 0; k < K; ++k) {
+    const float xk = x[k];
+    for (int j = 0; j < 4; ++j) {
+      vec a;
+      std::memcpy(&a, A + k * 64 + j * 16, sizeof(vec));
+      acc[j] = acc[j] + a * xk;
+    }
+  }
+  float out[64];
+  std::memcpy(out, acc, sizeof(out));
+  for (int r = 0; r < 64; ++r) y[r] = accumulate ? y[r] + out[r] : out[r];
+}
+
 inline void gemv_f32_panels_body(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y,
                                  bool accumulate) {
-  constexpr std::int64_t kGroup = 4;
-  const std::int64_t panels = (M + 15) / 16;
-  std::int64_t p = 0;
-  for (; p + kGroup <= panels; p += kGroup) gemv_f32_panel_group<kGroup>(M, K, A, p, x, y, accumulate);
-  switch (panels - p) {
-    case 3: gemv_f32_panel_group<3>(M, K, A, p, x, y, accumulate); break;
-    case 2: gemv_f32_panel_group<2>(M, K, A, p, x, y, accumulate); break;
-    case 1: gemv_f32_panel_group<1>(M, K, A, p, x, y, accumulate); break;
+  const std::int64_t groups = M / 64;
+  for (std::int64_t g = 0; g < groups; ++g) gemv_f32_row_group(K, A + g * 64 * K, x, y + g * 64, accumulate);
+  // The rows after the last full group are a panel layout of their own (at most four panels).
+  const std::int64_t r0 = groups * 64;
+  const std::int64_t Mt = M - r0;
+  const float* At = A + r0 * K;
+  float* yt = y + r0;
+  switch ((Mt + 15) / 16) {
+    case 4: gemv_f32_panel_group<4>(Mt, K, At, 0, x, yt, accumulate); break;
+    case 3: gemv_f32_panel_group<3>(Mt, K, At, 0, x, yt, accumulate); break;
+    case 2: gemv_f32_panel_group<2>(Mt, K, At, 0, x, yt, accumulate); break;
+    case 1: gemv_f32_panel_group<1>(Mt, K, At, 0, x, yt, accumulate); break;
     default: break;
   }
 }

@@ -38,11 +38,12 @@ TEST(Fp32Tile, BitwiseEqualToReferenceAtEveryIsaLevel) {
 
 // gemv_f32_panels on packed panels equals gemv_f32_ref on the row-major matrix bit for bit at every
 // ISA level: panel counts that are and are not multiples of the group of four, narrow last panels
-// (whose 16-wide loads must stop before the end of the buffer), K = 1 and K below 16.
+// (whose 16-wide loads must stop before the end of the buffer), full groups of 64 rows with and
+// without tail panels, K = 1 and K below 16.
 TEST(Fp32Panels, BitwiseEqualToReferenceAtEveryIsaLevel) {
   struct Shape { std::int64_t M, K; };
   const Shape shapes[] = {{1, 1}, {1, 40}, {7, 5}, {15, 1}, {16, 3}, {17, 97}, {33, 2}, {64, 80},
-                          {65, 17}, {143, 80}, {250, 13}, {1000, 9}};
+                          {65, 17}, {127, 4}, {128, 21}, {143, 80}, {250, 13}, {1000, 9}};
   std::mt19937 g(11);
   std::uniform_real_distribution<float> u(-1, 1);
   wm::kernels::testing::for_each_isa([&](Isa) {
@@ -65,19 +66,27 @@ TEST(Fp32Panels, BitwiseEqualToReferenceAtEveryIsaLevel) {
   });
 }
 
-// The layout itself: element (16p + j, k) of a panel of width w sits at 16p K + k w + j.
+// The layout itself: full groups of 64 rows column by column (element (64g + c, k) at
+// 64g K + 64k + c), then the remaining rows as panels of 16 and a narrower last one (element
+// (r0 + 16p + j, k) of a panel of width w at (r0 + 16p) K + k w + j).
 TEST(Fp32Panels, PackLayout) {
-  const std::int64_t M = 19, K = 3;
+  const std::int64_t M = 64 + 19, K = 3;
   std::vector<float> A(size_t(M * K));
   for (std::int64_t i = 0; i < M; ++i)
-    for (std::int64_t k = 0; k < K; ++k) A[size_t(i * K + k)] = float(100 * i + k);
+    for (std::int64_t k = 0; k < K; ++k) A[size_t(i * K + k)] = float(1000 * i + k);
   std::vector<float> Ap(size_t(M * K));
   pack_f32_panels(M, K, A.data(), K, Ap.data());
-  EXPECT_EQ(Ap[0], 0.0f);     // row 0, col 0
-  EXPECT_EQ(Ap[1], 100.0f);   // row 1, col 0
-  EXPECT_EQ(Ap[16], 1.0f);    // row 0, col 1
-  EXPECT_EQ(Ap[48], 1600.0f);  // second panel (w = 3): row 16, col 0
-  EXPECT_EQ(Ap[48 + 3 + 2], 1801.0f);  // row 18, col 1
+  EXPECT_EQ(Ap[0], 0.0f);        // row 0, col 0
+  EXPECT_EQ(Ap[1], 1000.0f);     // row 1, col 0
+  EXPECT_EQ(Ap[63], 63000.0f);   // row 63, col 0
+  EXPECT_EQ(Ap[64], 1.0f);       // row 0, col 1
+  EXPECT_EQ(Ap[2 * 64 + 17], 17002.0f);  // row 17, col 2
+  const std::int64_t r0 = 64 * K;  // the tail panels start after the group
+  EXPECT_EQ(Ap[r0 + 0], 64000.0f);   // row 64, col 0
+  EXPECT_EQ(Ap[r0 + 1], 65000.0f);   // row 65, col 0
+  EXPECT_EQ(Ap[r0 + 16], 64001.0f);  // row 64, col 1
+  EXPECT_EQ(Ap[r0 + 48], 80000.0f);  // second tail panel (w = 3): row 80, col 0
+  EXPECT_EQ(Ap[r0 + 48 + 3 + 2], 82001.0f);  // row 82, col 1
 }
 
 // The threaded variant gives the same bits at 1, 2 and 3 threads (and equals the reference).

@@ -16,14 +16,18 @@ void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* 
                    const float* B, std::int64_t ldb, bool b_trans, float* C, std::int64_t ldc, bool accumulate);
 
 // Matrix-vector product on weights stored in row panels, the layout a PE keeps a stationary fp32
-// GEMV block in: panel p holds rows 16p .. 16p + w - 1 (w = min(16, M - 16p)) column by column,
-// element (16p + j, k) at offset 16p K + k w + j; M K floats in all, no padding. One vector load
-// then feeds 16 rows at once, where the row-major gemv_f32 must go row by row to keep each row's
-// order. Same summation order as gemv_f32_ref (acc = 0; acc = acc + a_ik x_k for k ascending;
-// y = acc or y = y + acc), so the two agree bit for bit. One thread; reads exactly M K floats of Ap.
+// GEMV block in. Rows come in groups of 64 stored column by column: element (64g + c, k) at
+// 64g K + 64k + c, so a group is one sequential stream (per-PE blocks are short, and one stream
+// keeps the hardware prefetcher ahead where four shorter ones did not). The R = M mod 64 rows after
+// the last group, from row r0 = M - R on, are panels of 16: panel p holds rows r0 + 16p ..
+// r0 + 16p + w - 1 (w = min(16, R - 16p)) column by column, element (r0 + 16p + j, k) at
+// (r0 + 16p) K + k w + j. M K floats in all, no padding. One vector load then feeds 16 rows at
+// once, where the row-major gemv_f32 must go row by row to keep each row's order. Same summation
+// order as gemv_f32_ref (acc = 0; acc = acc + a_ik x_k for k ascending; y = acc or y = y + acc), so
+// the two agree bit for bit. One thread; reads exactly M K floats of Ap.
 void pack_f32_panels(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* Ap);
 void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate);
-// The same with OpenMP threads over blocks of panels (rows from a multiple of 16 on are a panel
+// The same with OpenMP threads over blocks of panels (rows from a multiple of 64 on are a panel
 // layout of their own); each row is still one thread's serial sum, so the result does not depend on
 // the thread count. For a whole matrix on the host (benchmarks), not for per-PE blocks.
 void gemv_f32_panels_mt(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate);
