@@ -38,6 +38,7 @@ struct GqaKvCache::Impl {
   std::vector<std::vector<float>> k;  // per local PE, row-major: (tokens of the row, mtk)
   std::vector<std::vector<float>> v;
   std::unique_ptr<TileBuf<float>> out, in;  // shift: a token's K and V on its way up (scratch)
+  std::vector<std::optional<TransferPlan>> shift_plans;  // per growing row, built at first use
   std::unique_ptr<LineAllreduce<float>> score_ar;  // rebuilt when the widest row grows
   int64_t score_width = 0;
   std::unique_ptr<LineAllreduce<MaxFloat>> max_ar;
@@ -45,7 +46,7 @@ struct GqaKvCache::Impl {
 
   Impl(Fabric& fab, const GqaSpec& sp)
       : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, local(R.intersect(fab.block())), mtk(sp.mtk()),
-        g(sp.group()), rows(size_t(sp.P), 0) {
+        g(sp.group()), rows(size_t(sp.P), 0), shift_plans(size_t(sp.P)) {
     k.resize(size_t(local.size()));
     v.resize(size_t(local.size()));
   }
@@ -106,7 +107,7 @@ uint64_t GqaKvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt) 
   const bool shift = m.s.policy == KvPolicy::shift && grow < P - 1 && m.rows[size_t(P - 1)] > 0;
   if (shift) {
     SramCharge scratch(m.f, m.R, 2 * m.out->bytes_per_pe(), "KV shift scratch");
-    detail::shift_rows_up(m.f, m.R, grow, m.mtk, m.k, m.v, *m.out, *m.in);
+    detail::shift_rows_up(m.f, m.R, grow, m.mtk, m.k, m.v, *m.out, *m.in, m.shift_plans);
   }
   // The new token: its row already holds its blocks (the vectors are replicated along Y).
   const int32_t yb = m.R.y0 + (m.s.policy == KvPolicy::shift && !shift ? grow : P - 1);

@@ -36,9 +36,10 @@ struct KvCache::Impl {
   std::vector<std::vector<float>> v;
   // shift: the outgoing and incoming token of a step, allocated once with the cache.
   std::unique_ptr<TileBuf<float>> out, in;
+  std::vector<std::optional<TransferPlan>> shift_plans;  // per growing row, built at first use
   Impl(Fabric& fab, const KvSpec& sp)
       : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, slice((sp.kv_dim + sp.P - 1) / sp.P),
-        rows(size_t(sp.P), 0) {
+        rows(size_t(sp.P), 0), shift_plans(size_t(sp.P)) {
     const Region l = R.intersect(f.block());
     k.resize(size_t(l.size()));
     v.resize(size_t(l.size()));
@@ -129,7 +130,7 @@ uint64_t KvCache::append(const float* key, const float* value) {
   m.f.sram_acquire(m.row_region(grow), m.token_bytes(), "one more token of the KV cache");
   const uint64_t before = m.region_clock();
   if (m.s.policy == KvPolicy::shift && grow < P - 1) {
-    detail::shift_rows_up(m.f, m.R, grow, m.slice, m.k, m.v, *m.out, *m.in);
+    detail::shift_rows_up(m.f, m.R, grow, m.slice, m.k, m.v, *m.out, *m.in, m.shift_plans);
   }
   m.push(P - 1, key, value);
   m.rows[size_t(grow)] += 1;
@@ -138,13 +139,21 @@ uint64_t KvCache::append(const float* key, const float* value) {
 
 namespace detail {
 void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std::vector<std::vector<float>>& k,
-                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in) {
+                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in,
+                   std::vector<std::optional<TransferPlan>>& plans) {
   const int32_t P = R.h;
   const Region l = R.intersect(f.block());
   auto li = [&](int32_t x, int32_t y) { return size_t(y - l.y0) * size_t(l.w) + size_t(x - l.x0); };
-  std::vector<Transfer> t;
-  for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
-    for (int32_t r = grow + 1; r < P; ++r) t.push_back({{x, R.y0 + r}, {x, R.y0 + r - 1}, uint32_t(t.size()), 0});
+  if (plans.size() != size_t(P)) throw std::logic_error("KV shift: one plan slot per row expected");
+  std::optional<TransferPlan>& p = plans[size_t(grow)];
+  if (!p) {
+    std::vector<Transfer> t;
+    for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
+      for (int32_t r = grow + 1; r < P; ++r) t.push_back({{x, R.y0 + r}, {x, R.y0 + r - 1}, uint32_t(t.size()), 0});
+    const std::string name = "KV shift up from row " + std::to_string(grow + 1);
+    p = f.plan(std::move(t), out.bytes_per_pe(), name);
+    p->share_routes(name + " on " + R.str());
+  }
   out.for_each_local([&](int32_t x, int32_t y, float* o) {
     if (y - R.y0 <= grow) return;
     const auto& kk = k[li(x, y)];
@@ -152,10 +161,8 @@ void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std:
     std::copy(kk.begin(), kk.begin() + slice, o);
     std::copy(vv.begin(), vv.begin() + slice, o + slice);
   });
-  const std::string name = "KV shift up from row " + std::to_string(grow + 1);
-  TransferPlan p = f.plan(std::move(t), out.bytes_per_pe(), name);
-  p.share_routes(name + " on " + R.str());
-  f.execute(p, out.view(), in.view());
+  f.execute(*p, out.view(), in.view());
+  p->release_routes();
   in.for_each_local([&](int32_t x, int32_t y, float* i) {
     const int32_t r = y - R.y0;
     auto& kk = k[li(x, y)];

@@ -53,6 +53,12 @@ TransferPlan::~TransferPlan() {
   if (fabric_ && routes_active_) fabric_->release_routes(*this);
 }
 
+void TransferPlan::release_routes() {
+  if (!fabric_) return;
+  if (routes_active_) fabric_->release_routes(*this);
+  if (relay_mode_) fabric_->build(*this, false);
+}
+
 // ---------------------------------------------------------------- Fabric
 Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
     : params_(params),

@@ -161,6 +161,68 @@ TEST(FabricLimits, RouteLimitIsAnErrorOrSoftwareRelays) {
   }
 }
 
+// A plan kept for reuse: release_routes gives its entries back at once, and the next execution
+// configures them again as a fresh plan would, so one that fell back to relays tries routes again.
+TEST(FabricLimits, ReleasedPlanRunsAgainAsFreshlyBuilt) {
+  MachineParams mp = small_machine(4, 1);
+  mp.route_entries = 3;
+  mp.route_fallback = "relay";
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> a(f, f.mesh().full(), 4, "a"), b(f, f.mesh().full(), 4, "b");
+  auto ring = [] {  // each PE to its right neighbour, the last back to the first: 3 entries at PE (1, 0)
+    std::vector<Transfer> t;
+    for (int32_t x = 0; x < 4; ++x) t.push_back({{x, 0}, {(x + 1) % 4, 0}, uint32_t(x), 0});
+    return t;
+  };
+  auto entries = [&] {  // collective; the figures reach rank 0 only
+    const auto all = f.gather_counters(f.mesh().full());
+    return all.empty() ? uint64_t{0} : uint64_t(all[1].route_entries);
+  };
+  auto clocks = [&] {
+    std::vector<uint64_t> c;
+    for (const auto& pc : f.gather_counters(f.mesh().full())) c.push_back(pc.clock_cycles);
+    return c;
+  };
+  auto delta = [](const std::vector<uint64_t>& after, const std::vector<uint64_t>& before) {
+    std::vector<uint64_t> d;
+    for (size_t i = 0; i < after.size(); ++i) d.push_back(after[i] - before[i]);
+    return d;
+  };
+  TransferPlan p = f.plan(ring(), a.bytes_per_pe(), "kept ring");
+  std::vector<uint64_t> relayed, routed, fresh;
+  {
+    TransferPlan other = f.plan(ring(), a.bytes_per_pe(), "other ring");
+    f.execute(other, a.view(), b.view());  // holds the 3 entries
+    f.barrier_clocks(f.mesh().full());  // every step below starts from equal clocks
+    const auto c0 = clocks();
+    f.execute(p, a.view(), b.view());  // no room beside it: relays, no entries
+    relayed = delta(clocks(), c0);
+    const uint64_t held = entries();
+    if (world_rank() == 0) EXPECT_EQ(held, 3u);
+    p.release_routes();
+  }
+  const uint64_t after_release = entries();
+  if (world_rank() == 0) EXPECT_EQ(after_release, 0u);
+  f.barrier_clocks(f.mesh().full());
+  auto c1 = clocks();
+  f.execute(p, a.view(), b.view());  // room now: routes, as a fresh plan
+  routed = delta(clocks(), c1);
+  const uint64_t rerun = entries();
+  if (world_rank() == 0) EXPECT_EQ(rerun, 3u);
+  p.release_routes();
+  const uint64_t released = entries();
+  if (world_rank() == 0) EXPECT_EQ(released, 0u);
+  TransferPlan q = f.plan(ring(), a.bytes_per_pe(), "fresh ring");
+  f.barrier_clocks(f.mesh().full());
+  c1 = clocks();
+  f.execute(q, a.view(), b.view());
+  fresh = delta(clocks(), c1);
+  if (world_rank() == 0) {
+    EXPECT_EQ(routed, fresh);
+    EXPECT_GT(relayed[0], routed[0]);  // the wrap into PE (0, 0) paid two relay stages
+  }
+}
+
 // Awkward shapes against the serial reference: offset regions, odd and prime lengths, every
 // primitive, shifts by 0, negative and larger than one, roots at the ends and in the middle.
 TEST(FabricVsReference, AwkwardShapesAllPrimitives) {

@@ -21,6 +21,7 @@
 // bit-identical results.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,9 +67,12 @@ namespace detail {
 // The shift policy's step, shared by the KV caches: rows grow+1 .. P-1 of region R pass their
 // oldest token (K then V, `slice` floats each) one row up, all at once, and rows grow .. P-2 append
 // what they receive. k, v: the tokens of each local PE of R (row-major over R and this rank's
-// block), `slice` floats per token. out, in: tiles of 2 * slice over R. Collective.
+// block), `slice` floats per token. out, in: tiles of 2 * slice over R. plans: the step for each
+// value of grow, built at its first use and kept (their routes are held only while they run; P
+// entries, empty at first). Collective.
 void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std::vector<std::vector<float>>& k,
-                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in);
+                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in,
+                   std::vector<std::optional<TransferPlan>>& plans);
 }  // namespace detail
 
 // One process: the same online softmax in token order. keys, values: (n, kv_dim).

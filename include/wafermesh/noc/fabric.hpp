@@ -77,6 +77,10 @@ class TransferPlan {
   // routes, the others add no route entries. The caller guarantees that equal keys mean equal
   // routes. Set before the first execution.
   void share_routes(std::string key) { route_key_ = std::move(key); }
+  // Gives back the route entries now, as destroying the plan would, but keeps it for another
+  // execution, which configures them again exactly as a freshly built plan would (a plan that fell
+  // back to relays is rebuilt as first planned). For steps that recur with the same transfers.
+  void release_routes();
 
  private:
   friend class Fabric;
