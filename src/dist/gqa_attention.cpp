@@ -151,20 +151,36 @@ TileBuf<float> GqaKvCache::attention(const TileBuf<float>& qt, GqaReport* rep) {
     const int32_t c = x - R.x0;
     const int64_t n = m.rows[size_t(y - R.y0)];
     const float* q = qt.tile(x, y);
-    const std::vector<float>& kk = m.k[m.li(x, y)];
+    const float* kd = m.k[m.li(x, y)].data();
     std::fill(out, out + H * W, 0.0f);
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);  // real elements of the block
-    for (int64_t j = 0; j < G; ++j)
-      for (int64_t t = 0; t < n; ++t) {
-        const float* kr = kk.data() + t * S;
-        for (int64_t e = 0; e < live;) {  // one run per key head inside the block
-          const int64_t h = head_of(c, e, j);
-          const int64_t end = std::min(live, ((int64_t(c) * S + e) / hd + 1) * hd - int64_t(c) * S);
-          float acc = 0.0f;
-          for (; e < end; ++e) acc += q[j * S + e] * kr[e];
-          out[h * W + t] = acc;
+    for (int64_t e0 = 0; e0 < live;) {  // one run per key head inside the block
+      const int64_t end = std::min(live, ((int64_t(c) * S + e0) / hd + 1) * hd - int64_t(c) * S);
+      // One sum per (group member j, token t), each over e in ascending order; four of them run
+      // side by side so their additions overlap (each sum's own order is unchanged).
+      const int64_t chains = G * n;
+      int64_t i = 0;
+      for (; i + 4 <= chains; i += 4) {
+        const float* qa[4];
+        const float* ka[4];
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int u = 0; u < 4; ++u) {
+          qa[u] = q + (i + u) / n * S;
+          ka[u] = kd + (i + u) % n * S;
         }
+        for (int64_t e = e0; e < end; ++e)
+          for (int u = 0; u < 4; ++u) acc[u] += qa[u][e] * ka[u][e];
+        for (int u = 0; u < 4; ++u) out[head_of(c, e0, (i + u) / n) * W + (i + u) % n] = acc[u];
       }
+      for (; i < chains; ++i) {
+        const float* qa = q + i / n * S;
+        const float* ka = kd + i % n * S;
+        float acc = 0.0f;
+        for (int64_t e = e0; e < end; ++e) acc += qa[e] * ka[e];
+        out[head_of(c, e0, i / n) * W + i % n] = acc;
+      }
+      e0 = end;
+    }
     f.charge_compute(x, y, uint64_t(G * n * S));
   });
   m.score_ar->run(sc);
@@ -224,13 +240,25 @@ TileBuf<float> GqaKvCache::attention(const TileBuf<float>& qt, GqaReport* rep) {
     const std::vector<float>& vv = m.v[m.li(x, y)];
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
     std::fill(out, out + G * S, 0.0f);
-    for (int64_t j = 0; j < G; ++j)
-      for (int64_t e = 0; e < live; ++e) {
+    const float* vd = vv.data();
+    for (int64_t j = 0; j < G; ++j) {
+      // One sum per element e over the tokens in order; four neighbouring elements side by side.
+      int64_t e = 0;
+      for (; e + 4 <= live; e += 4) {
+        const float* ah[4];
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int u = 0; u < 4; ++u) ah[u] = a + head_of(c, e + u, j) * W;
+        for (int64_t t = 0; t < n; ++t)
+          for (int u = 0; u < 4; ++u) acc[u] += ah[u][t] * vd[t * S + e + u];
+        for (int u = 0; u < 4; ++u) out[j * S + e + u] = acc[u];
+      }
+      for (; e < live; ++e) {
         const float* ah = a + head_of(c, e, j) * W;
         float acc = 0.0f;
-        for (int64_t t = 0; t < n; ++t) acc += ah[t] * vv[size_t(t * S + e)];
+        for (int64_t t = 0; t < n; ++t) acc += ah[t] * vd[t * S + e];
         out[j * S + e] = acc;
       }
+    }
     f.charge_compute(x, y, uint64_t(G * n * S));
   });
   m.out_ar->run(o);
