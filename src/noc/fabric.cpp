@@ -15,6 +15,19 @@
 namespace wm {
 
 namespace {
+// MPI reduction of Fabric::summarize's element: max of the first six figures, sum of the last two.
+void reduce_summary(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const uint64_t*>(in);
+  auto* b = static_cast<uint64_t*>(inout);
+  for (int n = 0; n < *len; ++n, a += 8, b += 8) {
+    for (int i = 0; i < 6; ++i) b[i] = std::max(a[i], b[i]);
+    b[6] += a[6];
+    b[7] += a[7];
+  }
+}
+}  // namespace
+
+namespace {
 constexpr int kTagStep = 7100;
 constexpr int64_t kNoPe = std::numeric_limits<int64_t>::max();
 
@@ -76,6 +89,9 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   pe_stream_.assign(pes_.size(), 0);
   pe_routes_.assign(pes_.size(), 0);
   sram_all_.assign(size_t(mesh_.pe_count()), 0);
+  MPI_Type_contiguous(8, mpi_type<uint64_t>(), &summary_type_);
+  MPI_Type_commit(&summary_type_);
+  MPI_Op_create(&reduce_summary, 1, &summary_op_);
 }
 
 void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) {
@@ -548,6 +564,8 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
 Fabric::~Fabric() {
   for (MPI_Comm& c : line_comm_)
     if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
+  if (summary_op_ != MPI_OP_NULL) MPI_Op_free(&summary_op_);
+  if (summary_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&summary_type_);
 }
 
 void Fabric::execute_timing(TransferPlan& p, Sync sync) {
@@ -642,9 +660,9 @@ Fabric::Summary Fabric::summarize(const Region& r) const {
       sum[0] += c.bytes_sent;
       sum[1] += c.messages_sent;
     }
-  MPI_Allreduce(MPI_IN_PLACE, mx, 6, mpi_type<uint64_t>(), MPI_MAX, comm());
-  MPI_Allreduce(MPI_IN_PLACE, sum, 2, mpi_type<uint64_t>(), MPI_SUM, comm());
-  return {mx[0], mx[1], mx[2], mx[3], mx[4], mx[5], sum[0], sum[1]};
+  uint64_t all[8] = {mx[0], mx[1], mx[2], mx[3], mx[4], mx[5], sum[0], sum[1]};
+  MPI_Allreduce(MPI_IN_PLACE, all, 1, summary_type_, summary_op_, comm());
+  return {all[0], all[1], all[2], all[3], all[4], all[5], all[6], all[7]};
 }
 
 }  // namespace wm

@@ -268,6 +268,10 @@ class Fabric {
   bool peaks_held_ = false;
   bool timing_only_ = false;  // set by execute_timing for the step it runs
   MPI_Comm line_comm_[2] = {MPI_COMM_NULL, MPI_COMM_NULL};
+  // summarize(): its eight figures as one MPI element, reduced by max (six) and sum (two) in one
+  // collective; the decode path asks for a summary after every phase of every layer.
+  MPI_Datatype summary_type_ = MPI_DATATYPE_NULL;
+  MPI_Op summary_op_ = MPI_OP_NULL;
 };
 
 }  // namespace wm
