@@ -800,7 +800,8 @@ MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const Me
     if (progress)
       progress("placing classifier " + std::to_string(i + 1) + "/" + std::to_string(m.pl.classifier_regions.size()));
     const int64_t rows = m.pl.classifier_rows[i];
-    std::vector<float> e(static_cast<size_t>(rows * cfg.dim));
+    std::vector<float>& e = m.wbuf;  // the layers' scratch: no fresh, zeroed pages per region
+    e.resize(static_cast<size_t>(rows * cfg.dim));
     source.read_rows(Tensor::token_embedding, 0, row0, rows, e.data());
     m.classifier.push_back(std::make_unique<dist::MeshGemvF32>(
         f, gemv_spec(m.pl.classifier_regions[i], rows, cfg.dim, Axis::Y, spec.allreduce), e.data()));

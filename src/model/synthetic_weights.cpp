@@ -50,13 +50,25 @@ void SyntheticWeightSource::read_rows(Tensor t, std::int64_t layer, std::int64_t
   } else {
     stddev = 1.0 / std::sqrt(static_cast<double>(s.cols));  // fan-in
   }
-  for (std::int64_t r = 0; r < rows; ++r) {
-    // One independent stream per (seed, tensor, layer, row): any block can be generated alone.
+  // One independent stream per (seed, tensor, layer, row): any block can be generated alone.
+  auto stream_of = [&](std::int64_t row) {
     std::uint64_t key = splitmix64(seed_);
     key = splitmix64(key ^ static_cast<std::uint64_t>(t));
     key = splitmix64(key ^ static_cast<std::uint64_t>(layer));
-    key = splitmix64(key ^ static_cast<std::uint64_t>(row0 + r));
-    Stream st{key | 1};
+    key = splitmix64(key ^ static_cast<std::uint64_t>(row));
+    return Stream{key | 1};
+  };
+  std::int64_t r = 0;
+  // Four rows side by side: each stream step waits on the previous one, so four independent
+  // streams keep the core busy. Every row's values are those of its own stream, as one at a time.
+  for (; r + 4 <= rows; r += 4) {
+    Stream st[4] = {stream_of(row0 + r), stream_of(row0 + r + 1), stream_of(row0 + r + 2), stream_of(row0 + r + 3)};
+    float* o = out + r * s.cols;
+    for (std::int64_t c = 0; c < s.cols; ++c)
+      for (int u = 0; u < 4; ++u) o[u * s.cols + c] = static_cast<float>(mean + stddev * st[u].normal());
+  }
+  for (; r < rows; ++r) {
+    Stream st = stream_of(row0 + r);
     float* o = out + r * s.cols;
     for (std::int64_t c = 0; c < s.cols; ++c) o[c] = static_cast<float>(mean + stddev * st.normal());
   }
