@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "fp32_gemm_impl.hpp"
@@ -23,7 +25,7 @@ namespace {
 // entries d0 a0 + d1 a1 + d2 a2 (d in {-1, 0, 1}, exact in int16) are then split into low and
 // high bytes and permuted into the pair layout of LutTables (each 16-byte run twice).
 void lut_table_build_range_avx512(const std::int8_t* q, std::int64_t K, std::int64_t p_begin,
-                                  std::int64_t p_end, std::uint8_t* table, bool stream) {
+                                  std::int64_t p_end, std::uint8_t* table) {
   auto digits = [](const std::int8_t (&d)[16]) {
     alignas(64) std::int16_t v[32];
     for (int i = 0; i < 32; ++i) v[i] = d[i % 16];
@@ -53,13 +55,8 @@ void lut_table_build_range_avx512(const std::int8_t* q, std::int64_t K, std::int
     std::uint8_t* out = table + p * LutTables::kPairBytes;
     const __m512i lo = _mm512_permutexvar_epi64(lo_order, packed);
     const __m512i hi = _mm512_permutexvar_epi64(hi_order, packed);
-    if (stream) {  // both halves are whole aligned cache lines (LutTables is 64-byte aligned)
-      _mm512_stream_si512(reinterpret_cast<__m512i*>(out), lo);
-      _mm512_stream_si512(reinterpret_cast<__m512i*>(out + LutTables::kHighOffset), hi);
-    } else {
-      _mm512_storeu_si512(out, lo);
-      _mm512_storeu_si512(out + LutTables::kHighOffset, hi);
-    }
+    _mm512_storeu_si512(out, lo);
+    _mm512_storeu_si512(out + LutTables::kHighOffset, hi);
   }
   for (std::int64_t p = std::max(p_begin, full_end); p < p_end; ++p) {
     lut_table_build_pair_scalar(q, K, p, table);
@@ -67,7 +64,7 @@ void lut_table_build_range_avx512(const std::int8_t* q, std::int64_t K, std::int
 }
 
 void lut_table_build_avx512(const std::int8_t* q, std::int64_t K, std::uint8_t* table) {
-  lut_table_build_range_avx512(q, K, 0, ((K + 2) / 3 + 1) / 2, table, false);
+  lut_table_build_range_avx512(q, K, 0, ((K + 2) / 3 + 1) / 2, table);
 }
 
 // ---------------------------------------------------------------- LUT GEMM
@@ -224,18 +221,40 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
   lut_gemv_rows_avx512(w, t.token(0), y, omp_get_thread_num(), omp_get_num_threads());
 }
 
-// Decode with the table build fused in (see lut_gemv_i32 with ActivationsQ8). Thread j of nt builds
-// the tables of pairs [P j / nt, P (j+1) / nt). Then either
-//  - rows: after a barrier, every thread runs its tiles against the whole table (as
+// Decode with the table build fused in (see lut_gemv_i32 with ActivationsQ8). Either
+//  - rows: every thread builds the whole table for itself and runs its tiles against it (as
 //    lut_gemv_i32_avx512), or
-//  - K: thread j runs its own pairs against every tile and leaves int32 partial sums per row, which
-//    are added after a barrier (integers: exact, and the same result for any nt).
+//  - K: thread j of nt builds the tables of pairs [P j / nt, P (j+1) / nt), runs them against
+//    every tile and leaves int32 partial sums per row, which are added after a barrier (integers:
+//    exact, and the same result for any nt).
 // The K split reads only tables the thread built itself but cuts every tile into one chunk per
 // thread, so its streams jump from chunk to chunk (the prefetch follows the jumps, see
 // lut_two_tiles_avx512). From DRAM the row split was faster on every large bench shape (2 threads,
 // three alternating runs: 0.74-1.35 of the triad against 0.46-0.93; 6912x2560 32-39 against
 // 27-30 GB/s) and as fast or faster from cache, so the K split is kept only for matrices with too
 // few tiles to give every thread two streams.
+// The row split used to share one table: each thread built its part with streaming stores (the
+// readers held the lines from the previous call), then a barrier. Building the whole table per
+// thread costs a few hundred more pair builds but no barrier and no table read from memory; in
+// alternating bench kernel runs (2 threads, DRAM) the three 3.6 MB shapes reached 0.72-0.93 of
+// the triad against 0.63-0.87 with the shared table.
+// A table buffer of the calling thread's own, grown as needed and kept for the thread's life.
+std::uint8_t* private_table(std::int64_t bytes) {
+  struct Buf {
+    std::uint8_t* p = nullptr;
+    std::int64_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf b;
+  if (b.n < bytes) {
+    std::free(b.p);
+    b.n = (bytes + 63) / 64 * 64;
+    b.p = static_cast<std::uint8_t*>(std::aligned_alloc(64, static_cast<std::size_t>(b.n)));
+    if (!b.p) throw std::bad_alloc();
+  }
+  return b.p;
+}
+
 void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t,
                            std::int32_t* y) {
   constexpr std::int64_t kRows = TernaryMatrixLut::kTileRows;
@@ -252,15 +271,12 @@ void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, Lu
 #pragma omp parallel
     {
       const int j = omp_get_thread_num(), nt = omp_get_num_threads();
-      const std::int64_t q0 = P * j / nt, q1 = P * (j + 1) / nt;
-      // Streaming stores: the other threads read this part right after the barrier and still hold
-      // its lines from the previous call, so ordinary stores had to invalidate every line in their
-      // caches first (2 threads, 2560x6912: 12-13 us for half the table, 2.7 us with streaming
-      // stores, whose lines the readers then fetch from memory; call 88 -> 79 us).
-      lut_table_build_range_avx512(a.token(0), K, q0, q1, tab, /*stream=*/true);
-      _mm_sfence();
-#pragma omp barrier
-      lut_gemv_rows_avx512(w, tab, y, j, nt);
+      // Thread 0 builds the whole table into t (which keeps it, as documented), every other
+      // thread into a buffer of its own. No line of a table is shared between cores, so there is
+      // no barrier, the builder's stores hit its own cache, and the reads stay there.
+      std::uint8_t* mine = j == 0 ? tab : private_table(P * LutTables::kPairBytes);
+      lut_table_build_range_avx512(a.token(0), K, 0, P, mine);
+      lut_gemv_rows_avx512(w, mine, y, j, nt);
     }
     return;
   }
@@ -272,7 +288,7 @@ void lut_gemv_fused_avx512(const TernaryMatrixLut& w, const ActivationsQ8& a, Lu
 #pragma omp single
     team = nt;
     const std::int64_t q0 = P * j / nt, q1 = P * (j + 1) / nt;
-    lut_table_build_range_avx512(a.token(0), K, q0, q1, tab, false);
+    lut_table_build_range_avx512(a.token(0), K, q0, q1, tab);
     std::int32_t* part = partial.data() + static_cast<std::int64_t>(j) * T * kRows;
     std::fill(part, part + T * kRows, 0);
     const std::int64_t h = T / 2;  // streams: tiles [0, h) and [h, 2h), this thread's pairs of each
