@@ -24,9 +24,9 @@ void lut_gemm_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y
 void lut_gemv_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y);
 // Decode from int8 activations, table build included: t is resized to one token and filled with
 // a's tables (reusable afterwards, e.g. by another matrix with the same input). At the AVX-512
-// level the threads build the tables together (each its share of the groups); then each runs its
-// own tiles against the whole table, or, when there are fewer than two tiles per thread, each
-// applies its share of the groups to every row and the int32 partial sums are added.
+// level each thread builds the whole table for itself (the first into t) and runs its own tiles
+// against it; when there are fewer than two tiles per thread, each builds and applies its share of
+// the groups to every row instead, and the int32 partial sums are added.
 // a must hold one token; y: (M).
 void lut_gemv_i32(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t, std::int32_t* y);
 // BitLinear output: y[n, i] = float(dot) / s_n * gamma, applied once per row and token, in that
