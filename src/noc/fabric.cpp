@@ -25,9 +25,7 @@ void reduce_summary(void* in, void* inout, int* len, MPI_Datatype*) {
     b[7] += a[7];
   }
 }
-}  // namespace
 
-namespace {
 constexpr int kTagStep = 7100;
 constexpr int64_t kNoPe = std::numeric_limits<int64_t>::max();
 

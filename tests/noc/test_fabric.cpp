@@ -161,6 +161,40 @@ TEST(FabricLimits, RouteLimitIsAnErrorOrSoftwareRelays) {
   }
 }
 
+// summarize() reduces every rank's part in one collective: maxima of the clocks, peaks and hops,
+// sums of the bytes and messages; checked against the gathered counters of a sub-region.
+TEST(FabricHand, SummaryIsMaximaAndSumsOverTheRegion) {
+  Fabric f(MPI_COMM_WORLD, small_machine(7, 6));
+  TileBuf<float> b(f, f.mesh().full(), 3, "t");
+  shift(f, b, Axis::X, +2, true);
+  shift(f, b, Axis::Y, -1, false);
+  f.charge_compute(3, 4, 100);  // one PE ahead of the others
+  const Region r{1, 1, 5, 4};
+  const Fabric::Summary s = f.summarize(r);
+  const auto all = f.gather_counters(r);
+  if (world_rank() != 0) return;
+  Fabric::Summary want;
+  for (const PeCounters& c : all) {
+    want.max_clock_cycles = std::max(want.max_clock_cycles, c.clock_cycles);
+    want.max_compute_cycles = std::max(want.max_compute_cycles, c.compute_cycles);
+    want.max_stall_cycles = std::max(want.max_stall_cycles, c.stall_cycles);
+    want.max_sram_peak_bytes = std::max(want.max_sram_peak_bytes, c.sram_peak_bytes);
+    want.max_route_peak_entries = std::max(want.max_route_peak_entries, c.route_peak_entries);
+    want.max_hops = std::max(want.max_hops, c.max_hops);
+    want.total_bytes_sent += c.bytes_sent;
+    want.total_messages += c.messages_sent;
+  }
+  EXPECT_GT(want.total_messages, 1u);
+  EXPECT_EQ(s.max_clock_cycles, want.max_clock_cycles);
+  EXPECT_EQ(s.max_compute_cycles, want.max_compute_cycles);
+  EXPECT_EQ(s.max_stall_cycles, want.max_stall_cycles);
+  EXPECT_EQ(s.max_sram_peak_bytes, want.max_sram_peak_bytes);
+  EXPECT_EQ(s.max_route_peak_entries, want.max_route_peak_entries);
+  EXPECT_EQ(s.max_hops, want.max_hops);
+  EXPECT_EQ(s.total_bytes_sent, want.total_bytes_sent);
+  EXPECT_EQ(s.total_messages, want.total_messages);
+}
+
 // A plan kept for reuse: release_routes gives its entries back at once, and the next execution
 // configures them again as a fresh plan would, so one that fell back to relays tries routes again.
 TEST(FabricLimits, ReleasedPlanRunsAgainAsFreshlyBuilt) {
