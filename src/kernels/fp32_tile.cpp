@@ -33,19 +33,15 @@ void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* 
 }
 
 void pack_f32_panels(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* out) {
-  const std::int64_t groups = M / 64;
-  for (std::int64_t g = 0; g < groups; ++g) {
-    float* grp = out + g * 64 * K;
+  // Rows r0 .. r0 + w - 1 column by column at out + r0 K: the groups of 64, then panels of <= 16.
+  auto panel = [&](std::int64_t r0, std::int64_t w) {
+    float* dst = out + r0 * K;
     for (std::int64_t k = 0; k < K; ++k)
-      for (std::int64_t c = 0; c < 64; ++c) grp[k * 64 + c] = A[(g * 64 + c) * lda + k];
-  }
-  const std::int64_t r0 = groups * 64;
-  for (std::int64_t p = 0; r0 + p * 16 < M; ++p) {
-    const std::int64_t w = std::min<std::int64_t>(16, M - r0 - p * 16);
-    float* panel = out + (r0 + p * 16) * K;
-    for (std::int64_t k = 0; k < K; ++k)
-      for (std::int64_t r = 0; r < w; ++r) panel[k * w + r] = A[(r0 + p * 16 + r) * lda + k];
-  }
+      for (std::int64_t r = 0; r < w; ++r) dst[k * w + r] = A[(r0 + r) * lda + k];
+  };
+  const std::int64_t tail = M / 64 * 64;
+  for (std::int64_t r0 = 0; r0 < tail; r0 += 64) panel(r0, 64);
+  for (std::int64_t r0 = tail; r0 < M; r0 += 16) panel(r0, std::min<std::int64_t>(16, M - r0));
 }
 
 void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y, bool accumulate) {

@@ -212,45 +212,37 @@ TEST(FabricLimits, ReleasedPlanRunsAgainAsFreshlyBuilt) {
     const auto all = f.gather_counters(f.mesh().full());
     return all.empty() ? uint64_t{0} : uint64_t(all[1].route_entries);
   };
-  auto clocks = [&] {
-    std::vector<uint64_t> c;
-    for (const auto& pc : f.gather_counters(f.mesh().full())) c.push_back(pc.clock_cycles);
-    return c;
-  };
-  auto delta = [](const std::vector<uint64_t>& after, const std::vector<uint64_t>& before) {
-    std::vector<uint64_t> d;
-    for (size_t i = 0; i < after.size(); ++i) d.push_back(after[i] - before[i]);
-    return d;
+  // Runs plan from equal clocks everywhere; returns what it added to each PE's clock (rank 0).
+  auto run = [&](TransferPlan& plan) {
+    f.barrier_clocks(f.mesh().full());
+    std::vector<uint64_t> before;
+    for (const auto& pc : f.gather_counters(f.mesh().full())) before.push_back(pc.clock_cycles);
+    f.execute(plan, a.view(), b.view());
+    std::vector<uint64_t> added;
+    const auto after = f.gather_counters(f.mesh().full());
+    for (size_t i = 0; i < after.size(); ++i) added.push_back(after[i].clock_cycles - before[i]);
+    return added;
   };
   TransferPlan p = f.plan(ring(), a.bytes_per_pe(), "kept ring");
-  std::vector<uint64_t> relayed, routed, fresh;
+  std::vector<uint64_t> relayed;
   {
     TransferPlan other = f.plan(ring(), a.bytes_per_pe(), "other ring");
     f.execute(other, a.view(), b.view());  // holds the 3 entries
-    f.barrier_clocks(f.mesh().full());  // every step below starts from equal clocks
-    const auto c0 = clocks();
-    f.execute(p, a.view(), b.view());  // no room beside it: relays, no entries
-    relayed = delta(clocks(), c0);
+    relayed = run(p);                      // no room beside it: relays, no entries
     const uint64_t held = entries();
     if (world_rank() == 0) EXPECT_EQ(held, 3u);
     p.release_routes();
   }
   const uint64_t after_release = entries();
   if (world_rank() == 0) EXPECT_EQ(after_release, 0u);
-  f.barrier_clocks(f.mesh().full());
-  auto c1 = clocks();
-  f.execute(p, a.view(), b.view());  // room now: routes, as a fresh plan
-  routed = delta(clocks(), c1);
+  const std::vector<uint64_t> routed = run(p);  // room now: routes, as a fresh plan
   const uint64_t rerun = entries();
   if (world_rank() == 0) EXPECT_EQ(rerun, 3u);
   p.release_routes();
   const uint64_t released = entries();
   if (world_rank() == 0) EXPECT_EQ(released, 0u);
   TransferPlan q = f.plan(ring(), a.bytes_per_pe(), "fresh ring");
-  f.barrier_clocks(f.mesh().full());
-  c1 = clocks();
-  f.execute(q, a.view(), b.view());
-  fresh = delta(clocks(), c1);
+  const std::vector<uint64_t> fresh = run(q);
   if (world_rank() == 0) {
     EXPECT_EQ(routed, fresh);
     EXPECT_GT(relayed[0], routed[0]);  // the wrap into PE (0, 0) paid two relay stages
