@@ -89,12 +89,13 @@ struct GenerateOptions {
 // matrices (so the weights come from DRAM as in the emulation), and the fp32 classifier (row panels,
 // as the PEs hold it). Run on rank 0 with every core of the job; the median of five tokens after
 // three warm-up tokens.
-std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::ModelConfig& cfg) {
+std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::ModelConfig& cfg, bool cls_bf16) {
   const int threads = std::max(1, ctx.size * omp_get_max_threads());
   const int64_t D = cfg.dim, Hd = cfg.hidden_dim, KV = cfg.kv_dim();
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{D, D}, {KV, D}, {KV, D}, {D, D}, {Hd, D}, {D, Hd}, {Hd, D}};
   std::vector<kernels::TernaryMatrixLut> mats;
   std::vector<float> emb;
+  std::vector<uint16_t> emb16;  // the classifier as the emulation holds it when its weights are exact in bf16
   if (ctx.rank == 0) {
     uint64_t s = 0x9E3779B97F4A7C15ull;
     for (int64_t l = 0; l < cfg.layers; ++l)
@@ -106,7 +107,9 @@ std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::Mod
         }
         mats.push_back(kernels::TernaryMatrixLut::from_int8(w.data(), M, K, K));
       }
-    emb.assign(static_cast<size_t>(cfg.vocab * D), 0.01f);  // (any values: the panel layout's bytes)
+    // (any values: the panel layout's bytes)
+    if (cls_bf16) emb16.assign(static_cast<size_t>(cfg.vocab * D), uint16_t(0x3C24));  // 0.01
+    else emb.assign(static_cast<size_t>(cfg.vocab * D), 0.01f);
   }
   std::vector<int8_t> q(static_cast<size_t>(std::max(D, Hd)), 3);
   std::vector<int32_t> y(static_cast<size_t>(std::max(D, Hd)));
@@ -130,7 +133,8 @@ std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::Mod
     }));
     cls.push_back(time_on_rank0(ctx, threads, [&] {
       // Row panels, as the PEs hold the classifier: the fastest fp32 GEMV here.
-      kernels::gemv_f32_panels_mt(cfg.vocab, D, emb.data(), x.data(), logits.data(), false);
+      if (cls_bf16) kernels::gemv_bf16_panels_mt(cfg.vocab, D, emb16.data(), x.data(), logits.data(), false);
+      else kernels::gemv_f32_panels_mt(cfg.vocab, D, emb.data(), x.data(), logits.data(), false);
     }));
   }
   std::sort(tern.begin(), tern.end());
@@ -339,11 +343,12 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
 
   double bare_tern = 0, bare_cls = 0;
   if (o.compare_bare) {
-    std::tie(bare_tern, bare_cls) = bare_gemv_seconds(ctx, cfg);
+    std::tie(bare_tern, bare_cls) = bare_gemv_seconds(ctx, cfg, mt.classifier_host_bf16());
     if (decode_n) {
       out << "\nbare GEMVs on this machine (" << ctx.size * omp_get_max_threads() << " threads, one process): "
           << (cfg.ternary ? "ternary LUT" : "ternary LUT (as if ternarised)") << " projections " << fmt(bare_tern, 4)
-          << " s per token, fp32 classifier " << fmt(bare_cls, 4) << " s\n"
+          << " s per token, fp32 classifier" << (mt.classifier_host_bf16() ? " (weights held in bf16)" : "") << " "
+          << fmt(bare_cls, 4) << " s\n"
           << "  emulation / bare projections              " << fmt(wall_per_tok / bare_tern, 2) << "\n"
           << "  emulation / (bare projections + classifier) " << fmt(wall_per_tok / (bare_tern + bare_cls), 2)
           << "\n"

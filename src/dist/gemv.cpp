@@ -232,30 +232,48 @@ GemvReport MeshGemvTernary::run(const int8_t* x, int32_t* y) { return run_global
 struct MeshGemvF32::Impl {
   Fabric& f;
   Layout L;
-  std::unique_ptr<TileBuf<float>> w;  // (mt, kt) per PE
+  // Each PE's stationary (mt, kt) block in row panels: fp32, or bf16 when every weight is exact in
+  // bf16 (kernels::gemv_bf16_panels: the same arithmetic on half the host bytes, which a decode
+  // GEMV streams from memory). The wafer's SRAM is charged for fp32 either way.
+  std::unique_ptr<TileBuf<float>> w;
+  std::unique_ptr<TileBuf<std::uint16_t>> wb;  // uncharged: the fp32 bytes are charged below
   std::unique_ptr<LineAllreduce<float>> ar;
   AllreduceStats root;
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
+  ~Impl() {
+    if (wb) f.sram_release(L.R, uint64_t(L.mt * L.kt) * sizeof(float));
+  }
 };
 
 MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(std::make_unique<Impl>(f, s)) {
   check_gemv_spec(f.mesh(), s);
   Impl& m = *impl_;
   const Layout& L = m.L;
-  m.w = std::make_unique<TileBuf<float>>(f, L.R, size_t(L.mt * L.kt), "fp32 weights of a GEMV block",
-                                         TileBuf<float>::NoInit{});
-  // Each PE keeps its stationary block in row panels (kernels::pack_f32_panels): same bytes, and
-  // the block GEMV reads 16 rows per vector load.
-  std::vector<float> block(size_t(L.mt * L.kt));
-  m.w->for_each_local([&](int32_t x, int32_t y, float* t) {
-    const auto [bi, bk] = L.wblock(x, y);
-    L.cut_w(W, bi, bk, block.data());
-    kernels::pack_f32_panels(L.mt, L.kt, block.data(), L.kt, t);
-  });
+  const std::string name = "fp32 weights of a GEMV block";
+  const size_t elems = size_t(L.mt * L.kt);
+  // Every rank decides from the whole matrix, so all store alike (the choice changes no result).
+  if (kernels::bf16_exact(s.M, s.K, W, s.K)) {
+    f.sram_acquire(L.R, elems * sizeof(float), "tile buffer '" + name + "'");
+    m.wb = std::make_unique<TileBuf<std::uint16_t>>(f, L.R, elems, name, TileBuf<std::uint16_t>::Uncharged{});
+  } else {
+    m.w = std::make_unique<TileBuf<float>>(f, L.R, elems, name, TileBuf<float>::NoInit{});
+  }
+  // Row panels (kernels::pack_f32_panels): the block GEMV reads 16 rows per vector load.
+  std::vector<float> block(elems);
+  const Region l = L.R.intersect(f.block());
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+      const auto [bi, bk] = L.wblock(x, y);
+      L.cut_w(W, bi, bk, block.data());
+      if (m.wb) kernels::pack_bf16_panels(L.mt, L.kt, block.data(), L.kt, m.wb->tile(x, y));
+      else kernels::pack_f32_panels(L.mt, L.kt, block.data(), L.kt, m.w->tile(x, y));
+    }
   m.ar = std::make_unique<LineAllreduce<float>>(f, L.R, s.reduce_axis, size_t(L.mt), s.allreduce);
 }
 
 MeshGemvF32::~MeshGemvF32() = default;
+
+bool MeshGemvF32::host_bf16() const { return impl_->wb != nullptr; }
 
 TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep) {
   Impl& m = *impl_;
@@ -263,11 +281,12 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
   std::optional<RunWindow> win = open_window(f, L, rep);
-  TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums");
+  TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<float>::NoInit{});  // every PE writes all
   const Region l = L.R.intersect(f.block());
   auto pe = [&](int64_t i) {
     const int32_t px = l.x0 + int32_t(i % l.w), py = l.y0 + int32_t(i / l.w);
-    kernels::gemv_f32_panels(L.mt, L.kt, m.w->tile(px, py), xt.tile(px, py), yt.tile(px, py), false);
+    if (m.wb) kernels::gemv_bf16_panels(L.mt, L.kt, m.wb->tile(px, py), xt.tile(px, py), yt.tile(px, py), false);
+    else kernels::gemv_f32_panels(L.mt, L.kt, m.w->tile(px, py), xt.tile(px, py), yt.tile(px, py), false);
   };
   if (l.size() * L.mt * L.kt < (int64_t{1} << 16)) {  // small: no OpenMP construct (team set-up costs more)
     for (int64_t i = 0; i < l.size(); ++i) pe(i);

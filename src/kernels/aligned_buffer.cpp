@@ -7,12 +7,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
+
+#include "wafermesh/util/huge_alloc.hpp"
 
 namespace wm::kernels {
 namespace {
 
-constexpr std::size_t kLine = 64, kHuge = std::size_t{2} << 20;
+constexpr std::size_t kLine = 64, kHuge = wm::kHugePage;
 
 thread_local HugePageArena* current_arena = nullptr;
 
@@ -21,6 +24,10 @@ thread_local HugePageArena* current_arena = nullptr;
 std::mutex live_mutex;
 std::vector<const HugePageArena*> live_arenas;
 std::atomic<int> live_count{0};
+
+// Buffers of 2 MiB and more are mapped (wm::map_huge); their sizes, for the unmapping.
+std::mutex mapped_mutex;
+std::unordered_map<const void*, std::size_t> mapped;
 
 bool in_live_arena(const void* p) {
   if (live_count.load(std::memory_order_acquire) == 0) return false;
@@ -35,34 +42,35 @@ void* aligned_buffer_alloc(std::size_t bytes) {
   if (current_arena != nullptr) {
     if (void* p = current_arena->take(bytes == 0 ? 1 : bytes)) return p;
   }
-  const std::size_t align = bytes >= kHuge ? kHuge : kLine;
-  const std::size_t size = (bytes + align - 1) / align * align;  // aligned_alloc needs a multiple
-  void* p = std::aligned_alloc(align, size == 0 ? align : size);
+  if (bytes >= kHuge) {
+    void* p = map_huge(bytes);
+    std::lock_guard<std::mutex> lock(mapped_mutex);
+    mapped.emplace(p, bytes);
+    return p;
+  }
+  const std::size_t size = (bytes + kLine - 1) / kLine * kLine;  // aligned_alloc needs a multiple
+  void* p = std::aligned_alloc(kLine, size == 0 ? kLine : size);
   if (p == nullptr) throw std::bad_alloc();
-  // Advice only: without THP (or with THP "never") this is a no-op and small pages are used.
-  if (align == kHuge) (void)madvise(p, size, MADV_HUGEPAGE);
   return p;
 }
 
 void aligned_buffer_free(void* p) noexcept {
   if (p == nullptr || in_live_arena(p)) return;
+  {
+    std::lock_guard<std::mutex> lock(mapped_mutex);
+    const auto it = mapped.find(p);
+    if (it != mapped.end()) {
+      unmap_huge(p, it->second);
+      mapped.erase(it);
+      return;
+    }
+  }
   std::free(p);
 }
 
 HugePageArena::HugePageArena(std::size_t bytes) {
-  size_ = std::max<std::size_t>(1, (bytes + kHuge - 1) / kHuge) * kHuge;
-  // Over-reserve by 2 MiB and trim, so the arena starts on a huge-page boundary.
-  const std::size_t reserve = size_ + kHuge;
-  void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
-  const auto start = reinterpret_cast<std::uintptr_t>(raw);
-  const std::uintptr_t aligned = (start + kHuge - 1) / kHuge * kHuge;
-  if (aligned > start) munmap(raw, aligned - start);
-  const std::uintptr_t end = start + reserve, aligned_end = aligned + size_;
-  if (end > aligned_end) munmap(reinterpret_cast<void*>(aligned_end), end - aligned_end);
-  base_ = reinterpret_cast<char*>(aligned);
-  (void)madvise(base_, size_, MADV_HUGEPAGE);
+  size_ = huge_rounded(bytes);
+  base_ = static_cast<char*>(map_huge(size_));
   std::lock_guard<std::mutex> lock(live_mutex);
   live_arenas.push_back(this);
   live_count.fetch_add(1, std::memory_order_release);
@@ -74,7 +82,7 @@ HugePageArena::~HugePageArena() {
     live_arenas.erase(std::remove(live_arenas.begin(), live_arenas.end(), this), live_arenas.end());
     live_count.fetch_sub(1, std::memory_order_release);
   }
-  munmap(base_, size_);
+  unmap_huge(base_, size_);
 }
 
 void* HugePageArena::take(std::size_t bytes) noexcept {

@@ -21,4 +21,9 @@ void gemv_f32_panels_avx512(std::int64_t M, std::int64_t K, const float* A, cons
   gemv_f32_panels_body(M, K, A, x, y, accumulate);
 }
 
+void gemv_bf16_panels_avx512(std::int64_t M, std::int64_t K, const std::uint16_t* A, const float* x, float* y,
+                          bool accumulate) {
+  gemv_f32_panels_body(M, K, A, x, y, accumulate);
+}
+
 }  // namespace wm::kernels::detail

@@ -76,14 +76,34 @@ void gemm_f32_tile_body(std::int64_t M, std::int64_t N, std::int64_t K, const fl
 }
 
 
+// Panel weights are fp32 or bf16 (gemv_bf16_panels: the upper halves of floats, widened exactly).
+typedef float vec16 __attribute__((vector_size(sizeof(float) * 16)));
+inline float widen(float v) { return v; }
+inline float widen(std::uint16_t b) {
+  const std::uint32_t u = std::uint32_t(b) << 16;
+  float v;
+  std::memcpy(&v, &u, sizeof(v));
+  return v;
+}
+// (Results through a reference: returning a 64-byte vector by value below AVX-512 draws -Wpsabi.)
+inline void load16(vec16& a, const float* p) { std::memcpy(&a, p, sizeof(a)); }
+inline void load16(vec16& a, const std::uint16_t* p) {
+  typedef std::uint16_t half16 __attribute__((vector_size(2 * 16)));
+  typedef std::uint32_t word16 __attribute__((vector_size(4 * 16)));
+  half16 h;
+  std::memcpy(&h, p, sizeof(h));
+  const word16 u = __builtin_convertvector(h, word16) << 16;
+  std::memcpy(&a, &u, sizeof(a));
+}
+
 // gemv_f32_panels (fp32_tile.hpp), tail rows: NP panels of `group` at once, so NP independent
 // add chains hide the add latency. Lanes are rows; each row's sum runs over k in ascending order.
-template <int NP>
-void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::int64_t p0, const float* x,
+template <int NP, class W>
+void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const W* A, std::int64_t p0, const float* x,
                           float* y, bool accumulate) {
-  typedef float vec __attribute__((vector_size(sizeof(float) * 16)));
+  typedef vec16 vec;
   constexpr std::int64_t kW = 16;
-  const float* base[NP];
+  const W* base[NP];
   std::int64_t w[NP];
   // A panel narrower than 16 is read with 16-wide loads too (the extra lanes take the next
   // column's values and are dropped); the last columns, where such a load would pass the end of
@@ -100,7 +120,7 @@ void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::i
     const float xk = x[k];
     for (int j = 0; j < NP; ++j) {
       vec a;
-      std::memcpy(&a, base[j] + k * w[j], sizeof(vec));
+      load16(a, base[j] + k * w[j]);
       acc[j] = acc[j] + a * xk;
     }
   }
@@ -108,7 +128,7 @@ void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::i
   std::memcpy(out, acc, sizeof(out));
   for (std::int64_t k = kv; k < K; ++k)
     for (int j = 0; j < NP; ++j)
-      for (std::int64_t r = 0; r < w[j]; ++r) out[j][r] = out[j][r] + base[j][k * w[j] + r] * x[k];
+      for (std::int64_t r = 0; r < w[j]; ++r) out[j][r] = out[j][r] + widen(base[j][k * w[j] + r]) * x[k];
   for (int j = 0; j < NP; ++j)
     for (std::int64_t r = 0; r < w[j]; ++r) {
       float* yi = y + (p0 + j) * kW + r;
@@ -119,13 +139,12 @@ void gemv_f32_panel_group(std::int64_t M, std::int64_t K, const float* A, std::i
 // gemv_f32_panels, full groups: 64 rows stored k by k (64 floats per column), so a group is one
 // sequential stream. Four 16-lane chains, same per-row order as above.
 inline void gemv_f32_row_group(std::int64_t K, const float* A, const float* x, float* y, bool accumulate) {
-  typedef float vec __attribute__((vector_size(sizeof(float) * 16)));
-  vec acc[4] = {};
+  vec16 acc[4] = {};
   for (std::int64_t k = 0; k < K; ++k) {
     const float xk = x[k];
     for (int j = 0; j < 4; ++j) {
-      vec a;
-      std::memcpy(&a, A + k * 64 + j * 16, sizeof(vec));
+      vec16 a;
+      load16(a, A + k * 64 + j * 16);
       acc[j] = acc[j] + a * xk;
     }
   }
@@ -134,14 +153,39 @@ inline void gemv_f32_row_group(std::int64_t K, const float* A, const float* x, f
   for (int r = 0; r < 64; ++r) y[r] = accumulate ? y[r] + out[r] : out[r];
 }
 
-inline void gemv_f32_panels_body(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y,
+// The same on bf16 groups, whose 64 values per column come as two runs of 32 with rows j and
+// j + 16 interleaved (pack_bf16_panels): a run read as 16 words gives rows j (low halves, shifted
+// up) and rows j + 16 (high halves, masked), two integer operations per 32 weights.
+inline void gemv_f32_row_group(std::int64_t K, const std::uint16_t* A, const float* x, float* y, bool accumulate) {
+  typedef std::uint32_t word16 __attribute__((vector_size(4 * 16)));
+  vec16 acc[4] = {};
+  for (std::int64_t k = 0; k < K; ++k) {
+    const float xk = x[k];
+    for (int h = 0; h < 2; ++h) {
+      word16 u;
+      std::memcpy(&u, A + k * 64 + h * 32, sizeof(u));
+      const word16 lo = u << 16, hi = u & 0xFFFF0000u;
+      vec16 a, b;
+      std::memcpy(&a, &lo, sizeof(a));
+      std::memcpy(&b, &hi, sizeof(b));
+      acc[2 * h] = acc[2 * h] + a * xk;
+      acc[2 * h + 1] = acc[2 * h + 1] + b * xk;
+    }
+  }
+  float out[64];
+  std::memcpy(out, acc, sizeof(out));
+  for (int r = 0; r < 64; ++r) y[r] = accumulate ? y[r] + out[r] : out[r];
+}
+
+template <class W>
+inline void gemv_f32_panels_body(std::int64_t M, std::int64_t K, const W* A, const float* x, float* y,
                                  bool accumulate) {
   const std::int64_t groups = M / 64;
   for (std::int64_t g = 0; g < groups; ++g) gemv_f32_row_group(K, A + g * 64 * K, x, y + g * 64, accumulate);
   // The rows after the last full group are a panel layout of their own (at most four panels).
   const std::int64_t r0 = groups * 64;
   const std::int64_t Mt = M - r0;
-  const float* At = A + r0 * K;
+  const W* At = A + r0 * K;
   float* yt = y + r0;
   switch ((Mt + 15) / 16) {
     case 4: gemv_f32_panel_group<4>(Mt, K, At, 0, x, yt, accumulate); break;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/dist/gqa_attention.hpp"
 #include "wafermesh/dist/host_io.hpp"
+#include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/kernels/quantize.hpp"
 #include "wafermesh/model/mesh_order_reference.hpp"
 #include "wafermesh/noc/line_plans.hpp"
@@ -336,6 +338,10 @@ struct MeshTransformer::Impl {
   MeshPlacement pl;
   Dims d;
   std::vector<RegionOps> ops;  // per layer region
+  // This rank's packed ternary weights, one block after another on huge pages (declared before the
+  // layers, so it outlives them). Each projection's block is below 2 MiB, so each would otherwise
+  // be a separate malloc block on 4 KiB pages, streamed once per token.
+  std::unique_ptr<kernels::HugePageArena> weights_arena;
   std::vector<Layer> layers;
   std::unique_ptr<TileBuf<float>> rms_final;  // on the last layer region, split along Y
   std::vector<std::unique_ptr<dist::MeshGemvF32>> classifier;
@@ -355,6 +361,74 @@ struct MeshTransformer::Impl {
     peak_routes = std::max(peak_routes, s.max_route_peak_entries);
     return s.max_clock_cycles;
   }
+
+  // ---- a position's virtual-time figures, settled once at its end
+  // A stamp is a region's latest clock at one point of the position: this rank's maximum over its
+  // PEs of the region when taken, the maximum over the ranks once the position settles. A decoded
+  // token takes some twenty stamps per layer; one collective for all of them replaces one each,
+  // which cost a rendezvous of the ranks every phase. Laps (differences of stamps added to the
+  // figures) are recorded meanwhile and applied by settle(), so nothing may read them earlier.
+  using Stamp = int32_t;
+  enum class LapKind : uint8_t { add, add_positive, gemv };
+  struct Lap {
+    LapKind kind;
+    Stamp from, to;
+    uint64_t* bucket;
+    uint64_t* rest;     // gemv: the cycles beyond `cap` go here
+    uint64_t cap = 0;
+  };
+  std::vector<uint64_t> stamps;  // local maxima until settle()
+  std::vector<Lap> laps;
+  uint64_t local_sram_peak = 0, local_route_peak = 0;
+
+  Stamp stamp(const Region& R) {
+    const Fabric::Summary s = f.summarize_local(R);
+    local_sram_peak = std::max(local_sram_peak, s.max_sram_peak_bytes);
+    local_route_peak = std::max(local_route_peak, s.max_route_peak_entries);
+    stamps.push_back(s.max_clock_cycles);
+    return Stamp(stamps.size() - 1);
+  }
+  // bucket += clock(to) - clock(from) (add_positive: 0 if negative); from becomes to.
+  void lap(uint64_t& bucket, Stamp& from, Stamp to, LapKind kind = LapKind::add) {
+    laps.push_back({kind, from, to, &bucket, nullptr, 0});
+    from = to;
+  }
+  // A GEMV's lap: its block's multiply-accumulates (`compute` cycles at most) are compute, the
+  // rest (its allreduce, adds included) is allreduce.
+  void lap_gemv(LayerCycles& lc, Stamp& from, Stamp to, uint64_t compute) {
+    laps.push_back({LapKind::gemv, from, to, &lc.compute, &lc.allreduce, compute});
+    from = to;
+  }
+  // Reduces the stamps over the ranks, applies the laps and the peaks, and returns the stamps'
+  // clocks (valid until the next stamp). Collective.
+  const std::vector<uint64_t>& settle() {
+    const size_t n = stamps.size();
+    stamps.push_back(local_sram_peak);
+    stamps.push_back(local_route_peak);
+    MPI_Allreduce(MPI_IN_PLACE, stamps.data(), int(stamps.size()), MPI_UINT64_T, MPI_MAX, f.comm());
+    peak_sram = std::max(peak_sram, stamps[n]);
+    peak_routes = std::max(peak_routes, stamps[n + 1]);
+    stamps.resize(n);
+    for (const Lap& l : laps) {
+      const uint64_t a = stamps[size_t(l.from)], b = stamps[size_t(l.to)];
+      switch (l.kind) {
+        case LapKind::add: *l.bucket += b - a; break;
+        case LapKind::add_positive: *l.bucket += b > a ? b - a : 0; break;
+        case LapKind::gemv: {
+          const uint64_t dt = b - a, comp = std::min(dt, l.cap);
+          *l.bucket += comp;
+          *l.rest += dt - comp;
+          break;
+        }
+      }
+    }
+    laps.clear();
+    local_sram_peak = local_route_peak = 0;
+    settled.swap(stamps);
+    stamps.clear();
+    return settled;
+  }
+  std::vector<uint64_t> settled;
 
   // ---- construction helpers
   // Scratch for one tensor at a time, kept between tensors (no fresh pages per tensor).
@@ -458,7 +532,7 @@ struct MeshTransformer::Impl {
     std::unique_ptr<TileBuf<MaxFloat>> mx;
     std::unique_ptr<TileBuf<int8_t>> q;
   };
-  Quant quantize(const TileBuf<float>& x, Axis split, RegionOps& o, LayerCycles& lc, uint64_t& t) {
+  Quant quantize(const TileBuf<float>& x, Axis split, RegionOps& o, LayerCycles& lc, Stamp& t) {
     Quant r;
     if (!cfg.ternary) return r;
     const Region& R = x.region();
@@ -480,9 +554,7 @@ struct MeshTransformer::Impl {
       for (size_t j = 0; j < E; ++j) c[j] = static_cast<int8_t>(std::clamp(round_even_small(a[j] * s), -127.0f, 127.0f));
     });
     f.charge_compute(R, E);
-    const uint64_t t1 = now(R);
-    lc.allreduce += t1 - t;
-    t = t1;
+    lap(lc.allreduce, t, stamp(R));
     return r;
   }
 
@@ -530,7 +602,7 @@ struct MeshTransformer::Impl {
   // Y (n, M) = X (n, K) . W^T for projection t of layer l as a MeshGEMM on region R (transposed
   // variant: W is never transposed); ternary: BitLinear per token, exactly the decode path's values.
   std::vector<float> prefill_project(const Region& R, Tensor t, int64_t l, int kind, int64_t M, int64_t K,
-                                     const std::vector<float>& X, int64_t n, LayerCycles& lc, uint64_t& clk) {
+                                     const std::vector<float>& X, int64_t n, LayerCycles& lc, Stamp& clk) {
     float gamma = 1.0f;
     weight_matrix(t, l, kind, M, K, &gamma);
     const dist::GemmSpec gs = gemm_spec(R, n, K, M, true);
@@ -555,17 +627,13 @@ struct MeshTransformer::Impl {
       rep = dist::gemm_f32(f, gs, X.data(), floats, Y.data());
       dist::broadcast_from_rank0(f, Y);
     }
-    const uint64_t t1 = now(R);
-    const uint64_t dt = t1 - clk, comp = std::min(dt, rep.compute_cycles);
-    lc.compute += comp;
-    lc.allreduce += dt - comp;
-    clk = t1;
+    lap_gemv(lc, clk, stamp(R), rep.compute_cycles);
     return Y;
   }
 
   // y = W x for projection p; x split along p's reduce axis (xq: its BitLinear codes). Adds cycles
   // to the layer figures.
-  TileBuf<float> project(Proj& p, const TileBuf<float>& x, const Quant& xq, LayerCycles& lc, uint64_t& t) {
+  TileBuf<float> project(Proj& p, const TileBuf<float>& x, const Quant& xq, LayerCycles& lc, Stamp& t) {
     const Region& R = x.region();
     if (!cfg.ternary) {
       TileBuf<float> y = p.fp->run_tiles(x, nullptr);
@@ -585,27 +653,16 @@ struct MeshTransformer::Impl {
     return y;
   }
   static float kernels_floor() { return 1e-5f; }  // kernels::kQuantScaleFloor
-  // A GEMV's cycles: its block's multiply-accumulates are compute, the rest (its allreduce, adds
-  // included) is allreduce.
-  void account_gemv(const Region& R, const GemvSpec& g, LayerCycles& lc, uint64_t& t) {
-    const uint64_t t1 = now(R);
-    const uint64_t block = f.cost().compute_cycles(uint64_t(cdiv(g.M, g.P) * cdiv(g.K, g.P)));
-    const uint64_t dt = t1 - t, comp = std::min(dt, block);
-    lc.compute += comp;
-    lc.allreduce += dt - comp;
-    t = t1;
+  void account_gemv(const Region& R, const GemvSpec& g, LayerCycles& lc, Stamp& t) {
+    lap_gemv(lc, t, stamp(R), f.cost().compute_cycles(uint64_t(cdiv(g.M, g.P) * cdiv(g.K, g.P))));
   }
 
   void layer_forward(Layer& L, TileBuf<float>& x, int pos, LayerCycles& lc) {
     RegionOps& o = ops[size_t(L.region)];
     const Region& R = o.R;
     const bool relu2 = cfg.ffn == "relu2";
-    uint64_t t = now(R);
-    auto lap = [&](uint64_t& bucket) {
-      const uint64_t t1 = now(R);
-      bucket += t1 - t;
-      t = t1;
-    };
+    Stamp t = stamp(R);
+    auto lap = [&](uint64_t& bucket) { this->lap(bucket, t, stamp(R)); };
     // ---- attention
     TileBuf<float> xb(f, R, size_t(d.mtD), "normed x");
     rmsnorm(xb, x, *L.rms_att, d.dim, Axis::Y, o);
@@ -678,7 +735,7 @@ struct MeshTransformer::Impl {
   // region into `logits`; sets tc.classifier and prev_end. Collective.
   void classify(std::unique_ptr<TileBuf<float>>& x, TokenCycles& tc) {
     const Region& RL = pl.layer_regions.back();
-    const uint64_t t = now(RL);
+    const Stamp t = stamp(RL);
     TileBuf<float> xn(f, RL, size_t(d.mtD), "final norm");
     rmsnorm(xn, *x, *rms_final, cfg.dim, Axis::Y, ops.back());
     x.reset();
@@ -695,15 +752,18 @@ struct MeshTransformer::Impl {
     ys.reserve(in.size());
     for (size_t i = 0; i < in.size(); ++i) ys.push_back(classifier[i]->run_tiles(*in[i], nullptr));
     int64_t row0 = 0;
-    uint64_t end = 0;
+    std::vector<Stamp> ends;
     for (size_t i = 0; i < in.size(); ++i) {
       const std::vector<float> row = dist::read_row_everywhere(f, ys[i], 0);
       const int64_t rows = pl.classifier_rows[i];
       std::copy(row.begin(), row.begin() + rows, logits.begin() + row0);
       row0 += rows;
-      end = std::max(end, now(pl.classifier_regions[i]));
+      ends.push_back(stamp(pl.classifier_regions[i]));
     }
-    tc.classifier = end - t;
+    const std::vector<uint64_t>& clocks = settle();
+    uint64_t end = 0;
+    for (Stamp e : ends) end = std::max(end, clocks[size_t(e)]);
+    tc.classifier = end - clocks[size_t(t)];
     prev_end = end;
   }
 
@@ -762,19 +822,35 @@ MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const Me
   f.hold_peaks(true);
   for (const Region& R : m.pl.layer_regions) m.ops.emplace_back(f, R, spec.allreduce);
   m.layers.resize(size_t(cfg.layers));
+  if (cfg.ternary) {
+    // Room for every local PE's packed block (the rank's fused matrices take about as much), with
+    // a margin; only what is touched is committed, and a full arena falls back to the heap.
+    uint64_t bytes = 0;
+    for (int64_t l = 0; l < cfg.layers; ++l) {
+      const Region& R = m.pl.layer_regions[size_t(m.pl.region_of_layer[size_t(l)])];
+      const LayerSpecs ls(d, R, spec.allreduce);
+      for (const GemvSpec* s : {&ls.wq, &ls.wk, &ls.wv, &ls.wo, &ls.w1, &ls.w2, &ls.w3})
+        bytes += dist::gemv_block_bytes(*s, true) * uint64_t(R.intersect(f.block()).size());
+    }
+    m.weights_arena = std::make_unique<kernels::HugePageArena>(bytes + bytes / 4 + (uint64_t(4) << 20));
+  }
   for (int64_t l = 0; l < cfg.layers; ++l) {
     if (progress) progress("placing layer " + std::to_string(l + 1) + "/" + std::to_string(cfg.layers));
     Layer& L = m.layers[size_t(l)];
     L.region = m.pl.region_of_layer[size_t(l)];
     const Region& R = m.pl.layer_regions[size_t(L.region)];
     const LayerSpecs ls(d, R, spec.allreduce);
-    m.make_proj(L.wq, ls.wq, Tensor::wq, l, 1);
-    m.make_proj(L.wk, ls.wk, Tensor::wk, l, 0);
-    m.make_proj(L.wv, ls.wv, Tensor::wv, l, 0);
-    m.make_proj(L.wo, ls.wo, Tensor::wo, l, 2);
-    m.make_proj(L.w1, ls.w1, Tensor::w1, l, 0);
-    m.make_proj(L.w2, ls.w2, Tensor::w2, l, 0);
-    m.make_proj(L.w3, ls.w3, Tensor::w3, l, 0);
+    {
+      std::optional<kernels::ArenaScope> scope;
+      if (m.weights_arena) scope.emplace(*m.weights_arena);
+      m.make_proj(L.wq, ls.wq, Tensor::wq, l, 1);
+      m.make_proj(L.wk, ls.wk, Tensor::wk, l, 0);
+      m.make_proj(L.wv, ls.wv, Tensor::wv, l, 0);
+      m.make_proj(L.wo, ls.wo, Tensor::wo, l, 2);
+      m.make_proj(L.w1, ls.w1, Tensor::w1, l, 0);
+      m.make_proj(L.w2, ls.w2, Tensor::w2, l, 0);
+      m.make_proj(L.w3, ls.w3, Tensor::w3, l, 0);
+    }
     using Lay = Impl::Lay;
     L.rms_att = m.vector_tiles(R, source.read_tensor(Tensor::rms_att, l), d.mtD, Lay::y, "rms_att weights");
     L.rms_ffn = m.vector_tiles(R, source.read_tensor(Tensor::rms_ffn, l), d.mtD, Lay::y, "rms_ffn weights");
@@ -846,12 +922,11 @@ const float* MeshTransformer::forward(int token, int pos) {
     Layer& L = m.layers[size_t(l)];
     if (L.region != cur) {  // move x to the next region: one column, then along the rows
       const Region& Rn = m.pl.layer_regions[size_t(L.region)];
-      const uint64_t t0 = m.now(x->region());
+      Impl::Stamp t0 = m.stamp(x->region());
       auto nx = std::make_unique<TileBuf<float>>(f, Rn, size_t(d.mtD), "residual stream");
       m.handoffs[size_t(cur)].run(f, *x, *nx);
       x = std::move(nx);
-      const uint64_t t1 = m.now(Rn);
-      tc.handoff += t1 > t0 ? t1 - t0 : 0;
+      m.lap(tc.handoff, t0, m.stamp(Rn), Impl::LapKind::add_positive);
       cur = L.region;
     }
     m.layer_forward(L, *x, pos, tc.layers[size_t(l)]);
@@ -889,19 +964,14 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
     Layer& L = m.layers[size_t(l)];
     LayerCycles& lc = tc.layers[size_t(l)];
     if (L.region != cur) {  // the tokens' vectors move to the next region one after another
-      const uint64_t t0 = m.now(m.pl.layer_regions[size_t(cur)]);
+      Impl::Stamp t0 = m.stamp(m.pl.layer_regions[size_t(cur)]);
       for (int64_t t = 0; t < n; ++t) m.handoffs[size_t(cur)].run_timing(f);
-      const uint64_t t1 = m.now(m.pl.layer_regions[size_t(L.region)]);
-      tc.handoff += t1 > t0 ? t1 - t0 : 0;
+      m.lap(tc.handoff, t0, m.stamp(m.pl.layer_regions[size_t(L.region)]), Impl::LapKind::add_positive);
       cur = L.region;
     }
     const Region& R = m.pl.layer_regions[size_t(L.region)];
-    uint64_t clk = m.now(R);
-    auto lap = [&](uint64_t& bucket) {
-      const uint64_t t1 = m.now(R);
-      bucket += t1 - clk;
-      clk = t1;
-    };
+    Impl::Stamp clk = m.stamp(R);
+    auto lap = [&](uint64_t& bucket) { m.lap(bucket, clk, m.stamp(R)); };
     // Norm sums and absmax scales of the prefill layout (tokens along Y, features along X) are
     // row allreduces of one value per token of the row block; their values are computed here in
     // the decode path's order, the allreduces run for their clocks.
@@ -1037,5 +1107,8 @@ const MeshPlacement& MeshTransformer::placement() const { return impl_->pl; }
 const ModelConfig& MeshTransformer::config() const { return impl_->cfg; }
 uint64_t MeshTransformer::peak_sram_bytes() const { return impl_->peak_sram; }
 uint64_t MeshTransformer::peak_route_entries() const { return impl_->peak_routes; }
+bool MeshTransformer::classifier_host_bf16() const {
+  return std::all_of(impl_->classifier.begin(), impl_->classifier.end(), [](const auto& c) { return c->host_bf16(); });
+}
 
 }  // namespace wm::model

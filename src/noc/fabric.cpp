@@ -643,6 +643,14 @@ std::vector<std::byte> Fabric::gather_tiles(const TileView& v, const Region& r) 
 }
 
 Fabric::Summary Fabric::summarize(const Region& r) const {
+  const Summary s = summarize_local(r);
+  uint64_t all[8] = {s.max_clock_cycles,      s.max_compute_cycles,     s.max_stall_cycles, s.max_sram_peak_bytes,
+                     s.max_route_peak_entries, s.max_hops,               s.total_bytes_sent, s.total_messages};
+  MPI_Allreduce(MPI_IN_PLACE, all, 1, summary_type_, summary_op_, comm());
+  return {all[0], all[1], all[2], all[3], all[4], all[5], all[6], all[7]};
+}
+
+Fabric::Summary Fabric::summarize_local(const Region& r) const {
   const Region l = r.intersect(block_);
   uint64_t mx[6] = {0, 0, 0, 0, 0, 0};
   uint64_t sum[2] = {0, 0};
@@ -658,9 +666,7 @@ Fabric::Summary Fabric::summarize(const Region& r) const {
       sum[0] += c.bytes_sent;
       sum[1] += c.messages_sent;
     }
-  uint64_t all[8] = {mx[0], mx[1], mx[2], mx[3], mx[4], mx[5], sum[0], sum[1]};
-  MPI_Allreduce(MPI_IN_PLACE, all, 1, summary_type_, summary_op_, comm());
-  return {all[0], all[1], all[2], all[3], all[4], all[5], all[6], all[7]};
+  return {mx[0], mx[1], mx[2], mx[3], mx[4], mx[5], sum[0], sum[1]};
 }
 
 }  // namespace wm

@@ -107,6 +107,45 @@ TEST(MeshGemv, Fp32BitwiseAgainstReferenceInItsOrder) {
       }
 }
 
+// Weights exact in bf16 are kept in bf16 on the host: y is still bitwise the reference's, and the
+// wafer is charged the same SRAM as for fp32 blocks (one inexact weight keeps the fp32 storage).
+// Blocks of 64 rows and more take the grouped panel layout.
+TEST(MeshGemv, Fp32WeightsExactInBf16KeepTheirResultsAndTheirSram) {
+  for (int32_t P : {1, 2, 3})
+    for (Axis ax : {Axis::X, Axis::Y}) {
+      GemvSpec s;
+      s.P = P;
+      s.M = 203;
+      s.K = 45;
+      s.reduce_axis = ax;
+      auto W = floats(s.M * s.K, 17);
+      for (float& w : W) {  // drop the low 16 bits: exact in bf16
+        uint32_t b;
+        std::memcpy(&b, &w, 4);
+        b &= 0xFFFF0000u;
+        std::memcpy(&w, &b, 4);
+      }
+      const auto x = floats(s.K, 18);
+      auto inexact = W;
+      inexact[size_t(s.M * s.K / 2)] += 0x1p-20f;
+      uint64_t sram[2] = {0, 0};
+      for (int v = 0; v < 2; ++v) {
+        Fabric f(MPI_COMM_WORLD, small_machine(8, 8));
+        MeshGemvF32 g(f, s, v == 0 ? W.data() : inexact.data());
+        EXPECT_EQ(g.host_bf16(), v == 0) << "P=" << P;
+        sram[v] = f.summarize({0, 0, P, P}).max_sram_peak_bytes;
+        if (v == 1) continue;
+        std::vector<float> y(size_t(s.M));
+        g.run(x.data(), y.data());
+        if (world_rank() != 0) continue;
+        const std::vector<float> want = gemv_f32_reference(s, W.data(), x.data());
+        EXPECT_EQ(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)), 0) << "P=" << P;
+      }
+      EXPECT_EQ(sram[0], sram[1]) << "P=" << P;
+      EXPECT_GE(sram[0], uint64_t((s.M + P - 1) / P * ((s.K + P - 1) / P)) * 4) << "P=" << P;
+    }
+}
+
 TEST(MeshGemv, ConsecutiveGemvsAlternateAxesWithoutRelayout) {
   Fabric f(MPI_COMM_WORLD, small_machine(6, 6));
   const int32_t P = 5;

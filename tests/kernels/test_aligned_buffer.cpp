@@ -1,12 +1,19 @@
 // AlignedAllocator, HugePageArena and ArenaScope (aligned_buffer.hpp).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
 #include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/util/huge_alloc.hpp"
+
+extern char end;  // the end of the program's data: the brk heap lies above it
 
 namespace wm::kernels {
 namespace {
@@ -19,6 +26,31 @@ TEST(AlignedBuffer, HeapBuffersAreLineAlignedAndLargeOnesHugePageAligned) {
   const Bytes small(1000, 1), large(std::size_t{3} << 20, 2);
   EXPECT_TRUE(aligned(small.data(), 64));
   EXPECT_TRUE(aligned(large.data(), std::uintptr_t{2} << 20));
+}
+
+// Large buffers never come from the brk heap, even after glibc has raised its mmap threshold (it
+// does so when a large mmapped block is freed; blocks below the new threshold then come from the
+// heap, on 4 KiB pages). Both allocators: AlignedAllocator (2 MiB and up) and HugePageAllocator
+// (4 MiB and up).
+TEST(AlignedBuffer, LargeBuffersAreMappedOutsideTheMallocHeap) {
+  void* big = std::malloc(std::size_t{24} << 20);  // mmapped; freeing it raises the threshold to 24 MiB
+  ASSERT_NE(big, nullptr);
+  static_cast<volatile char*>(big)[0] = 1;
+  std::free(big);
+  auto in_heap = [](const void* p) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    return a >= reinterpret_cast<std::uintptr_t>(&end) && a < reinterpret_cast<std::uintptr_t>(sbrk(0));
+  };
+  void* probe = std::malloc(std::size_t{3} << 20);  // what the threshold does to a plain 3 MiB block
+  const bool threshold_raised = in_heap(probe);
+  std::free(probe);
+  const Bytes a(std::size_t{3} << 20, 1);
+  std::vector<float, wm::HugePageAllocator<float>> b(std::size_t{5} << 20 >> 2, 1.0f);
+  EXPECT_FALSE(in_heap(a.data()));
+  EXPECT_FALSE(in_heap(b.data()));
+  EXPECT_TRUE(aligned(a.data(), std::uintptr_t{2} << 20));
+  EXPECT_TRUE(aligned(b.data(), std::uintptr_t{2} << 20));
+  std::printf("a plain 3 MiB malloc after freeing 24 MiB came from the heap: %s\n", threshold_raised ? "yes" : "no");
 }
 
 TEST(AlignedBuffer, ScopeRoutesAllocationsIntoTheArenaUntilItEnds) {

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "isa_levels.hpp"
@@ -62,6 +63,63 @@ TEST(Fp32Panels, BitwiseEqualToReferenceAtEveryIsaLevel) {
         gemv_f32_panels(s.M, s.K, Ap.data(), x.data(), got.data(), accumulate);
         EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
             << s.M << "x" << s.K << (accumulate ? " +=" : " =");
+      }
+  });
+}
+
+// bf16 panels: on weights exact in bf16, gemv_bf16_panels (and its threaded form) equals
+// gemv_f32_ref bit for bit at every ISA level, on the same awkward shapes; the packed halves sit
+// where pack_f32_panels puts the floats, except that each run of 32 in a group's column
+// interleaves rows j and j + 16; one value with a low bit set makes the matrix inexact and
+// the pack refuse it.
+TEST(Bf16Panels, BitwiseEqualToTheFp32ReferenceAtEveryIsaLevel) {
+  struct Shape { std::int64_t M, K; };
+  const Shape shapes[] = {{1, 1}, {1, 40}, {7, 5}, {15, 1}, {16, 3}, {17, 97}, {33, 2}, {64, 80},
+                          {65, 17}, {127, 4}, {128, 21}, {143, 80}, {250, 13}, {1000, 9}};
+  std::mt19937 g(12);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto bf16_round_down = [](float v) {  // drop the low 16 bits: exact in bf16
+    std::uint32_t b;
+    std::memcpy(&b, &v, 4);
+    b &= 0xFFFF0000u;
+    std::memcpy(&v, &b, 4);
+    return v;
+  };
+  wm::kernels::testing::for_each_isa([&](Isa) {
+    for (const Shape& s : shapes)
+      for (bool accumulate : {false, true}) {
+        const std::int64_t lda = s.K + 3;
+        std::vector<float> A(size_t(s.M * lda)), x(size_t(s.K)), y0(size_t(s.M));
+        for (auto& v : A) v = bf16_round_down(u(g));
+        for (auto& v : x) v = u(g);
+        for (auto& v : y0) v = u(g);
+        ASSERT_TRUE(bf16_exact(s.M, s.K, A.data(), lda));
+        std::vector<std::uint16_t> Ap(size_t(s.M * s.K));  // exactly M K halves
+        pack_bf16_panels(s.M, s.K, A.data(), lda, Ap.data());
+        std::vector<float> Af(size_t(s.M * s.K));
+        pack_f32_panels(s.M, s.K, A.data(), lda, Af.data());
+        const std::int64_t grouped = s.M / 64 * 64 * s.K;  // group columns: runs of 32, rows j, j + 16 interleaved
+        for (std::int64_t i = 0; i < s.M * s.K; ++i) {
+          std::int64_t from = i;
+          if (i < grouped) {
+            const std::int64_t col = i / 32 * 32, slot = i % 32;
+            from = col + (slot % 2 == 0 ? slot / 2 : 16 + slot / 2);
+          }
+          std::uint32_t b;
+          std::memcpy(&b, &Af[size_t(from)], 4);
+          ASSERT_EQ(Ap[size_t(i)], std::uint16_t(b >> 16)) << s.M << "x" << s.K << " element " << i;
+        }
+        std::vector<float> want = y0, got = y0, got_mt = y0;
+        gemv_f32_ref(s.M, s.K, A.data(), lda, x.data(), want.data(), accumulate);
+        gemv_bf16_panels(s.M, s.K, Ap.data(), x.data(), got.data(), accumulate);
+        gemv_bf16_panels_mt(s.M, s.K, Ap.data(), x.data(), got_mt.data(), accumulate);
+        EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+            << s.M << "x" << s.K << (accumulate ? " +=" : " =");
+        EXPECT_EQ(std::memcmp(want.data(), got_mt.data(), want.size() * sizeof(float)), 0)
+            << "threaded " << s.M << "x" << s.K << (accumulate ? " +=" : " =");
+        A[size_t((s.M - 1) * lda + s.K - 1)] = bf16_round_down(0.3f) + 0x1p-20f;  // low bits set
+        EXPECT_FALSE(bf16_exact(s.M, s.K, A.data(), lda));
+        EXPECT_THROW(pack_bf16_panels(s.M, s.K, A.data(), lda, Ap.data()), std::invalid_argument);
       }
   });
 }

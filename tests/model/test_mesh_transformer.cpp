@@ -58,6 +58,20 @@ MeshPlacement stories_plan(int32_t w, int32_t h) {
   return MeshTransformer::plan({w, h}, mesh_of(w, h), stories_config(), spec);
 }
 
+// A position's figures add up: the layers' compute, allreduce and KV cycles, the hand-offs and the
+// classifier cover the time from the token entering the first region to its logits, exactly.
+void expect_figures_add_up(const TokenCycles& tc, const std::string& what) {
+  uint64_t sum = tc.handoff + tc.classifier;
+  for (const LayerCycles& l : tc.layers) sum += l.total();
+  EXPECT_EQ(sum, tc.total) << what;
+  EXPECT_GT(tc.classifier, 0u) << what;
+  for (const LayerCycles& l : tc.layers) {
+    EXPECT_GT(l.compute, 0u) << what;
+    EXPECT_GT(l.allreduce, 0u) << what;
+    EXPECT_GT(l.kv, 0u) << what;
+  }
+}
+
 }  // namespace
 
 TEST(MeshTransformer, StoriesGreedyPrintsTheExpectedTextOnTwoMeshes) {
@@ -201,6 +215,7 @@ TEST(MeshTransformer, PrefillMatchesTheMeshOrderReference) {
         MeshOrderReference mor(cfg, materialize(*src), spec, MeshTransformer::plan(f.mesh(), mp, cfg, spec));
         const float* a = mt.prefill(prompt);
         ttft_prefill = mt.last_token().total;
+        expect_figures_add_up(mt.last_token(), "prefill");
         const float* b = mor.prefill(prompt);
         mesh.emplace_back(a, a + cfg.vocab);
         ref.emplace_back(b, b + cfg.vocab);
@@ -218,6 +233,7 @@ TEST(MeshTransformer, PrefillMatchesTheMeshOrderReference) {
         for (size_t i = 0; i < prompt.size(); ++i) {
           c = mt.forward(prompt[i], int(i));
           ttft_decode += mt.last_token().total;
+          expect_figures_add_up(mt.last_token(), "token " + std::to_string(i));
         }
         tbt.emplace_back(c, c + cfg.vocab);
       }

@@ -207,6 +207,15 @@ TEST(SyntheticWeights, DocumentedDistributions) {
   const auto [m_norm, sd_norm] = moments(src.read_tensor(Tensor::ffn_sub_norm, 1));
   EXPECT_NEAR(m_norm, 1.0, 0.02);
   EXPECT_NEAR(sd_norm, 0.1, 0.015);
+  // Every value is a bf16: the low 16 bits of the float are zero.
+  for (Tensor t : {Tensor::token_embedding, Tensor::w2, Tensor::rms_att}) {
+    const std::vector<float> v = src.read_tensor(t, 0);
+    for (float x : v) {
+      uint32_t b;
+      std::memcpy(&b, &x, 4);
+      ASSERT_EQ(b & 0xFFFFu, 0u) << tensor_name(t) << " value " << x;
+    }
+  }
 }
 
 // BitNet 2B4T (~2.4G parameters) never fits: the source hands out single blocks on demand.

@@ -75,6 +75,8 @@ class MeshGemvF32 {
   ~MeshGemvF32();
   GemvReport run(const float* x, float* y);
   TileBuf<float> run_tiles(const TileBuf<float>& x_tiles, GemvReport* rep);
+  // The host keeps the blocks in bf16 (every weight is exact in bf16; see kernels::gemv_bf16_panels).
+  bool host_bf16() const;
 
  private:
   struct Impl;

@@ -1,8 +1,8 @@
 #pragma once
 // Allocator for packed weights and tables: 64-byte aligned (one cache line, one AVX-512 vector);
-// buffers of 2 MiB or more are 2 MiB aligned and advised as transparent huge pages, because a
-// decode GEMV streams them once per token and 4 KiB pages cost a TLB miss (and a cold hardware
-// prefetcher) every 4 KiB.
+// buffers of 2 MiB or more are mapped on their own, 2 MiB aligned and advised as transparent huge
+// pages (wm::map_huge, never the malloc heap), because a decode GEMV streams them once per token
+// and 4 KiB pages cost a TLB miss (and a cold hardware prefetcher) every 4 KiB.
 //
 // Smaller buffers can be placed in a HugePageArena instead: while an ArenaScope is alive on a
 // thread, that thread's aligned_buffer_alloc calls are carved out of the arena (64-byte aligned,

@@ -32,4 +32,20 @@ void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* Ap, const floa
 // the thread count. For a whole matrix on the host (benchmarks), not for per-PE blocks.
 void gemv_f32_panels_mt(std::int64_t M, std::int64_t K, const float* Ap, const float* x, float* y, bool accumulate);
 
+// The same panels holding bf16 values: weights that are exact in bf16 (the low 16 bits of every
+// float are zero, as in checkpoints released in bf16 and in the synthetic weights) stored as their
+// upper halves, half the bytes for a GEMV that streams its weights from memory. Same layout as the
+// fp32 panels except inside a group's column: its 64 values come as two runs of 32 (rows 0-31,
+// then 32-63), each with rows j and j + 16 interleaved (row 32h + j at slot 32h + 2j, row
+// 32h + 16 + j at 32h + 2j + 1), so 16 words widen to 32 floats with a shift and a mask. The
+// kernel widens each value exactly and runs gemv_f32_panels' arithmetic, so on such weights the
+// two (and gemv_f32_ref) agree bit for bit. pack_bf16_panels throws std::invalid_argument on a value that
+// is not exact in bf16; bf16_exact tells beforehand.
+bool bf16_exact(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda);
+void pack_bf16_panels(std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, std::uint16_t* Ap);
+void gemv_bf16_panels(std::int64_t M, std::int64_t K, const std::uint16_t* Ap, const float* x, float* y,
+                      bool accumulate);
+void gemv_bf16_panels_mt(std::int64_t M, std::int64_t K, const std::uint16_t* Ap, const float* x, float* y,
+                         bool accumulate);
+
 }  // namespace wm::kernels

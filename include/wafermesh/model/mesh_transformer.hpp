@@ -120,6 +120,8 @@ class MeshTransformer {
   // Largest peak SRAM bytes / route entries of any PE since construction.
   uint64_t peak_sram_bytes() const;
   uint64_t peak_route_entries() const;
+  // The classifier's weights are kept in bf16 on the host (exact in bf16, see MeshGemvF32).
+  bool classifier_host_bf16() const;
   // The rank grid under which decode keeps the most ranks busy: the bands of regions run along the
   // mesh's longer axis, so at least two ranks across them put the middle band on both sides of a
   // block boundary. The default grid (choose_rank_grid) when it has two across, else the fewest

@@ -9,6 +9,9 @@
 //   matrices (out, in)       normal(0, 1/sqrt(in))    keeps |W x| ~ |x|
 //   token_embedding          normal(0, 1/sqrt(dim))   tied logits = E . rmsnorm(x) are then O(1)
 //   norm and sub-norm weights 1 + normal(0, 0.1)      not all ones, so a dropped norm weight shows
+// Every value is rounded to the nearest bf16, the precision these models' checkpoints are released
+// in; fp32 GEMVs then keep such weights in bf16 on the host (kernels::gemv_bf16_panels), same
+// results from half the bytes.
 // "normal" is the Irwin-Hall approximation: the sum of the four 16-bit uniforms of one xorshift64*
 // output, centred and scaled to unit variance (bounded by +-3.46; one stream step per value, so
 // the 2.4G weights of BitNet 2B4T generate in seconds). Integer and double arithmetic only: same

@@ -22,6 +22,7 @@
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/noc/cost_model.hpp"
 #include "wafermesh/noc/params.hpp"
+#include "wafermesh/util/huge_alloc.hpp"
 
 namespace wm {
 
@@ -218,6 +219,10 @@ class Fabric {
     uint64_t total_bytes_sent = 0, total_messages = 0;
   };
   Summary summarize(const Region& r) const;
+  // This rank's part of summarize(r): its figures over r ∩ its block (all 0 when that is empty).
+  // Local: reducing it by max (the six maxima) and sum (the two totals) over the ranks gives
+  // summarize(r) as it stood at this call.
+  Summary summarize_local(const Region& r) const;
 
  private:
   friend class TransferPlan;
@@ -246,20 +251,24 @@ class Fabric {
   MeshShape mesh_;
   CartComm cart_;
   Region block_;
-  std::vector<PeCounters> pes_;          // local PEs, row-major over block_
-  std::vector<uint64_t> pending_;        // latest pending arrival per local PE (0 = none)
+  // The per-PE arrays sit on huge pages: a step touches one row of a region every block_.w PEs, so
+  // on 4 KiB pages nearly every row of PeCounters cost a TLB miss.
+  template <class T>
+  using PeArray = std::vector<T, HugePageAllocator<T>>;
+  PeArray<PeCounters> pes_;              // local PEs, row-major over block_
+  PeArray<uint64_t> pending_;            // latest pending arrival per local PE (0 = none)
   std::vector<size_t> pending_list_;     // local PEs with a pending arrival
   std::vector<uint32_t> link_load_;      // scratch: streams per directed link (4 per PE)
   std::vector<uint32_t> link_stream_;    // scratch: last stream seen per link (+1)
   std::vector<uint32_t> link_pmax_;      // scratch: busiest load from the stream's source to the link
   std::vector<uint32_t> link_pmax_tag_;  // scratch: the stream (+1) link_pmax_ belongs to
-  std::vector<uint32_t> pe_stream_;      // scratch: last stream seen per PE (+1), for routes
-  std::vector<uint32_t> pe_routes_;      // scratch: route entries per PE for the plan being built
+  PeArray<uint32_t> pe_stream_;          // scratch: last stream seen per PE (+1), for routes
+  PeArray<uint32_t> pe_routes_;          // scratch: route entries per PE for the plan being built
   std::vector<std::byte> staging_;       // scratch for aliased local moves
   std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers, reused
   uint64_t mpi_messages_sent_ = 0, mpi_bytes_sent_ = 0;
   std::vector<uint64_t> local_departs_;  // departure clocks of a step's local moves, reused
-  std::vector<uint32_t> sram_all_;       // SRAM bytes in use on every PE of the mesh (replicated)
+  PeArray<uint32_t> sram_all_;           // SRAM bytes in use on every PE of the mesh (replicated)
   struct SharedRoutes {                  // routes held for plans with one share_routes() key
     int users = 0;
     std::vector<TransferPlan::RouteNeed> routes;
