@@ -7,6 +7,8 @@
 //   blas    OpenBLAS cblas_sgemv (N = 1) / cblas_sgemm (fp32 weights, same shape)
 //   f32pan  N = 1: gemv_f32_panels_mt, this project's fp32 GEMV for non-ternary models (weights
 //           in row panels, as a PE holds a stationary block; same fp32 bytes as blas)
+//   bf16pan N = 1: gemv_bf16_panels_mt, the same GEMV on weights held in bf16 (half the bytes;
+//           the ternary weights are exact in bf16), as the classifier of bf16-valued models
 //   ref     lut_gemm_i32_ref / mad2b_gemm_i32_ref    (scalar, one thread; for N > 2 timed on 2
 //                                                      tokens and scaled by N / 2: it is linear in N)
 // in two modes: "cache" re-runs one weight copy (hot in cache when it fits), "dram" cycles through
@@ -341,7 +343,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
          "thread count right before the row was timed (dram rows: right before that kernel's DRAM timing;\n"
          "cache rows: before the shape's group); memory bandwidth drifts on a shared host.\n"
          "lut includes building the token's tables; f32pan (N = 1) is the fp32 GEMV on row panels that\n"
-         "non-ternary models use. mode cache = same copy each call; dram = cycling\n"
+         "non-ternary models use, bf16pan the same on weights held in bf16. mode cache = same copy each call; dram = cycling\n"
          "through distinct copies of >= the DRAM working set.\n\n";
   Table table(out, o.csv_path);
   table.header();
@@ -357,12 +359,15 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
     std::vector<float, k::AlignedAllocator<float>> wf(w8.begin(), w8.end());  // (M, K) same weights, fp32
     std::vector<float, k::AlignedAllocator<float>> wp(wf.size());               // the same in row panels
     k::pack_f32_panels(M, K, wf.data(), K, wp.data());
+    std::vector<std::uint16_t, k::AlignedAllocator<std::uint16_t>> wh(wf.size());  // the same in bf16 panels
+    k::pack_bf16_panels(M, K, wf.data(), K, wh.data());
     w8 = {};
     const std::int64_t wf_bytes = M * K * static_cast<std::int64_t>(sizeof(float));
     const bool want_dram = std::find(o.tokens.begin(), o.tokens.end(), 1) != o.tokens.end();
     DramCopies<k::TernaryMatrixLut> lut_copies;
     DramCopies<k::TernaryMatrix2b> w2b_copies;
     DramCopies<std::vector<float, k::AlignedAllocator<float>>> wf_copies, wp_copies;
+    DramCopies<std::vector<std::uint16_t, k::AlignedAllocator<std::uint16_t>>> wh_copies;
     if (want_dram) {
       lut_copies = make_copies(lut, lut.bytes(), o.dram_working_set_GiB);
       w2b_copies = make_copies(w2b, w2b.bytes(), o.dram_working_set_GiB);
@@ -442,6 +447,20 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
             wp_copies = {};
             rows.push_back({sh.name, "f32pan", mode, N, threads, t_pan, static_cast<double>(wf_bytes), NAN, NAN,
                             NAN, triad_pan});
+            const std::vector<float> y_pan(yf.begin(), yf.begin() + M);
+            if (dram) wh_copies = make_copies(wh, wf_bytes / 2, o.dram_working_set_GiB);
+            const double triad_half = triad_for(dram);
+            const double t_half = time_calls([&](std::int64_t c) {
+              const std::uint16_t* a = dram ? wh_copies[c].data() : wh.data();
+              k::gemv_bf16_panels_mt(M, K, a, xf.data(), yf.data(), false);
+            }, o.min_time_s, dram ? wh_copies.size() : 1);
+            wh_copies = {};
+            if (!std::equal(y_pan.begin(), y_pan.end(), yf.begin())) {
+              out << "ERROR: bf16pan and f32pan results differ for " << sh.name << "\n";
+              status = 1;
+            }
+            rows.push_back({sh.name, "bf16pan", mode, N, threads, t_half, static_cast<double>(wf_bytes / 2), NAN,
+                            NAN, NAN, triad_half});
           }
         }
         for (const char* mode : {"cache", "dram"}) {
