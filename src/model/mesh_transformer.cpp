@@ -751,14 +751,21 @@ struct MeshTransformer::Impl {
     std::vector<TileBuf<float>> ys;
     ys.reserve(in.size());
     for (size_t i = 0; i < in.size(); ++i) ys.push_back(classifier[i]->run_tiles(*in[i], nullptr));
-    int64_t row0 = 0;
     std::vector<Stamp> ends;
+    std::vector<const TileBuf<float>*> outs;
     for (size_t i = 0; i < in.size(); ++i) {
-      const std::vector<float> row = dist::read_row_everywhere(f, ys[i], 0);
-      const int64_t rows = pl.classifier_rows[i];
-      std::copy(row.begin(), row.begin() + rows, logits.begin() + row0);
-      row0 += rows;
       ends.push_back(stamp(pl.classifier_regions[i]));
+      outs.push_back(&ys[i]);
+    }
+    // Each region's logits are the first classifier_rows[i] values of its row 0.
+    const std::vector<float> rows = dist::read_rows_everywhere(f, outs, 0);
+    int64_t row0 = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      std::copy(rows.begin() + std::ptrdiff_t(at), rows.begin() + std::ptrdiff_t(at) + pl.classifier_rows[i],
+                logits.begin() + row0);
+      row0 += pl.classifier_rows[i];
+      at += size_t(ys[i].region().w) * ys[i].elems();
     }
     const std::vector<uint64_t>& clocks = settle();
     uint64_t end = 0;

@@ -3,6 +3,8 @@
 // every rank knows the next token without another message).
 #include <mpi.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -22,6 +24,46 @@ std::vector<T> read_row_everywhere(Fabric& f, const TileBuf<T>& b, int32_t row) 
   MPI_Bcast(raw.data(), int(n), MPI_BYTE, 0, f.comm());
   std::vector<T> out(raw.size() / sizeof(T));
   if (!out.empty()) std::memcpy(out.data(), raw.data(), raw.size());
+  return out;
+}
+
+// read_row_everywhere for several buffers at once, in one collective: their rows one after another
+// (buffer by buffer, each left to right, elems per tile), on every rank. Each rank contributes the
+// tiles it owns; every rank knows who owns which PE, so all unpack alike. Collective.
+template <class T>
+std::vector<T> read_rows_everywhere(Fabric& f, const std::vector<const TileBuf<T>*>& bufs, int32_t row) {
+  int ranks = 1;
+  MPI_Comm_size(f.comm(), &ranks);
+  const Decomposition& dec = f.decomposition();
+  std::vector<int> counts(size_t(ranks), 0), displs(size_t(ranks), 0);
+  std::vector<T> mine;
+  size_t total = 0;
+  for (const TileBuf<T>* b : bufs) {
+    const Region& R = b->region();
+    const int32_t y = R.y0 + row;
+    for (int32_t x = R.x0; x < R.x0 + R.w; ++x) {
+      counts[size_t(dec.owner(x, y))] += int(b->elems() * sizeof(T));
+      if (b->is_local(x, y)) mine.insert(mine.end(), b->tile(x, y), b->tile(x, y) + b->elems());
+    }
+    total += size_t(R.w) * b->elems();
+  }
+  for (int r = 1; r < ranks; ++r) displs[size_t(r)] = displs[size_t(r - 1)] + counts[size_t(r - 1)];
+  std::vector<T> packed(total), out(total);
+  MPI_Allgatherv(mine.data(), int(mine.size() * sizeof(T)), MPI_BYTE, packed.data(), counts.data(), displs.data(),
+                 MPI_BYTE, f.comm());
+  std::vector<size_t> next(static_cast<size_t>(ranks));  // per rank: its next element in `packed`
+  for (int r = 0; r < ranks; ++r) next[size_t(r)] = size_t(displs[size_t(r)]) / sizeof(T);
+  size_t at = 0;
+  for (const TileBuf<T>* b : bufs) {
+    const Region& R = b->region();
+    for (int32_t x = R.x0; x < R.x0 + R.w; ++x) {
+      size_t& from = next[size_t(dec.owner(x, R.y0 + row))];
+      std::copy(packed.begin() + std::ptrdiff_t(from), packed.begin() + std::ptrdiff_t(from + b->elems()),
+                out.begin() + std::ptrdiff_t(at));
+      from += b->elems();
+      at += b->elems();
+    }
+  }
   return out;
 }
 
