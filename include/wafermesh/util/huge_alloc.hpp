@@ -19,11 +19,14 @@ inline constexpr std::size_t kHugePage = std::size_t(2) << 20;
 // later blocks below it then come from the brk heap on 4 KiB pages (the advice cannot help pages
 // already faulted in there). On the development VM such blocks streamed once per token showed
 // episodes several times slower; the decode of BitNet 2B4T had tokens at 3-6x the usual time.
-// Throws std::bad_alloc. Release with unmap_huge(p, bytes) with the same `bytes`.
-inline std::size_t huge_rounded(std::size_t bytes) { return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage; }
+// Throws std::bad_alloc when the system refuses the mapping (as malloc would fail). Release with
+// unmap_huge(p, bytes) with the same `bytes`.
+inline std::size_t huge_rounded(std::size_t bytes) {
+  return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
+}
 inline void* map_huge(std::size_t bytes) {
   const std::size_t size = huge_rounded(bytes), reserve = size + kHugePage;
-  void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
   const std::uintptr_t start = reinterpret_cast<std::uintptr_t>(raw);
   const std::uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
