@@ -91,12 +91,7 @@ void isa_unforce() { g_forced.store(kNotForced, std::memory_order_relaxed); }
 
 namespace detail {
 const IsaKernels& isa_kernels() {
-  switch (isa_active()) {
-    case Isa::isa_avx512: return isa_kernels_avx512();
-    case Isa::isa_avx2: return isa_kernels_avx2();
-    case Isa::isa_scalar: break;
-  }
-  return isa_kernels_scalar();
+  return by_isa(&isa_kernels_scalar, &isa_kernels_avx2, &isa_kernels_avx512)();
 }
 }  // namespace detail
 

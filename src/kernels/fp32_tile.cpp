@@ -62,12 +62,8 @@ void panels_mt(std::int64_t M, std::int64_t K, const W* Ap, const float* x, floa
 
 void gemm_f32_tile(std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
                    const float* B, std::int64_t ldb, bool b_trans, float* C, std::int64_t ldc, bool accumulate) {
-  detail::TileFn fn = detail::gemm_f32_tile_scalar;
-  switch (isa_active()) {
-    case Isa::isa_avx512: fn = detail::gemm_f32_tile_avx512; break;
-    case Isa::isa_avx2: fn = detail::gemm_f32_tile_avx2; break;
-    case Isa::isa_scalar: break;
-  }
+  const detail::TileFn fn =
+      by_isa<detail::TileFn>(detail::gemm_f32_tile_scalar, detail::gemm_f32_tile_avx2, detail::gemm_f32_tile_avx512);
   fn(M, N, K, A, lda, B, ldb, b_trans, C, ldc, accumulate);
 }
 
@@ -94,12 +90,8 @@ void pack_bf16_panels(std::int64_t M, std::int64_t K, const float* A, std::int64
 }
 
 void gemv_f32_panels(std::int64_t M, std::int64_t K, const float* A, const float* x, float* y, bool accumulate) {
-  detail::PanelFn fn = detail::gemv_f32_panels_scalar;
-  switch (isa_active()) {
-    case Isa::isa_avx512: fn = detail::gemv_f32_panels_avx512; break;
-    case Isa::isa_avx2: fn = detail::gemv_f32_panels_avx2; break;
-    case Isa::isa_scalar: break;
-  }
+  const detail::PanelFn fn = by_isa<detail::PanelFn>(detail::gemv_f32_panels_scalar, detail::gemv_f32_panels_avx2,
+                                                      detail::gemv_f32_panels_avx512);
   fn(M, K, A, x, y, accumulate);
 }
 
@@ -109,12 +101,8 @@ void gemv_f32_panels_mt(std::int64_t M, std::int64_t K, const float* Ap, const f
 
 void gemv_bf16_panels(std::int64_t M, std::int64_t K, const std::uint16_t* Ap, const float* x, float* y,
                       bool accumulate) {
-  detail::Bf16PanelFn fn = detail::gemv_bf16_panels_scalar;
-  switch (isa_active()) {
-    case Isa::isa_avx512: fn = detail::gemv_bf16_panels_avx512; break;
-    case Isa::isa_avx2: fn = detail::gemv_bf16_panels_avx2; break;
-    case Isa::isa_scalar: break;
-  }
+  const detail::Bf16PanelFn fn = by_isa<detail::Bf16PanelFn>(
+      detail::gemv_bf16_panels_scalar, detail::gemv_bf16_panels_avx2, detail::gemv_bf16_panels_avx512);
   fn(M, K, Ap, x, y, accumulate);
 }
 

@@ -33,4 +33,15 @@ void isa_force(Isa isa);
 // Drops a previous isa_force: back to WM_KERNEL_ISA or the best level.
 void isa_unforce();
 
+// The variant of a kernel for the active ISA level.
+template <class T>
+T by_isa(T scalar, T avx2, T avx512) {
+  switch (isa_active()) {
+    case Isa::isa_avx512: return avx512;
+    case Isa::isa_avx2: return avx2;
+    case Isa::isa_scalar: break;
+  }
+  return scalar;
+}
+
 }  // namespace wm::kernels
