@@ -236,13 +236,11 @@ struct MeshGemvF32::Impl {
   // bf16 (kernels::gemv_bf16_panels: the same arithmetic on half the host bytes, which a decode
   // GEMV streams from memory). The wafer's SRAM is charged for fp32 either way.
   std::unique_ptr<TileBuf<float>> w;
-  std::unique_ptr<TileBuf<std::uint16_t>> wb;  // uncharged: the fp32 bytes are charged below
+  std::unique_ptr<SramCharge> wb_sram;        // the fp32 bytes of the bf16 blocks
+  std::unique_ptr<TileBuf<std::uint16_t>> wb;  // uncharged: wb_sram pays for it
   std::unique_ptr<LineAllreduce<float>> ar;
   AllreduceStats root;
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
-  ~Impl() {
-    if (wb) f.sram_release(L.R, uint64_t(L.mt * L.kt) * sizeof(float));
-  }
 };
 
 MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(std::make_unique<Impl>(f, s)) {
@@ -253,7 +251,7 @@ MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(s
   const size_t elems = size_t(L.mt * L.kt);
   // Every rank decides from the whole matrix, so all store alike (the choice changes no result).
   if (kernels::bf16_exact(s.M, s.K, W, s.K)) {
-    f.sram_acquire(L.R, elems * sizeof(float), "tile buffer '" + name + "'");
+    m.wb_sram = std::make_unique<SramCharge>(f, L.R, elems * sizeof(float), "tile buffer '" + name + "'");
     m.wb = std::make_unique<TileBuf<std::uint16_t>>(f, L.R, elems, name, TileBuf<std::uint16_t>::Uncharged{});
   } else {
     m.w = std::make_unique<TileBuf<float>>(f, L.R, elems, name, TileBuf<float>::NoInit{});

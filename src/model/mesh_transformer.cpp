@@ -400,8 +400,8 @@ struct MeshTransformer::Impl {
     from = to;
   }
   // Reduces the stamps over the ranks, applies the laps and the peaks, and returns the stamps'
-  // clocks (valid until the next stamp). Collective.
-  const std::vector<uint64_t>& settle() {
+  // clocks. Collective.
+  std::vector<uint64_t> settle() {
     const size_t n = stamps.size();
     stamps.push_back(local_sram_peak);
     stamps.push_back(local_route_peak);
@@ -422,13 +422,16 @@ struct MeshTransformer::Impl {
         }
       }
     }
+    std::vector<uint64_t> clocks = std::move(stamps);
+    discard_stamps();
+    return clocks;
+  }
+  // Forgets the stamps and laps of a position that did not finish (an error thrown mid-way).
+  void discard_stamps() {
+    stamps.clear();
     laps.clear();
     local_sram_peak = local_route_peak = 0;
-    settled.swap(stamps);
-    stamps.clear();
-    return settled;
   }
-  std::vector<uint64_t> settled;
 
   // ---- construction helpers
   // Scratch for one tensor at a time, kept between tensors (no fresh pages per tensor).
@@ -767,7 +770,7 @@ struct MeshTransformer::Impl {
       row0 += pl.classifier_rows[i];
       at += size_t(ys[i].region().w) * ys[i].elems();
     }
-    const std::vector<uint64_t>& clocks = settle();
+    const std::vector<uint64_t> clocks = settle();
     uint64_t end = 0;
     for (Stamp e : ends) end = std::max(end, clocks[size_t(e)]);
     tc.classifier = end - clocks[size_t(t)];
@@ -781,6 +784,7 @@ struct MeshTransformer::Impl {
   // A token (or a prompt) enters the first region from the host once the previous logits are out
   // (sampling happens off the wafer): the region's clocks start there. Returns that start.
   uint64_t begin_token() {
+    discard_stamps();
     dist::sync_ranks(f);
     const Region& R0 = pl.layer_regions.front();
     f.advance_clocks(R0, prev_end);
