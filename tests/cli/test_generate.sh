@@ -3,7 +3,7 @@
 # `wafermesh generate` end to end: stories260K's golden greedy text and identical virtual figures
 # at 1, 2 and 4 ranks; the HDF5 file (tables, units, per-PE maps, provenance); a BitNet-shaped
 # synthetic model; one-line errors for bad input with no results file left behind.
-# Needs ../shared/models/stories260K beside the checkout (a failure names the path, never a skip).
+# Uses the repository's stories260K (weights/, tests/data/; a missing file fails, naming it).
 set -u
 bin=$1 src=$2 mpiexec=$3
 tmp=$(mktemp -d)
@@ -23,9 +23,9 @@ expect_error() {  # NAME CODE PATTERN -- command...
   ok "$name: $(cat "$tmp/err")"
 }
 cd "$src" || exit 1
-stories=../shared/models/stories260K
-for f in stories260K.bin tok512.bin expected_t0_n200.txt; do
-  [ -f "$stories/$f" ] || { echo "FAIL - missing $src/$stories/$f (the shared stories260K model beside the checkout)"; exit 1; }
+stories=tests/data/stories260K
+for f in weights/stories260K/stories260K.bin weights/stories260K/tok512.bin $stories/expected_t0_n200.txt; do
+  [ -f "$f" ] || { echo "FAIL - missing $src/$f (the repository's stories260K files)"; exit 1; }
 done
 
 # --- golden text at 1, 2 and 4 ranks, identical figures
@@ -82,7 +82,7 @@ mpi 2 "$bin" generate --model "$tmp/bn.ini" --steps 4 --output "$tmp/bn.h5" --ma
   && ok "BitNet-shaped synthetic model: $(grep 'decode ' "$tmp/bn.txt")" || bad "BitNet-shaped run: $(tail -5 "$tmp/bn.err" "$tmp/bn.txt")"
 
 # --- bad input: one line, non-zero exit, no results file
-head -c 1000 "$stories/stories260K.bin" > "$tmp/trunc.bin"
+head -c 1000 weights/stories260K/stories260K.bin > "$tmp/trunc.bin"
 expect_error "truncated checkpoint" 3 "trunc.bin.*(expected|bytes)" -- mpi 2 "$bin" generate \
   --model configs/models/stories260K.ini --weights "$tmp/trunc.bin" --output "$tmp/x.h5"
 expect_error "prompt without tokenizer" 2 "prompt.*tokenizer" -- mpi 2 "$bin" generate --model "$tmp/bn.ini" \

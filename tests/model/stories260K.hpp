@@ -1,5 +1,6 @@
 #pragma once
-// Where the model tests find ../shared/models/stories260K/ and its config. The files are required:
+// Where the model tests find the stories260K model (weights/stories260K/), its expected outputs
+// (tests/data/stories260K/) and its config. The files are required:
 // a missing file is a test failure naming the path, never a skip (a skipped golden test would let
 // the end-to-end check silently disappear).
 #include <gtest/gtest.h>
@@ -14,8 +15,11 @@
 
 namespace wm::model::testing_support {
 
+// Model files (weights/stories260K/) and expected outputs (tests/data/stories260K/, names
+// beginning with "expected").
 inline std::string stories_path(const std::string& file) {
-  return std::string(WM_STORIES260K_DIR) + "/" + file;
+  const bool expected = file.rfind("expected", 0) == 0;
+  return std::string(expected ? WM_STORIES260K_DATA_DIR : WM_STORIES260K_DIR) + "/" + file;
 }
 
 // Use as ASSERT_TRUE(stories_present("stories260K.bin")).
@@ -23,8 +27,8 @@ inline ::testing::AssertionResult stories_present(const std::string& file) {
   const std::string p = stories_path(file);
   if (std::filesystem::is_regular_file(p)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
-         << "missing " << p << ": the model tests need the shared stories260K files beside the "
-            "checkout (../shared/models/stories260K/, see DESIGN.md section 6)";
+         << "missing " << p << ": the model tests need the repository's stories260K files "
+            "(weights/stories260K/ and tests/data/stories260K/)";
 }
 
 inline std::string read_bytes(const std::string& path) {

@@ -1,5 +1,5 @@
 #pragma once
-// Reader of llama2.c legacy ("v0") checkpoints (layout: ../shared/models/stories260K/README.md).
+// Reader of llama2.c legacy ("v0") checkpoints (layout: weights/stories260K/README.md).
 //
 //   header   7 x int32  dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len
 //   then float32, little-endian, in this order:

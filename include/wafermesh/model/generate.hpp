@@ -1,5 +1,5 @@
 #pragma once
-// The generation loop of llama2.c (../shared/models/stories260K/README.md), independent of how
+// The generation loop of llama2.c (weights/stories260K/README.md), independent of how
 // logits are computed: the reference transformer and the mesh transformer plug in the same way.
 //
 //   tokens = encode(prompt)            (BOS first; [BOS] for an empty prompt)

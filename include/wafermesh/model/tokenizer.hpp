@@ -1,5 +1,5 @@
 #pragma once
-// llama2.c BPE tokenizer (file layout and rules: ../shared/models/stories260K/README.md).
+// llama2.c BPE tokenizer (file layout and rules: weights/stories260K/README.md).
 //
 //   file: int32 max_token_length, then per token: float32 score, int32 len, len bytes
 //
