@@ -74,6 +74,22 @@ void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typen
                  const TileBuf<typename Pol::TB>& b, TileBuf<typename Pol::TC>& c, bool accumulate) {
   const Region l = R.intersect(f.block());
   const int64_t n = l.size();
+  if constexpr (requires { pol.small(); }) {
+    if (pol.small()) {  // tiny tiles: one tight loop, no threads
+      if (pol.macs() == 1) {  // one element each: c = c + (0 + a b), gemm_f32_ref's order
+        for (int64_t i = 0; i < n; ++i) {
+          const float p = 0.0f + *a.local_tile(size_t(i)) * *b.local_tile(size_t(i));
+          float& ci = *c.local_tile(size_t(i));
+          ci = accumulate ? ci + p : p;
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i)
+          pol.mul_small(a.local_tile(size_t(i)), b.local_tile(size_t(i)), c.local_tile(size_t(i)), accumulate);
+      }
+      f.charge_compute(R, pol.macs());
+      return;
+    }
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const int32_t x = l.x0 + int32_t(i % l.w), y = l.y0 + int32_t(i / l.w);
@@ -121,15 +137,12 @@ struct Run {
     note(pb);
     for (int32_t step = 0; step < P; ++step) {
       const bool more = step + 1 < P;
-      std::vector<uint64_t> da, dbs;
-      if (more && db) {
-        da = f.departures(pa);
-        dbs = f.departures(pb);
-      }
       compute_all(f, R, pol, a, b, c, true);
       if (!more) break;
-      f.execute(pa, a.view(), a.view(), db ? Sync::defer : Sync::wait, db ? &da : nullptr);
-      f.execute(pb, b.view(), b.view(), db ? Sync::defer : Sync::wait, db ? &dbs : nullptr);
+      // Double-buffered, the tiles left before the compute (which took the same cycles on every PE).
+      const Depart dep = db ? Depart::before(f.cost().compute_cycles(pol.macs())) : Depart::now();
+      f.execute(pa, a.view(), a.view(), db ? Sync::defer : Sync::wait, dep);
+      f.execute(pb, b.view(), b.view(), db ? Sync::defer : Sync::wait, dep);
       if (db) f.wait_arrivals();
     }
     return c;
@@ -152,12 +165,11 @@ struct Run {
     note(pc);
     for (int32_t step = 0; step < P; ++step) {
       const bool more = step + 1 < P;
-      std::vector<uint64_t> dbs;
-      if (more && db) dbs = f.departures(pb);  // B was already on its way during the compute
       compute_all(f, R, pol, a, b, acc, true);
       if (!more) break;
       if (db) {
-        f.execute(pb, b.view(), b.view(), Sync::defer, &dbs);
+        // B was already on its way during the compute (the same cycles on every PE).
+        f.execute(pb, b.view(), b.view(), Sync::defer, Depart::before(f.cost().compute_cycles(pol.macs())));
         f.execute(pc, acc.view(), acc.view(), Sync::defer);  // the partial sums leave once computed
         f.wait_arrivals();
       } else {

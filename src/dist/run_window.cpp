@@ -15,8 +15,8 @@ RunWindow::RunWindow(Fabric& f, const Region& r) : f_(f), r_(r) {
   const Region l = r.intersect(f.block());
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
-      compute0_.push_back(f.pe(x, y).compute_cycles);
-      t0_ = f.pe(x, y).clock_cycles;
+      compute0_.push_back(f.compute_cycles(x, y));
+      t0_ = f.clock_cycles(x, y);
     }
   MPI_Allreduce(MPI_IN_PLACE, &t0_, 1, mpi_type<uint64_t>(), MPI_MAX, f.comm());
   bytes0_ = f.summarize(r).total_bytes_sent;
@@ -36,9 +36,9 @@ RunFigures RunWindow::finish() {
   size_t i = 0;
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x, ++i) {
-      const uint64_t comp = f_.pe(x, y).compute_cycles - compute0_[i];
+      const uint64_t comp = f_.compute_cycles(x, y) - compute0_[i];
       max_compute = std::max(max_compute, comp);
-      if (f_.pe(x, y).clock_cycles == out.summary.max_clock_cycles) crit = std::min(crit, out.total_cycles - comp);
+      if (f_.clock_cycles(x, y) == out.summary.max_clock_cycles) crit = std::min(crit, out.total_cycles - comp);
     }
   MPI_Allreduce(MPI_IN_PLACE, &max_compute, 1, mpi_type<uint64_t>(), MPI_MAX, f_.comm());
   MPI_Allreduce(MPI_IN_PLACE, &crit, 1, mpi_type<uint64_t>(), MPI_MIN, f_.comm());

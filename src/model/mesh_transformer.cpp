@@ -382,11 +382,27 @@ struct MeshTransformer::Impl {
   uint64_t local_sram_peak = 0, local_route_peak = 0;
 
   Stamp stamp(const Region& R) {
-    const Fabric::Summary s = f.summarize_local(R);
-    local_sram_peak = std::max(local_sram_peak, s.max_sram_peak_bytes);
-    local_route_peak = std::max(local_route_peak, s.max_route_peak_entries);
-    stamps.push_back(s.max_clock_cycles);
+    const auto [sram, routes] = region_peaks(R);
+    local_sram_peak = std::max(local_sram_peak, sram);
+    local_route_peak = std::max(local_route_peak, routes);
+    stamps.push_back(f.max_clock_local(R));
     return Stamp(stamps.size() - 1);
+  }
+  // This rank's peak SRAM and routes over R, read again only when some peak has changed.
+  struct PeakCache {
+    Region R;
+    uint64_t version = 0;
+    std::pair<uint64_t, uint64_t> peaks;
+  };
+  std::vector<PeakCache> peak_cache;
+  std::pair<uint64_t, uint64_t> region_peaks(const Region& R) {
+    for (PeakCache& c : peak_cache)
+      if (c.R == R) {
+        if (c.version != f.peaks_version()) c = {R, f.peaks_version(), f.peaks_local(R)};
+        return c.peaks;
+      }
+    peak_cache.push_back({R, f.peaks_version(), f.peaks_local(R)});
+    return peak_cache.back().peaks;
   }
   // bucket += clock(to) - clock(from) (add_positive: 0 if negative); from becomes to.
   void lap(uint64_t& bucket, Stamp& from, Stamp to, LapKind kind = LapKind::add) {

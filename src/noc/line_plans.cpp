@@ -43,12 +43,6 @@ PeCoord line_pe(const Region& r, Axis axis, int32_t line, int32_t pos) {
 }
 
 namespace {
-// Lines of r (indices) that cross f's block.
-std::pair<int32_t, int32_t> my_lines(const Fabric& f, const Region& r, Axis axis) {
-  const Region l = r.intersect(f.block());
-  if (l.empty()) return {0, 0};
-  return axis == Axis::X ? std::pair{l.y0 - r.y0, l.y0 - r.y0 + l.h} : std::pair{l.x0 - r.x0, l.x0 - r.x0 + l.w};
-}
 const char* axis_name(Axis a) { return a == Axis::X ? "X" : "Y"; }
 }  // namespace
 
@@ -59,12 +53,19 @@ TransferPlan plan_shift_lines(Fabric& f, const Region& r, Axis axis, const std::
     throw std::invalid_argument("line permutation of size " + std::to_string(perm.size()) + " on lines of " +
                                 std::to_string(n));
   if (d_of_line.size() != size_t(line_count(r, axis))) throw std::invalid_argument("one distance per line needed");
-  std::vector<Transfer> t;
-  const auto [l0, l1] = my_lines(f, r, axis);
-  t.reserve(size_t(l1 - l0) * size_t(n));
-  for (int32_t line = l0; line < l1; ++line) {
-    const int64_t d = d_of_line[size_t(line)];
+  // One template per distinct distance; stream l is the tile of logical position l.
+  LinePattern lp{r, axis, {}, std::vector<int32_t>(d_of_line.size(), -1)};
+  std::vector<int64_t> dist_of_template;
+  for (size_t line = 0; line < d_of_line.size(); ++line) {
+    const int64_t d = d_of_line[line];
     if (d == 0) continue;
+    const auto it = std::find(dist_of_template.begin(), dist_of_template.end(), d);
+    if (it != dist_of_template.end()) {
+      lp.template_of_line[line] = int32_t(it - dist_of_template.begin());
+      continue;
+    }
+    std::vector<LineTransfer> t;
+    t.reserve(size_t(n));
     for (int32_t l = 0; l < n; ++l) {
       int64_t to = l + d;
       if (wrap) {
@@ -73,11 +74,13 @@ TransferPlan plan_shift_lines(Fabric& f, const Region& r, Axis axis, const std::
       } else if (to < 0 || to >= n) {
         continue;
       }
-      t.push_back({line_pe(r, axis, line, perm.phys(l)), line_pe(r, axis, line, perm.phys(int32_t(to))),
-                   uint32_t(line * n + l), 0});
+      t.push_back({perm.phys(l), perm.phys(int32_t(to)), uint32_t(l), 0});
     }
+    lp.template_of_line[line] = int32_t(lp.templates.size());
+    lp.templates.push_back(std::move(t));
+    dist_of_template.push_back(d);
   }
-  return f.plan(std::move(t), tile_bytes, name);
+  return f.plan(std::move(lp), tile_bytes, name);
 }
 
 TransferPlan plan_shift(Fabric& f, const Region& r, Axis axis, int64_t d, bool wrap, const LinePerm& perm,
@@ -92,14 +95,11 @@ TransferPlan plan_broadcast(Fabric& f, const Region& r, Axis axis, int32_t root,
   const int32_t n = line_length(r, axis);
   if (root < 0 || root >= n)
     throw std::invalid_argument("broadcast root " + std::to_string(root) + " outside a line of " + std::to_string(n));
-  std::vector<Transfer> t;
-  const auto [l0, l1] = my_lines(f, r, axis);
-  for (int32_t line = l0; line < l1; ++line) {
-    const PeCoord src = line_pe(r, axis, line, root);
-    for (int32_t pos = 0; pos < n; ++pos)
-      if (pos != root || include_root) t.push_back({src, line_pe(r, axis, line, pos), uint32_t(line), 0});
-  }
-  return f.plan(std::move(t), tile_bytes,
+  std::vector<LineTransfer> t;
+  for (int32_t pos = 0; pos < n; ++pos)
+    if (pos != root || include_root) t.push_back({root, pos, 0, 0});
+  LinePattern lp{r, axis, {std::move(t)}, std::vector<int32_t>(size_t(line_count(r, axis)), 0)};
+  return f.plan(std::move(lp), tile_bytes,
                 std::string("broadcast along ") + axis_name(axis) + " from position " + std::to_string(root) + " on " +
                     r.str());
 }
@@ -114,11 +114,8 @@ TransferPlan plan_pairs(Fabric& f, const std::vector<std::pair<PeCoord, PeCoord>
 
 TransferPlan plan_chain_step(Fabric& f, const Region& r, Axis axis, int32_t from, int32_t root, size_t tile_bytes) {
   const int32_t to = from < root ? from + 1 : from - 1;
-  std::vector<Transfer> t;
-  const auto [l0, l1] = my_lines(f, r, axis);
-  for (int32_t line = l0; line < l1; ++line)
-    t.push_back({line_pe(r, axis, line, from), line_pe(r, axis, line, to), uint32_t(line), 1});
-  return f.plan(std::move(t), tile_bytes,
+  LinePattern lp{r, axis, {{LineTransfer{from, to, 0, 1}}}, std::vector<int32_t>(size_t(line_count(r, axis)), 0)};
+  return f.plan(std::move(lp), tile_bytes,
                 std::string("chain reduction step along ") + axis_name(axis) + " " + std::to_string(from) + "->" +
                     std::to_string(to) + " on " + r.str());
 }

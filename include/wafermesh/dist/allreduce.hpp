@@ -125,13 +125,6 @@ class LineAllreduce {
     return std::string("allreduce ") + allreduce_algo_name(spec_.algo) + " K" + std::to_string(spec_.levels) + " g" +
            std::to_string(spec_.groups) + (axis_ == Axis::X ? " X " : " Y ") + r_.str();
   }
-  // Lines of the region that cross this rank's block.
-  std::pair<int32_t, int32_t> my_lines() const {
-    const Region mine = r_.intersect(f_.block());
-    if (mine.empty()) return {0, 0};
-    const int32_t l0 = axis_ == Axis::X ? mine.y0 - r_.y0 : mine.x0 - r_.x0;
-    return {l0, l0 + (axis_ == Axis::X ? mine.h : mine.w)};
-  }
 
   void build_tree() {
     std::vector<std::vector<TreeGroup>> levels;
@@ -146,7 +139,6 @@ class LineAllreduce {
     in_left_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the left", typename TileBuf<T>::Uncharged{});
     in_right_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the right", typename TileBuf<T>::Uncharged{});
     scratch_bytes_ = 2 * elems_ * sizeof(T);
-    const auto [l0, l1] = my_lines();
     const size_t tb = elems_ * sizeof(T);
     for (const auto& groups : levels) {
       Level lv;
@@ -156,7 +148,7 @@ class LineAllreduce {
         Step st;
         uint64_t step_hops = 0;
         for (int side = 0; side < 2; ++side) {
-          std::vector<Transfer> t;
+          std::vector<LineTransfer> t;  // the same on every line
           Side sd;
           uint64_t hops = 0;
           for (const TreeGroup& g : groups) {
@@ -166,11 +158,11 @@ class LineAllreduce {
             const int32_t to = side == 0 ? g.members[s + 1] : g.members[n - 2 - s];
             hops = std::max<uint64_t>(hops, uint64_t(std::abs(to - from)));
             if (to != g.members[g.root]) sd.adders.push_back(to);
-            for (int32_t line = l0; line < l1; ++line)
-              t.push_back({line_pe(r_, axis_, line, from), line_pe(r_, axis_, line, to), uint32_t(t.size()), 1});
+            t.push_back({from, to, uint32_t(t.size()), 1});
           }
           if (hops == 0) continue;
-          sd.plan = f_.plan(std::move(t), tb,
+          LinePattern lp{r_, axis_, {std::move(t)}, std::vector<int32_t>(size_t(line_count(r_, axis_)), 0)};
+          sd.plan = f_.plan(std::move(lp), tb,
                             "allreduce chain step " + std::to_string(s) + (side ? " (right)" : " (left)") + " on " +
                                 r_.str());
           sd.plan.share_routes(route_key() + " level " + std::to_string(levels_.size()) + " step " +
@@ -201,20 +193,18 @@ class LineAllreduce {
     }
   }
 
-  // buf == nullptr: charge only (run_timing).
+  // buf == nullptr: charge only (run_timing). Every PE at position `pos` of its line adds.
   void add_into(TileBuf<T>* buf, const TileBuf<T>& in, int32_t pos) {
-    const int32_t lines = line_count(r_, axis_);
-    const Region mine = r_.intersect(f_.block());
-    for (int32_t line = 0; line < lines; ++line) {
-      const PeCoord c = line_pe(r_, axis_, line, pos);
-      if (!mine.contains(c.x, c.y)) continue;
-      if (buf) {
-        const T* a = in.tile(c.x, c.y);
-        T* b = buf->tile(c.x, c.y);
-        for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
-      }
-      f_.charge_compute(c.x, c.y, elems_);
-    }
+    const Region strip = axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1};
+    const Region mine = strip.intersect(f_.block());
+    if (buf)
+      for (int32_t y = mine.y0; y < mine.y0 + mine.h; ++y)
+        for (int32_t x = mine.x0; x < mine.x0 + mine.w; ++x) {
+          const T* a = in.tile(x, y);
+          T* b = buf->tile(x, y);
+          for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
+        }
+    f_.charge_compute(strip, elems_);
   }
 
   template <bool Data>
@@ -258,13 +248,10 @@ class LineAllreduce {
   template <bool Data>
   void run_ring(TileBuf<T>* bufp) {
     if constexpr (!Data) {  // the same steps and charges, no data
-      const Region mine = r_.intersect(f_.block());
       for (int phase = 0; phase < 2; ++phase)
         for (int32_t s = 0; s + 1 < P_; ++s) {
           f_.execute_timing(ring_);
-          if (phase == 0)
-            for (int32_t y = mine.y0; y < mine.y0 + mine.h; ++y)
-              for (int32_t x = mine.x0; x < mine.x0 + mine.w; ++x) f_.charge_compute(x, y, cs_);
+          if (phase == 0) f_.charge_compute(r_, cs_);
         }
       return;
     }

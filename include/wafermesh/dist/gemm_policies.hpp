@@ -70,6 +70,18 @@ struct F32Policy : GemmTiling {
   void mul(const float* a, const float* b, float* c, bool accumulate) const {
     kernels::gemm_f32_tile(mt, nt, kt, a, kt, b, tb ? kt : nt, tb, c, nt, accumulate);
   }
+  // Tiles of a few multiply-accumulates (a large region of a small matrix): the same product
+  // inline, in gemm_f32_ref's order (acc = 0; acc = acc + a_k b_k for k ascending; c = c + acc),
+  // which every kernel variant follows bit for bit, without a call per PE.
+  bool small() const { return macs() <= 64; }
+  void mul_small(const float* a, const float* b, float* c, bool accumulate) const {
+    for (int64_t i = 0; i < mt; ++i)
+      for (int64_t j = 0; j < nt; ++j) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < kt; ++k) acc = acc + a[i * kt + k] * (tb ? b[j * kt + k] : b[k * nt + j]);
+        c[i * nt + j] = accumulate ? c[i * nt + j] + acc : acc;
+      }
+  }
 };
 
 // int8 activations x ternary weights, exact int32. A B tile travels as the serialized lookup-table

@@ -9,6 +9,18 @@
 // tile; receivers take max(clock, arrival) at the end of the step (or later, at wait_arrivals(),
 // when the caller overlaps compute with the transfer). Nothing depends on which rank owns which
 // PE, so every clock and counter is identical for every rank count and layout.
+//
+// How the engine spends its time. The state of the local PEs is kept as structure-of-arrays
+// (clock, compute, injection, ... one array each, row-major over the rank's block). A plan is
+// compiled once into flat arrays of block indices and latencies: executing a step is a few linear
+// sweeps (departure clocks + latencies -> arrivals, injections, max into the receivers' clocks)
+// plus the tile moves, with no maps, strings or heap work. Steps along the lines of a region
+// (shifts, multicasts, chain and tree reductions) are planned from one template per line pattern:
+// lines share no links, so loads, latencies and routes are computed once per template and the
+// plan is emitted line by line, never by walking mesh links. Counters that only reports read
+// (bytes, messages, longest hop, injection cycles) are accumulated per plan as an execution count
+// and added to the PEs when something reads them; stall cycles are derived
+// (clock = compute + injection + stall holds for every PE at all times).
 #include <mpi.h>
 
 #include <cstddef>
@@ -16,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "wafermesh/mesh/cart_comm.hpp"
@@ -23,6 +36,14 @@
 #include "wafermesh/noc/cost_model.hpp"
 #include "wafermesh/noc/params.hpp"
 #include "wafermesh/util/huge_alloc.hpp"
+
+// Checks that a PE coordinate handed to a per-PE accessor belongs to this rank: on in debug builds
+// and under AddressSanitizer, where an unowned PE would otherwise read or write another PE's state.
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__)
+#define WM_CHECK_OWNERSHIP 1
+#else
+#define WM_CHECK_OWNERSHIP 0
+#endif
 
 namespace wm {
 
@@ -52,88 +73,96 @@ struct Transfer {
   uint32_t relays = 0;
 };
 
+// A transfer between two positions of one line (see LinePattern); streams are numbered per line.
+struct LineTransfer {
+  int32_t from = 0, to = 0;
+  uint32_t stream = 0;
+  uint32_t relays = 0;
+};
+
+// A step whose transfers all run along the lines of one region: rows for Axis::X (position i of
+// row y is PE (x0 + i, y)), columns for Axis::Y. Line l carries templates[template_of_line[l]]
+// (-1: the line is idle). Routes are X-first and a line's transfers stay on the line, so lines
+// share no link and the step's loads are those of each line alone.
+//   Example: a shift by one on the interleaved ring of P = 4 (physical 0 2 3 1) is one template
+//   {0->2, 2->3, 3->1, 1->0} used by every line; a skew step that moves only some rows uses it
+//   for those rows and -1 for the others.
+struct LinePattern {
+  Region region;
+  Axis axis = Axis::X;
+  std::vector<std::vector<LineTransfer>> templates;
+  std::vector<int32_t> template_of_line;  // one entry per line of the region
+};
+
 class Fabric;
 
 // A communication step prepared once and executed any number of times. Built by Fabric::plan
-// from the step's transfers; keeps only what this rank needs. Holds its route entries while it
-// is alive (configured at first execution) and releases them when destroyed.
+// from the step's transfers; keeps only what this rank needs, compiled to block indices. Holds its
+// route entries while it is alive (configured at first execution) and releases them when
+// destroyed.
 class TransferPlan {
  public:
-  TransferPlan() = default;
+  TransferPlan();
   TransferPlan(TransferPlan&& o) noexcept;
   TransferPlan& operator=(TransferPlan&& o) noexcept;
   TransferPlan(const TransferPlan&) = delete;
   TransferPlan& operator=(const TransferPlan&) = delete;
   ~TransferPlan();
 
-  size_t tile_bytes() const { return tile_bytes_; }
-  const std::string& name() const { return name_; }
-  uint64_t max_hops() const { return max_hops_; }            // over every transfer of the step
-  uint64_t max_latency_cycles() const { return max_latency_; }  // over every transfer of the step
-  bool relay_mode() const { return relay_mode_; }
+  size_t tile_bytes() const;
+  const std::string& name() const;
+  uint64_t max_hops() const;            // over every transfer of the step
+  uint64_t max_latency_cycles() const;  // over every transfer of the step
+  bool relay_mode() const;
   // Every PE of this rank that the step touches sends exactly one tile and receives exactly one.
-  bool permutes() const { return permutes_; }
+  bool permutes() const;
   // Plans that carry the same key use the same routes (the same pattern with other payloads, e.g.
   // the allreduce of every projection of a layer on one region): while one of them holds its
   // routes, the others add no route entries. The caller guarantees that equal keys mean equal
   // routes. Set before the first execution.
-  void share_routes(std::string key) { route_key_ = std::move(key); }
+  void share_routes(std::string key);
   // Gives back the route entries now, as destroying the plan would, but keeps it for another
   // execution, which configures them again exactly as a freshly built plan would (a plan that fell
   // back to relays is rebuilt as first planned). For steps that recur with the same transfers.
   void release_routes();
 
+  struct Compiled;  // defined in fabric.cpp
+
  private:
   friend class Fabric;
-  struct Item {              // a transfer with a local end
-    PeCoord src, dst;
-    uint64_t latency = 0;    // alpha*h + beta*r + wire*load
-  };
-  struct Peer {
-    int rank = -1;
-    std::vector<Item> sends;  // local src, dst on `rank`, in plan order
-    std::vector<Item> recvs;  // src on `rank`, local dst, in plan order
-  };
-  struct Inject {            // per (local source, stream)
-    PeCoord pe;
-    uint64_t cycles = 0, bytes = 0, hops = 0;
-  };
-  struct RouteNeed {
-    PeCoord pe;
-    uint32_t entries = 0;
-  };
   Fabric* fabric_ = nullptr;
-  std::string name_;
-  size_t tile_bytes_ = 0;
-  uint64_t max_hops_ = 0, max_latency_ = 0;
-  bool relay_mode_ = false;
-  bool routes_active_ = false;
-  bool permutes_ = false;
-  std::string route_key_;
-  std::vector<Transfer> cover_;  // kept to rebuild in relay mode
-  std::vector<Item> local_;
-  std::vector<Peer> peers_;
-  std::vector<Inject> injects_;
-  std::vector<RouteNeed> routes_;
+  std::unique_ptr<Compiled> c_;  // on the heap: its address stays put when the plan moves
 };
 
 // A raw view of per-PE tiles. Local PE (x, y) has index i = (y - local.y0) * local.w + (x - local.x0)
-// and its tile starts at base + slot[i] * tile_bytes (slot == nullptr: slot i). The slot table lets
-// an in-place step that permutes tiles among this rank's PEs (a ring shift, a skew) move indices
-// instead of bytes.
+// and its tile starts at base + slot[i] * tile_bytes, or base + i * tile_bytes while the slot table
+// is not in use (slot == nullptr, or *permuted false). The slot table lets an in-place step that
+// permutes tiles among this rank's PEs (a ring shift, a skew) move indices instead of bytes; the
+// fabric sets *permuted when it first does.
 struct TileView {
   std::byte* base = nullptr;
   Region local;
   size_t tile_bytes = 0;
   uint32_t* slot = nullptr;
+  bool* permuted = nullptr;
   size_t index(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
+  bool slotted() const { return slot && (!permuted || *permuted); }
   std::byte* at(int32_t x, int32_t y) const {
     const size_t i = index(x, y);
-    return base + size_t(slot ? slot[i] : i) * tile_bytes;
+    return base + size_t(slotted() ? slot[i] : i) * tile_bytes;
   }
 };
 
 enum class Sync { wait, defer };  // defer: arrivals stay pending until wait_arrivals()
+// Departure clocks of a step: the senders' clocks now, or as they were `cycles` earlier: a step
+// posted before a compute task of that many cycles on every sender and carried out after it (its
+// data moves in place once the compute has read the old tiles, while the virtual clock overlaps
+// the two). The caller guarantees that every sender advanced by exactly `cycles` since.
+struct Depart {
+  uint64_t earlier_cycles = 0;
+  static Depart now() { return {}; }
+  static Depart before(uint64_t cycles) { return {cycles}; }
+};
 
 class Fabric {
  public:
@@ -157,13 +186,30 @@ class Fabric {
   int ranks() const { return cart_.size(); }
   bool is_local(int32_t x, int32_t y) const { return block_.contains(x, y); }
 
-  // ---- clocks and counters of local PEs ----
-  PeCounters& pe(int32_t x, int32_t y) { return pes_[local_index(x, y)]; }
-  const PeCounters& pe(int32_t x, int32_t y) const { return pes_[local_index(x, y)]; }
+  // ---- clocks and counters of local PEs (x, y must be owned by this rank) ----
+  // All counters of one PE, as of now.
+  PeCounters pe(int32_t x, int32_t y) const;
+  uint64_t clock_cycles(int32_t x, int32_t y) const { return clock_[owned_index(x, y)]; }
+  uint64_t compute_cycles(int32_t x, int32_t y) const { return compute_[owned_index(x, y)]; }
+  // Latest clock among this rank's PEs of `r` (0 when it owns none). Local.
+  uint64_t max_clock_local(const Region& r) const;
+  // Highest peak SRAM bytes and peak route entries among this rank's PEs of `r`. Local.
+  std::pair<uint64_t, uint64_t> peaks_local(const Region& r) const;
+  // Changes whenever the peak SRAM or route entries of some local PE change (rise or reset), so a
+  // caller may keep peaks_local(r) until it changes.
+  uint64_t peaks_version() const { return peaks_version_; }
   // Charges `macs` multiply-accumulates as one task on local PE (x, y).
   void charge_compute(int32_t x, int32_t y, uint64_t macs);
-  // Charges every local PE of `r` one task of `macs_each`.
+  // Charges every PE of `r` one task of `macs_each`: each rank charges the PEs it owns, so every
+  // rank calls it with the same arguments.
   void charge_compute(const Region& r, uint64_t macs_each);
+  // Charges every PE of `r` one task of macs_of(x, y) multiply-accumulates (each rank its own PEs).
+  template <class F>
+  void charge_compute_each(const Region& r, F&& macs_of) {
+    const Region l = r.intersect(block_);
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) charge_index(local_index(x, y), macs_of(x, y));
+  }
   // Applies pending arrivals: clock = max(clock, latest arrival); the difference is stall time.
   void wait_arrivals();
   // Sets every PE of `r` to the latest clock among them (a barrier in virtual time). Collective.
@@ -189,22 +235,21 @@ class Fabric {
   // transfer that shares a link with a transfer that has an end on this rank (line builders in
   // line_plans.hpp pass only the lines crossing the rank's block).
   TransferPlan plan(std::vector<Transfer> transfers, size_t tile_bytes, std::string name);
+  // Prepares a step along the lines of a region (the same on every rank). The plan equals the one
+  // the transfer list of every line would give, built in time proportional to this rank's share.
+  TransferPlan plan(LinePattern lines, size_t tile_bytes, std::string name);
   // Executes a step collectively: tile of src PE in `src` -> tile of dst PE in `dst`.
   // `src` and `dst` may be the same buffer: every tile is read before any is written.
-  // `departs` (from departures()) gives the senders' clocks taken earlier: a step posted before a
-  // compute task and carried out after it, so its data can move in place once the compute has
-  // read the old tiles, while the virtual clock still overlaps the two.
+  // `depart` says when the tiles left (see Depart).
   void execute(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait,
-               const std::vector<uint64_t>* departs = nullptr);
+               Depart depart = Depart::now());
   // Executes a step for its clocks and counters only: every figure exactly as execute() would set
   // it, but no tile bytes move (the caller produces the data the step would deliver by other
   // means, e.g. an exact integer reduction). Collective.
-  void execute_timing(TransferPlan& plan, Sync sync = Sync::wait);
+  void execute_timing(TransferPlan& plan, Sync sync = Sync::wait, Depart depart = Depart::now());
   // The ranks whose blocks share lines along `axis` (rows for X: the same Cartesian row), as a
   // communicator, created once. For exchanging per-rank partial results of whole lines.
   MPI_Comm line_comm(Axis axis);
-  // The current clocks of the plan's local senders, in the order execute() uses them.
-  std::vector<uint64_t> departures(const TransferPlan& plan) const;
 
   // ---- gathers (for tests, reports and small meshes) ----
   // Counters of every PE of `r`, row-major, on rank 0 (empty elsewhere). Collective.
@@ -226,23 +271,48 @@ class Fabric {
 
  private:
   friend class TransferPlan;
+  using Compiled = TransferPlan::Compiled;
   size_t local_index(int32_t x, int32_t y) const {
     return size_t(y - block_.y0) * size_t(block_.w) + size_t(x - block_.x0);
   }
-  void build(TransferPlan& p, bool relay_mode);
+  size_t owned_index(int32_t x, int32_t y) const {
+#if WM_CHECK_OWNERSHIP
+    check_owned(x, y);
+#endif
+    return local_index(x, y);
+  }
+  [[noreturn]] void fail_unowned(int32_t x, int32_t y) const;
+  void check_owned(int32_t x, int32_t y) const {
+    if (!block_.contains(x, y)) fail_unowned(x, y);
+  }
+  void charge_index(size_t i, uint64_t macs) {
+    const uint64_t cyc = cost_.compute_cycles(macs);
+    clock_[i] += cyc;
+    compute_[i] += cyc;
+  }
+  void clear_items(Compiled& c, bool relay_mode);
+  void build_generic(Compiled& c, bool relay_mode);
+  void build_lines(Compiled& c, bool relay_mode);
+  void finish_build(Compiled& c);
   // The PE a directed link enters.
   PeCoord link_head(uint64_t link) const {
-    const PeCoord c = mesh_.coord(int64_t(link / 4));
+    const PeCoord co = mesh_.coord(int64_t(link / 4));
     switch (int(link % 4)) {
-      case kLinkEast: return {c.x + 1, c.y};
-      case kLinkWest: return {c.x - 1, c.y};
-      case kLinkSouth: return {c.x, c.y + 1};
-      default: return {c.x, c.y - 1};
+      case kLinkEast: return {co.x + 1, co.y};
+      case kLinkWest: return {co.x - 1, co.y};
+      case kLinkSouth: return {co.x, co.y + 1};
+      default: return {co.x, co.y - 1};
     }
   }
-  void note_arrival(size_t local_pe, uint64_t arrival);
+  void run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart);
   void activate_routes(TransferPlan& p);
-  void release_routes(TransferPlan& p);
+  void release_routes(Compiled& c);
+  void rebuild(Compiled& c, bool relay_mode);
+  // Adds the pending execution counts of plans to the per-PE counters read by reports.
+  void flush_counters() const;
+  void flush_plan(Compiled& c) const;
+  void forget_plan(Compiled& c);
+  void spill_deferred(Compiled& c);
   [[noreturn]] void throw_limit_collective(int64_t bad_pe, uint64_t need_local, const std::string& what,
                                            const std::string& limit_text);
 
@@ -252,30 +322,48 @@ class Fabric {
   CartComm cart_;
   Region block_;
   // The per-PE arrays sit on huge pages: a step touches one row of a region every block_.w PEs, so
-  // on 4 KiB pages nearly every row of PeCounters cost a TLB miss.
+  // on 4 KiB pages nearly every row cost a TLB miss.
   template <class T>
   using PeArray = std::vector<T, HugePageAllocator<T>>;
-  PeArray<PeCounters> pes_;              // local PEs, row-major over block_
-  PeArray<uint64_t> pending_;            // latest pending arrival per local PE (0 = none)
-  std::vector<size_t> pending_list_;     // local PEs with a pending arrival
-  std::vector<uint32_t> link_load_;      // scratch: streams per directed link (4 per PE)
-  std::vector<uint32_t> link_stream_;    // scratch: last stream seen per link (+1)
-  std::vector<uint32_t> link_pmax_;      // scratch: busiest load from the stream's source to the link
-  std::vector<uint32_t> link_pmax_tag_;  // scratch: the stream (+1) link_pmax_ belongs to
-  PeArray<uint32_t> pe_stream_;          // scratch: last stream seen per PE (+1), for routes
-  PeArray<uint32_t> pe_routes_;          // scratch: route entries per PE for the plan being built
-  std::vector<std::byte> staging_;       // scratch for aliased local moves
-  std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers, reused
+  // Local PEs, row-major over block_. Stall cycles are clock - compute - injection.
+  PeArray<uint64_t> clock_, compute_;
+  // What only reports read, brought up to date by flush_counters(); one record per PE, so adding a
+  // step's counts touches one place per PE.
+  struct Traffic {
+    uint64_t inject_cycles = 0, bytes_sent = 0, bytes_received = 0, messages_sent = 0;
+    uint32_t max_hops = 0;
+  };
+  mutable PeArray<Traffic> traffic_;
+  struct Routes {
+    uint32_t now = 0, peak = 0;  // route entries configured, and their peak
+  };
+  PeArray<Routes> routes_;
+  PeArray<uint32_t> sram_peak_;
+  std::vector<Compiled*> deferred_plans_;  // plans whose arrivals wait for wait_arrivals()
+  // Arrivals of deferred plans that changed or vanished before wait_arrivals(), per local PE.
+  PeArray<uint64_t> pending_;
+  std::vector<uint32_t> pending_list_;   // local PEs that may have such an arrival
+  mutable std::vector<Compiled*> dirty_;  // plans executed since their counts were last added
+  // Scratch for the transfer-list plan builder (per directed link of the mesh, allocated at the
+  // first such plan; per local PE).
+  std::vector<uint32_t> link_load_, link_stream_, link_pmax_, link_pmax_tag_;
+  PeArray<uint32_t> pe_stream_, pe_routes_, pe_mark_;
+  std::vector<int> peer_slot_;           // rank -> index into a plan's peers while building (-1 none)
+  // Scratch for execution, reused every step.
+  std::vector<uint64_t> arrivals_;
+  std::vector<std::byte> staging_;
+  std::vector<uint32_t> moved_slots_, freed_slots_;
+  std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers
+  std::vector<MPI_Request> reqs_;
   uint64_t mpi_messages_sent_ = 0, mpi_bytes_sent_ = 0;
-  std::vector<uint64_t> local_departs_;  // departure clocks of a step's local moves, reused
   PeArray<uint32_t> sram_all_;           // SRAM bytes in use on every PE of the mesh (replicated)
   struct SharedRoutes {                  // routes held for plans with one share_routes() key
     int users = 0;
-    std::vector<TransferPlan::RouteNeed> routes;
+    std::vector<std::pair<uint32_t, uint32_t>> routes;  // (local PE, entries)
   };
   std::map<std::string, SharedRoutes> shared_routes_;
   bool peaks_held_ = false;
-  bool timing_only_ = false;  // set by execute_timing for the step it runs
+  uint64_t peaks_version_ = 0;
   MPI_Comm line_comm_[2] = {MPI_COMM_NULL, MPI_COMM_NULL};
   // summarize(): its eight figures as one MPI element, reduced by max (six) and sum (two) in one
   // collective; the decode path asks for a summary after every phase of every layer.

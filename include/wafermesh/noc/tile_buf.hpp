@@ -4,6 +4,7 @@
 // to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
 // same order); destroying it gives them back.
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -49,7 +50,7 @@ class TileBuf {
   }
   TileBuf(TileBuf&& o) noexcept
       : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), name_(std::move(o.name_)),
-        data_(std::move(o.data_)), slot_(std::move(o.slot_)), charged_(o.charged_) {
+        data_(std::move(o.data_)), slot_(std::move(o.slot_)), permuted_(std::move(o.permuted_)), charged_(o.charged_) {
     o.fabric_ = nullptr;
   }
   TileBuf& operator=(TileBuf&&) = delete;
@@ -63,10 +64,11 @@ class TileBuf {
   bool is_local(int32_t x, int32_t y) const { return local_.contains(x, y); }
 
   // The tile of local PE (x, y): `elems` elements.
-  T* tile(int32_t x, int32_t y) {
-    return data_.data() + size_t(slot_[size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0)]) * elems_;
-  }
+  T* tile(int32_t x, int32_t y) { return local_tile(size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0)); }
   const T* tile(int32_t x, int32_t y) const { return const_cast<TileBuf*>(this)->tile(x, y); }
+  // The tile of the i-th local PE (row-major over local()).
+  T* local_tile(size_t i) { return data_.data() + (*permuted_ ? size_t(slot_[i]) : i) * elems_; }
+  const T* local_tile(size_t i) const { return const_cast<TileBuf*>(this)->local_tile(i); }
 
   // f(x, y, T* tile) for every local PE, row-major.
   template <class F>
@@ -77,7 +79,7 @@ class TileBuf {
 
   TileView view() const {
     return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, bytes_per_pe(),
-            const_cast<uint32_t*>(slot_.data())};
+            const_cast<uint32_t*>(slot_.data()), permuted_.get()};
   }
   // All tiles of the region on rank 0 (row-major PE order, `elems` each); empty elsewhere.
   std::vector<T> gather() const {
@@ -94,6 +96,7 @@ class TileBuf {
   std::string name_;
   std::vector<T, HugePageAllocator<T>> data_;  // (local PEs, elems): storage slots
   std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
+  std::unique_ptr<bool> permuted_ = std::make_unique<bool>(false);  // slot_ differs from identity
   bool charged_ = true;
 };
 
