@@ -3,6 +3,7 @@
 // the virtual cycles per appended token.
 #include <mpi.h>
 
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 
@@ -10,6 +11,7 @@
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/model/model_config.hpp"
+#include "wafermesh/noc/tile_buf.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
@@ -70,15 +72,22 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       << std::left << std::setw(8) << "policy" << std::right << std::setw(6) << "P" << std::setw(14) << "B/token/PE"
       << std::setw(13) << "max decode" << std::setw(10) << "context" << std::setw(14) << "cyc/token"
       << std::setw(10) << "wall s" << "  stopped by\n";
-  const std::vector<float> kv(size_t(D), 0.5f);
   for (const auto& name : o.policies)
     for (int64_t P : o.Ps) {
       dist::KvSpec s;
       s.policy = dist::kv_policy_from_name(name);
       s.P = int32_t(P);
-      s.kv_dim = D;
+      s.heads = mc.heads;
+      s.kv_heads = mc.kv_heads;
+      s.head_dim = mc.head_dim();
       s.layers = mc.layers;
       Fabric f(ctx.comm, mp);
+      const Region R{0, 0, s.P, s.P};
+      // Every decoded token's K and V: tiles of 0.5 in the decode layout (the values do not matter).
+      TileBuf<float> kt(f, R, size_t(s.mtk()), "decoded key", TileBuf<float>::Uncharged{});
+      TileBuf<float> vt(f, R, size_t(s.mtk()), "decoded value", TileBuf<float>::Uncharged{});
+      for (TileBuf<float>* b : {&kt, &vt})
+        b->for_each_local([&](int32_t, int32_t, float* t) { std::fill(t, t + s.mtk(), 0.5f); });
       dist::KvCache cache(f, s);
       std::string status;
       int64_t n = 0;
@@ -87,7 +96,11 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       try {
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
         cache.prefill(prompt.data(), prompt.data(), o.prompt);
-        for (; n < o.max_decode; ++n) cycles += cache.append(kv.data(), kv.data());
+        for (; n < o.max_decode; ++n) {
+          uint64_t c = 0;
+          cache.append(kt, vt, &c);
+          cycles += c;
+        }
         status = "kv.max_decode reached";
       } catch (const LimitError& e) {
         status = n == 0 && cache.tokens() == 0 ? std::string("prompt does not fit: ") + e.what() : e.what();

@@ -1,14 +1,11 @@
 #include "wafermesh/dist/kv_cache.hpp"
 
-#include <mpi.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <utility>
 
-#include "wafermesh/dist/allreduce.hpp"
-#include "wafermesh/mesh/mpi_traits.hpp"
-#include "wafermesh/noc/tile_buf.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::dist {
@@ -22,67 +19,74 @@ KvPolicy kv_policy_from_name(const std::string& name) {
 const char* kv_policy_name(KvPolicy p) { return p == KvPolicy::concat ? "concat" : "shift"; }
 
 namespace {
-// The allreduce of partial scores along a row: fixed, so results do not depend on the policy.
-AllreduceSpec score_allreduce() { return AllreduceSpec{}; }
+
+// Tokens per row after n appends, and the first token of each row.
+std::vector<int64_t> rows_after(KvPolicy p, int32_t P, int64_t n) {
+  std::vector<int64_t> rows(size_t(P), 0);
+  if (p == KvPolicy::concat) {
+    rows[size_t(P - 1)] = n;
+  } else {
+    for (int32_t r = 0; r < P; ++r) rows[size_t(r)] = n / P + (r < n % P ? 1 : 0);
+  }
+  return rows;
+}
+
+uint64_t region_clock(Fabric& f, const Region& R) { return f.max_clock(R); }
+
 }  // namespace
+
+int64_t KvCache::row_capacity(KvPolicy p, int32_t P, int64_t context) {
+  return p == KvPolicy::concat ? context : (context + P - 1) / P;
+}
 
 struct KvCache::Impl {
   Fabric& f;
   KvSpec s;
-  Region R;
-  int64_t slice;                      // elements of a token's K (or V) per PE
-  std::vector<int64_t> rows;          // tokens per row (same on every rank)
-  std::vector<std::vector<float>> k;  // per local PE of R, row-major: (tokens of the row, slice)
-  std::vector<std::vector<float>> v;
-  // shift: the outgoing and incoming token of a step, allocated once with the cache.
-  std::unique_ptr<TileBuf<float>> out, in;
+  Region R, local;
+  int64_t mtk, g;
+  std::vector<int64_t> rows;    // tokens per row (same on every rank)
+  std::vector<TokenQueue> k, v;  // per local PE, row-major: (tokens of the row, mtk)
+  std::unique_ptr<TileBuf<float>> out, in;  // shift: a token's K and V on its way up (scratch)
   std::vector<std::optional<TransferPlan>> shift_plans;  // per growing row, built at first use
+  std::unique_ptr<LineAllreduce<float>> score_ar;  // rebuilt when the widest row grows
+  int64_t score_width = 0;
+  std::unique_ptr<LineAllreduce<MaxFloat>> max_ar;
+  std::unique_ptr<LineAllreduce<float>> sum_ar, out_ar;
+
   Impl(Fabric& fab, const KvSpec& sp)
-      : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, slice((sp.kv_dim + sp.P - 1) / sp.P),
-        rows(size_t(sp.P), 0), shift_plans(size_t(sp.P)) {
-    const Region l = R.intersect(f.block());
-    k.resize(size_t(l.size()));
-    v.resize(size_t(l.size()));
+      : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, local(R.intersect(fab.block())), mtk(sp.mtk()),
+        g(sp.group()), rows(size_t(sp.P), 0), shift_plans(size_t(sp.P)) {
+    k.resize(size_t(local.size()));
+    v.resize(size_t(local.size()));
   }
-  uint64_t token_bytes() const { return uint64_t(s.layers) * 2 * uint64_t(slice) * sizeof(float); }
+  uint64_t token_bytes() const { return uint64_t(s.layers) * 2 * uint64_t(mtk) * sizeof(float); }
   Region row_region(int32_t r) const { return {R.x0, R.y0 + r, R.w, 1}; }
-  size_t li(int32_t x, int32_t y) const {
-    const Region l = R.intersect(f.block());
-    return size_t(y - l.y0) * size_t(l.w) + size_t(x - l.x0);
-  }
-  // Appends token (key, value) to the local PEs of row r.
-  void push(int32_t r, const float* key, const float* value) {
-    const Region l = R.intersect(f.block());
-    const int32_t y = R.y0 + r;
-    if (y < l.y0 || y >= l.y0 + l.h) return;
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
-      const int64_t c = x - R.x0;
-      auto& kk = k[li(x, y)];
-      auto& vv = v[li(x, y)];
-      for (int64_t e = 0; e < slice; ++e) {
-        const int64_t g = c * slice + e;
-        kk.push_back(g < s.kv_dim ? key[g] : 0.0f);
-        vv.push_back(g < s.kv_dim ? value[g] : 0.0f);
-      }
-    }
-  }
-  uint64_t region_clock() const { return f.summarize(R).max_clock_cycles; }
+  size_t li(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
+  // The shift policy's step: rows grow+1 .. P-1 pass their oldest token one row up (all at once)
+  // and rows grow .. P-2 append what they receive.
+  void shift_up(int32_t grow);
 };
 
 KvCache::KvCache(Fabric& f, const KvSpec& s) {
   const MeshShape& m = f.mesh();
-  if (s.P < 1 || s.kv_dim < 1 || s.layers < 1)
-    throw UsageError("KV cache: P, kv_dim and layers must be >= 1 (got " + std::to_string(s.P) + ", " +
-                     std::to_string(s.kv_dim) + ", " + std::to_string(s.layers) + ")");
+  if (s.P < 1 || s.heads < 1 || s.kv_heads < 1 || s.head_dim < 1 || s.heads % s.kv_heads != 0)
+    throw UsageError("attention: P, heads, kv_heads, head_dim must be >= 1 and kv_heads must divide heads (got P " +
+                     std::to_string(s.P) + ", heads " + std::to_string(s.heads) + ", kv_heads " +
+                     std::to_string(s.kv_heads) + ")");
   if (s.origin.x < 0 || s.origin.y < 0 || s.origin.x + s.P > m.width || s.origin.y + s.P > m.height)
-    throw UsageError("KV cache region " + std::to_string(s.P) + " x " + std::to_string(s.P) + " does not fit the " +
+    throw UsageError("attention region " + std::to_string(s.P) + " x " + std::to_string(s.P) + " at (" +
+                     std::to_string(s.origin.x) + ", " + std::to_string(s.origin.y) + ") does not fit the " +
                      std::to_string(m.width) + " x " + std::to_string(m.height) + " mesh");
   impl_ = std::make_unique<Impl>(f, s);
+  Impl& q = *impl_;
+  const size_t tile = size_t(2 * q.mtk);
   if (s.policy == KvPolicy::shift) {
-    const size_t tile = size_t(2 * impl_->slice);
-    impl_->out = std::make_unique<TileBuf<float>>(f, impl_->R, tile, "KV shift: outgoing token");
-    impl_->in = std::make_unique<TileBuf<float>>(f, impl_->R, tile, "KV shift: incoming token");
+    q.out = std::make_unique<TileBuf<float>>(f, q.R, tile, "KV shift: outgoing token", TileBuf<float>::Uncharged{});
+    q.in = std::make_unique<TileBuf<float>>(f, q.R, tile, "KV shift: incoming token", TileBuf<float>::Uncharged{});
   }
+  q.max_ar = std::make_unique<LineAllreduce<MaxFloat>>(f, q.R, Axis::Y, size_t(s.heads), s.allreduce);
+  q.sum_ar = std::make_unique<LineAllreduce<float>>(f, q.R, Axis::Y, size_t(s.heads), s.allreduce);
+  q.out_ar = std::make_unique<LineAllreduce<float>>(f, q.R, Axis::Y, size_t(q.g * q.mtk), s.allreduce);
 }
 
 KvCache::~KvCache() {
@@ -99,6 +103,38 @@ int64_t KvCache::tokens() const {
 std::vector<int64_t> KvCache::row_tokens() const { return impl_->rows; }
 uint64_t KvCache::bytes_per_token_per_pe() const { return impl_->token_bytes(); }
 
+void KvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt, uint64_t* cycles) {
+  Impl& m = *impl_;
+  const int32_t P = m.s.P;
+  if (!(kt.region() == m.R) || kt.elems() != size_t(m.mtk) || !(vt.region() == m.R) || vt.elems() != size_t(m.mtk))
+    throw std::logic_error("KV append: tiles do not match the cache");
+  const int64_t T = tokens();
+  const int32_t grow = m.s.policy == KvPolicy::concat ? P - 1 : int32_t(T % P);
+  // While the rows below the growing one are still empty (the first P tokens), the token goes
+  // straight to the growing row; afterwards rows below it shift up and it enters the bottom row.
+  const bool shift = m.s.policy == KvPolicy::shift && grow < P - 1 && m.rows[size_t(P - 1)] > 0;
+  // Everything is charged before anything moves: an overflow leaves the cache as it was.
+  std::optional<SramCharge> scratch;  // the tiles on their way up, while the rows shift
+  if (shift) scratch.emplace(m.f, m.R, 2 * m.out->bytes_per_pe(), "KV shift scratch");
+  m.f.sram_acquire(m.row_region(grow), m.token_bytes(), [&] {
+    return "token " + std::to_string(T) + " of a layer's KV cache (" + kv_policy_name(m.s.policy) + ")";
+  });
+  const uint64_t before = cycles ? region_clock(m.f, m.R) : 0;
+  if (shift) {
+    m.shift_up(grow);
+    scratch.reset();
+  }
+  // The new token: its row already holds its blocks (the vectors are replicated along Y).
+  const int32_t yb = m.R.y0 + (m.s.policy == KvPolicy::shift && !shift ? grow : P - 1);
+  if (yb >= m.local.y0 && yb < m.local.y0 + m.local.h)
+    for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
+      m.k[m.li(x, yb)].push(kt.tile(x, yb), size_t(m.mtk));
+      m.v[m.li(x, yb)].push(vt.tile(x, yb), size_t(m.mtk));
+    }
+  m.rows[size_t(grow)] += 1;
+  if (cycles) *cycles = region_clock(m.f, m.R) - before;
+}
+
 void KvCache::prefill(const float* keys, const float* values, int64_t n) {
   Impl& m = *impl_;
   if (tokens() != 0) throw std::logic_error("prefill into a non-empty KV cache");
@@ -107,181 +143,264 @@ void KvCache::prefill(const float* keys, const float* values, int64_t n) {
   int32_t charged = 0;
   try {
     for (; charged < m.s.P; ++charged)
-      m.f.sram_acquire(m.row_region(charged), uint64_t(split.size(charged)) * m.token_bytes(),
-                       std::to_string(split.size(charged)) + " prompt tokens of the KV cache");
+      m.f.sram_acquire(m.row_region(charged), uint64_t(split.size(charged)) * m.token_bytes(), [&] {
+        return std::to_string(split.size(charged)) + " prompt tokens of the KV cache";
+      });
   } catch (...) {
-    for (int32_t r = 0; r < charged; ++r)
-      m.f.sram_release(m.row_region(r), uint64_t(split.size(r)) * m.token_bytes());
+    for (int32_t r = 0; r < charged; ++r) m.f.sram_release(m.row_region(r), uint64_t(split.size(r)) * m.token_bytes());
     throw;
   }
+  const int64_t kvd = m.s.kv_dim(), S = m.mtk;
+  std::vector<float> blk(static_cast<size_t>(S));
   for (int32_t r = 0; r < m.s.P; ++r) {
-    for (int64_t t = split.start(r); t < split.start(r) + split.size(r); ++t)
-      m.push(r, keys + t * m.s.kv_dim, values + t * m.s.kv_dim);
+    const int32_t y = m.R.y0 + r;
+    if (y >= m.local.y0 && y < m.local.y0 + m.local.h)
+      for (int64_t t = split.start(r); t < split.start(r) + split.size(r); ++t)
+        for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
+          const int64_t c = x - m.R.x0;
+          for (const auto& [src, q] : {std::pair{keys, &m.k}, std::pair{values, &m.v}}) {
+            for (int64_t e = 0; e < S; ++e) blk[size_t(e)] = c * S + e < kvd ? src[t * kvd + c * S + e] : 0.0f;
+            (*q)[m.li(x, y)].push(blk.data(), size_t(S));
+          }
+        }
     m.rows[size_t(r)] = split.size(r);
   }
 }
 
-uint64_t KvCache::append(const float* key, const float* value) {
-  Impl& m = *impl_;
-  const int32_t P = m.s.P;
-  const int64_t T = tokens();
-  const int32_t grow = m.s.policy == KvPolicy::concat ? P - 1 : int32_t(T % P);
-  // The growing row is charged first: an overflow throws before anything moves.
-  m.f.sram_acquire(m.row_region(grow), m.token_bytes(), "one more token of the KV cache");
-  const uint64_t before = m.region_clock();
-  if (m.s.policy == KvPolicy::shift && grow < P - 1) {
-    detail::shift_rows_up(m.f, m.R, grow, m.slice, m.k, m.v, *m.out, *m.in, m.shift_plans);
-  }
-  m.push(P - 1, key, value);
-  m.rows[size_t(grow)] += 1;
-  return m.region_clock() - before;
-}
-
-namespace detail {
-void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std::vector<std::vector<float>>& k,
-                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in,
-                   std::vector<std::optional<TransferPlan>>& plans) {
-  const int32_t P = R.h;
-  const Region l = R.intersect(f.block());
-  auto li = [&](int32_t x, int32_t y) { return size_t(y - l.y0) * size_t(l.w) + size_t(x - l.x0); };
-  if (plans.size() != size_t(P)) throw std::logic_error("KV shift: one plan slot per row expected");
-  std::optional<TransferPlan>& p = plans[size_t(grow)];
-  if (!p) {
-    std::vector<Transfer> t;
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
-      for (int32_t r = grow + 1; r < P; ++r) t.push_back({{x, R.y0 + r}, {x, R.y0 + r - 1}, uint32_t(t.size()), 0});
+void KvCache::Impl::shift_up(int32_t grow) {
+  const int32_t P = s.P;
+  std::optional<TransferPlan>& p = shift_plans[size_t(grow)];
+  if (!p) {  // rows grow+1 .. P-1 pass their oldest token one row up, in every column
+    std::vector<LineTransfer> t;
+    for (int32_t r = grow + 1; r < P; ++r) t.push_back({r, r - 1, uint32_t(r), 0});
     const std::string name = "KV shift up from row " + std::to_string(grow + 1);
-    p = f.plan(std::move(t), out.bytes_per_pe(), name);
+    p = f.plan(LinePattern{R, Axis::Y, {std::move(t)}, std::vector<int32_t>(size_t(R.w), 0)}, out->bytes_per_pe(),
+               name);
     p->share_routes(name + " on " + R.str());
   }
-  out.for_each_local([&](int32_t x, int32_t y, float* o) {
+  const size_t S = size_t(mtk);
+  out->for_each_local([&](int32_t x, int32_t y, float* o) {
     if (y - R.y0 <= grow) return;
-    const auto& kk = k[li(x, y)];
-    const auto& vv = v[li(x, y)];
-    std::copy(kk.begin(), kk.begin() + slice, o);
-    std::copy(vv.begin(), vv.begin() + slice, o + slice);
+    std::copy(k[li(x, y)].data(), k[li(x, y)].data() + S, o);
+    std::copy(v[li(x, y)].data(), v[li(x, y)].data() + S, o + S);
   });
-  f.execute(*p, out.view(), in.view());
+  f.execute(*p, out->view(), in->view());
   p->release_routes();
-  in.for_each_local([&](int32_t x, int32_t y, float* i) {
+  in->for_each_local([&](int32_t x, int32_t y, float* i) {
     const int32_t r = y - R.y0;
-    auto& kk = k[li(x, y)];
-    auto& vv = v[li(x, y)];
     if (r > grow) {  // sent its oldest
-      kk.erase(kk.begin(), kk.begin() + slice);
-      vv.erase(vv.begin(), vv.begin() + slice);
+      k[li(x, y)].pop(S);
+      v[li(x, y)].pop(S);
     }
     if (r >= grow && r < P - 1) {  // received the next row's oldest as its newest
-      kk.insert(kk.end(), i, i + slice);
-      vv.insert(vv.end(), i + slice, i + 2 * slice);
+      k[li(x, y)].push(i, S);
+      v[li(x, y)].push(i + S, S);
     }
   });
 }
-}  // namespace detail
 
-std::vector<float> KvCache::attention(const float* q) {
+TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep) {
   Impl& m = *impl_;
-  const int32_t P = m.s.P;
-  if (tokens() == 0) throw UsageError("attention over an empty KV cache");
+  Fabric& f = m.f;
   const Region& R = m.R;
-  const int64_t S = m.slice;
-  const float inv_sqrt = 1.0f / std::sqrt(float(m.s.kv_dim));
-  // 1. Partial dot products of every local token, then the sum along each row.
-  const int64_t widest = *std::max_element(m.rows.begin(), m.rows.end());
-  TileBuf<float> scores(m.f, R, size_t(std::max<int64_t>(widest, 1)), "attention scores");
-  scores.for_each_local([&](int32_t x, int32_t y, float* sc) {
-    const int64_t c = x - R.x0, n = m.rows[size_t(y - R.y0)];
-    const auto& kk = m.k[m.li(x, y)];
-    for (int64_t t = 0; t < n; ++t) {
-      float acc = 0.0f;
-      for (int64_t e = 0; e < S; ++e) acc = acc + (c * S + e < m.s.kv_dim ? q[c * S + e] : 0.0f) * kk[size_t(t * S + e)];
-      sc[t] = acc;
-    }
-    std::fill(sc + n, sc + scores.elems(), 0.0f);
-    m.f.charge_compute(x, y, uint64_t(n * S));
-  });
-  allreduce_lines(m.f, scores, Axis::X, score_allreduce());
-  // 2. Online softmax down the rows, in token order: state (max, sum, output slice).
-  const size_t st = size_t(2 + S);
-  TileBuf<float> state(m.f, R, st, "attention state"), incoming(m.f, R, st, "attention state in");
-  state.for_each_local([&](int32_t, int32_t, float* s) {
-    s[0] = -std::numeric_limits<float>::infinity();
-    std::fill(s + 1, s + st, 0.0f);
-  });
-  auto absorb = [&](int32_t r) {  // row r folds its tokens into its state
-    state.for_each_local([&](int32_t x, int32_t y, float* s) {
-      if (y - R.y0 != r) return;
-      const int64_t n = m.rows[size_t(r)];
-      const float* sc = scores.tile(x, y);
-      const auto& vv = m.v[m.li(x, y)];
-      for (int64_t t = 0; t < n; ++t) {
-        const float score = sc[t] * inv_sqrt;
-        const float mx = std::max(s[0], score);
-        const float a = std::exp(s[0] - mx), b = std::exp(score - mx);
-        s[1] = s[1] * a + b;
-        for (int64_t e = 0; e < S; ++e) s[2 + e] = s[2 + e] * a + b * vv[size_t(t * S + e)];
-        s[0] = mx;
-      }
-      m.f.charge_compute(x, y, uint64_t(n * (2 * S + 4)));
-    });
+  const int64_t S = m.mtk, G = m.g, H = m.s.heads, hd = m.s.head_dim, kvd = m.s.kv_dim();
+  if (!(qt.region() == R) || qt.elems() != size_t(G * S)) throw std::logic_error("attention: q tiles do not match");
+  if (tokens() == 0) throw std::logic_error("attention over an empty KV cache");
+  const int64_t W = *std::max_element(m.rows.begin(), m.rows.end());
+  if (W != m.score_width) {
+    m.score_ar.reset();
+    m.score_ar = std::make_unique<LineAllreduce<float>>(f, R, Axis::X, size_t(H * W), m.s.allreduce);
+    m.score_width = W;
+  }
+  uint64_t t0 = rep ? region_clock(f, R) : 0;
+  auto lap = [&](uint64_t* into) {
+    if (!rep) return;
+    const uint64_t t = region_clock(f, R);
+    *into = t - t0;
+    t0 = t;
   };
-  absorb(0);
-  for (int32_t r = 1; r < P; ++r) {
-    std::vector<Transfer> t;
-    const Region l = R.intersect(m.f.block());
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
-      t.push_back({{x, R.y0 + r - 1}, {x, R.y0 + r}, uint32_t(t.size()), 1});
-    TransferPlan p = m.f.plan(std::move(t), state.bytes_per_pe(), "attention state down to row " + std::to_string(r));
-    m.f.execute(p, state.view(), incoming.view());
-    state.for_each_local([&](int32_t x, int32_t y, float* s) {
-      if (y - R.y0 == r) std::copy(incoming.tile(x, y), incoming.tile(x, y) + st, s);
-    });
-    absorb(r);
-  }
-  // 3. The bottom row holds the result, one slice per column.
-  const std::vector<float> all = state.gather();
-  if (m.f.rank() != 0) return {};
-  std::vector<float> out(static_cast<size_t>(m.s.kv_dim));
-  for (int32_t c = 0; c < P; ++c) {
-    const float* s = all.data() + (size_t(P - 1) * size_t(P) + size_t(c)) * st;
-    for (int64_t e = 0; e < S && c * S + e < m.s.kv_dim; ++e) out[size_t(c * S + e)] = s[2 + e] / s[1];
-  }
-  return out;
+  // Query head of (kv element e of block c, group member j): kvh * g + j.
+  auto head_of = [&](int32_t c, int64_t e, int64_t j) { return ((int64_t(c) * S + e) / hd) * G + j; };
+
+  // 1. Partial scores, (H, W) per PE: head-major, tokens of the row.
+  TileBuf<float> sc(f, R, size_t(H * W), "attention scores");
+  sc.for_each_local([&](int32_t x, int32_t y, float* out) {
+    const int32_t c = x - R.x0;
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* q = qt.tile(x, y);
+    const float* kd = m.k[m.li(x, y)].data();
+    std::fill(out, out + H * W, 0.0f);
+    const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);  // real elements of the block
+    for (int64_t e0 = 0; e0 < live;) {  // one run per key head inside the block
+      const int64_t end = std::min(live, ((int64_t(c) * S + e0) / hd + 1) * hd - int64_t(c) * S);
+      // One sum per (group member j, token t), each over e in ascending order; four of them run
+      // side by side so their additions overlap (each sum's own order is unchanged).
+      const int64_t chains = G * n;
+      int64_t i = 0;
+      for (; i + 4 <= chains; i += 4) {
+        const float* qa[4];
+        const float* ka[4];
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int u = 0; u < 4; ++u) {
+          qa[u] = q + (i + u) / n * S;
+          ka[u] = kd + (i + u) % n * S;
+        }
+        for (int64_t e = e0; e < end; ++e)
+          for (int u = 0; u < 4; ++u) acc[u] += qa[u][e] * ka[u][e];
+        for (int u = 0; u < 4; ++u) out[head_of(c, e0, (i + u) / n) * W + (i + u) % n] = acc[u];
+      }
+      for (; i < chains; ++i) {
+        const float* qa = q + i / n * S;
+        const float* ka = kd + i % n * S;
+        float acc = 0.0f;
+        for (int64_t e = e0; e < end; ++e) acc += qa[e] * ka[e];
+        out[head_of(c, e0, i / n) * W + i % n] = acc;
+      }
+      e0 = end;
+    }
+    f.charge_compute(x, y, uint64_t(G * n * S));
+  });
+  m.score_ar->run(sc);
+  const float scale = std::sqrt(static_cast<float>(hd));
+  sc.for_each_local([&](int32_t x, int32_t y, float* out) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < n; ++t) out[h * W + t] /= scale;
+    f.charge_compute(x, y, uint64_t(H * n));
+  });
+  if (rep) lap(&rep->score_cycles);
+
+  // 2. Softmax over all tokens: per head max, then sum of exponentials, along the columns.
+  TileBuf<MaxFloat> mx(f, R, size_t(H), "softmax max");
+  mx.for_each_local([&](int32_t x, int32_t y, MaxFloat* o) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* s = sc.tile(x, y);
+    for (int64_t h = 0; h < H; ++h) {
+      float v = -std::numeric_limits<float>::infinity();
+      for (int64_t t = 0; t < n; ++t) v = std::max(v, s[h * W + t]);
+      o[h] = {v};
+    }
+    f.charge_compute(x, y, uint64_t(H * n));
+  });
+  m.max_ar->run(mx);
+  TileBuf<float> sum(f, R, size_t(H), "softmax sum");
+  sum.for_each_local([&](int32_t x, int32_t y, float* o) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    float* s = sc.tile(x, y);
+    const MaxFloat* mm = mx.tile(x, y);
+    for (int64_t h = 0; h < H; ++h) {
+      float acc = 0.0f;
+      for (int64_t t = 0; t < n; ++t) {
+        s[h * W + t] = std::exp(s[h * W + t] - mm[h].v);
+        acc += s[h * W + t];
+      }
+      o[h] = acc;
+    }
+    f.charge_compute(x, y, uint64_t(2 * H * n));
+  });
+  m.sum_ar->run(sum);
+  sc.for_each_local([&](int32_t x, int32_t y, float* s) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* su = sum.tile(x, y);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < n; ++t) s[h * W + t] /= su[h];
+    f.charge_compute(x, y, uint64_t(H * n));
+  });
+  if (rep) lap(&rep->softmax_cycles);
+
+  // 3. Weighted values over the row's tokens, then the sum along each column.
+  TileBuf<float> o(f, R, size_t(G * S), "attention output");
+  o.for_each_local([&](int32_t x, int32_t y, float* out) {
+    const int32_t c = x - R.x0;
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const float* a = sc.tile(x, y);
+    const TokenQueue& vv = m.v[m.li(x, y)];
+    const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
+    std::fill(out, out + G * S, 0.0f);
+    const float* vd = vv.data();
+    for (int64_t j = 0; j < G; ++j) {
+      // One sum per element e over the tokens in order; four neighbouring elements side by side.
+      int64_t e = 0;
+      for (; e + 4 <= live; e += 4) {
+        const float* ah[4];
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int u = 0; u < 4; ++u) ah[u] = a + head_of(c, e + u, j) * W;
+        for (int64_t t = 0; t < n; ++t)
+          for (int u = 0; u < 4; ++u) acc[u] += ah[u][t] * vd[t * S + e + u];
+        for (int u = 0; u < 4; ++u) out[j * S + e + u] = acc[u];
+      }
+      for (; e < live; ++e) {
+        const float* ah = a + head_of(c, e, j) * W;
+        float acc = 0.0f;
+        for (int64_t t = 0; t < n; ++t) acc += ah[t] * vd[t * S + e];
+        out[j * S + e] = acc;
+      }
+    }
+    f.charge_compute(x, y, uint64_t(G * n * S));
+  });
+  m.out_ar->run(o);
+  if (rep) lap(&rep->output_cycles);
+  return o;
 }
 
-std::vector<float> kv_attention_reference(const float* q, const float* keys, const float* values, int64_t n,
-                                          int64_t kv_dim, int32_t P) {
-  const int64_t S = (kv_dim + P - 1) / P;
-  const float inv_sqrt = 1.0f / std::sqrt(float(kv_dim));
-  std::vector<float> out(static_cast<size_t>(kv_dim));
-  std::vector<float> scores(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) {
-    std::vector<std::vector<float>> partial;  // per column, in line order
-    for (int32_t c = 0; c < P; ++c) {
+std::vector<float> kv_attention_reference(const KvSpec& s, const float* q, const float* keys, const float* values,
+                                           int64_t n) {
+  const int32_t P = s.P;
+  const int64_t S = s.mtk(), G = s.group(), H = s.heads, hd = s.head_dim, kvd = s.kv_dim();
+  const std::vector<int64_t> rows = rows_after(s.policy, P, n);
+  std::vector<int64_t> start(size_t(P), 0);
+  for (int32_t r = 1; r < P; ++r) start[size_t(r)] = start[size_t(r - 1)] + rows[size_t(r - 1)];
+  const float* qn = q + (n - 1) * H * hd;  // the last query
+  auto qj = [&](int64_t j, int64_t kd) { return qn[((kd / hd) * G + j) * hd + kd % hd]; };
+  // Scores per row: for each row, per head: partial over columns c, combined along the row.
+  std::vector<float> score(size_t(H * n));
+  for (int32_t r = 0; r < P; ++r)
+    for (int64_t t = start[size_t(r)]; t < start[size_t(r)] + rows[size_t(r)]; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t kvh = h / G, j = h % G;
+        std::vector<std::vector<float>> parts(size_t(P), std::vector<float>(1, 0.0f));
+        for (int32_t c = 0; c < P; ++c) {
+          float acc = 0.0f;
+          bool any = false;
+          for (int64_t e = 0; e < S; ++e) {
+            const int64_t kd = int64_t(c) * S + e;
+            if (kd >= kvd || kd / hd != kvh) continue;
+            acc += qj(j, kd) * keys[t * kvd + kd];
+            any = true;
+          }
+          parts[size_t(c)][0] = any ? acc : 0.0f;
+        }
+        score[size_t(h * n + t)] = allreduce_line_reference(s.allreduce, parts)[0] / std::sqrt(static_cast<float>(hd));
+      }
+  // Softmax: max (exact), then per-row sums of exponentials combined along the column.
+  std::vector<float> out(size_t(H * hd), 0.0f);
+  for (int64_t h = 0; h < H; ++h) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < n; ++t) mx = std::max(mx, score[size_t(h * n + t)]);
+    std::vector<std::vector<float>> parts(size_t(P), std::vector<float>(1, 0.0f));
+    for (int32_t r = 0; r < P; ++r) {
       float acc = 0.0f;
-      for (int64_t e = 0; e < S; ++e) {
-        const int64_t g = c * S + e;
-        acc = acc + (g < kv_dim ? q[g] : 0.0f) * (g < kv_dim ? keys[t * kv_dim + g] : 0.0f);
+      for (int64_t t = start[size_t(r)]; t < start[size_t(r)] + rows[size_t(r)]; ++t) {
+        score[size_t(h * n + t)] = std::exp(score[size_t(h * n + t)] - mx);
+        acc += score[size_t(h * n + t)];
       }
-      partial.push_back({acc});
+      parts[size_t(r)][0] = acc;
     }
-    scores[size_t(t)] = allreduce_line_reference(score_allreduce(), partial)[0];
-  }
-  for (int32_t c = 0; c < P; ++c) {
-    float mx = -std::numeric_limits<float>::infinity(), sum = 0.0f;
-    std::vector<float> o(size_t(S), 0.0f);
-    for (int64_t t = 0; t < n; ++t) {
-      const float score = scores[size_t(t)] * inv_sqrt;
-      const float m2 = std::max(mx, score);
-      const float a = std::exp(mx - m2), b = std::exp(score - m2);
-      sum = sum * a + b;
-      for (int64_t e = 0; e < S; ++e) {
-        const int64_t g = c * S + e;
-        o[size_t(e)] = o[size_t(e)] * a + b * (g < kv_dim ? values[t * kv_dim + g] : 0.0f);
+    const float sum = allreduce_line_reference(s.allreduce, parts)[0];
+    for (int64_t t = 0; t < n; ++t) score[size_t(h * n + t)] /= sum;
+    // Output: per row, per element, sum over the row's tokens; combined along the column.
+    const int64_t kvh = h / G;
+    for (int64_t d = 0; d < hd; ++d) {
+      const int64_t kd = kvh * hd + d;
+      std::vector<std::vector<float>> po(size_t(P), std::vector<float>(1, 0.0f));
+      for (int32_t r = 0; r < P; ++r) {
+        float acc = 0.0f;
+        for (int64_t t = start[size_t(r)]; t < start[size_t(r)] + rows[size_t(r)]; ++t)
+          acc += score[size_t(h * n + t)] * values[t * kvd + kd];
+        po[size_t(r)][0] = acc;
       }
-      mx = m2;
+      out[size_t(h * hd + d)] = allreduce_line_reference(s.allreduce, po)[0];
     }
-    for (int64_t e = 0; e < S && c * S + e < kv_dim; ++e) out[size_t(c * S + e)] = o[size_t(e)] / sum;
   }
   return out;
 }

@@ -8,7 +8,7 @@
 #include "wafermesh/dist/allreduce.hpp"
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/dist/gemv.hpp"
-#include "wafermesh/dist/gqa_attention.hpp"
+#include "wafermesh/dist/kv_cache.hpp"
 
 namespace wm::model {
 
@@ -229,14 +229,14 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
     Q.insert(Q.end(), q.begin(), q.end());
     std::vector<float> att(sz(n * dim));
     if (!as_gemm) {
-      dist::GqaSpec gs;
+      dist::KvSpec gs;
       gs.policy = spec_.kv_policy;
       gs.P = P;
       gs.heads = H;
       gs.kv_heads = cfg_.kv_heads;
       gs.head_dim = hd;
       gs.allreduce = ar;
-      att = dist::gqa_attention_reference(gs, Q.data(), K.data(), V.data(), pos0 + 1);
+      att = dist::kv_attention_reference(gs, Q.data(), K.data(), V.data(), pos0 + 1);
     } else {  // per query head: S = Q_h K^T, causal softmax, O_h = A V (MeshGEMM order)
       std::vector<float> Qh(sz(n * hd)), Kh(Qh.size()), Vh(Qh.size());
       for (int64_t head = 0; head < H; ++head) {

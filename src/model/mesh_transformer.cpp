@@ -10,7 +10,7 @@
 
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/dist/gemv.hpp"
-#include "wafermesh/dist/gqa_attention.hpp"
+#include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/dist/host_io.hpp"
 #include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/kernels/quantize.hpp"
@@ -166,7 +166,7 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
     weights += dist::gemv_block_bytes(*s, cfg.ternary);
   const bool relu2 = cfg.ffn == "relu2";
   const uint64_t norms = 4 * uint64_t(2 * d.mtD + (relu2 ? d.mq + d.mtH : 0));
-  const int64_t cap = dist::GqaKvCache::row_capacity(spec.kv_policy, P, spec.context);
+  const int64_t cap = dist::KvCache::row_capacity(spec.kv_policy, P, spec.context);
   pl.kv_reserve_bytes_per_pe = uint64_t(cap) * 2 * uint64_t(d.mtk) * 4;
   pl.layer_bytes_per_pe = weights + norms + pl.kv_reserve_bytes_per_pe;
   // Activation scratch live at once during a layer (an upper estimate; the fabric enforces the
@@ -246,7 +246,7 @@ struct Layer {
   int32_t region = 0;
   Proj wq, wk, wv, wo, w1, w2, w3;
   std::unique_ptr<TileBuf<float>> rms_att, rms_ffn, attn_sub, ffn_sub;
-  std::unique_ptr<dist::GqaKvCache> kv;
+  std::unique_ptr<dist::KvCache> kv;
 };
 
 // Moving a vector split along Y (block r on every PE of row r) from region A to the next region B
@@ -885,7 +885,7 @@ MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const Me
       L.attn_sub = m.vector_tiles(R, source.read_tensor(Tensor::attn_sub_norm, l), d.mq, Lay::q, "attn_sub_norm");
       L.ffn_sub = m.vector_tiles(R, source.read_tensor(Tensor::ffn_sub_norm, l), d.mtH, Lay::x, "ffn_sub_norm");
     }
-    dist::GqaSpec gs;
+    dist::KvSpec gs;
     gs.policy = spec.kv_policy;
     gs.P = spec.P;
     gs.origin = {R.x0, R.y0};
@@ -893,7 +893,7 @@ MeshTransformer::MeshTransformer(Fabric& f, const WeightSource& source, const Me
     gs.kv_heads = cfg.kv_heads;
     gs.head_dim = d.hd;
     gs.allreduce = spec.allreduce;
-    L.kv = std::make_unique<dist::GqaKvCache>(f, gs);
+    L.kv = std::make_unique<dist::KvCache>(f, gs);
   }
   const Region& last = m.pl.layer_regions.back();
   m.rms_final = m.vector_tiles(last, source.read_tensor(Tensor::rms_final, 0), d.mtD, Impl::Lay::y, "rms_final");

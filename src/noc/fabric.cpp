@@ -139,6 +139,12 @@ uint64_t Fabric::max_clock_local(const Region& r) const {
   return mx;
 }
 
+uint64_t Fabric::max_clock(const Region& r) const {
+  uint64_t mx = max_clock_local(r);
+  MPI_Allreduce(MPI_IN_PLACE, &mx, 1, mpi_type<uint64_t>(), MPI_MAX, comm());
+  return mx;
+}
+
 std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
   const Region l = r.intersect(block_);
   uint32_t sram = 0, routes = 0;
@@ -213,10 +219,9 @@ void Fabric::throw_limit_collective(int64_t bad_pe, uint64_t need_local, const s
   throw LimitError(s.str());
 }
 
-void Fabric::sram_acquire(const Region& r, uint64_t bytes_each, const std::string& what) {
+int64_t Fabric::sram_first_over(const Region& r, uint64_t bytes_each) const {
   // Every rank keeps the SRAM use of every PE (all allocations are collective and region-uniform),
   // so every rank finds the same first offending PE without communicating.
-  if (r.empty()) return;
   const uint64_t limit = uint64_t(params_.sram_bytes);
   for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
     const uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
@@ -224,15 +229,21 @@ void Fabric::sram_acquire(const Region& r, uint64_t bytes_each, const std::strin
     for (int32_t x = 0; x < r.w; ++x) mx = std::max(mx, row[x]);
     if (uint64_t(mx) + bytes_each <= limit) continue;
     for (int32_t x = 0; x < r.w; ++x)
-      if (uint64_t(row[x]) + bytes_each > limit) {
-        std::ostringstream msg;
-        msg << pe_text(mesh_, mesh_.id(r.x0 + x, y)) << " needs " << uint64_t(row[x]) + bytes_each
-            << " bytes of SRAM for " << what << "; the limit is pe.sram_bytes = " << limit
-            << " (shrink the tiles: a larger region or a smaller problem)";
-        throw LimitError(msg.str());
-      }
+      if (uint64_t(row[x]) + bytes_each > limit) return mesh_.id(r.x0 + x, y);
   }
-  if (bytes_each == 0) return;
+  return -1;
+}
+
+void Fabric::throw_sram(int64_t pe, uint64_t bytes_each, const std::string& what) const {
+  std::ostringstream msg;
+  msg << pe_text(mesh_, pe) << " needs " << uint64_t(sram_all_[size_t(pe)]) + bytes_each << " bytes of SRAM for "
+      << what << "; the limit is pe.sram_bytes = " << params_.sram_bytes
+      << " (shrink the tiles: a larger region or a smaller problem)";
+  throw LimitError(msg.str());
+}
+
+void Fabric::sram_commit(const Region& r, uint64_t bytes_each) {
+  if (r.empty() || bytes_each == 0) return;
   const uint32_t add = uint32_t(bytes_each);  // < limit <= 2^31 after the check
   for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
     uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));

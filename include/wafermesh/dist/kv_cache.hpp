@@ -1,30 +1,45 @@
 #pragma once
-// The decode KV cache on a P x P region (DESIGN.md §4). Tokens live along Y: every token's K and V
-// vectors (kv_dim each) are cut into P slices of ceil(kv_dim / P) along X, so one row of PEs holds
-// a token. Row r holds logical tokens [start_r, start_r + n_r), older rows above.
+// The KV cache of a transformer layer during decode, and its grouped-query attention, on a P x P
+// region (DESIGN.md §4). One type serves the model (one per layer) and `bench kv`. Vectors arrive
+// in the decode layout: split along X (column c holds block c) and replicated along Y — the output
+// layout of a GEMV that reduces along Y.
 //
-//   concat  prefill spreads the prompt evenly over the rows; every decoded token goes to the bottom
-//           row, which holds the tail. That row fills first and takes all the new work.
-//   shift   rows stay balanced (occupancies within one): when token T arrives, the row g = T mod P
-//           grows; each row below it passes its oldest token to the row above (one hop, all rows at
-//           once) and the new token enters the bottom row. Physical order stays logical order, and
-//           the longest context grows by about the number of rows.
+// Layout. kv_dim = kv_heads * head_dim is cut into P blocks of mtk = ceil(kv_dim / P) (zero-padded);
+// column c holds kv elements [c*mtk, (c+1)*mtk). A query has heads = g * kv_heads heads; it arrives
+// as g vectors of kv_dim, q_j[kvh*head_dim + d] = q[(kvh*g + j)*head_dim + d], so that query
+// head (kvh, j) meets its key head kvh on the same PEs. A PE's q tile is (g, mtk): q_0 block c, ...,
+// q_{g-1} block c. The attention output comes back in the same (g, mtk) form. (The model lays out
+// W_q's rows and W_o's columns to match: no data moves to line up heads.)
 //
-// Every token costs layers x 2 x slice x 4 bytes of SRAM on each PE of its row (the cache stands
-// for `layers` identical layer caches; it keeps the data of one and charges SRAM for all). The
-// first append that would overflow a PE is a LimitError naming the PE; the cache is unchanged.
+// Cache. Tokens live along Y: row r holds logical tokens [start_r, start_r + n_r), older rows
+// above, every PE of the row its column's block of each token's K and V (2 * mtk floats per token).
+//   concat  every appended token goes to the bottom row, which fills first.
+//   shift   rows stay within one token of each other: when token T arrives the row T mod P grows,
+//           every row below it passes its oldest token one row up (one hop, all rows at once), and
+//           the new token enters the bottom row. Until the bottom row holds a token (the first P
+//           tokens), a token goes straight to the growing row.
+// A token costs layers * 2 * mtk * 4 bytes of SRAM on each PE of its row (`layers` identical layer
+// caches may share the region: the cache holds and moves the data of one and charges the SRAM of
+// all); an append that overflows a PE is a LimitError naming the PE, with the cache unchanged.
 //
-// attention(q) computes softmax(q . k_t / sqrt(kv_dim)) . v_t over every token t, as one head of
-// dimension kv_dim: partial dot products on every PE, an allreduce along each row, then a chain down
-// the rows carrying the running max, sum and output slice (online softmax) in logical token order.
-// The order depends on nothing but the tokens, so both policies (and every rank count) give
-// bit-identical results.
+// attention(q):
+//   1. scores: every PE dots q_j with its tokens' key blocks, head by head (partial over its
+//      column's dims), and the partials are summed along each row (allreduce along X);
+//      score /= sqrt(head_dim).
+//   2. softmax over all tokens: per head the max and then the sum of exp(score - max) are
+//      allreduced along Y (each row contributes its own tokens); a_t = exp(score_t - max) / sum.
+//   3. output: every PE sums a_t * v_t over its row's tokens (in token order), and the partials are
+//      summed along each column (allreduce along Y).
+// Summation orders follow the virtual PEs (dims within a block, then the allreduce tree; tokens
+// within a row, then the tree), so results are bit-identical for every rank count. They depend on
+// how tokens are spread over rows, so concat and shift may differ in the last bits.
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "wafermesh/dist/allreduce.hpp"
 #include "wafermesh/noc/fabric.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
 
@@ -38,45 +53,70 @@ struct KvSpec {
   KvPolicy policy = KvPolicy::shift;
   int32_t P = 1;
   PeCoord origin{0, 0};
-  int64_t kv_dim = 1;  // elements of one token's K (and of its V)
-  int64_t layers = 1;  // layer caches of this shape sharing the region (SRAM multiplier)
+  int64_t heads = 1, kv_heads = 1, head_dim = 1;
+  int64_t layers = 1;       // identical layer caches sharing the region (SRAM multiplier)
+  AllreduceSpec allreduce;  // for the score, softmax and output allreduces
+  int64_t kv_dim() const { return kv_heads * head_dim; }
+  int64_t group() const { return heads / kv_heads; }
+  int64_t mtk() const { return (kv_dim() + P - 1) / P; }
+};
+
+// Cycles of one attention(), from the region's common start.
+struct AttentionReport {
+  uint64_t score_cycles = 0;      // partial scores and their allreduce
+  uint64_t softmax_cycles = 0;    // max, exp, sum
+  uint64_t output_cycles = 0;     // weighted values and their allreduce
+};
+
+// The tokens one PE holds, oldest first: appended at the back, passed on from the front, in
+// amortised constant time (the front is compacted once the dead part outgrows the live one).
+class TokenQueue {
+ public:
+  const float* data() const { return buf_.data() + start_; }
+  size_t size() const { return buf_.size() - start_; }  // floats
+  void push(const float* v, size_t n) { buf_.insert(buf_.end(), v, v + n); }
+  void pop(size_t n) {
+    start_ += n;
+    if (start_ > size()) {
+      buf_.erase(buf_.begin(), buf_.begin() + std::ptrdiff_t(start_));
+      start_ = 0;
+    }
+  }
+
+ private:
+  std::vector<float> buf_;
+  size_t start_ = 0;
 };
 
 class KvCache {
  public:
-  KvCache(Fabric& f, const KvSpec& s);  // collective; UsageError if the region does not fit
+  KvCache(Fabric& f, const KvSpec& s);  // UsageError if the spec cannot run on the mesh
   ~KvCache();
-  // Prompt tokens, spread evenly over the rows (first rows one more). keys, values: (n, kv_dim)
-  // on every rank. Collective.
+  // Appends one token: k, v tiles of mtk per PE in the decode layout (split along X). With
+  // `cycles`, also the virtual cycles the append took on the region (one more collective).
+  // Collective.
+  void append(const TileBuf<float>& k, const TileBuf<float>& v, uint64_t* cycles = nullptr);
+  // Places n prompt tokens from the host, spread evenly over the rows (first rows one more), in an
+  // empty cache: SRAM is charged (all rows or none), no clock moves. keys, values: (n, kv_dim) on
+  // every rank. Collective.
   void prefill(const float* keys, const float* values, int64_t n);
-  // One decoded token (kv_dim each, on every rank). Returns the virtual cycles the append took on
-  // the region. Collective.
-  uint64_t append(const float* key, const float* value);
+  // q: tiles of (g, mtk) per PE. Returns the output tiles, (g, mtk) per PE, same layout. Collective.
+  TileBuf<float> attention(const TileBuf<float>& q, AttentionReport* rep = nullptr);
   int64_t tokens() const;
   std::vector<int64_t> row_tokens() const;  // occupancy per row, top to bottom
   uint64_t bytes_per_token_per_pe() const;
-  // Attention output (kv_dim) on rank 0 (empty elsewhere). Collective.
-  std::vector<float> attention(const float* q);
+  // Tokens the fullest row may hold for `context` tokens in all (the SRAM to reserve).
+  static int64_t row_capacity(KvPolicy p, int32_t P, int64_t context);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-namespace detail {
-// The shift policy's step, shared by the KV caches: rows grow+1 .. P-1 of region R pass their
-// oldest token (K then V, `slice` floats each) one row up, all at once, and rows grow .. P-2 append
-// what they receive. k, v: the tokens of each local PE of R (row-major over R and this rank's
-// block), `slice` floats per token. out, in: tiles of 2 * slice over R. plans: the step for each
-// value of grow, built at its first use and kept (their routes are held only while they run; P
-// entries, empty at first). Collective.
-void shift_rows_up(Fabric& f, const Region& R, int32_t grow, int64_t slice, std::vector<std::vector<float>>& k,
-                   std::vector<std::vector<float>>& v, TileBuf<float>& out, TileBuf<float>& in,
-                   std::vector<std::optional<TransferPlan>>& plans);
-}  // namespace detail
-
-// One process: the same online softmax in token order. keys, values: (n, kv_dim).
-std::vector<float> kv_attention_reference(const float* q, const float* keys, const float* values, int64_t n,
-                                          int64_t kv_dim, int32_t P);
+// One process, same order: queries (tokens, heads*head_dim) after RoPE, keys/values (tokens,
+// kv_dim); returns the attention output of the last query over tokens 0..n-1 with the cache filled
+// token by token under `policy`, in the summation order of KvCache::attention. (heads*head_dim).
+std::vector<float> kv_attention_reference(const KvSpec& s, const float* q, const float* keys, const float* values,
+                                          int64_t n);
 
 }  // namespace wm::dist

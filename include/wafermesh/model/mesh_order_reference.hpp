@@ -6,7 +6,7 @@
 // index order, combined in the order of the allreduce tree (dist::allreduce_line_reference):
 //   rmsnorm          blocks of ceil(n / P) (the attention sub-norm: the (c, j, e) query layout)
 //   fp32 projections dist::gemv_f32_reference on the same (row- or column-permuted) matrices
-//   attention        dist::gqa_attention_reference (tokens spread over rows by the KV policy)
+//   attention        dist::kv_attention_reference (tokens spread over rows by the KV policy)
 //   classifier       dist::gemv_f32_reference per classifier region
 // BitLinear projections are bitlinear_ref (exact integer sums: order does not matter), and RoPE,
 // residuals and activations are the same elementwise expressions as ReferenceTransformer. No

@@ -20,11 +20,11 @@
 // on every PE of row r: the residual stream x, dim) or "split along X" (block c on every PE of
 // column c: q, k, v, the attention output, the FFN hidden vector). Every projection is a MeshGEMV
 // (dist/gemv.hpp) whose reduction axis alternates:
-//   x --rmsnorm--> W_q, W_k, W_v (reduce Y) --> RoPE --> GQA attention + KV cache (dist/gqa_attention)
+//   x --rmsnorm--> W_q, W_k, W_v (reduce Y) --> RoPE --> GQA attention + KV cache (dist/kv_cache)
 //     [--sub-norm] --> W_o (reduce X) --> x +=
 //   x --rmsnorm--> W_1, W_3 (reduce Y) --> silu(a) * b | relu(a)^2 * b [--sub-norm] --> W_2 (reduce X) --> x +=
 // W_q's rows and W_o's columns are laid out so that query head (kvh, j) sits on the PEs of key head
-// kvh (see gqa_attention.hpp). Norm sums and absmax scales are allreduces of one element; the
+// kvh (see kv_cache.hpp). Norm sums and absmax scales are allreduces of one element; the
 // vector moves to the next region through one column (P transfers) and a row broadcast.
 //
 // Numerics. fp32 models: the fp32 MeshGEMV and fp32 elementwise code. Ternary models: every

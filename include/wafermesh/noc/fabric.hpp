@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -193,6 +194,8 @@ class Fabric {
   uint64_t compute_cycles(int32_t x, int32_t y) const { return compute_[owned_index(x, y)]; }
   // Latest clock among this rank's PEs of `r` (0 when it owns none). Local.
   uint64_t max_clock_local(const Region& r) const;
+  // Latest clock among the PEs of `r`, on every rank. Collective.
+  uint64_t max_clock(const Region& r) const;
   // Highest peak SRAM bytes and peak route entries among this rank's PEs of `r`. Local.
   std::pair<uint64_t, uint64_t> peaks_local(const Region& r) const;
   // Changes whenever the peak SRAM or route entries of some local PE change (rise or reset), so a
@@ -227,7 +230,17 @@ class Fabric {
   // Collective: every rank calls it with the same arguments (no communication: every rank keeps
   // the use of every PE). Throws LimitError on every rank when some PE of `r` would exceed
   // pe.sram_bytes, naming the first such PE (row-major), the need and the limit.
-  void sram_acquire(const Region& r, uint64_t bytes_each, const std::string& what);
+  void sram_acquire(const Region& r, uint64_t bytes_each, const std::string& what) {
+    sram_acquire(r, bytes_each, [&what] { return what; });
+  }
+  // The same, with the need described by what() only when it does not fit (for frequent charges).
+  template <class What>
+    requires std::is_invocable_v<What>
+  void sram_acquire(const Region& r, uint64_t bytes_each, What&& what) {
+    const int64_t bad = sram_first_over(r, bytes_each);
+    if (bad >= 0) throw_sram(bad, bytes_each, std::string(what()));
+    sram_commit(r, bytes_each);
+  }
   void sram_release(const Region& r, uint64_t bytes_each);
 
   // ---- communication ----
@@ -313,6 +326,10 @@ class Fabric {
   void flush_plan(Compiled& c) const;
   void forget_plan(Compiled& c);
   void spill_deferred(Compiled& c);
+  // The first PE of r (mesh id, row-major) whose SRAM would exceed the limit, or -1.
+  int64_t sram_first_over(const Region& r, uint64_t bytes_each) const;
+  [[noreturn]] void throw_sram(int64_t pe, uint64_t bytes_each, const std::string& what) const;
+  void sram_commit(const Region& r, uint64_t bytes_each);
   [[noreturn]] void throw_limit_collective(int64_t bad_pe, uint64_t need_local, const std::string& what,
                                            const std::string& limit_text);
 
