@@ -45,8 +45,13 @@ struct KvCache::Impl {
   Region R, local;
   int64_t mtk, g;
   std::vector<int64_t> rows;    // tokens per row (same on every rank)
-  std::vector<TokenQueue> k, v;  // per local PE, row-major: (tokens of the row, mtk)
+  // Per local row of the region: its tokens, oldest first; a token is every local PE's key block
+  // and value block side by side, (local PEs, 2, mtk), so a row passes its oldest token on, and
+  // takes a token, as one block.
+  std::vector<TokenQueue> kv;
+  size_t token_floats = 0;  // local.w * 2 * mtk
   std::unique_ptr<TileBuf<float>> out, in;  // shift: a token's K and V on its way up (scratch)
+  std::vector<float> block;                 // a token of a local row being assembled
   std::vector<std::optional<TransferPlan>> shift_plans;  // per growing row, built at first use
   std::unique_ptr<LineAllreduce<float>> score_ar;  // rebuilt when the widest row grows
   int64_t score_width = 0;
@@ -56,12 +61,16 @@ struct KvCache::Impl {
   Impl(Fabric& fab, const KvSpec& sp)
       : f(fab), s(sp), R{sp.origin.x, sp.origin.y, sp.P, sp.P}, local(R.intersect(fab.block())), mtk(sp.mtk()),
         g(sp.group()), rows(size_t(sp.P), 0), shift_plans(size_t(sp.P)) {
-    k.resize(size_t(local.size()));
-    v.resize(size_t(local.size()));
+    kv.resize(size_t(std::max(local.h, 0)));
+    token_floats = size_t(std::max(local.w, 0)) * 2 * size_t(mtk);
   }
   uint64_t token_bytes() const { return uint64_t(s.layers) * 2 * uint64_t(mtk) * sizeof(float); }
   Region row_region(int32_t r) const { return {R.x0, R.y0 + r, R.w, 1}; }
   size_t li(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
+  // Token t of local PE (x, y): key block, then value block (mtk each); tokens are token_floats apart.
+  const float* token(int32_t x, int32_t y, int64_t t) const {
+    return kv[size_t(y - local.y0)].data() + size_t(t) * token_floats + size_t(x - local.x0) * 2 * size_t(mtk);
+  }
   // The shift policy's step: rows grow+1 .. P-1 pass their oldest token one row up (all at once)
   // and rows grow .. P-2 append what they receive.
   void shift_up(int32_t grow);
@@ -126,11 +135,16 @@ void KvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt, uint64_
   }
   // The new token: its row already holds its blocks (the vectors are replicated along Y).
   const int32_t yb = m.R.y0 + (m.s.policy == KvPolicy::shift && !shift ? grow : P - 1);
-  if (yb >= m.local.y0 && yb < m.local.y0 + m.local.h)
+  if (yb >= m.local.y0 && yb < m.local.y0 + m.local.h) {
+    const size_t S = size_t(m.mtk);
+    m.block.resize(m.token_floats);
     for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
-      m.k[m.li(x, yb)].push(kt.tile(x, yb), size_t(m.mtk));
-      m.v[m.li(x, yb)].push(vt.tile(x, yb), size_t(m.mtk));
+      float* o = m.block.data() + size_t(x - m.local.x0) * 2 * S;
+      std::copy(kt.tile(x, yb), kt.tile(x, yb) + S, o);
+      std::copy(vt.tile(x, yb), vt.tile(x, yb) + S, o + S);
     }
+    m.kv[size_t(yb - m.local.y0)].push(m.block.data(), m.token_floats);
+  }
   m.rows[size_t(grow)] += 1;
   if (cycles) *cycles = region_clock(m.f, m.R) - before;
 }
@@ -151,18 +165,22 @@ void KvCache::prefill(const float* keys, const float* values, int64_t n) {
     throw;
   }
   const int64_t kvd = m.s.kv_dim(), S = m.mtk;
-  std::vector<float> blk(static_cast<size_t>(S));
+  m.block.resize(m.token_floats);
   for (int32_t r = 0; r < m.s.P; ++r) {
     const int32_t y = m.R.y0 + r;
     if (y >= m.local.y0 && y < m.local.y0 + m.local.h)
-      for (int64_t t = split.start(r); t < split.start(r) + split.size(r); ++t)
+      for (int64_t t = split.start(r); t < split.start(r) + split.size(r); ++t) {
         for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
           const int64_t c = x - m.R.x0;
-          for (const auto& [src, q] : {std::pair{keys, &m.k}, std::pair{values, &m.v}}) {
-            for (int64_t e = 0; e < S; ++e) blk[size_t(e)] = c * S + e < kvd ? src[t * kvd + c * S + e] : 0.0f;
-            (*q)[m.li(x, y)].push(blk.data(), size_t(S));
+          float* o = m.block.data() + size_t(x - m.local.x0) * 2 * size_t(S);
+          for (int64_t e = 0; e < S; ++e) {
+            const bool real = c * S + e < kvd;
+            o[e] = real ? keys[t * kvd + c * S + e] : 0.0f;
+            o[S + e] = real ? values[t * kvd + c * S + e] : 0.0f;
           }
         }
+        m.kv[size_t(y - m.local.y0)].push(m.block.data(), m.token_floats);
+      }
     m.rows[size_t(r)] = split.size(r);
   }
 }
@@ -178,25 +196,18 @@ void KvCache::Impl::shift_up(int32_t grow) {
                name);
     p->share_routes(name + " on " + R.str());
   }
-  const size_t S = size_t(mtk);
-  out->for_each_local([&](int32_t x, int32_t y, float* o) {
-    if (y - R.y0 <= grow) return;
-    std::copy(k[li(x, y)].data(), k[li(x, y)].data() + S, o);
-    std::copy(v[li(x, y)].data(), v[li(x, y)].data() + S, o + S);
-  });
+  // Rows below `grow` send their oldest token: whole local rows at once (the scratch tiles are
+  // only ever copied between the two buffers, never permuted in place, so a row's lie side by side).
+  if (out->view().slotted() || in->view().slotted()) throw std::logic_error("KV shift: scratch tiles permuted");
+  for (int32_t y = std::max(local.y0, R.y0 + grow + 1); y < local.y0 + local.h; ++y)
+    std::copy(kv[size_t(y - local.y0)].data(), kv[size_t(y - local.y0)].data() + token_floats, out->tile(local.x0, y));
   f.execute(*p, out->view(), in->view());
   p->release_routes();
-  in->for_each_local([&](int32_t x, int32_t y, float* i) {
+  for (int32_t y = local.y0; y < local.y0 + local.h; ++y) {
     const int32_t r = y - R.y0;
-    if (r > grow) {  // sent its oldest
-      k[li(x, y)].pop(S);
-      v[li(x, y)].pop(S);
-    }
-    if (r >= grow && r < P - 1) {  // received the next row's oldest as its newest
-      k[li(x, y)].push(i, S);
-      v[li(x, y)].push(i + S, S);
-    }
-  });
+    if (r > grow) kv[size_t(y - local.y0)].pop(token_floats);  // sent its oldest
+    if (r >= grow && r < P - 1) kv[size_t(y - local.y0)].push(in->tile(local.x0, y), token_floats);  // the next row's oldest is its newest
+  }
 }
 
 TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep) {
@@ -228,7 +239,8 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
     const int32_t c = x - R.x0;
     const int64_t n = m.rows[size_t(y - R.y0)];
     const float* q = qt.tile(x, y);
-    const float* kd = m.k[m.li(x, y)].data();
+    const float* kd = n > 0 ? m.token(x, y, 0) : nullptr;  // key blocks, m.token_floats apart
+    const size_t tf = m.token_floats;
     std::fill(out, out + H * W, 0.0f);
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);  // real elements of the block
     for (int64_t e0 = 0; e0 < live;) {  // one run per key head inside the block
@@ -243,7 +255,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         for (int u = 0; u < 4; ++u) {
           qa[u] = q + (i + u) / n * S;
-          ka[u] = kd + (i + u) % n * S;
+          ka[u] = kd + size_t((i + u) % n) * tf;
         }
         for (int64_t e = e0; e < end; ++e)
           for (int u = 0; u < 4; ++u) acc[u] += qa[u][e] * ka[u][e];
@@ -251,7 +263,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       }
       for (; i < chains; ++i) {
         const float* qa = q + i / n * S;
-        const float* ka = kd + i % n * S;
+        const float* ka = kd + size_t(i % n) * tf;
         float acc = 0.0f;
         for (int64_t e = e0; e < end; ++e) acc += qa[e] * ka[e];
         out[head_of(c, e0, i / n) * W + i % n] = acc;
@@ -314,10 +326,10 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
     const int32_t c = x - R.x0;
     const int64_t n = m.rows[size_t(y - R.y0)];
     const float* a = sc.tile(x, y);
-    const TokenQueue& vv = m.v[m.li(x, y)];
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
     std::fill(out, out + G * S, 0.0f);
-    const float* vd = vv.data();
+    const float* vd = n > 0 ? m.token(x, y, 0) + S : nullptr;  // value blocks, m.token_floats apart
+    const int64_t tf = int64_t(m.token_floats);
     for (int64_t j = 0; j < G; ++j) {
       // One sum per element e over the tokens in order; four neighbouring elements side by side.
       int64_t e = 0;
@@ -326,13 +338,13 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         for (int u = 0; u < 4; ++u) ah[u] = a + head_of(c, e + u, j) * W;
         for (int64_t t = 0; t < n; ++t)
-          for (int u = 0; u < 4; ++u) acc[u] += ah[u][t] * vd[t * S + e + u];
+          for (int u = 0; u < 4; ++u) acc[u] += ah[u][t] * vd[t * tf + e + u];
         for (int u = 0; u < 4; ++u) out[j * S + e + u] = acc[u];
       }
       for (; e < live; ++e) {
         const float* ah = a + head_of(c, e, j) * W;
         float acc = 0.0f;
-        for (int64_t t = 0; t < n; ++t) acc += ah[t] * vd[t * S + e];
+        for (int64_t t = 0; t < n; ++t) acc += ah[t] * vd[t * tf + e];
         out[j * S + e] = acc;
       }
     }

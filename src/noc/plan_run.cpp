@@ -368,9 +368,13 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
       staging_.resize(nl * tb);
       staging = staging_.data();
     }
-    switch (tb) {
+    switch (tb) {  // fixed-size copies for the common small tiles
       case 4: copy_local<4>(c, vs, vd, ts, td, staging); break;
       case 8: copy_local<8>(c, vs, vd, ts, td, staging); break;
+      case 12: copy_local<12>(c, vs, vd, ts, td, staging); break;
+      case 16: copy_local<16>(c, vs, vd, ts, td, staging); break;
+      case 24: copy_local<24>(c, vs, vd, ts, td, staging); break;
+      case 32: copy_local<32>(c, vs, vd, ts, td, staging); break;
       default: copy_local<0>(c, vs, vd, ts, td, staging);
     }
   }
