@@ -414,7 +414,9 @@ CheckpointFormat checkpoint_format(const std::string& weights) {
   if (weights == "synthetic") return CheckpointFormat::synthetic;
   std::error_code ec;
   if (fs::is_directory(weights, ec)) return CheckpointFormat::safetensors;
-  if (io::is_gguf_file(weights)) return CheckpointFormat::gguf;
+  // A .gguf name is read as GGUF even without the magic, so a damaged file is reported as one.
+  const bool gguf_name = weights.size() >= 5 && weights.compare(weights.size() - 5, 5, ".gguf") == 0;
+  if (gguf_name || io::is_gguf_file(weights)) return CheckpointFormat::gguf;
   return CheckpointFormat::llama2c;
 }
 

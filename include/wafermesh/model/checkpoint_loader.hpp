@@ -4,7 +4,7 @@
 //
 //   weights = "synthetic"                     seeded weights of the config's shape
 //           = a file beginning with "GGUF"    GGUF (llama.cpp / bitnet.cpp): shape and, usually,
-//                                             vocabulary in its metadata
+//             (or named *.gguf)               vocabulary in its metadata
 //           = a directory holding config.json and model.safetensors or
 //             model.safetensors.index.json    a Hugging Face checkpoint (tokenizer.json beside it)
 //           = any other file                  a llama2.c checkpoint (the config gives the shape)
