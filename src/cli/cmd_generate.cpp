@@ -20,10 +20,10 @@
 #include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
+#include "wafermesh/model/checkpoint_loader.hpp"
 #include "wafermesh/model/generate.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
 #include "wafermesh/model/model_config.hpp"
-#include "wafermesh/model/tokenizer.hpp"
 #include "wafermesh/model/weights.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -49,10 +49,12 @@ struct GenerateOptions {
   bool compare_bare = false;
   std::vector<ParamSpec> specs() {
     return {
-        param_text("model", &model, "model config (configs/models/*.ini): shape, weights, tokenizer"),
+        param_text("model", &model,
+                   "model config (configs/models/*.ini): shape, weights, tokenizer; may be omitted with a GGUF "
+                   "file or Hugging Face directory as --weights (their metadata gives the shape)"),
         param_text("weights", &weights,
-                   "weights: a llama2.c checkpoint path, or 'synthetic' (seeded, any shape); empty = the model "
-                   "file's `weights`"),
+                   "weights: a GGUF file, a Hugging Face directory (config.json + model.safetensors), a llama2.c "
+                   "checkpoint path, or 'synthetic' (seeded, any shape); empty = the model file's `weights`"),
         param_text("quantize", &quantize,
                    "none: the weights as they are (ternary if the model says ternary = true); ternary: "
                    "absmean-ternarise every projection of a float checkpoint (BitLinear)",
@@ -162,18 +164,35 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                      "(virtual time at pe.clock_ghz) and the emulation's."))
     return 0;
   std::ostream& out = *ctx.out;
-  model::ModelConfig cfg = model::load_model_config(o.model);
-  if (!o.weights.empty()) cfg.weights = o.weights;
+  // The shape: from a self-describing checkpoint (GGUF, Hugging Face directory), checked against
+  // --model when that is given too; otherwise from the model config.
+  model::ModelConfig cfg;
+  const bool model_given = opts.source("model") != "default";
+  if (!o.weights.empty() && model::checkpoint_has_shape(o.weights)) {
+    cfg = model::read_checkpoint_config(o.weights);
+    if (model_given) {
+      const model::ModelConfig given = model::load_model_config(o.model);
+      model::check_config_matches(given, o.model, cfg);
+      if (cfg.tokenizer.empty()) cfg.tokenizer = given.tokenizer;  // e.g. a llama2.c vocabulary for a safetensors model
+    }
+  } else {
+    cfg = model::load_model_config(o.model);
+    if (!o.weights.empty()) cfg.weights = o.weights;
+    if (model::checkpoint_has_shape(cfg.weights)) {
+      const model::ModelConfig file = model::read_checkpoint_config(cfg.weights);
+      model::check_config_matches(cfg, o.model, file);
+      if (cfg.tokenizer.empty()) cfg.tokenizer = file.tokenizer;
+    }
+  }
   if (o.quantize == "ternary") cfg.ternary = true;
   if (o.steps > cfg.seq_len)
     throw UsageError("option --steps = " + std::to_string(o.steps) + " exceeds the model's context seq_len = " +
                      std::to_string(cfg.seq_len));
   // Files first, so that a bad path or a truncated checkpoint is one line before any work.
   const std::unique_ptr<model::WeightSource> source = model::open_weight_source(cfg, uint64_t(o.seed));
-  std::unique_ptr<model::Tokenizer> tok;
-  if (!cfg.tokenizer.empty()) tok = std::make_unique<model::Tokenizer>(cfg.tokenizer, cfg.vocab);
+  const std::unique_ptr<model::TextTokenizer> tok = model::open_tokenizer(cfg);
   if (!tok && !o.prompt.empty())
-    throw UsageError("option --prompt needs a tokenizer, and model " + o.model + " has none (tokenizer is empty)");
+    throw UsageError("option --prompt needs a tokenizer, and model " + cfg.name + " has none (tokenizer is empty)");
 
   model::MeshPlacementSpec spec;
   spec.kv_policy = dist::kv_policy_from_name(o.kv_policy);

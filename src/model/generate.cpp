@@ -8,7 +8,7 @@
 
 namespace wm::model {
 
-GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
                        const EmitFn& emit, const PrefillFn* prefill) {
   if (steps < 1 || steps > seq_len)
@@ -24,6 +24,7 @@ GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sam
     tokens = {Tokenizer::kBos};
   }
 
+  const std::unique_ptr<TextDecoder> decoder = tokenizer ? tokenizer->start_decoding() : nullptr;
   GenerateStats stats;
   stats.prompt_tokens = static_cast<std::int64_t>(tokens.size());
   int token = tokens[0];
@@ -47,19 +48,23 @@ GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sam
       next = sampler.sample(logits);
       ++stats.sampled_tokens;
     }
-    if (next == Tokenizer::kBos) {  // the model's way of ending a sequence
+    if (tokenizer ? tokenizer->ends_text(next) : next == Tokenizer::kBos) {  // the model ends the text
       stats.stopped_at_bos = true;
       break;
     }
-    const std::string piece = tokenizer ? tokenizer->decode(token, next) : std::to_string(next) + " ";
+    const std::string piece = decoder ? decoder->next(token, next) : std::to_string(next) + " ";
     if (!piece.empty()) emit(piece);
     token = next;
+  }
+  if (decoder) {
+    const std::string rest = decoder->finish();
+    if (!rest.empty()) emit(rest);
   }
   emit("\n");
   return stats;
 }
 
-std::string generate_text(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+std::string generate_text(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                           std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
                           GenerateStats* stats, const PrefillFn* prefill) {
   std::string out;

@@ -475,10 +475,14 @@ struct MeshTransformer::Impl {
     p.spec = s;
     const TensorShape sh = tensor_shape(cfg, t);
     wbuf.resize(size_t(sh.size()));
-    src.read_rows(t, l, 0, sh.rows, wbuf.data());
-    if (cfg.ternary) {  // BitLinear: one absmean scale for the layer's whole tensor
+    if (cfg.ternary) {  // BitLinear: the file's own codes and scale, else one absmean scale for the whole tensor
       cbuf.resize(size_t(sh.size()));
-      p.gamma = kernels::quantize_weights_absmean(wbuf.data(), sh.rows, sh.cols, sh.cols, cbuf.data(), sh.cols);
+      if (!src.read_ternary(t, l, cbuf.data(), &p.gamma)) {
+        src.read_rows(t, l, 0, sh.rows, wbuf.data());
+        p.gamma = kernels::quantize_weights_absmean(wbuf.data(), sh.rows, sh.cols, sh.cols, cbuf.data(), sh.cols);
+      }
+    } else {
+      src.read_rows(t, l, 0, sh.rows, wbuf.data());
     }
     auto permute = [&](const auto& in, auto& out) -> const auto& {
       if (kind == 0) return in;

@@ -21,8 +21,10 @@ std::vector<ParamSpec> ModelConfig::specs() {
       param_real("model.rope_theta", &rope_theta, "", "RoPE base", 0, 1e12, true),
       param_real("model.norm_eps", &norm_eps, "", "RMSNorm epsilon", 0, 1, true),
       param_flag("model.ternary", &ternary, "BitLinear projections: ternary weights, int8 activations"),
-      param_text("model.weights", &weights, "llama2.c checkpoint path, or synthetic"),
-      param_text("model.tokenizer", &tokenizer, "llama2.c tokenizer path (empty: print token ids)"),
+      param_text("model.weights", &weights,
+                 "checkpoint: a GGUF file, a Hugging Face directory, a llama2.c checkpoint path, or synthetic"),
+      param_text("model.tokenizer", &tokenizer,
+                 "tokenizer: a llama2.c tokenizer path, a tokenizer.json, or a GGUF file (empty: print token ids)"),
   };
 }
 

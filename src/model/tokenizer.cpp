@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
 #include "wafermesh/util/error.hpp"
 
@@ -69,6 +70,21 @@ Tokenizer::Tokenizer(const std::string& path, std::int64_t vocab) {
   if (at != size)
     fail("tokenizer has " + std::to_string(size) + " bytes, expected " + std::to_string(at) + " for " +
          std::to_string(vocab) + " tokens (model.vocab)");
+}
+
+Tokenizer::Tokenizer(std::vector<std::string> pieces, std::vector<float> scores)
+    : pieces_(std::move(pieces)), scores_(std::move(scores)) {
+  for (std::size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<int>(i));
+}
+
+std::unique_ptr<TextDecoder> Tokenizer::start_decoding() const {
+  struct Stateless final : TextDecoder {
+    const Tokenizer& t;
+    explicit Stateless(const Tokenizer& tok) : t(tok) {}
+    std::string next(int prev, int token) override { return t.decode(prev, token); }
+    std::string finish() override { return {}; }
+  };
+  return std::make_unique<Stateless>(*this);
 }
 
 int Tokenizer::lookup(std::string_view s) const {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "wafermesh/model/checkpoint.hpp"
+#include "wafermesh/model/checkpoint_loader.hpp"
 #include "wafermesh/model/synthetic_weights.hpp"
 
 namespace wm::model {
@@ -73,6 +74,8 @@ std::vector<float> WeightSource::read_tensor(Tensor t, std::int64_t layer) const
   return out;
 }
 
+bool WeightSource::read_ternary(Tensor, std::int64_t, std::int8_t*, float*) const { return false; }
+
 std::vector<float>& Weights::tensor(Tensor t) {
   switch (t) {
     case Tensor::token_embedding: return token_embedding;
@@ -112,6 +115,7 @@ Weights materialize(const WeightSource& source) {
 
 std::unique_ptr<WeightSource> open_weight_source(const ModelConfig& cfg, std::uint64_t seed) {
   if (cfg.weights == "synthetic") return std::make_unique<SyntheticWeightSource>(cfg, seed);
+  if (checkpoint_has_shape(cfg.weights)) return open_checkpoint(cfg);
   return std::make_unique<CheckpointSource>(cfg.weights, cfg);
 }
 

@@ -7,9 +7,9 @@
 //   for pos = 0 .. steps-1:            steps counts positions, prompt included
 //     logits = forward(token, pos)
 //     next = pos + 1 < len(tokens) ? tokens[pos + 1] : sampler.sample(logits)
-//     if next == BOS: stop
+//     if next ends the text: stop          (llama2.c: next == BOS; LLaMA-3: an end-of-text token)
 //     emit(decode(token, next)); token = next
-//   emit("\n")
+//   emit(bytes the decoder held back); emit("\n")
 //
 // So at most `steps` tokens are printed, the prompt's own tokens after BOS included (the prompt is
 // echoed, its first token with the dummy-prefix space stripped). Empty pieces (filtered bytes) are
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "wafermesh/model/sampler.hpp"
+#include "wafermesh/model/text_tokenizer.hpp"
 #include "wafermesh/model/tokenizer.hpp"
 
 namespace wm::model {
@@ -37,7 +38,7 @@ struct GenerateStats {
   std::int64_t positions = 0;      // forward() calls
   std::int64_t prompt_tokens = 0;  // including BOS
   std::int64_t sampled_tokens = 0; // tokens chosen by the sampler (not taken from the prompt)
-  bool stopped_at_bos = false;
+  bool stopped_at_bos = false;    // the text ended (the tokenizer's end-of-text token)
 };
 
 // Runs the loop above. steps must be in [1, seq_len] (the KV cache holds seq_len positions): a
@@ -45,12 +46,12 @@ struct GenerateStats {
 // empty) the prompt must be empty and each token is emitted as its decimal id plus a space.
 // With `prefill`, the prompt's first min(prompt tokens, steps) positions run as one prefill call
 // instead of that many forward() calls (when there are at least two); the output is the same loop's.
-GenerateStats generate(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
                        const EmitFn& emit, const PrefillFn* prefill = nullptr);
 
 // Same, collecting the output bytes.
-std::string generate_text(const ForwardFn& forward, const Tokenizer* tokenizer, Sampler& sampler,
+std::string generate_text(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                           std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
                           GenerateStats* stats = nullptr, const PrefillFn* prefill = nullptr);
 

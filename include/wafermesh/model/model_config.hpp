@@ -22,8 +22,8 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   bool ternary = false;      // BitLinear projections (ternary weights, int8 activations)
-  std::string weights = "synthetic";  // llama2.c checkpoint path, or "synthetic"
-  std::string tokenizer;     // llama2.c tokenizer path (empty: print token ids)
+  std::string weights = "synthetic";  // checkpoint (checkpoint_loader.hpp), or "synthetic"
+  std::string tokenizer;     // llama2.c tokenizer, tokenizer.json or GGUF (empty: print token ids)
 
   std::vector<ParamSpec> specs();
   int64_t head_dim() const { return dim / heads; }

@@ -25,9 +25,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "wafermesh/model/text_tokenizer.hpp"
+
 namespace wm::model {
 
-class Tokenizer {
+class Tokenizer final : public TextTokenizer {
  public:
   static constexpr int kBos = 1;
   static constexpr int kEos = 2;
@@ -36,13 +38,21 @@ class Tokenizer {
   // naming the file) when it cannot be opened, is truncated or too long, or holds an impossible
   // token length.
   Tokenizer(const std::string& path, std::int64_t vocab);
+  // The same vocabulary given in memory (a GGUF file's SentencePiece tokens, spaces as ' ').
+  Tokenizer(std::vector<std::string> pieces, std::vector<float> scores);
 
-  std::int64_t vocab_size() const { return static_cast<std::int64_t>(pieces_.size()); }
+  std::int64_t vocab_size() const override { return static_cast<std::int64_t>(pieces_.size()); }
   const std::string& piece(int token) const { return pieces_.at(static_cast<std::size_t>(token)); }
   float score(int token) const { return scores_.at(static_cast<std::size_t>(token)); }
 
-  std::vector<int> encode(std::string_view text, bool bos = true, bool eos = false) const;
+  std::vector<int> encode(std::string_view text, bool bos = true, bool eos = false) const override;
   std::string decode(int prev_token, int token) const;
+
+  // TextTokenizer: BOS starts a text, and the model ends it by producing BOS again; decoding is
+  // decode(prev, token), nothing held back.
+  int bos_id() const override { return kBos; }
+  bool ends_text(int token) const override { return token == kBos; }
+  std::unique_ptr<TextDecoder> start_decoding() const override;
 
  private:
   int lookup(std::string_view s) const;  // -1 when s is not a token

@@ -67,6 +67,11 @@ class WeightSource {
                          float* out) const = 0;
   // One layer's whole slice: (tensor_shape(t).rows, cols).
   std::vector<float> read_tensor(Tensor t, std::int64_t layer) const;
+  // When the file stores layer `layer`'s slice of t as ternary codes with one scale (a BitNet
+  // checkpoint), fills codes (rows, cols) in {-1, 0, +1} and *gamma, and returns true: a BitLinear
+  // projection then uses them as they are instead of absmean-ternarising read_rows' floats
+  // (which would shrink gamma by the fraction of nonzero codes). False (the default): no such form.
+  virtual bool read_ternary(Tensor t, std::int64_t layer, std::int8_t* codes, float* gamma) const;
 
  protected:
   // For implementations: throws std::out_of_range unless the block lies inside the tensor.
@@ -98,8 +103,9 @@ struct Weights {
 // Reads every tensor of the source into memory. Only for models that fit (stories260K, tests).
 Weights materialize(const WeightSource& source);
 
-// The source cfg.weights names: "synthetic" -> SyntheticWeightSource(cfg, seed), anything else is a
-// llama2.c checkpoint path (CheckpointSource; the seed is ignored).
+// The source cfg.weights names: "synthetic" -> SyntheticWeightSource(cfg, seed); a GGUF file or a
+// Hugging Face directory -> open_checkpoint (checkpoint_loader.hpp); anything else is a llama2.c
+// checkpoint path (CheckpointSource). The seed is used by synthetic weights only.
 std::unique_ptr<WeightSource> open_weight_source(const ModelConfig& cfg, std::uint64_t seed);
 
 }  // namespace wm::model
