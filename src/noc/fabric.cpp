@@ -27,10 +27,6 @@ void reduce_summary(void* in, void* inout, int* len, MPI_Datatype*) {
   }
 }
 
-std::string pe_text(const MeshShape& m, int64_t id) {
-  const PeCoord c = m.coord(id);
-  return "PE (" + std::to_string(c.x) + ", " + std::to_string(c.y) + ")";
-}
 
 }  // namespace
 
@@ -112,6 +108,7 @@ void Fabric::fail_unowned(int32_t x, int32_t y) const {
 PeCounters Fabric::pe(int32_t x, int32_t y) const {
   const size_t i = owned_index(x, y);
   flush_counters();
+  sram_settle_all();
   PeCounters c;
   c.clock_cycles = clock_[i];
   c.compute_cycles = compute_[i];
@@ -147,15 +144,12 @@ uint64_t Fabric::max_clock(const Region& r) const {
 
 std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
   const Region l = r.intersect(block_);
-  uint32_t sram = 0, routes = 0;
+  uint32_t routes = 0;
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     const size_t i0 = local_index(l.x0, y);
-    for (size_t i = i0; i < i0 + size_t(l.w); ++i) {
-      sram = std::max(sram, sram_peak_[i]);
-      routes = std::max(routes, routes_[i].peak);
-    }
+    for (size_t i = i0; i < i0 + size_t(l.w); ++i) routes = std::max(routes, routes_[i].peak);
   }
-  return {sram, routes};
+  return {sram_peak_local(r), routes};
 }
 
 void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) { charge_index(owned_index(x, y), macs); }
@@ -197,6 +191,7 @@ void Fabric::advance_clocks(const Region& r, uint64_t t) {
 void Fabric::reset_peaks() {
   if (peaks_held_) return;
   flush_counters();
+  sram_settle_all();
   for (int32_t y = block_.y0; y < block_.y0 + block_.h; ++y) {
     const uint32_t* use = sram_all_.data() + size_t(mesh_.id(block_.x0, y));
     const size_t i0 = local_index(block_.x0, y);
@@ -215,60 +210,8 @@ void Fabric::throw_limit_collective(int64_t bad_pe, uint64_t need_local, const s
   uint64_t need = need_local;
   MPI_Bcast(&need, 1, mpi_type<uint64_t>(), owner, comm());
   std::ostringstream s;
-  s << pe_text(mesh_, bad_pe) << " needs " << need << " " << what << "; the limit is " << limit_text;
+  s << "PE (" << c.x << ", " << c.y << ") needs " << need << " " << what << "; the limit is " << limit_text;
   throw LimitError(s.str());
-}
-
-int64_t Fabric::sram_first_over(const Region& r, uint64_t bytes_each) const {
-  // Every rank keeps the SRAM use of every PE (all allocations are collective and region-uniform),
-  // so every rank finds the same first offending PE without communicating.
-  const uint64_t limit = uint64_t(params_.sram_bytes);
-  for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
-    const uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
-    uint32_t mx = 0;
-    for (int32_t x = 0; x < r.w; ++x) mx = std::max(mx, row[x]);
-    if (uint64_t(mx) + bytes_each <= limit) continue;
-    for (int32_t x = 0; x < r.w; ++x)
-      if (uint64_t(row[x]) + bytes_each > limit) return mesh_.id(r.x0 + x, y);
-  }
-  return -1;
-}
-
-void Fabric::throw_sram(int64_t pe, uint64_t bytes_each, const std::string& what) const {
-  std::ostringstream msg;
-  msg << pe_text(mesh_, pe) << " needs " << uint64_t(sram_all_[size_t(pe)]) + bytes_each << " bytes of SRAM for "
-      << what << "; the limit is pe.sram_bytes = " << params_.sram_bytes
-      << " (shrink the tiles: a larger region or a smaller problem)";
-  throw LimitError(msg.str());
-}
-
-void Fabric::sram_commit(const Region& r, uint64_t bytes_each) {
-  if (r.empty() || bytes_each == 0) return;
-  const uint32_t add = uint32_t(bytes_each);  // < limit <= 2^31 after the check
-  for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
-    uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
-    for (int32_t x = 0; x < r.w; ++x) row[x] += add;
-  }
-  const Region l = r.intersect(block_);
-  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-    const uint32_t* use = sram_all_.data() + size_t(mesh_.id(l.x0, y));
-    uint32_t* peak = sram_peak_.data() + local_index(l.x0, y);
-    uint32_t rose = 0;
-    for (int32_t x = 0; x < l.w; ++x) {
-      rose |= uint32_t(use[x] > peak[x]);
-      peak[x] = std::max(peak[x], use[x]);
-    }
-    peaks_version_ += rose;
-  }
-}
-
-void Fabric::sram_release(const Region& r, uint64_t bytes_each) {
-  if (r.empty() || bytes_each == 0) return;
-  const uint32_t sub = uint32_t(bytes_each);
-  for (int32_t y = r.y0; y < r.y0 + r.h; ++y) {
-    uint32_t* row = sram_all_.data() + size_t(mesh_.id(r.x0, y));
-    for (int32_t x = 0; x < r.w; ++x) row[x] -= sub;
-  }
 }
 
 MPI_Comm Fabric::line_comm(Axis axis) {
@@ -347,6 +290,7 @@ Fabric::Summary Fabric::summarize(const Region& r) const {
 
 Fabric::Summary Fabric::summarize_local(const Region& r) const {
   flush_counters();
+  sram_settle_all();
   const Region l = r.intersect(block_);
   uint64_t mx[6] = {0, 0, 0, 0, 0, 0};
   uint64_t sum[2] = {0, 0};

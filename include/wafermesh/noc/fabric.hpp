@@ -237,9 +237,7 @@ class Fabric {
   template <class What>
     requires std::is_invocable_v<What>
   void sram_acquire(const Region& r, uint64_t bytes_each, What&& what) {
-    const int64_t bad = sram_first_over(r, bytes_each);
-    if (bad >= 0) throw_sram(bad, bytes_each, std::string(what()));
-    sram_commit(r, bytes_each);
+    if (!sram_try_acquire(r, bytes_each)) throw_sram(r, bytes_each, std::string(what()));
   }
   void sram_release(const Region& r, uint64_t bytes_each);
 
@@ -326,10 +324,23 @@ class Fabric {
   void flush_plan(Compiled& c) const;
   void forget_plan(Compiled& c);
   void spill_deferred(Compiled& c);
-  // The first PE of r (mesh id, row-major) whose SRAM would exceed the limit, or -1.
-  int64_t sram_first_over(const Region& r, uint64_t bytes_each) const;
-  [[noreturn]] void throw_sram(int64_t pe, uint64_t bytes_each, const std::string& what) const;
-  void sram_commit(const Region& r, uint64_t bytes_each);
+  // SRAM accounting (fabric_sram.cpp). Charges are region-uniform, so a region charged again and
+  // again keeps its charges pending, as one number, until a charge of another region overlapping
+  // it or a reader of per-PE figures needs them in the per-PE arrays.
+  struct SramRegion {
+    Region r;
+    int64_t pending = 0, max_pending = 0;  // bytes charged to every PE of r since it was taken up; their maximum
+    uint64_t max_use = 0;                  // the highest use of a PE of r, pending included (every PE of r)
+    uint64_t base_local = 0;               // this rank's PEs of r: the highest use when r was taken up
+    uint64_t peak_local = 0;               // this rank's PEs of r: the highest peak, pending included
+  };
+  mutable std::vector<SramRegion> sram_regions_;
+  bool sram_try_acquire(const Region& r, uint64_t bytes_each);  // false (nothing charged) if a PE would overflow
+  [[noreturn]] void throw_sram(const Region& r, uint64_t bytes_each, const std::string& what) const;
+  SramRegion& sram_region(const Region& r);  // r taken up (others overlapping it settled first)
+  void sram_settle(const SramRegion& t) const;
+  void sram_settle_all() const;
+  uint64_t sram_peak_local(const Region& r) const;
   [[noreturn]] void throw_limit_collective(int64_t bad_pe, uint64_t need_local, const std::string& what,
                                            const std::string& limit_text);
 
@@ -355,7 +366,7 @@ class Fabric {
     uint32_t now = 0, peak = 0;  // route entries configured, and their peak
   };
   PeArray<Routes> routes_;
-  PeArray<uint32_t> sram_peak_;
+  mutable PeArray<uint32_t> sram_peak_;
   std::vector<Compiled*> deferred_plans_;  // plans whose arrivals wait for wait_arrivals()
   // Arrivals of deferred plans that changed or vanished before wait_arrivals(), per local PE.
   PeArray<uint64_t> pending_;
@@ -373,7 +384,7 @@ class Fabric {
   std::vector<std::vector<std::byte>> rbuf_, sbuf_;  // per-peer message buffers
   std::vector<MPI_Request> reqs_;
   uint64_t mpi_messages_sent_ = 0, mpi_bytes_sent_ = 0;
-  PeArray<uint32_t> sram_all_;           // SRAM bytes in use on every PE of the mesh (replicated)
+  mutable PeArray<uint32_t> sram_all_;   // SRAM bytes in use on every PE of the mesh (replicated; see sram_regions_)
   struct SharedRoutes {                  // routes held for plans with one share_routes() key
     int users = 0;
     std::vector<std::pair<uint32_t, uint32_t>> routes;  // (local PE, entries)

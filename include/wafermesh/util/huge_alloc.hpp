@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
 #include <utility>
 
@@ -20,12 +22,44 @@ inline constexpr std::size_t kHugePage = std::size_t(2) << 20;
 // already faulted in there). On the development VM such blocks streamed once per token showed
 // episodes several times slower; the decode of BitNet 2B4T had tokens at 3-6x the usual time.
 // Throws std::bad_alloc when the system refuses the mapping (as malloc would fail). Release with
-// unmap_huge(p, bytes) with the same `bytes`.
+// unmap_huge(p, bytes) with the same `bytes`. A mapping may come from one given back earlier: its
+// contents are then not zero.
 inline std::size_t huge_rounded(std::size_t bytes) {
   return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
 }
+
+namespace detail {
+// Mappings given back, kept for the next request of the same size (up to kKeptBytes in all): tile
+// buffers of the same shape come and go every step, and a fresh mapping costs page faults and the
+// kernel's zeroing of every page on first touch.
+struct KeptMappings {
+  static constexpr std::size_t kKeptBytes = std::size_t(256) << 20;
+  std::mutex m;
+  std::multimap<std::size_t, void*> kept;  // rounded size -> mapping
+  std::size_t bytes = 0;
+  ~KeptMappings() {
+    for (auto& [size, p] : kept) munmap(p, size);
+  }
+};
+inline KeptMappings& kept_mappings() {
+  static KeptMappings k;
+  return k;
+}
+}  // namespace detail
+
 inline void* map_huge(std::size_t bytes) {
   const std::size_t size = huge_rounded(bytes), reserve = size + kHugePage;
+  {
+    detail::KeptMappings& k = detail::kept_mappings();
+    std::lock_guard<std::mutex> lock(k.m);
+    const auto it = k.kept.find(size);
+    if (it != k.kept.end()) {
+      void* p = it->second;
+      k.kept.erase(it);
+      k.bytes -= size;
+      return p;
+    }
+  }
   void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
   const std::uintptr_t start = reinterpret_cast<std::uintptr_t>(raw);
@@ -38,7 +72,21 @@ inline void* map_huge(std::size_t bytes) {
   return p;
 }
 inline void unmap_huge(void* p, std::size_t bytes) noexcept {
-  if (p != nullptr) munmap(p, huge_rounded(bytes));
+  if (p == nullptr) return;
+  const std::size_t size = huge_rounded(bytes);
+  detail::KeptMappings& k = detail::kept_mappings();
+  {
+    std::lock_guard<std::mutex> lock(k.m);
+    if (k.bytes + size <= detail::KeptMappings::kKeptBytes) {
+      try {
+        k.kept.emplace(size, p);
+        k.bytes += size;
+        return;
+      } catch (...) {  // no room to remember it: give it back
+      }
+    }
+  }
+  munmap(p, size);
 }
 
 // Allocator for the large per-rank arrays of tiles and per-PE figures: blocks of 4 MiB and more
