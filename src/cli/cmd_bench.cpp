@@ -12,12 +12,13 @@ namespace wm::cli {
 
 int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
   std::ostream& out = *ctx.out;
-  const char* usage = "usage: wafermesh bench <kernel|gemm|gemv|kv> [options]   (wafermesh bench <what> --help)";
+  const char* usage = "usage: wafermesh bench <kernel|gemm|gemv|kv|fabric> [options]   (wafermesh bench <what> --help)";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     out << usage << "\n  kernel   BitNet ternary and fp32 kernels vs scalar reference, OpenBLAS and a bandwidth roofline\n"
         << "  gemm     distributed GEMM on the mesh: meshgemm, cannon, summa\n"
         << "  gemv     MeshGEMV with pipeline, ring and ktree allreduce\n"
-        << "  kv       KV cache policies: longest decode before SRAM overflows, cycles per token\n";
+        << "  kv       KV cache policies: longest decode before SRAM overflows, cycles per token\n"
+        << "  fabric   the engine's wall time per PE and step for each fabric primitive, against a memory copy\n";
     return args.empty() ? 2 : 0;
   }
   const std::string what = args[0];
@@ -25,6 +26,7 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
   if (what == "gemm") return cmd_bench_gemm(ctx, rest);
   if (what == "gemv") return cmd_bench_gemv(ctx, rest);
   if (what == "kv") return cmd_bench_kv(ctx, rest);
+  if (what == "fabric") return cmd_bench_fabric(ctx, rest);
   if (what == "kernel") {
     bench::KernelBenchOptions o;
     po::options_description desc("wafermesh bench kernel options", 100, 50);
@@ -47,7 +49,7 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
     MPI_Bcast(&rc, 1, MPI_INT, 0, ctx.comm);
     return rc;
   }
-  throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm, gemv, kv)");
+  throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm, gemv, kv, fabric)");
 }
 
 }  // namespace wm::cli

@@ -31,6 +31,7 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args);
+int cmd_bench_fabric(const Context& ctx, const std::vector<std::string>& args);
 int cmd_sweep(const Context& ctx, const std::vector<std::string>& args);
 int cmd_generate(const Context& ctx, const std::vector<std::string>& args);
 
