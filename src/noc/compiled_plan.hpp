@@ -34,6 +34,7 @@ struct Affine {
 struct Run {
   uint32_t e0 = 0, n = 0;
   int64_t a0 = 0, astep = 0, b0 = 0, bstep = 0;
+  int64_t c0 = 0, cstep = 0;  // received items: the tile in the peer's message (see PeerItems)
   uint64_t v = 0;
 };
 
@@ -41,10 +42,15 @@ struct LineItems {
   // Moves inside the rank (a PE keeping its own tile has latency 0).
   std::vector<uint32_t> loc_from, loc_to;
   std::vector<uint64_t> loc_lat;
+  // A message to a peer carries each tile once, however many of the peer's PEs receive it (a
+  // multicast): send_from lists the distinct senders, in the order they first send to the peer;
+  // the receiver finds the tile of each item at recv_src in the same order, computed on its side.
   struct PeerItems {
-    std::vector<uint32_t> send_from;  // local senders
+    std::vector<uint32_t> send_from;  // distinct local senders
     std::vector<uint32_t> recv_to;    // local receivers
     std::vector<uint64_t> recv_lat;
+    std::vector<uint32_t> recv_src;   // per received item: its tile among the peer's distinct senders
+    uint32_t recv_tiles = 0;          // the peer's distinct senders (tiles in its message)
     std::vector<Run> send_runs, recv_runs;
   };
   std::vector<PeerItems> peer;  // indexed like Compiled::peers
@@ -63,6 +69,7 @@ struct Span {
   size_t k = 0;
   int64_t n = 0;
   int64_t a = 0, as = 0, b = 0, bs = 0;
+  int64_t c = 0, cs = 0;  // received items: the tile in the peer's message
   uint64_t v = 0;
 };
 enum class ItemKind { loc, send, recv, inj, route };
@@ -80,7 +87,8 @@ struct TransferPlan::Compiled {
 
   struct Peer {
     int rank = -1;
-    size_t sends = 0, recvs = 0;  // items per execution
+    size_t sends = 0, recvs = 0;  // per execution: tiles sent to the peer, items received from it
+    size_t recv_tiles = 0;        // per execution: tiles in the peer's message
   };
   std::vector<Peer> peers;
   size_t nloc = 0, nsends = 0, nrecvs = 0;  // items per execution
@@ -92,7 +100,7 @@ struct TransferPlan::Compiled {
     int32_t t = 0;               // template
     int64_t first = 0, count = 0;  // lines first .. first + count - 1
     size_t loc0 = 0;             // first local item
-    std::vector<size_t> send0, recv0;  // per peer: first item sent / received
+    std::vector<size_t> send0, recv0, tile0;  // per peer: first tile sent, item received, tile received
   };
   std::vector<Segment> segs;
   bool across = false;           // items go entry by entry across a segment's lines (columns)
@@ -164,6 +172,7 @@ struct TransferPlan::Compiled {
         default: return 0;
       }
     };
+    const bool recv = kind == ItemKind::recv;
     for (const Segment& s : segs) {
       const LineItems& T = tmpl[size_t(s.t)];
       const std::vector<uint32_t>& pa = pos_a(T);
@@ -175,6 +184,10 @@ struct TransferPlan::Compiled {
           Span sp;
           sp.k = k0 + e * size_t(s.count);
           sp.n = s.count;
+          if (recv) {  // the peer's tiles go distinct sender by sender across the lines too
+            sp.c = int64_t(s.tile0[peer]) + int64_t(T.peer[peer].recv_src[e]) * s.count;
+            sp.cs = 1;
+          }
           sp.a = A.a.line_base(s.first) + int64_t(pa[e]) * A.a.stride;
           sp.as = A.a.line_step;
           sp.b = B.a.line_base(s.first) + int64_t(pb[e]) * B.a.stride;
@@ -185,6 +198,7 @@ struct TransferPlan::Compiled {
         continue;
       }
       const std::vector<Run>& rs = runs(T);
+      const size_t tiles = recv ? T.peer[peer].recv_tiles : 0;
       const std::vector<uint32_t>* oa = A.items ? &pos_a(*A.items) : nullptr;
       const std::vector<uint32_t>* ob = B.items ? &pos_b(*B.items) : nullptr;
       for (int64_t j = 0; j < s.count; ++j) {
@@ -198,6 +212,10 @@ struct TransferPlan::Compiled {
           sp.as = r.astep * A.a.stride;
           sp.b = ob ? int64_t((*ob)[r.e0]) : bb + r.b0 * B.a.stride;
           sp.bs = r.bstep * B.a.stride;
+          if (recv) {
+            sp.c = int64_t(s.tile0[peer] + size_t(j) * tiles) + r.c0;
+            sp.cs = r.cstep;
+          }
           sp.v = r.v;
           f(sp);
         }

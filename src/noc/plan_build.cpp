@@ -125,25 +125,29 @@ bool permutes_positions(const LineItems& T, uint32_t* marks) {
   }
   return ok;
 }
-// Runs of entries whose positions (a, and b when given) step evenly and whose value is the same.
+// Runs of entries whose positions (a, and b and c when given) step evenly and whose value is the
+// same.
 template <class Value>
-std::vector<Run> runs_of(const std::vector<uint32_t>& a, const std::vector<uint32_t>* b, Value value,
-                         uint32_t max_run) {
+std::vector<Run> runs_of(const std::vector<uint32_t>& a, const std::vector<uint32_t>* b, const std::vector<uint32_t>* c,
+                         Value value, uint32_t max_run) {
   std::vector<Run> out;
   const size_t m = a.size();
+  auto step = [](const std::vector<uint32_t>* v, size_t f) { return int64_t((*v)[f]) - int64_t((*v)[f - 1]); };
   for (size_t e = 0; e < m;) {
     Run r;
     r.e0 = uint32_t(e);
     r.n = 1;
     r.a0 = a[e];
     r.b0 = b ? (*b)[e] : a[e];
+    r.c0 = c ? (*c)[e] : 0;
     r.v = value(e);
     if (max_run > 1 && e + 1 < m && value(e + 1) == r.v) {
-      r.astep = int64_t(a[e + 1]) - int64_t(a[e]);
-      r.bstep = b ? int64_t((*b)[e + 1]) - int64_t((*b)[e]) : r.astep;
+      r.astep = step(&a, e + 1);
+      r.bstep = b ? step(b, e + 1) : r.astep;
+      r.cstep = c ? step(c, e + 1) : 0;
       size_t f = e + 1;
-      while (f < m && r.n < max_run && int64_t(a[f]) - int64_t(a[f - 1]) == r.astep &&
-             (!b || int64_t((*b)[f]) - int64_t((*b)[f - 1]) == r.bstep) && value(f) == r.v) {
+      while (f < m && r.n < max_run && step(&a, f) == r.astep && (!b || step(b, f) == r.bstep) &&
+             (!c || step(c, f) == r.cstep) && value(f) == r.v) {
         ++r.n;
         ++f;
       }
@@ -153,15 +157,34 @@ std::vector<Run> runs_of(const std::vector<uint32_t>& a, const std::vector<uint3
   }
   return out;
 }
+
+// Makes a peer's senders distinct (a multicast's tile travels once) and numbers every received
+// item's tile among the peer's distinct senders; `recv_key` identifies the sender of each received
+// item (positions or PE ids: the same key for the same sender). Both ranks keep the order in which
+// the senders first appear among the transfers between them, so the numbers agree.
+void distinct_senders(LineItems::PeerItems& p, const std::vector<int64_t>& recv_key) {
+  std::vector<uint32_t> senders;
+  for (uint32_t s : p.send_from)
+    if (std::find(senders.begin(), senders.end(), s) == senders.end()) senders.push_back(s);
+  p.send_from = std::move(senders);
+  std::vector<int64_t> keys;
+  p.recv_src.resize(recv_key.size());
+  for (size_t k = 0; k < recv_key.size(); ++k) {
+    auto it = std::find(keys.begin(), keys.end(), recv_key[k]);
+    if (it == keys.end()) it = keys.insert(keys.end(), recv_key[k]);
+    p.recv_src[k] = uint32_t(it - keys.begin());
+  }
+  p.recv_tiles = uint32_t(keys.size());
+}
 }  // namespace
 
 void LineItems::make_runs(uint32_t max_run) {
-  loc_runs = runs_of(loc_from, &loc_to, [&](size_t e) { return loc_lat[e]; }, max_run);
-  inj_runs = runs_of(inj_pos, nullptr, [&](size_t e) { return uint64_t(inj_hops[e]); }, max_run);
-  route_runs = runs_of(route_pos, nullptr, [&](size_t e) { return uint64_t(route_entries[e]); }, max_run);
+  loc_runs = runs_of(loc_from, &loc_to, nullptr, [&](size_t e) { return loc_lat[e]; }, max_run);
+  inj_runs = runs_of(inj_pos, nullptr, nullptr, [&](size_t e) { return uint64_t(inj_hops[e]); }, max_run);
+  route_runs = runs_of(route_pos, nullptr, nullptr, [&](size_t e) { return uint64_t(route_entries[e]); }, max_run);
   for (PeerItems& p : peer) {
-    p.send_runs = runs_of(p.send_from, nullptr, [](size_t) { return uint64_t(0); }, max_run);
-    p.recv_runs = runs_of(p.recv_to, nullptr, [&](size_t e) { return p.recv_lat[e]; }, max_run);
+    p.send_runs = runs_of(p.send_from, nullptr, nullptr, [](size_t) { return uint64_t(0); }, max_run);
+    p.recv_runs = runs_of(p.recv_to, nullptr, &p.recv_src, [&](size_t e) { return p.recv_lat[e]; }, max_run);
   }
 }
 
@@ -257,11 +280,13 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
   }
   // 2. Per transfer: latency; keep those with a local end.
   std::vector<int> used_peers;
+  std::vector<std::vector<int64_t>> recv_keys;  // per peer: the sender of each received item
   auto peer = [&](int r) -> LineItems::PeerItems& {
     if (peer_slot_[size_t(r)] < 0) {
       peer_slot_[size_t(r)] = int(c.peers.size());
-      c.peers.push_back({r, 0, 0});
+      c.peers.push_back({r, 0, 0, 0});
       T.peer.emplace_back();
+      recv_keys.emplace_back();
       used_peers.push_back(r);
     }
     return T.peer[size_t(peer_slot_[size_t(r)])];
@@ -302,9 +327,11 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
     } else if (src_local) {
       peer(d.owner(t.dst.x, t.dst.y)).send_from.push_back(uint32_t(local_index(t.src.x, t.src.y)));
     } else if (dst_local) {
-      LineItems::PeerItems& pr = peer(d.owner(t.src.x, t.src.y));
+      const int rk = d.owner(t.src.x, t.src.y);
+      LineItems::PeerItems& pr = peer(rk);
       pr.recv_to.push_back(uint32_t(local_index(t.dst.x, t.dst.y)));
       pr.recv_lat.push_back(lat);
+      recv_keys[size_t(peer_slot_[size_t(rk)])].push_back(mesh_.id(t.src.x, t.src.y));
     }
     // Injection: once per (source, stream); a self-transfer costs nothing.
     if (src_local && hops > 0 && !(t.stream + 1 == last_inject_stream && t.src == last_inject_src)) {
@@ -353,6 +380,7 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
     pe_stream_[i] = 0;
   }
   c.permutes = permutes_positions(T, pe_mark_.data());
+  for (size_t i = 0; i < T.peer.size(); ++i) distinct_senders(T.peer[i], recv_keys[i]);
   T.make_runs(1);  // buffers index these items through a table: one entry per run
   finish_build(c);
 }
@@ -410,7 +438,7 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
   auto peer_index = [&](int rk) {
     if (peer_of_rank[size_t(rk)] < 0) {
       peer_of_rank[size_t(rk)] = int(c.peers.size());
-      c.peers.push_back({rk, 0, 0});
+      c.peers.push_back({rk, 0, 0, 0});
     }
     return size_t(peer_of_rank[size_t(rk)]);
   };
@@ -452,9 +480,20 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
   }
   std::vector<uint32_t> marks(size_t(n), 0);
   for (size_t t = 0; t < c.tmpl.size(); ++t) {
-    c.tmpl[t].peer.resize(c.peers.size());
-    if (here[t] && !permutes_positions(c.tmpl[t], marks.data())) c.permutes = false;
-    c.tmpl[t].make_runs(std::numeric_limits<uint32_t>::max());
+    LineItems& T = c.tmpl[t];
+    T.peer.resize(c.peers.size());
+    if (here[t] && !permutes_positions(T, marks.data())) c.permutes = false;
+    // Received items' senders, by position (the template's order is both ranks' order).
+    for (size_t i = 0; i < T.peer.size(); ++i) {
+      std::vector<int64_t> keys;
+      const auto& src = L.templates[t];
+      if (here[t])
+        for (size_t e = 0; e < src.size(); ++e)
+          if (!local(src[e].from) && local(src[e].to) && peer_index(owner_of_pos(src[e].from)) == i)
+            keys.push_back(src[e].from);
+      distinct_senders(T.peer[i], keys);
+    }
+    T.make_runs(std::numeric_limits<uint32_t>::max());
   }
   finish_build(c);
 }
@@ -462,7 +501,7 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
 void Fabric::finish_build(Compiled& c) {
   // Items per execution, and where each segment's items start.
   c.nloc = 0;
-  for (auto& pr : c.peers) pr.sends = pr.recvs = 0;
+  for (auto& pr : c.peers) pr.sends = pr.recvs = pr.recv_tiles = 0;
   for (auto& sg : c.segs) {
     const LineItems& T = c.tmpl[size_t(sg.t)];
     const size_t lines = size_t(sg.count);
@@ -470,11 +509,14 @@ void Fabric::finish_build(Compiled& c) {
     c.nloc += T.loc_from.size() * lines;
     sg.send0.resize(c.peers.size());
     sg.recv0.resize(c.peers.size());
+    sg.tile0.resize(c.peers.size());
     for (size_t i = 0; i < c.peers.size(); ++i) {
       sg.send0[i] = c.peers[i].sends;
       sg.recv0[i] = c.peers[i].recvs;
+      sg.tile0[i] = c.peers[i].recv_tiles;
       c.peers[i].sends += T.peer[i].send_from.size() * lines;
       c.peers[i].recvs += T.peer[i].recv_to.size() * lines;
+      c.peers[i].recv_tiles += T.peer[i].recv_tiles * lines;
     }
   }
   c.nsends = c.nrecvs = 0;

@@ -328,11 +328,12 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   reqs_.clear();
   for (size_t i = 0; i < c.peers.size(); ++i) {
     if (c.peers[i].recvs == 0) continue;
-    rbuf_[i].resize(c.peers[i].recvs * (sizeof(uint64_t) + mb));
+    rbuf_[i].resize(c.peers[i].recv_tiles * (sizeof(uint64_t) + mb));
     reqs_.emplace_back();
     MPI_Irecv(rbuf_[i].data(), int(rbuf_[i].size()), MPI_BYTE, c.peers[i].rank, kTagStep, comm(), &reqs_.back());
   }
-  // 3. Sends, packed with the departure clocks read before this step charges anything.
+  // 3. Sends, packed with the departure clocks read before this step charges anything: each
+  // distinct sender's tile once, however many of the peer's PEs receive it.
   for (size_t i = 0; i < c.peers.size(); ++i) {
     const size_t n = c.peers[i].sends;
     if (n == 0) continue;
@@ -416,7 +417,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     const size_t n = c.peers[i].recvs;
     if (n == 0) continue;
     const uint64_t* const dep = reinterpret_cast<const uint64_t*>(rbuf_[i].data());
-    const std::byte* const payload = rbuf_[i].data() + n * sizeof(uint64_t);
+    const std::byte* const payload = rbuf_[i].data() + c.peers[i].recv_tiles * sizeof(uint64_t);
     if (data)
       c.spans(ItemKind::recv, i, vd, vd, [&](const Span& sp) {
         for (int64_t j = 0; j < sp.n; ++j) {
@@ -425,12 +426,12 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
             dst->slot[v] = freed_slots_.back();
             freed_slots_.pop_back();
           }
-          copy_tile<0>(td.at(v), payload + (sp.k + size_t(j)) * tb, tb);
+          copy_tile<0>(td.at(v), payload + size_t(sp.c + j * sp.cs) * tb, tb);
         }
       });
     c.spans(ItemKind::recv, i, cs, cs, [&](const Span& sp) {
       for (int64_t j = 0; j < sp.n; ++j) {
-        const uint64_t a = dep[sp.k + size_t(j)] + sp.v;
+        const uint64_t a = dep[sp.c + j * sp.cs] + sp.v;
         if (!defer) {
           uint64_t& x = ck[sp.a + j * sp.as];
           x = std::max(x, a);
