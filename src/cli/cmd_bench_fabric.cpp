@@ -190,11 +190,31 @@ int cmd_bench_fabric(const Context& ctx, const std::vector<std::string>& args) {
           MPI_Comm sub;
           MPI_Comm_split(ctx.comm, ctx.rank < k ? 0 : MPI_UNDEFINED, ctx.rank, &sub);
           Point p;
+          // An error on the measuring ranks (every one of them throws it) reaches the idle ones too.
+          int failed = 0;  // 2: input, 3: a limit of the machine
+          std::string why;
           if (sub != MPI_COMM_NULL) {
             MachineParams q = mp;
             q.ranks_x = q.ranks_y = 0;
-            p = measure(sub, q, name, ax == "Y" ? Axis::Y : Axis::X, P, elems, o.min_time_s);
+            try {
+              p = measure(sub, q, name, ax == "Y" ? Axis::Y : Axis::X, P, elems, o.min_time_s);
+            } catch (const LimitError& e) {
+              failed = 3;
+              why = e.what();
+            } catch (const UsageError& e) {
+              failed = 2;
+              why = e.what();
+            }
             MPI_Comm_free(&sub);
+          }
+          MPI_Bcast(&failed, 1, MPI_INT, 0, ctx.comm);
+          if (failed) {
+            int n = int(why.size());
+            MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
+            why.resize(size_t(n));
+            MPI_Bcast(why.data(), n, MPI_CHAR, 0, ctx.comm);
+            if (failed == 3) throw LimitError(why);
+            throw UsageError(why);
           }
           MPI_Bcast(&p, sizeof(Point), MPI_BYTE, 0, ctx.comm);
           const double ratio = p.floor_ns > 0 ? p.ns_per_pe_step / p.floor_ns : 0.0;
