@@ -58,11 +58,21 @@ void skew(Fabric& f, const Region& R, TileBuf<T>& buf, Axis axis, const LinePerm
     count[size_t(line)] = std::min(a, P - a);
     steps = std::max(steps, count[size_t(line)]);
   }
+  if (steps == 0) return;
+  // The routes of the first step (every line that moves) stay configured for the whole skew: a
+  // line moves in steps 0 .. count - 1 and its PEs hold no other routes meanwhile, so every PE's
+  // route entries and peak are those of its line's steps, and no step configures routes of its own.
+  std::vector<int64_t> d(static_cast<size_t>(P));
+  for (int32_t line = 0; line < P; ++line) d[size_t(line)] = count[size_t(line)] > 0 ? dir[size_t(line)] : 0;
+  const std::string key = "skew routes " + std::string(axis == Axis::X ? "X" : "Y") + " on " + R.str();
+  TransferPlan first = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(), "skew on " + R.str());
+  first.share_routes(key);
+  f.configure_routes(first);
   for (int64_t t = 0; t < steps; ++t) {
-    std::vector<int64_t> d(static_cast<size_t>(P));
     for (int32_t line = 0; line < P; ++line) d[size_t(line)] = t < count[size_t(line)] ? dir[size_t(line)] : 0;
     TransferPlan p = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(),
                                       std::string("skew step ") + std::to_string(t) + " on " + R.str());
+    p.share_routes(key);  // a subset of the configured routes
     f.execute(p, buf.view(), buf.view());
   }
 }

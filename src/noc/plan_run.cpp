@@ -283,6 +283,11 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
   run(p, &src, &dst, sync, depart);
 }
 
+void Fabric::configure_routes(TransferPlan& p) {
+  if (!p.c_ || p.fabric_ != this) throw std::logic_error("plan " + p.name() + " belongs to another fabric");
+  activate_routes(p);
+}
+
 void Fabric::execute_timing(TransferPlan& p, Sync sync, Depart depart) {
   if (!p.c_ || p.fabric_ != this) throw std::logic_error("plan " + p.name() + " belongs to another fabric");
   run(p, nullptr, nullptr, sync, depart);

@@ -118,9 +118,9 @@ class TransferPlan {
   // Every PE of this rank that the step touches sends exactly one tile and receives exactly one.
   bool permutes() const;
   // Plans that carry the same key use the same routes (the same pattern with other payloads, e.g.
-  // the allreduce of every projection of a layer on one region): while one of them holds its
-  // routes, the others add no route entries. The caller guarantees that equal keys mean equal
-  // routes. Set before the first execution.
+  // the allreduce of every projection of a layer on one region), or a subset of the first one's
+  // (the later steps of a skew): while one of them holds its routes, the others add no route
+  // entries. The caller guarantees that. Set before the first execution.
   void share_routes(std::string key);
   // Gives back the route entries now, as destroying the plan would, but keeps it for another
   // execution, which configures them again exactly as a freshly built plan would (a plan that fell
@@ -254,6 +254,9 @@ class Fabric {
   // `depart` says when the tiles left (see Depart).
   void execute(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait,
                Depart depart = Depart::now());
+  // Configures the plan's routes now (as its first execution would), checking them against the
+  // route tables. Collective.
+  void configure_routes(TransferPlan& plan);
   // Executes a step for its clocks and counters only: every figure exactly as execute() would set
   // it, but no tile bytes move (the caller produces the data the step would deliver by other
   // means, e.g. an exact integer reduction). Collective.
