@@ -39,18 +39,19 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   KvBenchOptions o;
   OptionSet opts;
-  if (!parse_command(ctx, args, opts, mp, o.specs(),
-                     "usage: wafermesh bench kv [--config FILE] [options]\n\n"
-                         "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
-                         "PE overflows, for each policy and region size."))
-    return 0;
+  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+                                 "usage: wafermesh bench kv [--config FILE] [options]\n\n"
+                                 "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
+                                 "PE overflows, for each policy and region size.");
+  if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
-  const model::ModelConfig mc = model::load_model_config(o.model);
+  const model::ModelConfig mc = model::load_model_config(o.model);  // checked by `sweep` too
   for (int64_t P : o.Ps)
     if (P > mp.width_pes || P > mp.height_pes)
       throw UsageError("option --P = " + std::to_string(P) + ": a " + std::to_string(P) + " x " + std::to_string(P) +
                        " region does not fit the " + std::to_string(mp.width_pes) + " x " +
                        std::to_string(mp.height_pes) + " mesh");
+  if (!run) return 0;
   io::Table t;
   t.add_column("policy", "", io::ColumnKind::text);
   t.add_column("P", "PEs", io::ColumnKind::integer);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -165,7 +166,15 @@ void OptionSet::parse(const std::vector<std::string>& args) {
   try {
     // No prefix guessing: "--mesh.w" must not silently mean "--mesh.width_pes".
     const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(po::command_line_parser(args).options(make_desc(specs_, defaults_, true)).style(style).run(), cli);
+    const po::options_description desc = make_desc(specs_, defaults_, true);  // `parsed` points into it
+    const po::parsed_options parsed = po::command_line_parser(args).options(desc).style(style).run();
+    // A word that is no option's value (a typo, a missing "--", an unquoted space) would
+    // otherwise be dropped without a word.
+    for (const auto& o : parsed.options)
+      if (o.position_key >= 0)
+        throw UsageError("unexpected argument '" + (o.value.empty() ? std::string() : o.value.front()) +
+                         "' (options are --name value or --name=value; see --help)");
+    po::store(parsed, cli);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see --help)");
   }
@@ -173,6 +182,9 @@ void OptionSet::parse(const std::vector<std::string>& args) {
   if (help_) return;
   if (cli.count("config")) {
     config_ = cli["config"].as<std::string>();
+    std::error_code ec;
+    // A directory opens and reads as an empty file: every option would silently keep its default.
+    if (std::filesystem::is_directory(config_, ec)) throw UsageError("config file '" + config_ + "' is a directory");
     std::ifstream in(config_);
     if (!in) throw UsageError("cannot read config file '" + config_ + "'");
     try {
