@@ -4,12 +4,14 @@
 #include <mpi.h>
 
 #include <iomanip>
+#include <optional>
 #include <ostream>
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/model/model_config.hpp"
+#include "wafermesh/util/checked_math.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
@@ -86,6 +88,15 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       uint64_t cycles = 0;
       const double w0 = MPI_Wtime();
       try {
+        // A prompt whose keys and values exceed the whole region's SRAM cannot fit: said without
+        // allocating it on the host first (--prompt_tokens goes up to 2^30).
+        const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * 4, mc.layers});
+        const int64_t have = P * P * mp.sram_bytes;
+        if (!need || *need > have)
+          throw LimitError("the prompt's keys and values (" + std::to_string(o.prompt) + " tokens x kv_dim " +
+                           std::to_string(D) + " x 2 x 4 bytes x " + std::to_string(mc.layers) + " layers) exceed the " +
+                           std::to_string(have) + " bytes of SRAM of the " + std::to_string(P) + " x " +
+                           std::to_string(P) + " region");
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
         cache.prefill(prompt.data(), prompt.data(), o.prompt);
         for (; n < o.max_decode; ++n) cycles += cache.append(kv.data(), kv.data());

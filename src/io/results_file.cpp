@@ -114,14 +114,24 @@ void check_output_path(const std::string& path) {
   refuse_non_regular(path, "output");
   const std::string tmp = temporary_path_for(path);
   refuse_non_regular(tmp, "temporary results file");
-  const auto parent = std::filesystem::path(path).parent_path();
+  // The directory that will hold the file must take one: probed by creating and removing a file
+  // there (permissions, a read-only or pseudo file system such as /proc). A directory still to be
+  // created is not created here (the writer does that): its nearest existing ancestor is probed.
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::path(path).parent_path();
+  fs::path dir = parent.empty() ? fs::path(".") : parent;
   std::error_code ec;
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  if (ec) throw UsageError("output '" + path + "': cannot create directory '" + parent.string() + "': " + ec.message());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw UsageError("output '" + path + "': cannot create a file in its directory ('" + tmp + "'): " + std::strerror(errno));
+  while (!fs::exists(fs::symlink_status(dir, ec)) && dir.has_parent_path() && dir.parent_path() != dir)
+    dir = dir.parent_path();
+  if (!fs::is_directory(dir, ec))
+    throw UsageError("output '" + path + "': '" + dir.string() + "' is not a directory");
+  const std::string probe =
+      dir == (parent.empty() ? fs::path(".") : parent) ? tmp : (dir / (".wafermesh-probe." + std::to_string(getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw UsageError("output '" + path + "': cannot create a file in '" + dir.string() + "': " + std::strerror(errno));
   ::close(fd);
-  ::unlink(tmp.c_str());
+  ::unlink(probe.c_str());
 }
 
 std::string host_name() {

@@ -54,7 +54,10 @@ expect_error "negative size on CLI" 2 "mesh.width_pes = '-3'.*must be >= 1" -- "
 expect_error "zero size" 2 "mesh.height_pes = '0'.*must be >= 1" -- "$bin" info --mesh.height_pes 0
 expect_error "non-numeric in INI" 2 "pe.clock_ghz = 'fast'.*not a number" -- "$bin" info --config "$tmp/nonnum.ini"
 expect_error "non-numeric integer" 2 "pe.sram_bytes = '12kb'.*not an integer" -- "$bin" info --pe.sram_bytes 12kb
-expect_error "zero clock" 2 "pe.clock_ghz = '0'.*must be > 0" -- "$bin" info --pe.clock_ghz 0
+expect_error "zero clock" 2 "pe.clock_ghz = '0'.*must be >= 0.001" -- "$bin" info --pe.clock_ghz 0
+expect_error "absurd clock" 2 "pe.clock_ghz = '1e-300'.*must be >= 0.001" -- "$bin" info --pe.clock_ghz 1e-300
+expect_error "stray argument" 2 "unexpected argument 'laptop.ini'" -- "$bin" info --config "$src/configs/wse2.ini" laptop.ini
+expect_error "directory as config" 2 "config file '.*configs' is a directory" -- "$bin" info --config "$src/configs"
 expect_error "bad choice" 2 "noc.route_fallback = 'maybe'.*strict, relay" -- "$bin" info --noc.route_fallback maybe
 expect_error "bad WM_KERNEL_ISA" 2 "WM_KERNEL_ISA: .*'foo'" -- env WM_KERNEL_ISA=foo "$bin" info
 expect_error "no prefix guessing" 2 "unrecognised option '--mesh.width'" -- "$bin" info --mesh.width 5

@@ -50,9 +50,10 @@ class RemoveOnSignal;
 
 // Checks, before any work, that `path` can receive a results file: if it exists it must be a
 // regular file (a device such as /dev/null, a FIFO, a socket, a directory or a symbolic link is
-// refused, so nothing is ever renamed over it), and its directory must take the temporary file
-// `path`.tmpPID (created and removed again here; missing parent directories are created).
-// Throws wm::UsageError with one line naming the path and the reason. "" is accepted (no file).
+// refused, so nothing is ever renamed over it), and its directory must take a file (probed by
+// creating and removing `path`.tmpPID there; when the directory does not exist yet, its nearest
+// existing ancestor is probed, and nothing is created). Throws wm::UsageError with one line
+// naming the path and the reason. "" is accepted (no file).
 void check_output_path(const std::string& path);
 
 class ResultsWriter {
