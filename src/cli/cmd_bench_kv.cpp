@@ -82,12 +82,13 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       s.kv_dim = D;
       s.layers = mc.layers;
       Fabric f(ctx.comm, mp);
-      dist::KvCache cache(f, s);
+      std::optional<dist::KvCache> cache;  // a cache whose own buffers do not fit is a row too
       std::string status;
       int64_t n = 0;
       uint64_t cycles = 0;
       const double w0 = MPI_Wtime();
       try {
+        cache.emplace(f, s);
         // A prompt whose keys and values exceed the whole region's SRAM cannot fit: said without
         // allocating it on the host first (--prompt_tokens goes up to 2^30).
         const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * 4, mc.layers});
@@ -98,18 +99,21 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
                            std::to_string(have) + " bytes of SRAM of the " + std::to_string(P) + " x " +
                            std::to_string(P) + " region");
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
-        cache.prefill(prompt.data(), prompt.data(), o.prompt);
-        for (; n < o.max_decode; ++n) cycles += cache.append(kv.data(), kv.data());
+        cache->prefill(prompt.data(), prompt.data(), o.prompt);
+        for (; n < o.max_decode; ++n) cycles += cache->append(kv.data(), kv.data());
         status = "kv.max_decode reached";
       } catch (const LimitError& e) {
-        status = n == 0 && cache.tokens() == 0 ? std::string("prompt does not fit: ") + e.what() : e.what();
+        status = !cache ? std::string("cache does not fit: ") + e.what()
+                 : n == 0 && cache->tokens() == 0 ? std::string("prompt does not fit: ") + e.what()
+                                                  : e.what();
       }
+      const int64_t tokens = cache ? cache->tokens() : 0;
+      const int64_t per_token = cache ? int64_t(cache->bytes_per_token_per_pe()) : 0;
       const double wall = MPI_Wtime() - w0;
       const double per = n ? double(cycles) / double(n) : 0.0;
-      t.append_row({name, P, D, mc.layers, int64_t(cache.bytes_per_token_per_pe()), o.prompt, n, cache.tokens(), per,
-                    status, wall});
+      t.append_row({name, P, D, mc.layers, per_token, o.prompt, n, tokens, per, status, wall});
       out << std::left << std::setw(8) << name << std::right << std::setw(6) << P << std::setw(14)
-          << cache.bytes_per_token_per_pe() << std::setw(13) << n << std::setw(10) << cache.tokens() << std::setw(14)
+          << per_token << std::setw(13) << n << std::setw(10) << tokens << std::setw(14)
           << std::fixed << std::setprecision(1) << per << std::setw(10) << std::setprecision(3) << wall << "  "
           << status << "\n"
           << std::flush;

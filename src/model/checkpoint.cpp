@@ -79,7 +79,8 @@ std::int64_t CheckpointSource::expected_bytes(const ModelConfig& cfg) {
 CheckpointSource::CheckpointSource(const std::string& path, const ModelConfig& cfg)
     : path_(path), cfg_(cfg) {
   auto fail = [&](const std::string& why) { throw UsageError(path_ + ": " + why); };
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO must be refused below, not waited on (no effect on a regular file).
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) fail(std::string("cannot open checkpoint: ") + std::strerror(errno));
   try {
     struct stat st {};

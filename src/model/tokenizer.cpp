@@ -31,10 +31,12 @@ Tokenizer::Tokenizer(const std::string& path, std::int64_t vocab) {
   auto fail = [&](const std::string& why) { throw UsageError(path + ": " + why); };
   path_ = path;
   if (vocab < 3) fail("model.vocab = " + std::to_string(vocab) + ": a llama2.c vocabulary has at least 3 tokens (<unk>, BOS, EOS)");
+  // A directory opens fine and then reads as empty, a FIFO blocks the open: say what it is instead.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) fail("cannot open tokenizer: not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(std::string("cannot open tokenizer: ") + std::strerror(errno));
-  // A directory opens fine and then reads as empty: say what it is instead.
-  if (!std::filesystem::is_regular_file(path)) fail("cannot open tokenizer: not a regular file");
   const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail("cannot read tokenizer");
   const auto size = static_cast<std::int64_t>(data.size());
