@@ -32,13 +32,17 @@ void check_output_option(const Context& ctx, const OptionSet& opts) {
   std::string path;
   for (const ParamSpec& s : opts.specs())
     if (s.name == "output" && std::holds_alternative<std::string*>(s.target)) path = *std::get<std::string*>(s.target);
+  check_output_file(ctx, path, "");
+}
+
+void check_output_file(const Context& ctx, const std::string& path, const std::string& option) {
   if (path.empty()) return;
   // Rank 0 writes the file, so rank 0 checks; every rank learns the verdict (one error, no hang).
   std::string err;
   if (ctx.rank == 0) try {
       io::check_output_path(path);
     } catch (const UsageError& e) {
-      err = e.what();
+      err = option.empty() ? e.what() : option + ": " + e.what();
     }
   int n = int(err.size());
   MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);

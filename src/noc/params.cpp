@@ -73,7 +73,7 @@ std::vector<ParamSpec> MachineParams::specs() {
   return {
       param_int("mesh.width_pes", &width_pes, "PEs", "mesh width W, PEs along X", 1, kMaxExtent),
       param_int("mesh.height_pes", &height_pes, "PEs", "mesh height H, PEs along Y", 1, kMaxExtent),
-      param_real("pe.clock_ghz", &clock_ghz, "GHz", "PE clock, converts virtual cycles to seconds (0.001 to 1000)",
+      param_real("pe.clock_ghz", &clock_ghz, "GHz", "PE clock, converts virtual cycles to seconds",
                  1e-3, 1e3),
       param_int("pe.sram_bytes", &sram_bytes, "bytes", "private SRAM per PE; exceeding it is an error", 1,
                 int64_t(1) << 31),

@@ -111,10 +111,24 @@ void assign(const ParamSpec& s, const std::string& text, const std::string& sour
   std::visit(V{w, s, text}, s.target);
 }
 
-// "default 750 [PEs]: mesh width W" -- default and unit first, so wrapping never splits them.
+// A number of a range for help: integers in full, reals in %g.
+std::string range_number(const ParamSpec& s, double v) {
+  const bool integer = std::holds_alternative<int64_t*>(s.target) || std::holds_alternative<std::vector<int64_t>*>(s.target);
+  if (integer) return std::to_string(int64_t(v));
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+// "default 750 [PEs] (1 to 1048576): mesh width W" -- default, unit and range first, so wrapping
+// never splits them.
 std::string help_line(const ParamSpec& s, const std::string& def) {
   std::string h = "default " + (def.empty() ? std::string("\"\"") : def);
   if (!s.unit.empty()) h += " [" + s.unit + "]";
+  const bool has_min = s.min > -1e300, has_max = s.max < 1e300;
+  if (has_min || has_max)
+    h += " (" + (has_min ? std::string(s.min_exclusive ? "> " : "") + range_number(s, s.min) : std::string("..")) +
+         (has_max ? " to " + range_number(s, s.max) : std::string(" or more")) + ")";
   if (!s.choices.empty()) {
     std::string all;
     for (const auto& c : s.choices) all += (all.empty() ? "" : "|") + c;
