@@ -301,6 +301,9 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
     if (!o.list) {
       io::check_output_path(o.output);  // a regular file or nothing; its directory takes files
       io::check_output_path(partial);
+      std::error_code ec;
+      const auto parent = std::filesystem::path(o.output).parent_path();
+      if (!parent.empty()) std::filesystem::create_directories(parent, ec);  // for the lock
       lock = std::make_unique<SweepLock>(o.output + ".lock");
       remove_stale_copies(partial);
     }

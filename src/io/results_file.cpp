@@ -121,8 +121,8 @@ void check_output_path(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
   fs::path dir = parent.empty() ? fs::path(".") : parent;
   std::error_code ec;
-  while (!fs::exists(fs::symlink_status(dir, ec)) && dir.has_parent_path() && dir.parent_path() != dir)
-    dir = dir.parent_path();
+  while (!fs::exists(fs::symlink_status(dir, ec)) && dir != dir.parent_path())
+    dir = dir.has_parent_path() ? dir.parent_path() : fs::path(".");  // "results" -> "."
   if (!fs::is_directory(dir, ec))
     throw UsageError("output '" + path + "': '" + dir.string() + "' is not a directory");
   const std::string probe =

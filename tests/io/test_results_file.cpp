@@ -102,6 +102,13 @@ TEST(OutputPath, DirectoriesThatTakeNoFileAndMissingOnesCreateNothing) {
   // A directory still to be made: its nearest existing ancestor is probed, nothing is created.
   EXPECT_EQ(check_error(d + "/a/b/out.h5"), "");
   EXPECT_EQ(check_error(d + "/out.h5"), "");
+  // The same with relative paths, from inside d ("results/x.h5" is the commands' default).
+  const fs::path cwd = fs::current_path();
+  fs::current_path(d);
+  EXPECT_EQ(check_error("results/demo.h5"), "");
+  EXPECT_EQ(check_error("a/b/out.h5"), "");
+  EXPECT_EQ(check_error("out.h5"), "");
+  fs::current_path(cwd);
   EXPECT_EQ(listing(d), "file.txt ");
   fs::remove_all(d);
 }
