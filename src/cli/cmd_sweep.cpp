@@ -187,8 +187,12 @@ class SweepLock {
         guard_ = std::make_unique<io::RemoveOnSignal>(path_);
         const bool written = ::write(fd, me.data(), me.size()) == ssize_t(me.size());
         ::close(fd);
+        if (!written) {  // (no destructor runs for a constructor that throws)
+          guard_.reset();
+          std::remove(path_.c_str());
+          throw UsageError("cannot write lock file '" + path_ + "'");
+        }
         held_ = true;
-        if (!written) throw UsageError("cannot write lock file '" + path_ + "'");
         return;
       }
       if (errno != EEXIST)  // not another sweep: the directory does not take files

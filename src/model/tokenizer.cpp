@@ -163,14 +163,17 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool bos, bool eos) co
     int id, prev, next;
     unsigned gen;  // bumped when the symbol changes or disappears
   };
-  std::vector<Symbol> sym(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) sym[static_cast<std::size_t>(i)] = {tokens[static_cast<std::size_t>(i)], i - 1, i + 1 < n ? i + 1 : -1, 0};
+  std::vector<Symbol> sym(static_cast<std::size_t>(n));  // (n) slot i starts as character i
+  for (int i = 0; i < n; ++i)
+    sym[static_cast<std::size_t>(i)] = {tokens[static_cast<std::size_t>(i)], i - 1, i + 1 < n ? i + 1 : -1, 0};
   struct Pair {
     float score;
     int left, right, id;
     unsigned left_gen, right_gen;
   };
-  auto worse = [](const Pair& a, const Pair& b) { return a.score < b.score || (a.score == b.score && a.left > b.left); };
+  auto worse = [](const Pair& a, const Pair& b) {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  };
   std::priority_queue<Pair, std::vector<Pair>, decltype(worse)> queue(worse);
   std::string scratch;
   auto offer = [&](int l, int r) {
@@ -197,7 +200,8 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool bos, bool eos) co
   }
   std::vector<int> out;
   out.reserve(static_cast<std::size_t>(n) + 1);
-  for (int i = n > 0 ? 0 : -1; i >= 0; i = sym[static_cast<std::size_t>(i)].next) out.push_back(sym[static_cast<std::size_t>(i)].id);
+  for (int i = n > 0 ? 0 : -1; i >= 0; i = sym[static_cast<std::size_t>(i)].next)  // slot 0 never merges away
+    out.push_back(sym[static_cast<std::size_t>(i)].id);
   if (eos) out.push_back(kEos);
   return out;
 }
