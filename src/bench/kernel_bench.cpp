@@ -22,6 +22,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -34,6 +35,7 @@
 #include <iomanip>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -46,6 +48,7 @@
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_2b.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
+#include "wafermesh/util/checked_math.hpp"
 
 namespace wm::bench {
 namespace po = boost::program_options;
@@ -301,7 +304,8 @@ DramCopies<T> make_copies(const T& w, std::int64_t bytes_each, double GiB) {
   return d;
 }
 
-int run(const KernelBenchOptions& in, std::ostream& out) {
+// The options as run() uses them: --quick's subset, defaults for empty lists.
+KernelBenchOptions effective(const KernelBenchOptions& in) {
   KernelBenchOptions o = in;
   if (o.quick) {
     o.shapes = {"640x2560", "2560x6912"};
@@ -312,12 +316,13 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
   if (o.shapes.empty()) o.shapes = kDefaultShapes;
   if (o.tokens.empty()) o.tokens = kDefaultTokens;
   if (o.threads.empty()) o.threads = kDefaultThreads;
+  return o;
+}
+
+int run(const KernelBenchOptions& in, std::ostream& out) {
+  check_kernel_bench_options(in);
+  const KernelBenchOptions o = effective(in);
   const std::vector<Shape> shapes = parse_shapes(o.shapes);
-  for (int n : o.tokens)
-    if (n < 1) throw std::invalid_argument("bad --tokens entry " + std::to_string(n) + ": must be >= 1");
-  for (int t : o.threads)
-    if (t < 1) throw std::invalid_argument("bad --threads entry " + std::to_string(t) + ": must be >= 1");
-  if (!(o.dram_working_set_GiB > 0.0)) throw std::invalid_argument("--dram-GiB must be > 0");
 
   out << "wafermesh bench kernel: ISA level " << k::isa_name(k::isa_active()) << " (best "
       << k::isa_name(k::isa_best()) << "), OpenBLAS " << openblas_get_config() << "\n";
@@ -523,13 +528,33 @@ void add_kernel_bench_options(po::options_description& desc, KernelBenchOptions&
        "also write the table as CSV to this path (empty: no file) [path]");
 }
 
-int run_kernel_bench(const KernelBenchOptions& opts, std::ostream& out) {
-  try {
-    return run(opts, out);
-  } catch (const std::exception& e) {
-    out << "wafermesh bench kernel: " << e.what() << "\n";
-    return 2;
+void check_kernel_bench_options(const KernelBenchOptions& in) {
+  const KernelBenchOptions o = effective(in);
+  // What the host must hold: the DRAM working set, and per shape its fp32 weights (OpenBLAS) and
+  // their packed and bf16 copies, a few times over.
+  const double host = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  for (const Shape& sh : parse_shapes(o.shapes)) {
+    const std::optional<std::int64_t> bytes = checked_product({sh.M, sh.K, 16});
+    if (!bytes || (host > 0 && double(*bytes) > host))
+      throw std::invalid_argument("bad --shapes entry '" + sh.name + "': its matrices need more than this machine's " +
+                                  std::to_string(std::int64_t(host)) + " bytes of memory");
   }
+  for (int n : o.tokens)
+    if (n < 1 || n > 65536) throw std::invalid_argument("bad --tokens entry " + std::to_string(n) + ": must be 1 to 65536");
+  for (int t : o.threads)
+    if (t < 1 || t > 4096) throw std::invalid_argument("bad --threads entry " + std::to_string(t) + ": must be 1 to 4096");
+  auto num = [](double v) {
+    std::ostringstream t;
+    t << v;
+    return t.str();
+  };
+  if (!(o.dram_working_set_GiB > 0.0) || (host > 0 && o.dram_working_set_GiB * 1073741824.0 > host))
+    throw std::invalid_argument("--dram-GiB = " + num(o.dram_working_set_GiB) +
+                                ": must be > 0 and fit this machine's memory (" + num(host / 1073741824.0) + " GiB)");
+  if (!(o.min_time_s > 0.0) || o.min_time_s > 3600.0)
+    throw std::invalid_argument("--min-time = " + num(o.min_time_s) + ": must be > 0 and <= 3600 s");
 }
+
+int run_kernel_bench(const KernelBenchOptions& opts, std::ostream& out) { return run(opts, out); }
 
 }  // namespace wm::bench

@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <thread>
 #include <vector>
 
 #include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/util/checked_math.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
@@ -77,6 +79,15 @@ double time_on_rank0(const Context& ctx, int threads, const std::function<void()
   }
   MPI_Bcast(&t, 1, MPI_DOUBLE, 0, ctx.comm);
   return t;
+}
+
+void check_host_bytes(const std::string& what, std::initializer_list<int64_t> factors) {
+  const std::optional<int64_t> bytes = checked_product(factors);
+  const int64_t phys = int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE));
+  if (bytes && (phys <= 0 || *bytes <= phys)) return;
+  throw UsageError(what + " needs " + (bytes ? std::to_string(*bytes) + " bytes" : std::string("more than 2^63 bytes")) +
+                   " of host memory, more than this machine's " + std::to_string(phys) +
+                   " bytes: choose smaller dimensions");
 }
 
 PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y) {

@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "wafermesh/cli/commands.hpp"
+#include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/util/error.hpp"
 #include "wafermesh/bench/kernel_bench.hpp"
 
@@ -44,9 +45,28 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
       out << "usage: wafermesh bench kernel [options]\n\n" << desc;
       return 0;
     }
-    // The kernels are per process: rank 0 runs them, other ranks only wait.
-    int rc = ctx.rank == 0 ? bench::run_kernel_bench(o, out) : 0;
+    try {  // the same on every rank: one error line, every rank exits 2
+      bench::check_kernel_bench_options(o);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("bench kernel: ") + e.what());
+    }
+    if (!o.csv_path.empty()) check_output_file(ctx, o.csv_path, "--csv");
+    // The kernels are per process: rank 0 runs them, other ranks only wait; a failure on rank 0
+    // reaches every rank as one line.
+    int rc = 0;
+    std::string err;
+    if (ctx.rank == 0) try {
+        rc = bench::run_kernel_bench(o, out);
+      } catch (const std::exception& e) {
+        err = std::string("bench kernel: ") + e.what();
+        rc = 2;
+      }
     MPI_Bcast(&rc, 1, MPI_INT, 0, ctx.comm);
+    int n = int(err.size());
+    MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
+    err.resize(size_t(n));
+    if (n) MPI_Bcast(err.data(), n, MPI_CHAR, 0, ctx.comm);
+    if (!err.empty()) throw UsageError(err);
     return rc;
   }
   throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm, gemv, kv, fabric)");

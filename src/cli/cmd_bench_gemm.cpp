@@ -80,13 +80,13 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemmBenchOptions o;
   OptionSet opts;
-  if (!parse_command(ctx, args, opts, mp, o.specs(),
+  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
                      "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
                          "Runs C = A B (or A B^T) of random fp32 (or int8 x ternary) operands with each algorithm on each P x P region\n"
                          "and prints virtual cycles (total, compute, communication on the critical path), longest\n"
                          "hop, route entries and SRAM per PE, NoC bytes and the emulation's wall time. A point whose\n"
-                         "tiles or routes do not fit the machine is reported as infeasible with the reason."))
-    return 0;
+                         "tiles or routes do not fit the machine is reported as infeasible with the reason.");
+  if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
   // Every point's geometry is checked before anything runs or prints.
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
@@ -104,6 +104,11 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   const int local_threads = o.local_threads > 0 ? int(o.local_threads) : int(std::thread::hardware_concurrency());
 
   const bool ternary = o.dtype == "ternary";
+  const int64_t elem = ternary ? 1 : 4;  // the operands on the host; C (and B's transposed copy) as large again
+  check_host_bytes("bench gemm: A (" + std::to_string(o.M) + " x " + std::to_string(o.K) + ")", {o.M, o.K, elem, 2});
+  check_host_bytes("bench gemm: B (" + std::to_string(o.K) + " x " + std::to_string(o.N) + ")", {o.K, o.N, elem, 2});
+  check_host_bytes("bench gemm: C (" + std::to_string(o.M) + " x " + std::to_string(o.N) + ")", {o.M, o.N, 4, 2});
+  if (!run) return 0;  // `sweep` checking a study: geometry and sizes checked, run nothing
   std::vector<float> A, B;
   std::vector<int8_t> Aq, Bq;
   if (ternary) {

@@ -63,11 +63,11 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemvBenchOptions o;
   OptionSet opts;
-  if (!parse_command(ctx, args, opts, mp, o.specs(),
-                     "usage: wafermesh bench gemv [--config FILE] [options]\n\n"
-                         "y = W x on P x P regions with each allreduce; virtual figures, wall time, and the ratio of\n"
-                         "the emulation's wall time to the bare kernel GEMV of the whole matrix."))
-    return 0;
+  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+                                 "usage: wafermesh bench gemv [--config FILE] [options]\n\n"
+                                 "y = W x on P x P regions with each allreduce; virtual figures, wall time, and the ratio of\n"
+                                 "the emulation's wall time to the bare kernel GEMV of the whole matrix.");
+  if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   auto spec_for = [&](const std::string& ar, int64_t P) {
@@ -86,6 +86,9 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   for (const auto& ar : o.allreduce)
     for (int64_t P : o.Ps) spec_for(ar, P);
   const bool ternary = o.dtype == "ternary";
+  check_host_bytes("bench gemv: W (" + std::to_string(o.M) + " x " + std::to_string(o.K) + ")",
+                   {o.M, o.K, ternary ? 1 : 4, 2});  // (and its packed or tiled copy)
+  if (!run) return 0;  // `sweep` checking a study: geometry and sizes checked, run nothing
   const int threads = o.local_threads > 0 ? int(o.local_threads) : int(std::thread::hardware_concurrency());
 
   std::mt19937_64 g(uint64_t(o.seed));

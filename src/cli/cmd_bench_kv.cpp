@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 
 #include "wafermesh/cli/bench_common.hpp"
@@ -12,6 +13,7 @@
 #include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/model/model_config.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
+#include "wafermesh/util/checked_math.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
@@ -41,18 +43,19 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   KvBenchOptions o;
   OptionSet opts;
-  if (!parse_command(ctx, args, opts, mp, o.specs(),
-                     "usage: wafermesh bench kv [--config FILE] [options]\n\n"
-                         "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
-                         "PE overflows, for each policy and region size."))
-    return 0;
+  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+                                 "usage: wafermesh bench kv [--config FILE] [options]\n\n"
+                                 "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
+                                 "PE overflows, for each policy and region size.");
+  if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
-  const model::ModelConfig mc = model::load_model_config(o.model);
+  const model::ModelConfig mc = model::load_model_config(o.model);  // checked by `sweep` too
   for (int64_t P : o.Ps)
     if (P > mp.width_pes || P > mp.height_pes)
       throw UsageError("option --P = " + std::to_string(P) + ": a " + std::to_string(P) + " x " + std::to_string(P) +
                        " region does not fit the " + std::to_string(mp.width_pes) + " x " +
                        std::to_string(mp.height_pes) + " mesh");
+  if (!run) return 0;
   io::Table t;
   t.add_column("policy", "", io::ColumnKind::text);
   t.add_column("P", "PEs", io::ColumnKind::integer);
@@ -88,29 +91,42 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       TileBuf<float> vt(f, R, size_t(s.mtk()), "decoded value", TileBuf<float>::Uncharged{});
       for (TileBuf<float>* b : {&kt, &vt})
         b->for_each_local([&](int32_t, int32_t, float* t) { std::fill(t, t + s.mtk(), 0.5f); });
-      dist::KvCache cache(f, s);
+      std::optional<dist::KvCache> cache;  // a cache whose own buffers do not fit is a row too
       std::string status;
       int64_t n = 0;
       uint64_t cycles = 0;
       const double w0 = MPI_Wtime();
       try {
+        cache.emplace(f, s);
+        // A prompt whose keys and values exceed the whole region's SRAM cannot fit: said without
+        // allocating it on the host first (--prompt_tokens goes up to 2^30).
+        const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * 4, mc.layers});
+        const int64_t have = P * P * mp.sram_bytes;
+        if (!need || *need > have)
+          throw LimitError("the prompt's keys and values (" + std::to_string(o.prompt) + " tokens x kv_dim " +
+                           std::to_string(D) + " x 2 x 4 bytes x " + std::to_string(mc.layers) + " layers) exceed the " +
+                           std::to_string(have) + " bytes of SRAM of the " + std::to_string(P) + " x " +
+                           std::to_string(P) + " region");
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
-        cache.prefill(prompt.data(), prompt.data(), o.prompt);
+        cache->prefill(prompt.data(), prompt.data(), o.prompt);
         for (; n < o.max_decode; ++n) {
           uint64_t c = 0;
-          cache.append(kt, vt, &c);
+          cache->append(kt, vt, &c);
           cycles += c;
         }
         status = "kv.max_decode reached";
       } catch (const LimitError& e) {
-        status = n == 0 && cache.tokens() == 0 ? std::string("prompt does not fit: ") + e.what() : e.what();
+        status = !cache ? std::string("cache does not fit: ") + e.what()
+                 : n == 0 && cache->tokens() == 0 ? std::string("prompt does not fit: ") + e.what()
+                                                  : e.what();
       }
+      const int64_t tokens = cache ? cache->tokens() : 0;
+      const int64_t per_token = cache ? int64_t(cache->bytes_per_token_per_pe()) : 0;
       const double wall = MPI_Wtime() - w0;
       const double per = n ? double(cycles) / double(n) : 0.0;
-      t.append_row({name, P, D, mc.layers, int64_t(cache.bytes_per_token_per_pe()), o.prompt, n, cache.tokens(), per,
-                    status, wall});
+      t.append_row({name, P, D, mc.layers, per_token, o.prompt, n, tokens, per, status, wall});
       out << std::left << std::setw(8) << name << std::right << std::setw(6) << P << std::setw(14)
-          << cache.bytes_per_token_per_pe() << std::setw(13) << n << std::setw(10) << cache.tokens() << std::setw(14)
+          << per_token << std::setw(13) << n << std::setw(10) << tokens << std::setw(14)
           << std::fixed << std::setprecision(1) << per << std::setw(10) << std::setprecision(3) << wall << "  "
           << status << "\n"
           << std::flush;

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include <omp.h>
+#include <unistd.h>
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
@@ -156,13 +157,13 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GenerateOptions o;
   OptionSet opts;
-  if (!parse_command(ctx, args, opts, mp, o.specs(),
+  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
                      "usage: wafermesh generate [--config FILE] [--model FILE] [--prompt TEXT] [options]\n\n"
                      "Runs a transformer placed on the emulated wafer: decode runs every projection as a\n"
                      "MeshGEMV with attention over a KV cache on the mesh; a prompt is prefilled with every\n"
                      "projection as a MeshGEMM. Prints the text as it is produced, then the wafer's figures\n"
-                     "(virtual time at pe.clock_ghz) and the emulation's."))
-    return 0;
+                     "(virtual time at pe.clock_ghz) and the emulation's.");
+  if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
   // The shape: from a self-describing checkpoint (GGUF, Hugging Face directory), checked against
   // --model when that is given too; otherwise from the model config.
@@ -188,11 +189,14 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   if (o.steps > cfg.seq_len)
     throw UsageError("option --steps = " + std::to_string(o.steps) + " exceeds the model's context seq_len = " +
                      std::to_string(cfg.seq_len));
-  // Files first, so that a bad path or a truncated checkpoint is one line before any work.
+  // Files and the prompt first (also when `sweep` only checks a study), so that a bad path, a
+  // truncated checkpoint or a prompt too long for --steps is one line before any work.
   const std::unique_ptr<model::WeightSource> source = model::open_weight_source(cfg, uint64_t(o.seed));
   const std::unique_ptr<model::TextTokenizer> tok = model::open_tokenizer(cfg);
   if (!tok && !o.prompt.empty())
     throw UsageError("option --prompt needs a tokenizer, and model " + cfg.name + " has none (tokenizer is empty)");
+  (void)model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len);
+  if (!run) return 0;
 
   model::MeshPlacementSpec spec;
   spec.kv_policy = dist::kv_policy_from_name(o.kv_policy);
@@ -236,11 +240,14 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   }
   const auto w0 = std::chrono::steady_clock::now();
   Fabric f(ctx.comm, mp);
+  // A progress line rewritten in place while the model is placed, on a terminal only: in a log
+  // file it would be a heap of carriage returns, and stdout's "placed in N s" line says it all.
+  const bool show_progress = ctx.rank == 0 && !ctx.sink && isatty(STDERR_FILENO);
   auto progress = [&](const std::string& line) {
-    if (ctx.rank == 0 && !ctx.sink) std::cerr << "\r[generate] " << line << "   " << std::flush;
+    if (show_progress) std::cerr << "\r[generate] " << line << "   " << std::flush;
   };
   model::MeshTransformer mt(f, *source, spec, progress);
-  if (ctx.rank == 0 && !ctx.sink) std::cerr << "\r\033[K" << std::flush;
+  if (show_progress) std::cerr << "\r\033[K" << std::flush;
   const double place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   const model::MeshPlacement& pl = mt.placement();
   out << "generate: " << cfg.name << (cfg.ternary ? " (ternary BitLinear)" : " (fp32)") << ", " << cfg.layers

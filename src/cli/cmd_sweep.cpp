@@ -9,8 +9,10 @@
 //
 // Running the same study again skips the points already in FILE.partial (or FILE): resume after
 // a crash or a SLURM time limit. Layout: results/README.md.
+#include <fcntl.h>
 #include <mpi.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +34,7 @@
 #include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/cli/study.hpp"
 #include "wafermesh/io/progress.hpp"
+#include "wafermesh/io/remove_on_signal.hpp"
 #include "wafermesh/io/results_file.hpp"
 #include "wafermesh/util/error.hpp"
 #include "wafermesh/util/options.hpp"
@@ -169,39 +172,42 @@ bool process_alive(long pid) {
 }
 
 // FILE.lock holds "host pid" of the sweep writing FILE: a second sweep on the same file stops
-// with an error; a lock left by a dead process on this host (or named by `stale_ok`) is taken over.
-// SIGTERM (a SLURM time limit, scancel, mpirun passing on a Ctrl-C) removes the lock before the
-// process dies, so that the next job, maybe on another node, can resume the file. FILE.partial
-// is consistent at every moment; a temporary copy left behind is removed by the next sweep.
-char g_lock_path[4096] = {0};
-void remove_lock_and_die(int sig) {
-  if (g_lock_path[0]) unlink(g_lock_path);
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
+// with an error; a lock left by a dead process on this host is taken over. SIGTERM (a SLURM time
+// limit, scancel, mpirun passing on a Ctrl-C) removes the lock before the process dies
+// (io::RemoveOnSignal), so that the next job, maybe on another node, can resume the file.
+// FILE.partial is consistent at every moment; a temporary copy left behind is removed by the next
+// sweep.
 class SweepLock {
  public:
   explicit SweepLock(std::string path) : path_(std::move(path)) {
     const std::string me = io::host_name() + " " + std::to_string(getpid());
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::FILE* f = std::fopen(path_.c_str(), "wx");  // exclusive create
-      if (f) {
-        std::fputs(me.c_str(), f);
-        std::fclose(f);
-        held_ = true;
-        if (path_.size() < sizeof g_lock_path) {
-          std::memcpy(g_lock_path, path_.c_str(), path_.size() + 1);
-          signal(SIGTERM, remove_lock_and_die);
-          signal(SIGINT, remove_lock_and_die);
+      const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);  // exclusive create
+      if (fd >= 0) {
+        guard_ = std::make_unique<io::RemoveOnSignal>(path_);
+        const bool written = ::write(fd, me.data(), me.size()) == ssize_t(me.size());
+        ::close(fd);
+        if (!written) {  // (no destructor runs for a constructor that throws)
+          guard_.reset();
+          std::remove(path_.c_str());
+          throw UsageError("cannot write lock file '" + path_ + "'");
         }
+        held_ = true;
         return;
       }
+      if (errno != EEXIST)  // not another sweep: the directory does not take files
+        throw UsageError("cannot create lock file '" + path_ + "' beside the results file: " + std::strerror(errno));
+      struct stat st {};
+      if (::lstat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        throw UsageError("lock file '" + path_ + "' exists and is not a regular file (remove it, or use another --output)");
       std::ifstream in(path_);
       std::string host;
       long pid = 0;
       in >> host >> pid;
-      const bool dead = host == io::host_name() && pid > 0 && !process_alive(pid);
+      if (host.empty() || pid <= 0)
+        throw UsageError("lock file '" + path_ + "' exists but names no sweep (\"host pid\"): remove it if no sweep is "
+                         "writing this results file");
+      const bool dead = host == io::host_name() && !process_alive(pid);
       if (!dead)
         throw UsageError("another sweep (" + host + " pid " + std::to_string(pid) + ") is writing this results file: '" +
                          path_ + "' exists (remove it if that sweep is gone)");
@@ -211,15 +217,14 @@ class SweepLock {
   }
   ~SweepLock() {
     if (!held_) return;
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    g_lock_path[0] = 0;
+    guard_.reset();
     std::remove(path_.c_str());
   }
 
  private:
   std::string path_;
   bool held_ = false;
+  std::unique_ptr<io::RemoveOnSignal> guard_;
 };
 
 // Removes FILE.partial.tmpPID copies left by a killed sweep (the lock says no sweep is writing).
@@ -298,9 +303,11 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
   std::unique_ptr<SweepLock> lock;
   on_rank0(ctx, [&] {
     if (!o.list) {
+      io::check_output_path(o.output);  // a regular file or nothing; its directory takes files
+      io::check_output_path(partial);
       std::error_code ec;
       const auto parent = std::filesystem::path(o.output).parent_path();
-      if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+      if (!parent.empty()) std::filesystem::create_directories(parent, ec);  // for the lock
       lock = std::make_unique<SweepLock>(o.output + ".lock");
       remove_stale_copies(partial);
     }

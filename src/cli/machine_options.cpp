@@ -1,7 +1,11 @@
+#include <mpi.h>
+
 #include <sstream>
+#include <variant>
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/io/results_file.hpp"
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -19,7 +23,32 @@ bool parse_command(const Context& ctx, const std::vector<std::string>& args, Opt
     return false;
   }
   check_machine(mp, ctx.size);
-  return !ctx.parse_only;  // `sweep` checking a study: options are valid, run nothing
+  if (ctx.parse_only) return false;  // `sweep` checking a study: options are valid, run nothing
+  if (!ctx.sink) check_output_option(ctx, opts);
+  return true;
+}
+
+void check_output_option(const Context& ctx, const OptionSet& opts) {
+  std::string path;
+  for (const ParamSpec& s : opts.specs())
+    if (s.name == "output" && std::holds_alternative<std::string*>(s.target)) path = *std::get<std::string*>(s.target);
+  check_output_file(ctx, path, "");
+}
+
+void check_output_file(const Context& ctx, const std::string& path, const std::string& option) {
+  if (path.empty()) return;
+  // Rank 0 writes the file, so rank 0 checks; every rank learns the verdict (one error, no hang).
+  std::string err;
+  if (ctx.rank == 0) try {
+      io::check_output_path(path);
+    } catch (const UsageError& e) {
+      err = option.empty() ? e.what() : option + ": " + e.what();
+    }
+  int n = int(err.size());
+  MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
+  err.resize(size_t(n));
+  if (n) MPI_Bcast(err.data(), n, MPI_CHAR, 0, ctx.comm);
+  if (!err.empty()) throw UsageError(err);
 }
 
 void check_machine(const MachineParams& p, int ranks) {

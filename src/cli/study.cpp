@@ -1,6 +1,7 @@
 #include "wafermesh/cli/study.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -53,6 +54,8 @@ std::string join_words(const std::vector<std::string>& w, const std::string& sep
 Study read_study(const std::string& path, int job_ranks) {
   Study s;
   s.path = path;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UsageError("study file '" + path + "' is a directory");
   std::ifstream in(path);
   if (!in) throw UsageError("cannot read study file '" + path + "'");
   std::ostringstream all;
@@ -102,6 +105,8 @@ Study read_study(const std::string& path, int job_ranks) {
           if (r > job_ranks)
             fail("ranks = " + v + " exceeds the job's " + std::to_string(job_ranks) +
                  " rank(s) (start the sweep with at least " + v + " ranks)");
+          for (int64_t earlier : s.ranks)  // two points would share one key
+            if (earlier == r) fail("ranks = '" + value + "' repeats the rank count " + std::to_string(r));
           s.ranks.push_back(r);
         }
       } else {

@@ -14,6 +14,7 @@
 #include "wafermesh/kernels/ternary_lut.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
+#include "wafermesh/util/checked_math.hpp"
 
 namespace wm::dist {
 
@@ -137,10 +138,14 @@ struct MeshGemvTernary::Impl {
 
 uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary) {
   const Layout L(s);
-  if (!ternary) return uint64_t(L.mt * L.kt) * sizeof(float);
-  std::vector<int8_t> z(static_cast<size_t>(L.mt * L.kt), 0);
-  const kernels::TernaryMatrixLut probe = kernels::TernaryMatrixLut::from_int8(z.data(), L.mt, L.kt, L.kt);
-  return uint64_t(probe.bytes()) + uint64_t(probe.tiles()) * 64 * sizeof(int32_t);
+  // Computed from the shape (never by packing a probe block, which allocates mt x kt bytes), and
+  // without wrapping: a block of 2^62 elements is an error quoting its shape, not a small number.
+  const std::optional<int64_t> elems = checked_product({L.mt, L.kt, 4});
+  if (!elems)
+    throw LimitError("a GEMV block of " + std::to_string(L.mt) + " x " + std::to_string(L.kt) +
+                     " weights needs more than 2^63 bytes of a PE's SRAM");
+  if (!ternary) return uint64_t(*elems);  // fp32
+  return uint64_t(kernels::TernaryMatrixLut::serialized_bytes(L.mt, L.kt));  // packed records + row counts
 }
 
 MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) : impl_(std::make_unique<Impl>(f, s)) {

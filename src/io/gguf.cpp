@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -214,6 +215,9 @@ std::optional<DType> dtype_of_ggml_type(std::uint32_t type) {
 }
 
 bool is_gguf_file(const std::string& path) {
+  // Only a regular file is read for its magic: opening a FIFO would block until a writer appears.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
   std::ifstream in(path, std::ios::binary);
   char m[4] = {};
   return in.read(m, 4) && m[0] == 'G' && m[1] == 'G' && m[2] == 'U' && m[3] == 'F';

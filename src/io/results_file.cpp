@@ -1,8 +1,11 @@
 #include "wafermesh/io/results_file.hpp"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +13,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "wafermesh/io/remove_on_signal.hpp"
 #include "wafermesh/util/error.hpp"
 #include "wafermesh/version.hpp"
 
@@ -76,7 +80,59 @@ hid_t open_or_create_group(hid_t file, const std::string& path) {
   return checked(g, "group");
 }
 
+// What a non-regular file is, for messages ("" for a regular file).
+const char* file_kind(mode_t m) {
+  if (S_ISREG(m)) return "";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISLNK(m)) return "a symbolic link";
+  return "not a regular file";
+}
+
+// Throws UsageError when `path` exists and is anything but a regular file (a symbolic link is
+// not followed: it is refused too). `what` names the path's role in the message.
+void refuse_non_regular(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw UsageError(what + " '" + path + "': " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode))
+    throw UsageError(what + " '" + path + "' is " + file_kind(st.st_mode) +
+                     ", not a regular file: nothing is written over it (give the path of a file)");
+}
+
+std::string temporary_path_for(const std::string& path) { return path + ".tmp" + std::to_string(getpid()); }
+
 }  // namespace
+
+void check_output_path(const std::string& path) {
+  if (path.empty()) return;
+  refuse_non_regular(path, "output");
+  const std::string tmp = temporary_path_for(path);
+  refuse_non_regular(tmp, "temporary results file");
+  // The directory that will hold the file must take one: probed by creating and removing a file
+  // there (permissions, a read-only or pseudo file system such as /proc). A directory still to be
+  // created is not created here (the writer does that): its nearest existing ancestor is probed.
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::path(path).parent_path();
+  fs::path dir = parent.empty() ? fs::path(".") : parent;
+  std::error_code ec;
+  while (!fs::exists(fs::symlink_status(dir, ec)) && dir != dir.parent_path())
+    dir = dir.has_parent_path() ? dir.parent_path() : fs::path(".");  // "results" -> "."
+  if (!fs::is_directory(dir, ec))
+    throw UsageError("output '" + path + "': '" + dir.string() + "' is not a directory");
+  const std::string probe =
+      dir == (parent.empty() ? fs::path(".") : parent) ? tmp : (dir / (".wafermesh-probe." + std::to_string(getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw UsageError("output '" + path + "': cannot create a file in '" + dir.string() + "': " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
 
 std::string host_name() {
   char b[256] = {0};
@@ -92,13 +148,26 @@ std::string iso_time_now() {
 }
 
 ResultsWriter::ResultsWriter(std::string path, const Provenance& prov)
-    : path_(std::move(path)), tmp_(path_ + ".tmp" + std::to_string(getpid())) {
+    : path_(std::move(path)), tmp_(temporary_path_for(path_)) {
+  refuse_non_regular(path_, "output");
+  refuse_non_regular(tmp_, "temporary results file");
   std::error_code ec;
   const auto parent = std::filesystem::path(path_).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  guard_ = std::make_unique<RemoveOnSignal>(tmp_);
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions with our own message
   file_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file_ < 0) throw UsageError("cannot create results file '" + tmp_ + "' (is the directory writable?)");
+  try {
+    write_provenance(prov);
+  } catch (...) {  // no destructor runs for a constructor that throws
+    H5Fclose(hid_t(file_));
+    std::remove(tmp_.c_str());
+    throw;
+  }
+}
+
+void ResultsWriter::write_provenance(const Provenance& prov) {
   const hid_t root = H5Gopen2(file_, "/", H5P_DEFAULT);
   put_string_attr(root, "wafermesh_version", kVersion);
   put_string_attr(root, "git_commit", kGitCommit);
@@ -123,10 +192,17 @@ ResultsWriter::ResultsWriter(std::string path, const Provenance& prov)
 }
 
 ResultsWriter::ResultsWriter(std::string path, const std::string& existing, Continue)
-    : path_(std::move(path)), tmp_(path_ + ".tmp" + std::to_string(getpid())) {
+    : path_(std::move(path)), tmp_(temporary_path_for(path_)) {
+  refuse_non_regular(path_, "output");
+  refuse_non_regular(existing, "results file");
+  refuse_non_regular(tmp_, "temporary results file");
+  guard_ = std::make_unique<RemoveOnSignal>(tmp_);
   std::error_code ec;
   std::filesystem::copy_file(existing, tmp_, std::filesystem::copy_options::overwrite_existing, ec);
-  if (ec) throw UsageError("cannot copy results file '" + existing + "' to '" + tmp_ + "': " + ec.message());
+  if (ec) {
+    std::remove(tmp_.c_str());
+    throw UsageError("cannot copy results file '" + existing + "' to '" + tmp_ + "': " + ec.message());
+  }
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   file_ = H5Fopen(tmp_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   if (file_ < 0) {
@@ -417,10 +493,20 @@ void ResultsWriter::commit() {
   if (committed_) return;
   if (file_ >= 0) check(H5Fclose(hid_t(file_)), "close");
   file_ = -1;
+  // Checked again at the last moment: whatever appeared under the name meanwhile, if it is not a
+  // regular file, it is not replaced.
+  try {
+    refuse_non_regular(path_, "output");
+  } catch (const UsageError&) {
+    std::remove(tmp_.c_str());
+    committed_ = true;  // nothing left to remove
+    throw;
+  }
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);
   if (ec) throw UsageError("cannot rename '" + tmp_ + "' to '" + path_ + "': " + ec.message());
   committed_ = true;
+  guard_.reset();
 }
 
 }  // namespace wm::io

@@ -8,28 +8,40 @@
 
 namespace wm::model {
 
-GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
-                       std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                       const EmitFn& emit, const PrefillFn* prefill) {
+std::vector<int> encode_prompt(const TextTokenizer* tokenizer, std::string_view prompt, std::int64_t steps,
+                               std::int64_t seq_len) {
   if (steps < 1 || steps > seq_len)
     throw UsageError("generate: steps = " + std::to_string(steps) +
                      " must be in [1, " + std::to_string(seq_len) +
                      "] (positions, prompt included; model.seq_len = " + std::to_string(seq_len) + ")");
-  std::vector<int> tokens;  // (prompt tokens) BOS first
-  if (tokenizer) {
-    tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
-  } else {
+  if (!tokenizer) {
     if (!prompt.empty())
       throw UsageError("generate: a prompt needs a tokenizer, and model.tokenizer is empty");
-    tokens = {Tokenizer::kBos};
+    return {Tokenizer::kBos};
   }
+  std::vector<int> tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  if (n > seq_len)
+    throw UsageError("generate: the prompt is " + std::to_string(n) +
+                     " tokens (BOS included), more than the model's context seq_len = " + std::to_string(seq_len));
+  if (n > steps)
+    throw UsageError("generate: the prompt is " + std::to_string(n) + " tokens (BOS included), more than steps = " +
+                     std::to_string(steps) + " positions (the prompt counts towards them: raise --steps, at most " +
+                     std::to_string(seq_len) + ")");
+  return tokens;
+}
+
+GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
+                       std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
+                       const EmitFn& emit, const PrefillFn* prefill) {
+  const std::vector<int> tokens = encode_prompt(tokenizer, prompt, steps, seq_len);  // (prompt tokens) BOS first
 
   const std::unique_ptr<TextDecoder> decoder = tokenizer ? tokenizer->start_decoding() : nullptr;
   GenerateStats stats;
   stats.prompt_tokens = static_cast<std::int64_t>(tokens.size());
   int token = tokens[0];
   // Prefilled positions: 0 .. m-1 in one call; the loop still walks them to emit the prompt.
-  const std::int64_t m = prefill ? std::min<std::int64_t>(stats.prompt_tokens, steps) : 0;
+  const std::int64_t m = prefill ? stats.prompt_tokens : 0;
   const float* prefilled = m > 1 ? (*prefill)(std::vector<int>(tokens.begin(), tokens.begin() + m)) : nullptr;
   for (std::int64_t pos = 0; pos < steps; ++pos) {
     const float* logits = nullptr;

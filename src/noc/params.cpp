@@ -66,23 +66,26 @@ std::string param_value_text(const ParamSpec& s) {
 }
 
 std::vector<ParamSpec> MachineParams::specs() {
+  // Ranges: wide around any real wafer, and narrow enough that virtual clocks (uint64 cycles) and
+  // the figures printed from them stay far from overflow and from meaningless magnitudes.
   constexpr int64_t kMaxExtent = 1 << 20;  // coordinates are int32; a million PEs per axis is plenty
-  constexpr int64_t kBig = int64_t(1) << 40;
+  constexpr int64_t kMaxCycles = 1 << 20;  // one hop, relay stage or task overhead: up to ~a million cycles
   return {
       param_int("mesh.width_pes", &width_pes, "PEs", "mesh width W, PEs along X", 1, kMaxExtent),
       param_int("mesh.height_pes", &height_pes, "PEs", "mesh height H, PEs along Y", 1, kMaxExtent),
-      param_real("pe.clock_ghz", &clock_ghz, "GHz", "PE clock, converts virtual cycles to seconds", 0, 1e3, true),
+      param_real("pe.clock_ghz", &clock_ghz, "GHz", "PE clock, converts virtual cycles to seconds",
+                 1e-3, 1e3),
       param_int("pe.sram_bytes", &sram_bytes, "bytes", "private SRAM per PE; exceeding it is an error", 1,
                 int64_t(1) << 31),
       param_int("pe.macs_per_cycle", &macs_per_cycle, "MAC/cycle", "multiply-accumulates a PE retires per cycle",
                 1, 1 << 20),
       param_int("pe.task_overhead_cycles", &task_overhead_cycles, "cycles",
-                "fixed cost charged for every compute task on a PE", 0, kBig),
+                "fixed cost charged for every compute task on a PE", 0, kMaxCycles),
       param_int("noc.alpha_cycles", &alpha_cycles, "cycles/hop", "router forwarding cost per hop on a configured route",
-                0, kBig),
+                0, kMaxCycles),
       param_int("noc.beta_cycles", &beta_cycles, "cycles/stage",
                 "cost of a stage where a PE core takes a message in and sends it on (software relay or reduction)",
-                0, kBig),
+                0, kMaxCycles),
       param_int("noc.link_bytes_per_cycle", &link_bytes_per_cycle, "bytes/cycle",
                 "link bandwidth per direction per link", 1, 1 << 20),
       param_int("noc.route_entries", &route_entries, "entries/PE", "route table entries (colors) per router", 1,
@@ -92,7 +95,7 @@ std::vector<ParamSpec> MachineParams::specs() {
                  {"strict", "relay"}),
       param_real("emu.inject_ns_per_cycle", &inject_ns_per_cycle, "ns/cycle",
                  "hold inter-rank messages back in real time by this much per modelled cycle of latency (0 = off)",
-                 0, 1e9),
+                 0, 1e6),
       param_int("emu.ranks_x", &ranks_x, "ranks", "MPI rank grid extent along X (0 = choose automatically)", 0,
                 kMaxExtent),
       param_int("emu.ranks_y", &ranks_y, "ranks", "MPI rank grid extent along Y (0 = choose automatically)", 0,

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -110,10 +111,24 @@ void assign(const ParamSpec& s, const std::string& text, const std::string& sour
   std::visit(V{w, s, text}, s.target);
 }
 
-// "default 750 [PEs]: mesh width W" -- default and unit first, so wrapping never splits them.
+// A number of a range for help: integers in full, reals in %g.
+std::string range_number(const ParamSpec& s, double v) {
+  const bool integer = std::holds_alternative<int64_t*>(s.target) || std::holds_alternative<std::vector<int64_t>*>(s.target);
+  if (integer) return std::to_string(int64_t(v));
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+// "default 750 [PEs] (1 to 1048576): mesh width W" -- default, unit and range first, so wrapping
+// never splits them.
 std::string help_line(const ParamSpec& s, const std::string& def) {
   std::string h = "default " + (def.empty() ? std::string("\"\"") : def);
   if (!s.unit.empty()) h += " [" + s.unit + "]";
+  const bool has_min = s.min > -1e300, has_max = s.max < 1e300;
+  if (has_min || has_max)
+    h += " (" + (has_min ? std::string(s.min_exclusive ? "> " : "") + range_number(s, s.min) : std::string("..")) +
+         (has_max ? " to " + range_number(s, s.max) : std::string(" or more")) + ")";
   if (!s.choices.empty()) {
     std::string all;
     for (const auto& c : s.choices) all += (all.empty() ? "" : "|") + c;
@@ -165,7 +180,15 @@ void OptionSet::parse(const std::vector<std::string>& args) {
   try {
     // No prefix guessing: "--mesh.w" must not silently mean "--mesh.width_pes".
     const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(po::command_line_parser(args).options(make_desc(specs_, defaults_, true)).style(style).run(), cli);
+    const po::options_description desc = make_desc(specs_, defaults_, true);  // `parsed` points into it
+    const po::parsed_options parsed = po::command_line_parser(args).options(desc).style(style).run();
+    // A word that is no option's value (a typo, a missing "--", an unquoted space) would
+    // otherwise be dropped without a word.
+    for (const auto& o : parsed.options)
+      if (o.position_key >= 0)
+        throw UsageError("unexpected argument '" + (o.value.empty() ? std::string() : o.value.front()) +
+                         "' (options are --name value or --name=value; see --help)");
+    po::store(parsed, cli);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see --help)");
   }
@@ -173,6 +196,9 @@ void OptionSet::parse(const std::vector<std::string>& args) {
   if (help_) return;
   if (cli.count("config")) {
     config_ = cli["config"].as<std::string>();
+    std::error_code ec;
+    // A directory opens and reads as an empty file: every option would silently keep its default.
+    if (std::filesystem::is_directory(config_, ec)) throw UsageError("config file '" + config_ + "' is a directory");
     std::ifstream in(config_);
     if (!in) throw UsageError("cannot read config file '" + config_ + "'");
     try {

@@ -54,7 +54,10 @@ expect_error "negative size on CLI" 2 "mesh.width_pes = '-3'.*must be >= 1" -- "
 expect_error "zero size" 2 "mesh.height_pes = '0'.*must be >= 1" -- "$bin" info --mesh.height_pes 0
 expect_error "non-numeric in INI" 2 "pe.clock_ghz = 'fast'.*not a number" -- "$bin" info --config "$tmp/nonnum.ini"
 expect_error "non-numeric integer" 2 "pe.sram_bytes = '12kb'.*not an integer" -- "$bin" info --pe.sram_bytes 12kb
-expect_error "zero clock" 2 "pe.clock_ghz = '0'.*must be > 0" -- "$bin" info --pe.clock_ghz 0
+expect_error "zero clock" 2 "pe.clock_ghz = '0'.*must be >= 0.001" -- "$bin" info --pe.clock_ghz 0
+expect_error "absurd clock" 2 "pe.clock_ghz = '1e-300'.*must be >= 0.001" -- "$bin" info --pe.clock_ghz 1e-300
+expect_error "stray argument" 2 "unexpected argument 'laptop.ini'" -- "$bin" info --config "$src/configs/wse2.ini" laptop.ini
+expect_error "directory as config" 2 "config file '.*configs' is a directory" -- "$bin" info --config "$src/configs"
 expect_error "bad choice" 2 "noc.route_fallback = 'maybe'.*strict, relay" -- "$bin" info --noc.route_fallback maybe
 expect_error "bad WM_KERNEL_ISA" 2 "WM_KERNEL_ISA: .*'foo'" -- env WM_KERNEL_ISA=foo "$bin" info
 expect_error "no prefix guessing" 2 "unrecognised option '--mesh.width'" -- "$bin" info --mesh.width 5
@@ -132,6 +135,11 @@ done
   || bad "bench gemv: $(diff "$tmp/gvv1" "$tmp/gvv2"; cat "$tmp/gv1")"
 [ "$(wc -l <"$tmp/kvv1")" -eq 4 ] && cmp -s "$tmp/kvv1" "$tmp/kvv2" && ok "bench kv: 4 rows, identical at 1 and 2 ranks" \
   || bad "bench kv: $(diff "$tmp/kvv1" "$tmp/kvv2"; cat "$tmp/kv1")"
+# a prompt shorter than the region has rows (the benchmark once shifted the empty rows and crashed)
+mpi 2 "$bin" bench kv --config "$src/configs/laptop.ini" --model "$src/configs/models/stories260K.ini" --P 8 \
+  --policy shift --prompt_tokens 3 --max_decode 40 --output "$tmp/k3.h5" >"$tmp/kv3" 2>&1 \
+  && grep -qE '^shift +8 .* 40 +43 .*kv.max_decode reached' "$tmp/kv3" \
+  && ok "bench kv: 3 prompt tokens on 8 rows, 40 decoded" || bad "bench kv, short prompt: $(cat "$tmp/kv3")"
 # shift reaches a longer decode than concat on the same region (column 4 = max decode)
 awk '$1=="concat" && $2==8 {c=$4} $1=="shift" && $2==8 {s=$4} END {exit !(s > c)}' "$tmp/kv2" \
   && ok "bench kv: shift decodes longer than concat" || bad "bench kv: shift not longer than concat: $(cat "$tmp/kv2")"

@@ -83,7 +83,7 @@ mpi 2 "$bin" generate --model "$tmp/bn.ini" --steps 4 --output "$tmp/bn.h5" --ma
 
 # --- bad input: one line, non-zero exit, no results file
 head -c 1000 weights/stories260K/stories260K.bin > "$tmp/trunc.bin"
-expect_error "truncated checkpoint" 3 "trunc.bin.*(expected|bytes)" -- mpi 2 "$bin" generate \
+expect_error "truncated checkpoint (bad input: exit 2)" 2 "trunc.bin.*(expected|bytes)" -- mpi 2 "$bin" generate \
   --model configs/models/stories260K.ini --weights "$tmp/trunc.bin" --output "$tmp/x.h5"
 expect_error "prompt without tokenizer" 2 "prompt.*tokenizer" -- mpi 2 "$bin" generate --model "$tmp/bn.ini" \
   --prompt hello --output "$tmp/x.h5"

@@ -61,6 +61,8 @@ TEST(Study, ErrorsNameTheProblem) {
   expect_usage("command = demo\n[vary]\nP =\n", "line 3: [vary] P has an empty list");
   expect_usage("command = demo\n[vary]\nP = 1,,2\n", "has an empty value");
   expect_usage("command = demo\n[vary]\nP = 1,1\n", "repeats a value");
+  // Two points with one key (P=1 ranks=1) would overwrite each other's place in the file.
+  expect_usage("command = demo\nranks = 1, 1\n", "line 2: ranks = '1, 1' repeats the rank count 1");
   expect_usage("command = demo\nspeed = 1\n", "unknown key 'speed'");
   expect_usage("command = demo\n[other]\n", "unknown section [other]");
   expect_usage("[vary]\nP = 1\n", "no 'command = ...'");

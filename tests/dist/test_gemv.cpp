@@ -6,9 +6,12 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 
 #include "fabric_test_util.hpp"
 #include "wafermesh/dist/gemv.hpp"
+#include "wafermesh/kernels/pack.hpp"
+#include "wafermesh/util/error.hpp"
 
 using namespace wm;
 using namespace wm::dist;
@@ -179,4 +182,36 @@ TEST(MeshGemv, ConsecutiveGemvsAlternateAxesWithoutRelayout) {
         if (gi >= 17) continue;
         EXPECT_EQ(all[(size_t(py) * P + size_t(px)) * 4 + size_t(i)], y2w[size_t(gi)]) << px << "," << py;
       }
+}
+
+// A PE's packed block size is computed from the shape: equal to what packing a block gives, and
+// for a block beyond 2^63 bytes an error quoting the block's shape (no allocation, no wrapped
+// byte count in a message).
+TEST(MeshGemv, BlockBytesEqualThePackedBlockAndNeverWrap) {
+  for (const auto& [M, K, P] : std::vector<std::tuple<int64_t, int64_t, int32_t>>{
+           {1, 1, 1}, {64, 64, 1}, {65, 7, 2}, {2560, 6912, 32}, {100, 301, 3}}) {
+    GemvSpec s;
+    s.M = M;
+    s.K = K;
+    s.P = P;
+    const int64_t mt = (M + P - 1) / P, kt = (K + P - 1) / P;
+    const std::vector<int8_t> zero(size_t(mt * kt), 0);
+    const kernels::TernaryMatrixLut packed = kernels::TernaryMatrixLut::from_int8(zero.data(), mt, kt, kt);
+    EXPECT_EQ(gemv_block_bytes(s, true), uint64_t(packed.bytes()) + uint64_t(packed.tiles()) * 64 * 4)
+        << M << " x " << K << " on " << P;
+    EXPECT_EQ(gemv_block_bytes(s, false), uint64_t(mt * kt * 4));
+  }
+  GemvSpec huge;
+  huge.M = int64_t(1) << 40;
+  huge.K = int64_t(1) << 40;
+  huge.P = 1;
+  for (bool ternary : {true, false}) {
+    try {
+      (void)gemv_block_bytes(huge, ternary);
+      ADD_FAILURE() << "no error for a 2^40 x 2^40 block";
+    } catch (const LimitError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "a GEMV block of 1099511627776 x 1099511627776 weights needs more than 2^63 bytes of a PE's SRAM");
+    }
+  }
 }

@@ -250,3 +250,29 @@ TEST(KvCache, ShiftHoldsMoreTokensThanConcatBeforeSramOverflows) {
   EXPECT_NE(why[KvPolicy::concat].find("PE (0, 7)"), std::string::npos) << why[KvPolicy::concat];
   EXPECT_NE(why[KvPolicy::shift].find("pe.sram_bytes = 2048"), std::string::npos) << why[KvPolicy::shift];
 }
+
+// A prompt shorter than the region has rows leaves the bottom rows empty: appends fill the rows in
+// order before anything shifts (the benchmark's old cache shifted the empty rows and crashed).
+TEST(KvCache, APromptShorterThanTheRowsLeavesNothingToShiftUntilTheBottomRowHoldsAToken) {
+  Fabric f(MPI_COMM_WORLD, small_machine(7, 7));
+  KvSpec s;
+  s.policy = KvPolicy::shift;
+  s.P = 6;
+  s.heads = s.kv_heads = 1;
+  s.head_dim = 12;
+  const Region R{0, 0, 6, 6};
+  TileBuf<float> kt(f, R, size_t(s.mtk()), "k"), vt(f, R, size_t(s.mtk()), "v");
+  KvCache kv(f, s);
+  const auto prompt = random_floats(2 * 12, 7);
+  kv.prefill(prompt.data(), prompt.data(), 2);  // rows 0 and 1 hold a token, rows 2..5 none
+  for (int64_t t = 2; t < 6; ++t) {
+    uint64_t cyc = 1;
+    kv.append(kt, vt, &cyc);
+    EXPECT_EQ(cyc, 0u) << "token " << t << " went straight to its row";
+    EXPECT_EQ(kv.row_tokens()[size_t(t)], 1) << "token " << t;
+  }
+  uint64_t cyc = 0;
+  kv.append(kt, vt, &cyc);  // every row holds a token now: rows 1..5 shift up
+  EXPECT_GT(cyc, 0u);
+  EXPECT_EQ(kv.row_tokens(), (std::vector<int64_t>{2, 1, 1, 1, 1, 1}));
+}

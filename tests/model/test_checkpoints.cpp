@@ -388,8 +388,8 @@ TEST(Checkpoints, MalformedModelsAreOneLineNamingFileTensorAndProblem) {
             std::string::npos);
   EXPECT_NE(tok([](auto& x) {
               x.add_string("tokenizer.ggml.model", "llama");
-              x.add_strings("tokenizer.ggml.tokens", {"a", "b"});
-            }).find("the vocabulary has 2 tokens, the model 5"),
+              x.add_strings("tokenizer.ggml.tokens", {"a", "b", "c"});
+            }).find("the vocabulary has 3 tokens, the model 5"),
             std::string::npos);
   EXPECT_NE(tok([](auto& x) {
               x.add_string("tokenizer.ggml.model", "gpt2");

@@ -95,14 +95,37 @@ TEST_F(Generate, PrefillReplacesThePromptsForwardCalls) {
   EXPECT_EQ(m.calls, (std::vector<std::pair<int, int>>{{407, 2}, {378, 3}, {378, 4}}));
   EXPECT_EQ(st.positions, 5);
   EXPECT_EQ(st.sampled_tokens, 3);
-  // steps shorter than the prompt: only the first `steps` prompt tokens are prefilled.
+  // As many steps as prompt tokens: the whole prompt is prefilled and one token is sampled.
   prefills.clear();
-  EXPECT_EQ(generate_text(m.fn(), tok_.get(), greedy_, "Once upon", 2, 512, nullptr, &prefill), "Once upon\n");
-  EXPECT_EQ(prefills, (std::vector<std::vector<int>>{{1, 403}}));
+  EXPECT_EQ(generate_text(m.fn(), tok_.get(), greedy_, "Once upon", 3, 512, nullptr, &prefill), "Once upon time\n");
+  EXPECT_EQ(prefills, (std::vector<std::vector<int>>{{1, 403, 407}}));
   // A one-token prompt (BOS) never calls prefill.
   prefills.clear();
   (void)generate_text(m.fn(), tok_.get(), greedy_, "", 2, 512, nullptr, &prefill);
   EXPECT_TRUE(prefills.empty());
+}
+
+// A prompt is never cut: more prompt tokens than steps (or than the context) is an error naming
+// both numbers, raised before any forward() call.
+TEST_F(Generate, PromptLongerThanStepsOrContextIsAUsageError) {
+  ScriptedModel m({378, 378, 378});
+  try {
+    generate_text(m.fn(), tok_.get(), greedy_, "Once upon", 2, 512);  // 3 tokens: BOS " Once" " upon"
+    ADD_FAILURE() << "no error for a 3-token prompt in 2 steps";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "generate: the prompt is 3 tokens (BOS included), more than steps = 2 positions (the prompt counts "
+              "towards them: raise --steps, at most 512)");
+  }
+  try {
+    generate_text(m.fn(), tok_.get(), greedy_, "Once upon a time", 2, 4);  // 5 tokens, context 4
+    ADD_FAILURE() << "no error for a 5-token prompt in a 4-token context";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "generate: the prompt is 5 tokens (BOS included), more than the model's context seq_len = 4");
+  }
+  EXPECT_TRUE(m.calls.empty());
+  EXPECT_EQ(encode_prompt(tok_.get(), "Once upon", 3, 512), (std::vector<int>{1, 403, 407}));
 }
 
 TEST_F(Generate, WithoutTokenizerPrintsIds) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,12 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// The message of the LimitError that opening `path` as a stories260K checkpoint throws ("" if none).
+// The message of the UsageError (bad input, exit code 2) that opening `path` as a checkpoint of
+// `cfg` throws ("" if none).
 std::string open_error(const std::string& path, const ModelConfig& cfg) {
   try {
     CheckpointSource src(path, cfg);
-  } catch (const LimitError& e) {
+  } catch (const UsageError& e) {
     return e.what();
   }
   return "";
@@ -106,8 +108,7 @@ TEST(Checkpoint, ErrorsAreOneLineNamingFileAndSizes) {
 
   const std::string tiny = dir + "/tiny.bin";  // not even a header
   write_bytes(tiny, good.substr(0, 10));
-  EXPECT_EQ(open_error(tiny, cfg), tiny + ": checkpoint has 10 bytes, expected " + real_size +
-                                       " for this model config (truncated)");
+  EXPECT_EQ(open_error(tiny, cfg), tiny + ": checkpoint has 10 bytes, less than its 28-byte header (truncated)");
 
   const std::string wrong_layers = dir + "/wrong_layers.bin";
   std::string bad = good;
@@ -130,12 +131,66 @@ TEST(Checkpoint, ErrorsAreOneLineNamingFileAndSizes) {
   EXPECT_EQ(open_error(missing, cfg), missing + ": cannot open checkpoint: No such file or directory");
   EXPECT_EQ(open_error(dir, cfg), dir + ": cannot open checkpoint: not a regular file");
 
+  // A NaN or an Inf anywhere in the weights: one line naming the tensor, the layer and the place.
+  // Layer 2's wk starts after token_embedding (512 x 64), rms_att (5 x 64), wq (5 x 64 x 64) and
+  // layers 0..1 of wk (2 x 32 x 64); row 3, column 5 of it.
+  const std::int64_t wk_l2_r3_c5 = 28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64 + 2 * 32 * 64 + 3 * 64 + 5);
+  for (const float v : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity()}) {
+    const std::string nonfinite = dir + "/nonfinite.bin";
+    bad = good;
+    std::memcpy(bad.data() + wk_l2_r3_c5, &v, 4);
+    write_bytes(nonfinite, bad);
+    EXPECT_EQ(open_error(nonfinite, cfg), nonfinite + ": tensor wk of layer 2 holds " +
+                                              (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+                                              " at row 3, column 5 (byte offset " + std::to_string(wk_l2_r3_c5) +
+                                              "): the weights must be finite");
+  }
+  // The last weight (rms_final's last value) is read too; the RoPE tables after it are not.
+  bad = good;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::int64_t rope = std::int64_t(good.size()) - 2 * 512 * 4 * 4;
+  std::memcpy(bad.data() + rope - 4, &nan, 4);
+  write_bytes(dir + "/last.bin", bad);
+  EXPECT_EQ(open_error(dir + "/last.bin", cfg), dir + "/last.bin: tensor rms_final holds NaN at row 0, column 63 (byte offset " +
+                                                    std::to_string(rope - 4) + "): the weights must be finite");
+  std::memcpy(bad.data() + rope - 4, good.data() + rope - 4, 4);
+  std::memcpy(bad.data() + rope, &nan, 4);
+  write_bytes(dir + "/rope.bin", bad);
+  EXPECT_EQ(open_error(dir + "/rope.bin", cfg), "");
+
   // The config side of the check: the real file against a config with a different width.
   ModelConfig wide = cfg;
   wide.hidden_dim = 256;
   EXPECT_EQ(open_error(cfg.weights, wide),
             cfg.weights + ": header field hidden_dim = 172 does not match model.hidden_dim = 256 of the model config");
   std::filesystem::remove_all(dir);
+}
+
+// Sizes never wrap: a config whose checkpoint would exceed 2^63 bytes is an error quoting the
+// dims (the header is checked first, so a real file names its mismatching field instead).
+TEST(Checkpoint, SizesOfHugeConfigsDoNotWrap) {
+  ModelConfig huge;
+  huge.name = "huge";
+  huge.dim = int64_t(1) << 31;
+  huge.hidden_dim = int64_t(1) << 31;
+  huge.layers = 1 << 16;
+  huge.heads = 1;
+  huge.kv_heads = 1;
+  try {
+    (void)CheckpointSource::expected_bytes(huge);
+    ADD_FAILURE() << "no error for a checkpoint of more than 2^63 bytes";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "model huge: its checkpoint would hold more than 2^63 bytes (dim 2147483648, "
+                                     "hidden_dim 2147483648, layers 65536, vocab 32)");
+  }
+  ASSERT_TRUE(stories_present("stories260K.bin"));
+  huge.weights = stories_config().weights;
+  EXPECT_EQ(open_error(huge.weights, huge),
+            huge.weights + ": header field dim = 64 does not match model.dim = 2147483648 of the model config");
+  // The stories260K config's size, by the README's layout.
+  EXPECT_EQ(CheckpointSource::expected_bytes(stories_config()),
+            28 + 4 * (512 * 64 + 5 * (64 + 2 * 64 * 64 + 2 * 32 * 64 + 64 + 3 * 172 * 64) + 64 + 512 * 8));
 }
 
 ModelConfig small_relu2_config() {

@@ -173,11 +173,19 @@ TEST(FabricHand, SummaryIsMaximaAndSumsOverTheRegion) {
   TileBuf<float> b(f, f.mesh().full(), 3, "t");
   shift(f, b, Axis::X, +2, true);
   shift(f, b, Axis::Y, -1, false);
-  if (f.is_local(3, 4)) f.charge_compute(3, 4, 100);  // one PE ahead of the others (its owner charges it)
+  // One PE ahead of the others: charged by the rank that owns it (a PE's counters live there only).
+  if (f.is_local(3, 4)) f.charge_compute(3, 4, 100);
   const Region r{1, 1, 5, 4};
   const Fabric::Summary s = f.summarize(r);
   const auto all = f.gather_counters(r);
   if (world_rank() != 0) return;
+  // The charged PE, (3, 4) = (2, 3) in r, is the one ahead: 100 MACs at one per cycle.
+  const PeCounters& ahead = all[size_t(3 * r.w + 2)];
+  EXPECT_GE(ahead.compute_cycles, 100u);
+  for (size_t i = 0; i < all.size(); ++i)
+    if (i != size_t(3 * r.w + 2)) {
+      EXPECT_LT(all[i].compute_cycles, ahead.compute_cycles) << "PE " << i;
+    }
   Fabric::Summary want;
   for (const PeCounters& c : all) {
     want.max_clock_cycles = std::max(want.max_clock_cycles, c.clock_cycles);

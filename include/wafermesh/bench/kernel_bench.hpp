@@ -23,7 +23,12 @@ struct KernelBenchOptions {
 // Declares the options of `wafermesh bench kernel` (each once, with help, default and unit).
 void add_kernel_bench_options(boost::program_options::options_description& desc,
                               KernelBenchOptions& opts);
-// Runs the benchmark, prints a table with units and ratios to `out`. Returns a process exit code.
+// Throws std::invalid_argument with one line for options that cannot run: a malformed shape, or
+// one whose matrices exceed the machine's memory, token or thread counts out of 1..65536 /
+// 1..4096, a DRAM working set beyond the memory, a minimum time outside (0, 3600] s.
+void check_kernel_bench_options(const KernelBenchOptions& opts);
+// Runs the benchmark (checking the options first), prints a table with units and ratios to `out`.
+// Returns a process exit code; errors are thrown.
 int run_kernel_bench(const KernelBenchOptions& opts, std::ostream& out);
 
 }  // namespace wm::bench

@@ -1,7 +1,9 @@
 #pragma once
 // Shared by the `bench` subcommands: timing on one rank while the others wait politely, and the
 // results file with provenance.
+#include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,12 @@ namespace wm::cli {
 // may have bound the rank to one), and returns its wall seconds (broadcast to all); the other
 // ranks wait without spinning on a core.
 double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f);
+
+// Refuses (UsageError) operands the host cannot hold before they are allocated: `what` needs
+// the product of `factors` bytes in all (e.g. {M, K, 4} for an fp32 M x K matrix); more than the
+// machine's physical memory, or a product beyond 2^63, is an error naming the figures. Every rank
+// holds the operands, so every rank checks (identically).
+void check_host_bytes(const std::string& what, std::initializer_list<int64_t> factors);
 
 // The origin of a P x P region: the given coordinates, or (-1) centred on the mesh so that the
 // region spans the ranks' blocks rather than sitting on rank 0.

@@ -1,7 +1,7 @@
 #pragma once
 // Subcommands of the `wafermesh` binary. Each takes the arguments after its name, prints on
-// rank 0 only, and returns the process exit code (0 ok, 2 usage error, 3 machine limit or bad
-// data). Errors are thrown as wm::UsageError / wm::LimitError and turned into one line by run().
+// rank 0 only, and returns the process exit code (0 ok, 2 bad input, 3 limit of the emulated
+// machine). Errors are thrown as wm::UsageError / wm::LimitError and turned into one line by run().
 #include <mpi.h>
 
 #include <iosfwd>

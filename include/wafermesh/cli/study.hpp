@@ -38,8 +38,8 @@ struct StudyPoint {
 };
 
 // Reads and checks a study file. Throws wm::UsageError with one line naming the file, the line
-// and the problem (unreadable file, unknown key or section, empty list, duplicate key, missing or
-// unsweepable command, a rank count above `job_ranks`).
+// and the problem (unreadable file, unknown key or section, empty list, duplicate key, a value or
+// rank count given twice, missing or unsweepable command, a rank count above `job_ranks`).
 Study read_study(const std::string& path, int job_ranks);
 // The cross product, in run order.
 std::vector<StudyPoint> expand_study(const Study& s, int job_ranks);

@@ -1,6 +1,7 @@
 #pragma once
 // HDF5 results files. A file is written under a temporary name and renamed when complete, so an
-// interrupted run never leaves a file that looks finished. Provenance goes into attributes of the
+// interrupted run never leaves a file that looks finished; only a regular file (or nothing) is
+// ever replaced. Provenance goes into attributes of the
 // root group; a table goes into a group as one compound dataset "table" (one field per column)
 // plus one dataset per column, each with a "units" attribute. Generic: knows no algorithm.
 //
@@ -9,6 +10,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -44,9 +46,21 @@ struct Provenance {
   int64_t seed = -1;  // -1: none
 };
 
+class RemoveOnSignal;
+
+// Checks, before any work, that `path` can receive a results file: if it exists it must be a
+// regular file (a device such as /dev/null, a FIFO, a socket, a directory or a symbolic link is
+// refused, so nothing is ever renamed over it), and its directory must take a file (probed by
+// creating and removing `path`.tmpPID there; when the directory does not exist yet, its nearest
+// existing ancestor is probed, and nothing is created). Throws wm::UsageError with one line
+// naming the path and the reason. "" is accepted (no file).
+void check_output_path(const std::string& path);
+
 class ResultsWriter {
  public:
-  // Creates `path`.tmp (parent directories too). Throws wm::UsageError naming the path on failure.
+  // Creates `path`.tmpPID (parent directories too); removed by the destructor unless committed,
+  // and by SIGTERM/SIGINT/SIGHUP/SIGQUIT (RemoveOnSignal). Throws wm::UsageError naming the path on
+  // failure, or when `path` exists and is not a regular file (checked again by commit()).
   ResultsWriter(std::string path, const Provenance& prov);
   // Continues an existing results file: copies `existing` to `path`.tmpPID and opens the copy, so
   // `existing` stays intact until commit() renames the copy to `path` (which may equal `existing`).
@@ -71,9 +85,12 @@ class ResultsWriter {
   const std::string& temporary_path() const { return tmp_; }
 
  private:
+  void write_provenance(const Provenance& prov);
+
   std::string path_, tmp_;
   int64_t file_ = -1;  // hid_t
   bool committed_ = false;
+  std::unique_ptr<RemoveOnSignal> guard_;  // tmp_ removed if a signal ends the process
 };
 
 // Reads what ResultsWriter wrote (serial HDF5, one process). Errors name the file.

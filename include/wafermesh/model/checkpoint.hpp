@@ -14,10 +14,15 @@
 // The format carries no BitNet sub-norms: for relu2 configs they read as ones.
 //
 // Every check happens when the source is opened, so a bad file fails before any work starts, with
-// one line (LimitError, "bad data") that names the file:
+// one line (UsageError: bad input, exit code 2) that names the file:
 //   <path>: cannot open checkpoint: <reason>
+//   <path>: checkpoint has 10 bytes, less than its 28-byte header (truncated)
 //   <path>: header field n_layers = 6 does not match model.layers = 5 of the model config
-//   <path>: size 1000 bytes, expected 1056540 bytes for this model config (truncated)
+//   <path>: checkpoint has 1000 bytes, expected 1056540 for this model config (truncated)
+//   <path>: tensor wq of layer 3 holds NaN at row 5, column 7 (byte offset 123456): the weights must be finite
+// The header is checked against the config before any size is computed, sizes are computed
+// without wrapping (util/checked_math.hpp), and every weight is read once to check it is finite
+// (one pass over the file, in 4 MiB blocks).
 #include <cstdint>
 #include <string>
 
@@ -28,7 +33,8 @@ namespace wm::model {
 
 class CheckpointSource final : public WeightSource {
  public:
-  // Opens and checks the file (header against cfg, exact size). Throws LimitError as above.
+  // Opens and checks the file (header against cfg, exact size, finite weights). Throws UsageError
+  // as above.
   CheckpointSource(const std::string& path, const ModelConfig& cfg);
   ~CheckpointSource() override;
   CheckpointSource(const CheckpointSource&) = delete;
@@ -39,10 +45,12 @@ class CheckpointSource final : public WeightSource {
   void read_rows(Tensor t, std::int64_t layer, std::int64_t row0, std::int64_t rows,
                  float* out) const override;
 
-  // The exact file size in bytes the config implies (header + arrays + RoPE tables).
+  // The exact file size in bytes the config implies (header + arrays + RoPE tables). Throws
+  // UsageError if it exceeds 2^63 - 1.
   static std::int64_t expected_bytes(const ModelConfig& cfg);
 
  private:
+  void check_finite() const;  // throws UsageError naming the first NaN or Inf
   std::string path_;
   ModelConfig cfg_;
   int fd_ = -1;

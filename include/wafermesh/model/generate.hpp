@@ -41,11 +41,18 @@ struct GenerateStats {
   bool stopped_at_bos = false;    // the text ended (the tokenizer's end-of-text token)
 };
 
-// Runs the loop above. steps must be in [1, seq_len] (the KV cache holds seq_len positions): a
-// UsageError names the value and the limit otherwise. With tokenizer == nullptr (model.tokenizer
-// empty) the prompt must be empty and each token is emitted as its decimal id plus a space.
-// With `prefill`, the prompt's first min(prompt tokens, steps) positions run as one prefill call
-// instead of that many forward() calls (when there are at least two); the output is the same loop's.
+// The prompt's tokens, BOS first ([BOS] for an empty prompt), after the checks of generate():
+// steps must be in [1, seq_len] (the KV cache holds seq_len positions), and the prompt's tokens
+// must fit in the steps positions (they count towards them) and in the context; otherwise a
+// UsageError names both numbers (never a silent cut). With tokenizer == nullptr the prompt must be
+// empty. Characters the tokenizer cannot spell are a UsageError too (Tokenizer::encode).
+std::vector<int> encode_prompt(const TextTokenizer* tokenizer, std::string_view prompt, std::int64_t steps,
+                               std::int64_t seq_len);
+
+// Runs the loop above on encode_prompt(tokenizer, prompt, steps, seq_len). With tokenizer ==
+// nullptr (model.tokenizer empty) each token is emitted as its decimal id plus a space.
+// With `prefill`, the prompt's positions run as one prefill call instead of that many forward()
+// calls (when there are at least two); the output is the same loop's.
 GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
                        const EmitFn& emit, const PrefillFn* prefill = nullptr);

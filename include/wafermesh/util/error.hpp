@@ -7,14 +7,17 @@
 
 namespace wm {
 
-// Bad input from the user: options, config files, impossible meshes. Exit code 2.
+// Bad input: options, config, model and study files, impossible meshes, broken or mismatched
+// weight and tokenizer files, prompts the tokenizer cannot spell or that do not fit, output
+// paths that cannot take a results file. Exit code 2.
 class UsageError : public std::runtime_error {
  public:
   explicit UsageError(const std::string& what) : std::runtime_error(what) {}
 };
 
-// A limit of the emulated machine was exceeded (SRAM, routes) or input data is invalid
-// (weight files). Exit code 3. Thrown on every rank at once.
+// A limit of the emulated machine was exceeded: a PE's SRAM, its route table, a model that no
+// region of the mesh holds. Exit code 3 (and a sweep records the point as `limit: ...`). Thrown
+// on every rank at once. Never for broken input files: those are UsageErrors.
 class LimitError : public std::runtime_error {
  public:
   explicit LimitError(const std::string& what) : std::runtime_error(what) {}
