@@ -41,6 +41,7 @@ struct GemmBenchOptions {
   bool compare_local = true;
   int64_t local_threads = 0;
   int64_t seed = 1;
+  std::string compute = "full";
   std::vector<ParamSpec> specs() {
     return {
         param_text_list("algo", &algos, "algorithms to run, comma-separated", {"meshgemm", "cannon", "summa"}),
@@ -62,6 +63,10 @@ struct GemmBenchOptions {
         param_int("local_threads", &local_threads, "threads",
                   "threads of the local comparison (0 = all cores)", 0, 4096),
         param_int("seed", &seed, "", "seed of the random operands", 0, int64_t(1) << 62),
+        param_text("compute", &compute,
+                   "full, or none: timing only (zero tiles move as the operands' would and every block product "
+                   "is charged, but none is computed: the same virtual figures, no operands, no comparison)",
+                   {"full", "none"}),
     };
   }
 };
@@ -104,14 +109,20 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   const int local_threads = o.local_threads > 0 ? int(o.local_threads) : int(std::thread::hardware_concurrency());
 
   const bool ternary = o.dtype == "ternary";
+  const bool timing_only = o.compute == "none";
+  if (timing_only) o.compare_local = false;
   const int64_t elem = ternary ? 1 : 4;  // the operands on the host; C (and B's transposed copy) as large again
-  check_host_bytes("bench gemm: A (" + std::to_string(o.M) + " x " + std::to_string(o.K) + ")", {o.M, o.K, elem, 2});
-  check_host_bytes("bench gemm: B (" + std::to_string(o.K) + " x " + std::to_string(o.N) + ")", {o.K, o.N, elem, 2});
-  check_host_bytes("bench gemm: C (" + std::to_string(o.M) + " x " + std::to_string(o.N) + ")", {o.M, o.N, 4, 2});
+  if (!timing_only) {
+    check_host_bytes("bench gemm: A (" + std::to_string(o.M) + " x " + std::to_string(o.K) + ")", {o.M, o.K, elem, 2});
+    check_host_bytes("bench gemm: B (" + std::to_string(o.K) + " x " + std::to_string(o.N) + ")", {o.K, o.N, elem, 2});
+    check_host_bytes("bench gemm: C (" + std::to_string(o.M) + " x " + std::to_string(o.N) + ")", {o.M, o.N, 4, 2});
+  }
   if (!run) return 0;  // `sweep` checking a study: geometry and sizes checked, run nothing
   std::vector<float> A, B;
   std::vector<int8_t> Aq, Bq;
-  if (ternary) {
+  if (timing_only) {
+    // no operands
+  } else if (ternary) {
     std::mt19937_64 g(uint64_t(o.seed));
     Aq.resize(size_t(o.M * o.K));
     Bq.resize(size_t(o.K * o.N));
@@ -173,7 +184,8 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
 
   out << "bench gemm: " << (o.transpose_b ? "C = A B^T" : "C = A B") << ", " << o.dtype << ", " << o.M << " x " << o.K << " x "
       << o.N << " on a " << mp.width_pes << " x " << mp.height_pes << " mesh, " << ctx.size << " rank(s), "
-      << mp.clock_ghz << " GHz" << (o.double_buffer ? ", double-buffered" : ", single-buffered") << "\n";
+      << mp.clock_ghz << " GHz" << (o.double_buffer ? ", double-buffered" : ", single-buffered")
+      << (timing_only ? "; timing only (products charged, not computed)" : "") << "\n";
   if (o.compare_local)
     out << "local kernel, whole product in one process, " << local_threads << " thread(s): " << std::fixed
         << std::setprecision(3) << local_s << " s\n";
@@ -198,12 +210,13 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       s.N = o.N;
       s.transpose_b = o.transpose_b;
       s.double_buffer = o.double_buffer;
+      s.compute = !timing_only;
       std::string status = "ok";
       dist::GemmReport r;
       try {
         auto f = std::make_unique<Fabric>(ctx.comm, mp);  // a fresh machine per point: clocks start at zero
-        r = ternary ? dist::gemm_ternary(*f, s, Aq.data(), Bq.data(), nullptr)
-                    : dist::gemm_f32(*f, s, A.data(), B.data(), nullptr);
+        r = ternary ? dist::gemm_ternary(*f, s, timing_only ? nullptr : Aq.data(), timing_only ? nullptr : Bq.data(), nullptr)
+                    : dist::gemm_f32(*f, s, timing_only ? nullptr : A.data(), timing_only ? nullptr : B.data(), nullptr);
         if (single) {
           kept = std::move(f);
           kept_region = Region{s.origin.x, s.origin.y, s.P, s.P};

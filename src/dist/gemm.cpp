@@ -84,6 +84,10 @@ void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typen
                  const TileBuf<typename Pol::TB>& b, TileBuf<typename Pol::TC>& c, bool accumulate) {
   const Region l = R.intersect(f.block());
   const int64_t n = l.size();
+  if (!pol.compute) {  // timing only: charged, not computed
+    f.charge_compute(R, pol.macs());
+    return;
+  }
   if constexpr (requires { pol.small(); }) {
     if (pol.small()) {  // tiny tiles: one tight loop, no threads
       if (pol.macs() == 1) {  // one element each: c = c + (0 + a b), gemm_f32_ref's order
@@ -277,14 +281,16 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
 
   TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
   TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
-  a.for_each_local([&](int32_t x, int32_t y, TA* t) {
-    const auto [r, c] = run.logical(x, y);
-    pol.load_a(A, r, c, t);
-  });
-  b.for_each_local([&](int32_t x, int32_t y, TB* t) {
-    const auto [r, c] = run.logical(x, y);
-    pol.load_b(B, r, c, t);
-  });
+  if (s.compute) {  // (timing only: the tiles stay zero)
+    a.for_each_local([&](int32_t x, int32_t y, TA* t) {
+      const auto [r, c] = run.logical(x, y);
+      pol.load_a(A, r, c, t);
+    });
+    b.for_each_local([&](int32_t x, int32_t y, TB* t) {
+      const auto [r, c] = run.logical(x, y);
+      pol.load_b(B, r, c, t);
+    });
+  }
   TileBuf<TC> c = s.algo == GemmAlgo::summa ? (s.transpose_b ? run.summa_t(a, b) : run.summa(a, b))
                                              : (s.transpose_b ? run.cannon_t(a, b) : run.cannon(a, b));
   const RunFigures fig = win.finish();
@@ -301,7 +307,7 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   rep.wall_s = fig.wall_s;
 
   // The gather is collective: every rank takes part if any rank asked for C (rank 0 keeps it).
-  int want = C != nullptr;
+  int want = C != nullptr && s.compute;
   MPI_Allreduce(MPI_IN_PLACE, &want, 1, mpi_type<int>(), MPI_MAX, f.comm());
   if (want) {
     std::vector<TC> all = c.gather();

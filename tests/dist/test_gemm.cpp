@@ -205,3 +205,54 @@ TEST(Gemm, TernaryIsExactForEveryAlgorithm) {
           EXPECT_EQ(bad, 0u);
         }
 }
+
+// Timing only (spec.compute = false): zero tiles move as the operands' would, products are charged
+// and not computed. Every PE's clock and counters must equal the full run's, for every algorithm,
+// both forms, both element types, at every rank count.
+TEST(Gemm, TimingOnlyGivesEveryPeTheFullRunsClocksAndCounters) {
+  const MachineParams mp = small_machine(7, 6);
+  struct Shape { int64_t M, K, N; };
+  for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon, GemmAlgo::summa})
+    for (bool tb : {false, true})
+      for (bool ternary : {false, true})
+        for (int32_t P : {1, 3, 4})
+          for (Shape sh : {Shape{7, 11, 13}, Shape{4, 4, 4}}) {
+            GemmSpec s;
+            s.algo = algo;
+            s.P = P;
+            s.origin = {1, 1};
+            s.M = sh.M;
+            s.K = sh.K;
+            s.N = sh.N;
+            s.transpose_b = tb;
+            auto run = [&](bool compute) {
+              Fabric f(MPI_COMM_WORLD, mp);
+              GemmSpec t = s;
+              t.compute = compute;
+              GemmReport r;
+              if (ternary) {
+                std::vector<int8_t> A(size_t(s.M * s.K)), B(size_t(s.K * s.N));
+                std::mt19937 g(5);
+                for (auto& a : A) a = int8_t(int(g() % 255) - 127);
+                for (auto& b : B) b = int8_t(int(g() % 3) - 1);
+                r = compute ? gemm_ternary(f, t, A.data(), B.data(), nullptr) : gemm_ternary(f, t, nullptr, nullptr, nullptr);
+              } else {
+                const auto A = random_matrix(s.M, s.K, 1), B = random_matrix(s.K, s.N, 2);
+                r = compute ? gemm_f32(f, t, A.data(), B.data(), nullptr) : gemm_f32(f, t, nullptr, nullptr, nullptr);
+              }
+              return std::pair{r, f.gather_counters(f.mesh().full())};
+            };
+            const auto [full, full_pes] = run(true);
+            const auto [timing, timing_pes] = run(false);
+            const std::string what = std::string(gemm_algo_name(algo)) + (tb ? " A B^T" : " A B") +
+                                     (ternary ? " ternary" : " fp32") + " P " + std::to_string(P) + " " +
+                                     std::to_string(sh.M) + "x" + std::to_string(sh.K) + "x" + std::to_string(sh.N);
+            EXPECT_EQ(timing.total_cycles, full.total_cycles) << what;
+            EXPECT_EQ(timing.compute_cycles, full.compute_cycles) << what;
+            EXPECT_EQ(timing.comm_cycles, full.comm_cycles) << what;
+            EXPECT_EQ(timing.noc_bytes, full.noc_bytes) << what;
+            EXPECT_EQ(timing.peak_sram_bytes, full.peak_sram_bytes) << what;
+            EXPECT_EQ(timing.max_route_entries, full.max_route_entries) << what;
+            if (world_rank() == 0) EXPECT_TRUE(timing_pes == full_pes) << what << ": per-PE counters differ";
+          }
+}

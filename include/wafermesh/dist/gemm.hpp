@@ -43,6 +43,10 @@ struct GemmSpec {
   int64_t M = 1, K = 1, N = 1;
   bool transpose_b = false;   // C = A B^T, B stored (N, K)
   bool double_buffer = true;  // overlap the next transfer with compute (needs twice the operand SRAM)
+  // false: timing only. Tiles of zeros move exactly as the operands' tiles would and every block
+  // product is charged, but none is computed (A, B and C may be null): the same virtual figures
+  // as the full run, for calibrating and sizing without the host arithmetic.
+  bool compute = true;
 };
 
 // Figures of one run. Cycles are virtual (the wafer); wall time is the emulation's.

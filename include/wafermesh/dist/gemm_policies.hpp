@@ -20,9 +20,10 @@ struct GemmTiling {
   int64_t M, K, N;
   int64_t mt, kt, nt;  // tile sides: ceil(M/P), ceil(K/P), ceil(N/P)
   bool tb;
+  bool compute;        // false: timing only (products charged, not computed)
   explicit GemmTiling(const GemmSpec& s)
       : P(s.P), M(s.M), K(s.K), N(s.N), mt((s.M + s.P - 1) / s.P), kt((s.K + s.P - 1) / s.P),
-        nt((s.N + s.P - 1) / s.P), tb(s.transpose_b) {}
+        nt((s.N + s.P - 1) / s.P), tb(s.transpose_b), compute(s.compute) {}
   size_t a_elems() const { return size_t(mt * kt); }
   size_t c_elems() const { return size_t(mt * nt); }
   uint64_t macs() const { return uint64_t(mt * kt * nt); }
