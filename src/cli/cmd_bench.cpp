@@ -13,12 +13,13 @@ namespace wm::cli {
 
 int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
   std::ostream& out = *ctx.out;
-  const char* usage = "usage: wafermesh bench <kernel|gemm|gemv|kv|fabric> [options]   (wafermesh bench <what> --help)";
+  const char* usage = "usage: wafermesh bench <kernel|gemm|gemv|kv|shift|fabric> [options]   (wafermesh bench <what> --help)";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     out << usage << "\n  kernel   BitNet ternary and fp32 kernels vs scalar reference, OpenBLAS and a bandwidth roofline\n"
         << "  gemm     distributed GEMM on the mesh: meshgemm, cannon, summa\n"
         << "  gemv     MeshGEMV with pipeline, ring and ktree allreduce\n"
         << "  kv       KV cache policies: longest decode before SRAM overflows, cycles per token\n"
+        << "  shift    every PE's tile L PEs along an axis: virtual cycles (a calibration microbenchmark)\n"
         << "  fabric   the engine's wall time per PE and step for each fabric primitive, against a memory copy\n";
     return args.empty() ? 2 : 0;
   }
@@ -28,6 +29,7 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
   if (what == "gemv") return cmd_bench_gemv(ctx, rest);
   if (what == "kv") return cmd_bench_kv(ctx, rest);
   if (what == "fabric") return cmd_bench_fabric(ctx, rest);
+  if (what == "shift") return cmd_bench_shift(ctx, rest);
   if (what == "kernel") {
     bench::KernelBenchOptions o;
     po::options_description desc("wafermesh bench kernel options", 100, 50);
@@ -69,7 +71,7 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
     if (!err.empty()) throw UsageError(err);
     return rc;
   }
-  throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm, gemv, kv, fabric)");
+  throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm, gemv, kv, shift, fabric)");
 }
 
 }  // namespace wm::cli

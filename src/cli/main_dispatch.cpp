@@ -32,6 +32,7 @@ const char* kUsage =
     "  demo    a demonstration run of the fabric: shifts, broadcasts, reductions on the mesh\n"
     "  bench   benchmarks: `wafermesh bench kernel` (BitNet kernels), `wafermesh bench gemm` (distributed GEMM)\n"
     "  sweep   a scaling study: the cross product of a study file's values, one HDF5 file, resumable\n"
+    "  calibrate  fit the cost model's parameters to measured microbenchmarks (GEMM, GEMV, shift)\n"
     "\n"
     "`wafermesh <command> --help` lists the command's options with defaults and units.\n"
     "Run under mpirun for several ranks, e.g. mpirun -np 4 wafermesh info --config configs/wse2.ini";
@@ -44,11 +45,12 @@ int dispatch(const Context& ctx, const std::string& cmd, const std::vector<std::
   if (cmd == "bench") return cmd_bench(ctx, args);
   if (cmd == "sweep") return cmd_sweep(ctx, args);
   if (cmd == "generate") return cmd_generate(ctx, args);
-  throw UsageError("unknown command '" + cmd + "' (commands: generate, info, demo, bench, sweep; see wafermesh --help)");
+  if (cmd == "calibrate") return cmd_calibrate(ctx, args);
+  throw UsageError("unknown command '" + cmd + "' (commands: generate, info, demo, bench, sweep, calibrate; see wafermesh --help)");
 }
 
 int run(int argc, char** argv, MPI_Comm comm) {
-  Context ctx{comm, 0, 1, nullptr};
+  Context ctx{comm, 0, 1, nullptr, {}, nullptr, false};
   MPI_Comm_rank(comm, &ctx.rank);
   MPI_Comm_size(comm, &ctx.size);
   NullBuf null_buf;

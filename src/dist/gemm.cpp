@@ -37,6 +37,9 @@ void check_gemm_spec(const MeshShape& m, const GemmSpec& s) {
   if (s.P < 1) throw UsageError("gemm region side P = " + num(s.P) + ": must be >= 1");
   if (s.M < 1 || s.K < 1 || s.N < 1)
     throw UsageError("gemm shape " + num(s.M) + " x " + num(s.K) + " x " + num(s.N) + ": every dimension must be >= 1");
+  if (s.preskewed && (s.algo == GemmAlgo::summa || s.transpose_b))
+    throw UsageError(std::string("gemm preskewed operands: only for C = A B with meshgemm or cannon (not ") +
+                     (s.transpose_b ? "C = A B^T" : "summa") + ")");
   if (s.origin.x < 0 || s.origin.y < 0 || s.origin.x + s.P > m.width || s.origin.y + s.P > m.height)
     throw UsageError("gemm region " + num(s.P) + " x " + num(s.P) + " at (" + num(s.origin.x) + ", " +
                      num(s.origin.y) + ") does not fit the " + num(m.width) + " x " + num(m.height) + " mesh");
@@ -136,8 +139,10 @@ struct Run {
   // The emulation moves the data in place after the compute has read the old tiles.
   TileBuf<TC> cannon(TileBuf<TA>& a, TileBuf<TB>& b) {
     const int32_t P = s.P;
-    skew(f, R, a, Axis::X, perm, [](int32_t r) { return -int64_t(r); });
-    skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
+    if (!s.preskewed) {
+      skew(f, R, a, Axis::X, perm, [](int32_t r) { return -int64_t(r); });
+      skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
+    }
     TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
     const bool db = s.double_buffer && P > 1;
     std::unique_ptr<SramCharge> a2, b2;
@@ -282,13 +287,16 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
   TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
   if (s.compute) {  // (timing only: the tiles stay zero)
+    // Preskewed, logical PE (r, c) starts with the tiles the skew would bring it: A's (r, c + r)
+    // and B's (r + c, c), mod P.
+    const int32_t sk = s.preskewed ? 1 : 0;
     a.for_each_local([&](int32_t x, int32_t y, TA* t) {
       const auto [r, c] = run.logical(x, y);
-      pol.load_a(A, r, c, t);
+      pol.load_a(A, r, (c + sk * r) % s.P, t);
     });
     b.for_each_local([&](int32_t x, int32_t y, TB* t) {
       const auto [r, c] = run.logical(x, y);
-      pol.load_b(B, r, c, t);
+      pol.load_b(B, (r + sk * c) % s.P, c, t);
     });
   }
   TileBuf<TC> c = s.algo == GemmAlgo::summa ? (s.transpose_b ? run.summa_t(a, b) : run.summa(a, b))

@@ -122,6 +122,10 @@ struct TransferPlan::Compiled {
   // items' and the received items' (peer by peer).
   std::vector<uint64_t> arr_loc, arr_recv;
   bool deferred = false;
+  uint64_t deferred_execs = 0;  // executions whose messages are taken in at that wait_arrivals()
+  // Every message is a stage of a streaming reduction (noc.stream_reductions): the stage's beta
+  // covers the core's work, so its receivers pay no noc.receive_cycles.
+  bool streamed = false;
 
   // Where a side of a step keeps the items: positions through an Affine (line plans), or looked
   // up in `items` (a transfer-list plan in a buffer: tile indices, runs of one entry).

@@ -82,6 +82,7 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   sram_peak_.assign(n, 0);
   routes_.assign(n, Routes{});
   pending_.assign(n, 0);
+  pending_msgs_.assign(n, 0);
   pe_stream_.assign(n, 0);
   pe_routes_.assign(n, 0);
   pe_mark_.assign(n, 0);
@@ -165,6 +166,28 @@ void Fabric::charge_compute(const Region& r, uint64_t macs_each) {
       ck[x] += cyc;
       cp[x] += cyc;
     }
+  }
+}
+
+void Fabric::charge_cycles(const Region& r, uint64_t cycles) {
+  const Region l = r.intersect(block_);
+  if (cycles == 0) return;
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+    uint64_t* ck = clock_.data() + local_index(l.x0, y);
+    uint64_t* cp = compute_.data() + local_index(l.x0, y);
+    for (int32_t x = 0; x < l.w; ++x) {
+      ck[x] += cycles;
+      cp[x] += cycles;
+    }
+  }
+}
+
+void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
+  const Region l = r.intersect(block_);
+  if (cycles == 0) return;
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+    uint64_t* ck = clock_.data() + local_index(l.x0, y);
+    for (int32_t x = 0; x < l.w; ++x) ck[x] += cycles;
   }
 }
 

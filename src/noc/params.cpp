@@ -86,8 +86,19 @@ std::vector<ParamSpec> MachineParams::specs() {
       param_int("noc.beta_cycles", &beta_cycles, "cycles/stage",
                 "cost of a stage where a PE core takes a message in and sends it on (software relay or reduction)",
                 0, kMaxCycles),
-      param_int("noc.link_bytes_per_cycle", &link_bytes_per_cycle, "bytes/cycle",
-                "link bandwidth per direction per link", 1, 1 << 20),
+      param_real("noc.link_bytes_per_cycle", &link_bytes_per_cycle, "bytes/cycle",
+                 "link bandwidth per direction per link", 1e-3, 1 << 20),
+      param_int("noc.receive_cycles", &receive_cycles, "cycles/message",
+                "core cycles a PE spends taking in each message that arrives (a receive task, after the data is "
+                "there; counted as compute)",
+                0, kMaxCycles),
+      param_real("noc.inject_fraction", &inject_fraction, "",
+                 "share of a message's wire time its sending core spends pushing it (1: the core sends every word; "
+                 "0: the router's data movers do, overlapping the core's work)",
+                 0, 1),
+      param_flag("noc.stream_reductions", &stream_reductions,
+                 "reduction chains stream through the cores (DESIGN.md section 3): a stage costs alpha*hops + beta, "
+                 "its add overlaps the stream (no task overhead), the wire time is paid once at the chain's end"),
       param_int("noc.route_entries", &route_entries, "entries/PE", "route table entries (colors) per router", 1,
                 1 << 20),
       param_text("noc.route_fallback", &route_fallback,

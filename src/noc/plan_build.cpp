@@ -79,7 +79,9 @@ LineCosts line_costs(const std::vector<LineTransfer>& T, int32_t n, bool relay_m
       const uint64_t hops = uint64_t(std::abs(t.to - t.from));
       const uint64_t relays = t.relays + (relay_mode && hops > 1 ? hops - 1 : 0);
       out.hops[k] = hops;
-      out.lat[k] = hops == 0 ? 0 : cost.transfer_cycles(hops, relays, tile_bytes, pm[size_t(t.to)]);
+      out.lat[k] = hops == 0                                ? 0
+                   : cost.stream_reductions && t.relays > 0 ? cost.stream_stage_cycles(hops, relays)
+                                                            : cost.transfer_cycles(hops, relays, tile_bytes, pm[size_t(t.to)]);
       out.max_hops = std::max(out.max_hops, hops);
       out.max_latency = std::max(out.max_latency, out.lat[k]);
     }
@@ -244,6 +246,9 @@ void Fabric::clear_items(Compiled& c, bool relay_mode) {
 void Fabric::build_generic(Compiled& c, bool relay_mode) {
   clear_items(c, relay_mode);
   const auto& tr = c.cover;
+  c.streamed = cost_.stream_reductions && !tr.empty();
+  for (const Transfer& t : tr)
+    if (t.relays == 0 && !(t.src == t.dst)) c.streamed = false;
   for (size_t i = 0; i < tr.size(); ++i) {
     if (!mesh_.contains(tr[i].src.x, tr[i].src.y) || !mesh_.contains(tr[i].dst.x, tr[i].dst.y))
       throw std::logic_error("transfer outside the mesh in plan " + c.name);
@@ -316,7 +321,9 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
     }
     const uint64_t hops = hop_count(t.src, t.dst);
     const uint64_t relays = t.relays + (relay_mode && hops > 1 ? hops - 1 : 0);
-    const uint64_t lat = hops == 0 ? 0 : cost_.transfer_cycles(hops, relays, c.tile_bytes, pm);
+    const uint64_t lat = hops == 0                                 ? 0
+                         : cost_.stream_reductions && t.relays > 0 ? cost_.stream_stage_cycles(hops, relays)
+                                                                   : cost_.transfer_cycles(hops, relays, c.tile_bytes, pm);
     c.max_hops = std::max(c.max_hops, hops);
     c.max_latency = std::max(c.max_latency, lat);
     const bool src_local = is_local(t.src.x, t.src.y), dst_local = is_local(t.dst.x, t.dst.y);
@@ -396,8 +403,11 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
   for (int32_t t : L.template_of_line)
     if (t >= 0) used[size_t(t)] = 1;
   std::vector<LineCosts> costs(L.templates.size());
+  c.streamed = cost_.stream_reductions;
   for (size_t t = 0; t < L.templates.size(); ++t) {
     if (!used[t]) continue;
+    for (const LineTransfer& x : L.templates[t])
+      if (x.relays == 0 && x.from != x.to) c.streamed = false;
     costs[t] = line_costs(L.templates[t], n, relay_mode, cost_, c.tile_bytes, c.name);
     c.max_hops = std::max(c.max_hops, costs[t].max_hops);
     c.max_latency = std::max(c.max_latency, costs[t].max_latency);

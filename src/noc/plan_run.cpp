@@ -187,7 +187,7 @@ void Fabric::release_routes(Compiled& c) {
 // ---------------------------------------------------------------- counters read by reports
 void Fabric::flush_plan(Compiled& c) const {
   if (c.unflushed == 0) return;
-  const uint64_t n = c.unflushed, tb = c.tile_bytes, w = cost_.wire_cycles(c.tile_bytes);
+  const uint64_t n = c.unflushed, tb = c.tile_bytes, w = cost_.inject_cycles(c.tile_bytes);
   const Side cs = c.clock_side();
   Traffic* const tr = traffic_.data();
   c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
@@ -246,17 +246,50 @@ void visit_deferred(const TransferPlan::Compiled& c, Apply&& apply) {
 }
 }  // namespace
 
-void Fabric::wait_arrivals() {
+void Fabric::take_in(const Compiled& c, uint64_t execs) {
+  const uint64_t m = c.streamed ? 0 : cost_.receive_cycles * execs;
+  if (m == 0) return;
+  const Side cs = c.clock_side();
   uint64_t* const ck = clock_.data();
-  for (Compiled* c : deferred_plans_) {
-    visit_deferred(*c, [ck](int64_t i, uint64_t a) { ck[i] = std::max(ck[i], a); });
-    c->deferred = false;
-  }
-  deferred_plans_.clear();
+  uint64_t* const cp = compute_.data();
+  c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
+    for (int64_t j = 0; j < sp.n; ++j) {
+      const int64_t d = sp.b + j * sp.bs;
+      if (sp.v == 0 && sp.a + j * sp.as == d) continue;  // a PE keeping its own tile takes in nothing
+      ck[d] += m;
+      cp[d] += m;
+    }
+  });
+  for (size_t i = 0; i < c.peers.size(); ++i)
+    c.spans(ItemKind::recv, i, cs, cs, [&](const Span& sp) {
+      for (int64_t j = 0; j < sp.n; ++j) {
+        ck[sp.a + j * sp.as] += m;
+        cp[sp.a + j * sp.as] += m;
+      }
+    });
+}
+
+void Fabric::wait_arrivals() {
+  // Every arrival first (clock = max(clock, arrivals)), then the receive tasks of all the messages
+  // taken in: the result does not depend on the order in which the steps' messages are applied.
+  uint64_t* const ck = clock_.data();
+  for (Compiled* c : deferred_plans_) visit_deferred(*c, [ck](int64_t i, uint64_t a) { ck[i] = std::max(ck[i], a); });
   uint64_t* pd = pending_.data();
   for (uint32_t i : pending_list_) {
     ck[i] = std::max(ck[i], pd[i]);
     pd[i] = 0;
+  }
+  for (Compiled* c : deferred_plans_) {
+    take_in(*c, c->deferred_execs);
+    c->deferred = false;
+    c->deferred_execs = 0;
+  }
+  deferred_plans_.clear();
+  const uint64_t m = cost_.receive_cycles;
+  for (uint32_t i : pending_list_) {
+    ck[i] += m * pending_msgs_[i];
+    compute_[i] += m * pending_msgs_[i];
+    pending_msgs_[i] = 0;
   }
   pending_list_.clear();
 }
@@ -269,7 +302,22 @@ void Fabric::spill_deferred(Compiled& c) {
     pd[i] = std::max(pd[i], a);
     pending_list_.push_back(uint32_t(i));
   });
+  // The messages each PE takes in (a PE keeping its own tile takes in none; a streamed stage's
+  // receivers take in none either).
+  const Side cs = c.clock_side();
+  if (!c.streamed) {
+    c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
+      for (int64_t j = 0; j < sp.n; ++j)
+        if (!(sp.v == 0 && sp.a + j * sp.as == sp.b + j * sp.bs))
+          pending_msgs_[size_t(sp.b + j * sp.bs)] += uint32_t(c.deferred_execs);
+    });
+    for (size_t i = 0; i < c.peers.size(); ++i)
+      c.spans(ItemKind::recv, i, cs, cs, [&](const Span& sp) {
+        for (int64_t j = 0; j < sp.n; ++j) pending_msgs_[size_t(sp.a + j * sp.as)] += uint32_t(c.deferred_execs);
+      });
+  }
   c.deferred = false;
+  c.deferred_execs = 0;
   deferred_plans_.erase(std::find(deferred_plans_.begin(), deferred_plans_.end(), &c));
 }
 
@@ -301,6 +349,9 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   const size_t mb = data ? tb : 0;  // tile bytes carried by the messages
   const auto t0 = std::chrono::steady_clock::now();
   const bool defer = sync == Sync::defer;
+  // Arrivals are kept in the plan when the step defers them, or when earlier deferred arrivals
+  // wait: all arrivals of a wait come before all of its receive tasks.
+  const bool keep = defer || !deferred_plans_.empty() || !pending_list_.empty();
   const uint64_t early = depart.earlier_cycles;  // departure = clock - early
   uint64_t* const ck = clock_.data();
   const size_t nl = c.nloc;
@@ -308,8 +359,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   // 1. Arrivals of the moves inside the rank, from the departure clocks (before any injection).
   // A deferred step keeps them in the plan until wait_arrivals(); a second deferred execution
   // before that keeps the later of the two per item.
-  const bool merge = defer && c.deferred;
-  std::vector<uint64_t>& arrv = merge || !defer ? arrivals_ : c.arr_loc;
+  const bool merge = keep && c.deferred;
+  std::vector<uint64_t>& arrv = merge || !keep ? arrivals_ : c.arr_loc;
   arrv.resize(nl);
   uint64_t* const arr = arrv.data();
   c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
@@ -398,12 +449,12 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     }
   }
   // 5. Senders pay injection.
-  const uint64_t w = cost_.wire_cycles(tb);
+  const uint64_t w = cost_.inject_cycles(tb);
   c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
     for (int64_t j = 0; j < sp.n; ++j) ck[sp.a + j * sp.as] += w;
   });
   // 6. Arrivals inside the rank: into the clocks now, or kept until wait_arrivals().
-  if (!defer) {
+  if (!keep) {
     c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
       const uint64_t* const a = arr + sp.k;
       for (int64_t j = 0; j < sp.n; ++j) {
@@ -416,7 +467,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   }
   // 7. Complete the exchange; unpack tiles and arrivals.
   if (!reqs_.empty()) MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
-  if (defer && !merge) c.arr_recv.resize(c.nrecvs);
+  if (keep && !merge) c.arr_recv.resize(c.nrecvs);
   uint64_t* ar = c.arr_recv.data();
   for (size_t i = 0; i < c.peers.size(); ++i) {
     const size_t n = c.peers[i].recvs;
@@ -437,7 +488,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     c.spans(ItemKind::recv, i, cs, cs, [&](const Span& sp) {
       for (int64_t j = 0; j < sp.n; ++j) {
         const uint64_t a = dep[sp.c + j * sp.cs] + sp.v;
-        if (!defer) {
+        if (!keep) {
           uint64_t& x = ck[sp.a + j * sp.as];
           x = std::max(x, a);
         } else {
@@ -448,9 +499,12 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     });
     ar += n;
   }
-  if (defer && !c.deferred) {
+  if (keep) {
+    if (!c.deferred) deferred_plans_.push_back(&c);
     c.deferred = true;
-    deferred_plans_.push_back(&c);
+    c.deferred_execs += 1;
+  } else {
+    take_in(c, 1);
   }
   // 8. Counters that only reports read: one more execution, added when read.
   if (c.unflushed++ == 0) {
@@ -462,8 +516,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     const auto hold = std::chrono::nanoseconds(int64_t(double(c.max_recv_lat) * params_.inject_ns_per_cycle));
     std::this_thread::sleep_until(t0 + hold);
   }
-  // Arrivals left pending by earlier deferred steps arrive now too.
-  if (!defer && (!deferred_plans_.empty() || !pending_list_.empty())) wait_arrivals();
+  // A step that does not defer completes, with the arrivals earlier deferred steps left waiting.
+  if (keep && !defer) wait_arrivals();
 }
 
 }  // namespace wm

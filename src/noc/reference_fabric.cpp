@@ -40,7 +40,9 @@ RefCosts reference_step_costs(const MachineParams& p, const MeshShape& m, const 
         [](int32_t, int32_t) {});
     const uint64_t h = uint64_t(std::abs(x.src.x - x.dst.x) + std::abs(x.src.y - x.dst.y));
     k.hops.push_back(h);
-    k.latency.push_back(h == 0 ? 0 : cost.transfer_cycles(h, x.relays, tile_bytes, load));
+    k.latency.push_back(h == 0                                 ? 0
+                        : cost.stream_reductions && x.relays > 0 ? cost.stream_stage_cycles(h, x.relays)
+                                                                 : cost.transfer_cycles(h, x.relays, tile_bytes, load));
   }
   for (const auto& [id, s] : pe_streams) k.routes[id] = s.size();
   return k;

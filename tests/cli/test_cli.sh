@@ -147,5 +147,32 @@ h5dump -a /gemv/critical_stages/units "$tmp/v2.h5" 2>&1 | grep -q '"relay stages
   && ok "bench gemv/kv HDF5 units" || bad "bench gemv/kv HDF5: $(h5dump -H "$tmp/k2.h5" | head -20)"
 expect_error "bench kv bad model file" 2 "cannot read config file 'nope.ini'" -- "$bin" bench kv --model nope.ini
 
+# --- bench shift and calibrate: identical figures at 1 and 2 ranks, the fit's files, one-line errors
+for n in 1 2; do
+  mpi $n "$bin" bench shift --P 12 --L 1,3,6 --tile_bytes 16,64 --output "$tmp/sh$n.h5" >"$tmp/sh$n" 2>&1 \
+    || bad "bench shift at $n ranks: $(tail -3 "$tmp/sh$n")"
+  grep -E '^ +[0-9]+ +[0-9]+ +[0-9]+ ' "$tmp/sh$n" >"$tmp/shv$n"
+done
+[ "$(wc -l <"$tmp/shv1")" -eq 6 ] && cmp -s "$tmp/shv1" "$tmp/shv2" && ok "bench shift: 6 rows, identical at 1 and 2 ranks" \
+  || bad "bench shift: $(diff "$tmp/shv1" "$tmp/shv2"; cat "$tmp/sh1")"
+expect_error "bench shift L too long" 2 "option --L = 12: must be below the region side P = 12" -- "$bin" bench shift --P 12 --L 12
+"$bin" bench shift --P 40 --L 25 --output "$tmp/sh3.h5" >"$tmp/sh3" 2>&1 \
+  && grep -qE '^ +25 +256  infeasible: PE .* needs 26 route entries.*noc.route_entries = 24' "$tmp/sh3" \
+  && ok "bench shift: a point beyond the route limit is reported infeasible" || bad "bench shift routes: $(cat "$tmp/sh3")"
+printf 'kind,P,n,groups,L,tile_bytes,cycles_lo,cycles_hi,source\ngemm,4,8,,,,3000,3000,x\ngemv,8,8,2,,,400,420,x\nshift,12,,,2,64,150,150,x\nshift,12,,,4,64,260,260,x\n' >"$tmp/m.csv"
+for n in 1 2; do
+  mpi $n "$bin" calibrate --measurements "$tmp/m.csv" --fit noc.receive_cycles,noc.beta_cycles --noc.stream_reductions \
+    --output "$tmp/cal$n.h5" --write_config "$tmp/cal$n.ini" >"$tmp/cal$n" 2>&1 || bad "calibrate at $n ranks: $(tail -3 "$tmp/cal$n")"
+done
+diff <(grep -v '^#' "$tmp/cal1.ini") <(grep -v '^#' "$tmp/cal2.ini") >/dev/null \
+  && grep -q '^receive_cycles = ' "$tmp/cal1.ini" && grep -q '^\[noc\]' "$tmp/cal1.ini" \
+  && ok "calibrate: the same fitted INI at 1 and 2 ranks" || bad "calibrate INI: $(cat "$tmp/cal1.ini" "$tmp/cal2.ini" "$tmp/cal1")"
+h5dump -d /calibration/rel_error "$tmp/cal2.h5" >/dev/null 2>&1 && h5dump -d /calibration/parameters/fitted "$tmp/cal2.h5" >/dev/null 2>&1 \
+  && ok "calibrate: points and parameters in the results file" || bad "calibrate HDF5: $(h5dump -H "$tmp/cal2.h5" | head -30)"
+expect_error "calibrate bad --fit" 2 "option --fit: 'mesh.width_pes' is not a cost parameter" -- "$bin" calibrate --measurements "$tmp/m.csv" --fit mesh.width_pes
+expect_error "calibrate missing file" 2 "measurement file 'nope.csv': cannot be opened" -- mpi 2 "$bin" calibrate --measurements nope.csv
+printf 'gemm,4,2,,,,3000,3000\n' >"$tmp/bad.csv"
+expect_error "calibrate bad point" 2 "line 1: n 2 is below P 4" -- mpi 2 "$bin" calibrate --measurements "$tmp/bad.csv"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

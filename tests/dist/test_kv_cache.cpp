@@ -110,7 +110,9 @@ TEST(KvCache, MatchesTheReferenceAfterEveryTokenForBothPolicies) {
             }
       }
       EXPECT_EQ(kv.tokens(), n);
-      if (pol == KvPolicy::concat) EXPECT_EQ(kv.row_tokens().back(), n);
+      if (pol == KvPolicy::concat) {
+        EXPECT_EQ(kv.row_tokens().back(), n);
+      }
     }
   }
 }
@@ -188,7 +190,9 @@ TEST(KvCache, ShiftStaysBalancedAfterAPrefillAndOnlyMovingAppendsTakeCycles) {
       }
     }
     EXPECT_EQ(kv.tokens(), n);
-    if (pol == KvPolicy::concat) EXPECT_EQ(kv.row_tokens().back(), 1 + decode);  // the tail row took them all
+    if (pol == KvPolicy::concat) {
+      EXPECT_EQ(kv.row_tokens().back(), 1 + decode);  // the tail row took them all
+    }
     if (pol != KvPolicy::shift) continue;
     // The prompt placed evenly is the prompt appended token by token: attention matches the reference.
     const auto Q = random_floats(n * s.heads * s.head_dim, 3, -2.0f, 2.0f);

@@ -30,7 +30,9 @@ TEST(FabricHand, NaturalRingShiftPaysTheWrapAround) {
   // Every link carries one message (east- and westbound links are distinct), so load = 1.
   // Senders inject 4 cycles; receivers end at max(4, arrival): PE0 = 7, others 5.
   const auto c = clocks_on_rank0(f);
-  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{7, 5, 5, 5}));
+  if (world_rank() == 0) {
+    EXPECT_EQ(c, (std::vector<uint64_t>{7, 5, 5, 5}));
+  }
   const auto all = f.gather_counters(f.mesh().full());
   if (world_rank() == 0) {
     EXPECT_EQ(all[0].stall_cycles, 3u);     // 7 - 4
@@ -46,7 +48,9 @@ TEST(FabricHand, InterleavedRingShiftIsAtMostTwoHops) {
   // Logical 0,1,2,3 at physical 0,2,3,1: transfers 0->2 (2 hops: 6), 2->3 (1: 5), 3->1 (2: 6),
   // 1->0 (1: 5). Loads 1. Receivers: PE2 = 6, PE3 = 5, PE1 = 6, PE0 = 5.
   const auto c = clocks_on_rank0(f);
-  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{5, 6, 6, 5}));
+  if (world_rank() == 0) {
+    EXPECT_EQ(c, (std::vector<uint64_t>{5, 6, 6, 5}));
+  }
 }
 
 TEST(FabricHand, SharedLinkMultipliesWireTime) {
@@ -57,7 +61,9 @@ TEST(FabricHand, SharedLinkMultipliesWireTime) {
   // 0->2 and 1->3 share the eastbound link 1->2: load 2 on both paths.
   // 0->2: 2 hops + 4*2 = 10; 1->3: 2 + 8 = 10. Senders end at 4 (injection).
   const auto c = clocks_on_rank0(f);
-  if (world_rank() == 0) EXPECT_EQ(c, (std::vector<uint64_t>{4, 4, 10, 10}));
+  if (world_rank() == 0) {
+    EXPECT_EQ(c, (std::vector<uint64_t>{4, 4, 10, 10}));
+  }
 }
 
 TEST(FabricHand, BroadcastIsOneMulticastStream) {
@@ -114,6 +120,95 @@ TEST(FabricHand, DeferredArrivalOverlapsCompute) {
   }
 }
 
+TEST(FabricHand, ReceiveCyclesFollowTheArrival) {
+  MachineParams mp = small_machine(4, 1);
+  mp.receive_cycles = 3;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  shift(f, b, Axis::X, +1, true);
+  // As NaturalRingShiftPaysTheWrapAround, then every receiver takes its message in: 3 cycles of
+  // compute after max(clock, arrival). PE0 = 7 + 3, others 5 + 3.
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].clock_cycles, 10u);
+    for (int i = 1; i < 4; ++i) EXPECT_EQ(all[size_t(i)].clock_cycles, 8u);
+    EXPECT_EQ(all[1].compute_cycles, 3u);
+  }
+}
+
+TEST(FabricHand, ReceiveCyclesOfDeferredStepsComeAfterAllArrivals) {
+  MachineParams mp = small_machine(4, 1);
+  mp.receive_cycles = 3;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  TransferPlan p = plan_pairs(f, {{{0, 0}, {3, 0}}}, b.bytes_per_pe(), "first");
+  TransferPlan q = plan_pairs(f, {{{2, 0}, {3, 0}}}, b.bytes_per_pe(), "second");
+  f.execute(p, b.view(), b.view(), Sync::defer);
+  f.execute(q, b.view(), b.view(), Sync::defer);
+  f.wait_arrivals();
+  // 0->3 arrives at 3 + 4 = 7, 2->3 at 1 + 4 = 5; PE3 = max(0, 7, 5) + 2 * 3 = 13.
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[3].clock_cycles, 13u);
+  }
+}
+
+TEST(FabricHand, InjectFractionIsTheSendersShareOfTheWire) {
+  MachineParams mp = small_machine(4, 1);
+  mp.inject_fraction = 0.3;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  TransferPlan p = plan_pairs(f, {{{0, 0}, {2, 0}}, {{1, 0}, {3, 0}}}, b.bytes_per_pe(), "two streams");
+  f.execute(p, b.view(), b.view());
+  // As SharedLinkMultipliesWireTime, but the senders pay ceil(0.3 * 4) = 2 cycles, not 4.
+  const auto c = clocks_on_rank0(f);
+  if (world_rank() == 0) {
+    EXPECT_EQ(c, (std::vector<uint64_t>{2, 2, 10, 10}));
+  }
+}
+
+TEST(FabricHand, FractionalBandwidthRoundsTheWireUp) {
+  MachineParams mp = small_machine(4, 1);
+  mp.link_bytes_per_cycle = 3.5;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  TransferPlan p = plan_pairs(f, {{{0, 0}, {3, 0}}}, b.bytes_per_pe(), "one");
+  f.execute(p, b.view(), b.view());
+  // 16 bytes at 3.5 bytes per cycle: ceil(4.57) = 5 wire cycles. PE3 = 3 + 5 = 8, PE0 = 5.
+  const auto c = clocks_on_rank0(f);
+  if (world_rank() == 0) {
+    EXPECT_EQ(c, (std::vector<uint64_t>{5, 0, 0, 8}));
+  }
+}
+
+TEST(FabricHand, StreamingReductionPaysTheWireOnceAtTheRoot) {
+  MachineParams mp = small_machine(5, 1);
+  mp.stream_reductions = true;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 4, "t");
+  b.for_each_local([&](int32_t x, int32_t, float* t) {
+    for (int k = 0; k < 4; ++k) t[k] = float(x + 1) * (k + 1);
+  });
+  reduce(f, b, Axis::X, 1);
+  // Right chain 4 -> 3 -> 2 -> 1, left chain 0 -> 1. A stage arrives 1 hop + 1 stage = 31 cycles
+  // after its departure, without wire time; an add costs 4 (its elements, no task overhead);
+  // senders inject 4.
+  //   step 0: 0->1 and 4->3 depart at 0: PE0 = PE4 = 4; PE1 = 31; PE3 = 31, adds -> 35.
+  //   step 1: 3->2 departs at 35: PE3 = 39; PE2 = 66, adds -> 70.
+  //   step 2: 2->1 departs at 70: PE2 = 74; PE1 = max(31, 101) = 101.
+  // PE1 adds both chains (109) and waits for the tail of the stream, 4 wire cycles: 113.
+  const auto all = f.gather_counters(f.mesh().full());
+  const auto data = b.gather();
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].clock_cycles, 4u);
+    EXPECT_EQ(all[4].clock_cycles, 4u);
+    EXPECT_EQ(all[3].clock_cycles, 39u);
+    EXPECT_EQ(all[2].clock_cycles, 74u);
+    EXPECT_EQ(all[1].clock_cycles, 113u);
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(data[4 + size_t(k)], 15.0f * (k + 1));
+  }
+}
+
 TEST(FabricLimits, SramOverflowNamesPeNeedAndLimitOnEveryRank) {
   MachineParams mp = small_machine(6, 4);
   mp.sram_bytes = 1000;
@@ -132,7 +227,9 @@ TEST(FabricLimits, SramOverflowNamesPeNeedAndLimitOnEveryRank) {
   // The failed buffer charged nothing: a 200-byte one still fits.
   TileBuf<float> c(f, Region{1, 1, 4, 3}, 50, "third");
   const auto all = f.gather_counters(f.mesh().full());
-  if (world_rank() == 0) EXPECT_EQ(all[size_t(f.mesh().id(2, 1))].sram_peak_bytes, 1000u);
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[size_t(f.mesh().id(2, 1))].sram_peak_bytes, 1000u);
+  }
 }
 
 TEST(FabricLimits, RouteLimitIsAnErrorOrSoftwareRelays) {
@@ -269,17 +366,25 @@ TEST(FabricLimits, ReleasedPlanRunsAgainAsFreshlyBuilt) {
     f.execute(other, a.view(), b.view());  // holds the 3 entries
     relayed = run(p);                      // no room beside it: relays, no entries
     const uint64_t held = entries();
-    if (world_rank() == 0) EXPECT_EQ(held, 3u);
+    if (world_rank() == 0) {
+      EXPECT_EQ(held, 3u);
+    }
     p.release_routes();
   }
   const uint64_t after_release = entries();
-  if (world_rank() == 0) EXPECT_EQ(after_release, 0u);
+  if (world_rank() == 0) {
+    EXPECT_EQ(after_release, 0u);
+  }
   const std::vector<uint64_t> routed = run(p);  // room now: routes, as a fresh plan
   const uint64_t rerun = entries();
-  if (world_rank() == 0) EXPECT_EQ(rerun, 3u);
+  if (world_rank() == 0) {
+    EXPECT_EQ(rerun, 3u);
+  }
   p.release_routes();
   const uint64_t released = entries();
-  if (world_rank() == 0) EXPECT_EQ(released, 0u);
+  if (world_rank() == 0) {
+    EXPECT_EQ(released, 0u);
+  }
   TransferPlan q = f.plan(ring(), a.bytes_per_pe(), "fresh ring");
   const std::vector<uint64_t> fresh = run(q);
   if (world_rank() == 0) {
@@ -290,8 +395,8 @@ TEST(FabricLimits, ReleasedPlanRunsAgainAsFreshlyBuilt) {
 
 // Awkward shapes against the serial reference: offset regions, odd and prime lengths, every
 // primitive, shifts by 0, negative and larger than one, roots at the ends and in the middle.
-TEST(FabricVsReference, AwkwardShapesAllPrimitives) {
-  const MachineParams mp = small_machine(7, 6);
+namespace {
+void all_primitives_vs_reference(const MachineParams& mp) {
   Fabric f(MPI_COMM_WORLD, mp);
   ReferenceFabric ref(mp);
   const MeshShape& m = f.mesh();
@@ -330,4 +435,18 @@ TEST(FabricVsReference, AwkwardShapesAllPrimitives) {
       ref.free(rb);
     }
   }
+}
+}  // namespace
+
+TEST(FabricVsReference, AwkwardShapesAllPrimitives) { all_primitives_vs_reference(small_machine(7, 6)); }
+
+// The calibrated cost terms: receive tasks, a sender's share of the wire, a fractional bandwidth
+// and streaming reductions (whose stages take in no receive task).
+TEST(FabricVsReference, AwkwardShapesAllPrimitivesCalibratedCosts) {
+  MachineParams mp = small_machine(7, 6);
+  mp.receive_cycles = 7;
+  mp.inject_fraction = 0.25;
+  mp.link_bytes_per_cycle = 3.5;
+  mp.stream_reductions = true;
+  all_primitives_vs_reference(mp);
 }

@@ -102,11 +102,12 @@ bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
 
 }  // namespace
 
-TEST(RankInvariance, TwelveByTenSequenceIdenticalForEveryRankCountAndLayout) {
+namespace {
+// Runs the sequence on the reference and on every rank count and layout; all must agree.
+void check_sequence(const MachineParams& base, const std::string& machine) {
   int world = 1, rank = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  const MachineParams base = small_machine(12, 10);
   const Outcome want = run_reference(base);
   int runs = 0;
   for (int k = 1; k <= world; ++k) {
@@ -125,7 +126,8 @@ TEST(RankInvariance, TwelveByTenSequenceIdenticalForEveryRankCountAndLayout) {
       MPI_Comm_free(&sub);
       if (rank != 0) continue;
       ++runs;
-      const std::string what = std::to_string(k) + " rank(s), layout " + std::to_string(px) + "x" + std::to_string(py);
+      const std::string what = machine + ", " + std::to_string(k) + " rank(s), layout " + std::to_string(px) + "x" +
+                               std::to_string(py);
       EXPECT_TRUE(same_bits(got.a, want.a)) << what << ": tiles of a differ";
       EXPECT_TRUE(same_bits(got.b, want.b)) << what << ": tiles of b differ";
       ASSERT_EQ(got.pes.size(), want.pes.size());
@@ -133,7 +135,8 @@ TEST(RankInvariance, TwelveByTenSequenceIdenticalForEveryRankCountAndLayout) {
       for (size_t i = 0; i < got.pes.size(); ++i)
         if (!(got.pes[i] == want.pes[i]) && bad++ < 3)
           ADD_FAILURE() << what << ": PE " << i << " clock " << got.pes[i].clock_cycles << " vs "
-                        << want.pes[i].clock_cycles;
+                        << want.pes[i].clock_cycles << ", compute " << got.pes[i].compute_cycles << " vs "
+                        << want.pes[i].compute_cycles;
       EXPECT_EQ(bad, 0u) << what;
     }
   }
@@ -143,4 +146,20 @@ TEST(RankInvariance, TwelveByTenSequenceIdenticalForEveryRankCountAndLayout) {
     EXPECT_GT(want.pes[0].clock_cycles, 500u);
     EXPECT_GT(want.pes[0].bytes_received, 0u);
   }
+}
+}  // namespace
+
+TEST(RankInvariance, TwelveByTenSequenceIdenticalForEveryRankCountAndLayout) {
+  check_sequence(small_machine(12, 10), "store-and-forward");
+}
+
+// The calibrated cost model's terms: receive tasks, injection overlapped in part, a fractional link
+// bandwidth and streaming reduction chains; the same sequence must agree with the reference too.
+TEST(RankInvariance, CalibratedCostTermsIdenticalForEveryRankCountAndLayout) {
+  MachineParams mp = small_machine(12, 10);
+  mp.receive_cycles = 7;
+  mp.inject_fraction = 0.5;
+  mp.link_bytes_per_cycle = 3.5;
+  mp.stream_reductions = true;
+  check_sequence(mp, "receive 7, inject 0.5, 3.5 B/cycle, streaming");
 }

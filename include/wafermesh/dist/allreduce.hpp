@@ -118,6 +118,7 @@ class LineAllreduce {
   struct Level {
     std::vector<Step> steps;
     std::vector<int32_t> roots_left, roots_right;  // roots that received from that side
+    std::vector<int32_t> roots;                    // roots that received at all
   };
 
   // What determines the routes: algorithm, shape of the tree, region, axis.
@@ -179,6 +180,7 @@ class LineAllreduce {
       for (const TreeGroup& g : groups) {
         if (g.root > 0) lv.roots_left.push_back(g.members[g.root]);
         if (g.root + 1 < g.members.size()) lv.roots_right.push_back(g.members[g.root]);
+        if (g.members.size() > 1) lv.roots.push_back(g.members[g.root]);
       }
       levels_.push_back(std::move(lv));
     }
@@ -204,7 +206,8 @@ class LineAllreduce {
           T* b = buf->tile(x, y);
           for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
         }
-    f_.charge_compute(strip, elems_);
+    if (f_.cost().stream_reductions) f_.charge_cycles(strip, f_.cost().stream_add_cycles(elems_));
+    else f_.charge_compute(strip, elems_);
   }
 
   template <bool Data>
@@ -221,6 +224,12 @@ class LineAllreduce {
       // Roots: (left + own), then right + that.
       for (int32_t pos : lv.roots_left) add_into(buf, *in_left_, pos);
       for (int32_t pos : lv.roots_right) add_into(buf, *in_right_, pos);
+      // Streaming chains: each root waits for its streams' tail once, after the level.
+      if (f_.cost().stream_reductions) {
+        const uint64_t tail = f_.cost().wire_cycles(elems_ * sizeof(T));
+        for (int32_t pos : lv.roots)
+          f_.wait_cycles(axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1}, tail);
+      }
     }
     if (has_bcast_) {
       if constexpr (Data) f_.execute(bcast_, buf->view(), buf->view());

@@ -47,6 +47,10 @@ struct GemmSpec {
   // product is charged, but none is computed (A, B and C may be null): the same virtual figures
   // as the full run, for calibrating and sizing without the host arithmetic.
   bool compute = true;
+  // meshgemm / cannon, C = A B only: the operands are loaded already aligned (the host writes row r
+  // of A rotated by r and column c of B by c), so the skew moves nothing and costs nothing. The
+  // published MeshGEMM cycles are of this phase alone (DESIGN.md section 3, "Calibration").
+  bool preskewed = false;
 };
 
 // Figures of one run. Cycles are virtual (the wafer); wall time is the emulation's.

@@ -3,8 +3,13 @@
 //
 //   compute:  cycles = task_overhead + ceil(macs / macs_per_cycle)          (0 when macs == 0)
 //   transfer: arrival = depart + alpha*hops + beta*relays + ceil(bytes / link_bytes_per_cycle) * load
-//             the sender pays only the injection time ceil(bytes / link_bytes_per_cycle);
-//             the receiver's clock becomes max(its clock, arrival).
+//             the sender's core pays injection: inject_fraction of ceil(bytes / link_bytes_per_cycle);
+//             the receiver's clock becomes max(its clock, arrival), then receive_cycles per message
+//             it took in that step (its core's receive task, counted as compute).
+//   streaming reductions (stream_reductions): a reduction stage (relays > 0) arrives at
+//             depart + alpha*hops + beta*relays, its add costs ceil(elems / macs_per_cycle) with no
+//             task overhead, and the chain's last receiver pays the wire time once: r stages of b
+//             bytes cost r * (alpha + beta + adds) + b / bandwidth (DESIGN.md section 3).
 //   routes:   dimension-ordered, X first then Y, on the physical mesh without wrap-around links.
 //   load:     the number of distinct messages (streams) of the same step that share the busiest
 //             directed link of the path; a multicast stream counts once per link.
@@ -14,6 +19,7 @@
 //   the same tile from the last PE of a 750-PE row back to the first (the wrap-around of a natural
 //   ring): 749 hops, 1*749 + 256 = 1005 cycles; a chain-reduction step of that tile (one hop into a
 //   PE that adds before forwarding): 1 + 30 + 256 = 287 cycles.
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 
@@ -30,21 +36,34 @@ enum LinkDir : int { kLinkEast = 0, kLinkWest = 1, kLinkSouth = 2, kLinkNorth = 
 struct CostModel {
   uint64_t alpha_cycles = 1;
   uint64_t beta_cycles = 30;
-  uint64_t link_bytes_per_cycle = 4;
+  double link_bytes_per_cycle = 4;
   uint64_t macs_per_cycle = 1;
   uint64_t task_overhead_cycles = 10;
+  uint64_t receive_cycles = 0;   // core cycles per arriving message (a receive task)
+  double inject_fraction = 1.0;  // share of the wire time the sending core pays
+  bool stream_reductions = false;
 
   static CostModel from(const MachineParams& p) {
-    return {uint64_t(p.alpha_cycles), uint64_t(p.beta_cycles), uint64_t(p.link_bytes_per_cycle),
-            uint64_t(p.macs_per_cycle), uint64_t(p.task_overhead_cycles)};
+    return {uint64_t(p.alpha_cycles), uint64_t(p.beta_cycles), p.link_bytes_per_cycle, uint64_t(p.macs_per_cycle),
+            uint64_t(p.task_overhead_cycles), uint64_t(p.receive_cycles), p.inject_fraction, p.stream_reductions};
   }
-  uint64_t wire_cycles(uint64_t bytes) const { return (bytes + link_bytes_per_cycle - 1) / link_bytes_per_cycle; }
+  // ceil(bytes / link bandwidth); exact in double for every realistic size, the same on every rank.
+  uint64_t wire_cycles(uint64_t bytes) const { return uint64_t(std::ceil(double(bytes) / link_bytes_per_cycle)); }
+  // What the sending core pays for a message: its share of the wire time.
+  uint64_t inject_cycles(uint64_t bytes) const {
+    return inject_fraction >= 1.0 ? wire_cycles(bytes) : uint64_t(std::ceil(double(wire_cycles(bytes)) * inject_fraction));
+  }
   uint64_t transfer_cycles(uint64_t hops, uint64_t relays, uint64_t bytes, uint64_t load) const {
     return alpha_cycles * hops + beta_cycles * relays + wire_cycles(bytes) * (load ? load : 1);
   }
+  // A stage of a streaming reduction chain: the head of the stream crosses the hops and the stage;
+  // the wire time is paid once, at the chain's end (stream_reductions).
+  uint64_t stream_stage_cycles(uint64_t hops, uint64_t relays) const { return alpha_cycles * hops + beta_cycles * relays; }
   uint64_t compute_cycles(uint64_t macs) const {
     return macs == 0 ? 0 : task_overhead_cycles + (macs + macs_per_cycle - 1) / macs_per_cycle;
   }
+  // An add folded into a stream: its element operations without a task of its own.
+  uint64_t stream_add_cycles(uint64_t elems) const { return (elems + macs_per_cycle - 1) / macs_per_cycle; }
 };
 
 inline uint64_t hop_count(PeCoord a, PeCoord b) {

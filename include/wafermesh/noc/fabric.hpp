@@ -206,6 +206,11 @@ class Fabric {
   // Charges every PE of `r` one task of `macs_each`: each rank charges the PEs it owns, so every
   // rank calls it with the same arguments.
   void charge_compute(const Region& r, uint64_t macs_each);
+  // Advances every PE of `r` by `cycles` of compute with no task overhead (work folded into a
+  // stream, e.g. the adds of a streaming reduction; each rank its own PEs).
+  void charge_cycles(const Region& r, uint64_t cycles);
+  // Every PE of `r` waits `cycles` (stall), e.g. for the tail of a stream to arrive.
+  void wait_cycles(const Region& r, uint64_t cycles);
   // Charges every PE of `r` one task of macs_of(x, y) multiply-accumulates (each rank its own PEs).
   template <class F>
   void charge_compute_each(const Region& r, F&& macs_of) {
@@ -327,6 +332,8 @@ class Fabric {
   void flush_plan(Compiled& c) const;
   void forget_plan(Compiled& c);
   void spill_deferred(Compiled& c);
+  // Every message of `execs` executions of c is taken in: noc.receive_cycles each on its receiver.
+  void take_in(const Compiled& c, uint64_t execs);
   // SRAM accounting (fabric_sram.cpp). Charges are region-uniform, so a region charged again and
   // again keeps its charges pending, as one number, until a charge of another region overlapping
   // it or a reader of per-PE figures needs them in the per-PE arrays.
@@ -373,6 +380,7 @@ class Fabric {
   std::vector<Compiled*> deferred_plans_;  // plans whose arrivals wait for wait_arrivals()
   // Arrivals of deferred plans that changed or vanished before wait_arrivals(), per local PE.
   PeArray<uint64_t> pending_;
+  PeArray<uint32_t> pending_msgs_;       // and the messages they bring (for noc.receive_cycles)
   std::vector<uint32_t> pending_list_;   // local PEs that may have such an arrival
   mutable std::vector<Compiled*> dirty_;  // plans executed since their counts were last added
   // Scratch for the transfer-list plan builder (per directed link of the mesh, allocated at the

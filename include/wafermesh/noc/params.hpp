@@ -19,7 +19,10 @@ struct MachineParams {
   int64_t task_overhead_cycles = 10;   // pe.task_overhead_cycles: fixed cost of each compute task
   int64_t alpha_cycles = 1;            // noc.alpha_cycles: per hop along a configured route
   int64_t beta_cycles = 30;            // noc.beta_cycles: per software relay / reduction stage
-  int64_t link_bytes_per_cycle = 4;    // noc.link_bytes_per_cycle: per direction per link
+  double link_bytes_per_cycle = 4;     // noc.link_bytes_per_cycle: per direction per link
+  int64_t receive_cycles = 0;          // noc.receive_cycles: core cycles to take in each arriving message
+  double inject_fraction = 1.0;        // noc.inject_fraction: share of a message's wire time its sender's core pays
+  bool stream_reductions = false;      // noc.stream_reductions: reduction chains stream through the cores
   int64_t route_entries = 24;          // noc.route_entries: route table entries ("colors") per PE
   std::string route_fallback = "strict";  // noc.route_fallback: strict | relay
   double inject_ns_per_cycle = 0.0;    // emu.inject_ns_per_cycle: real delay per modelled cycle, 0 = off

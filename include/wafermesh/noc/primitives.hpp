@@ -33,7 +33,9 @@ void broadcast(Fabric& f, TileBuf<T>& buf, Axis axis, int32_t root) {
 //   left chain  a = ((t0 + t1) + t2) + ...  up to root-1
 //   right chain b = ((tn-1 + tn-2) + ...)   down to root+1
 //   root        (a + t_root) + b
-// Afterwards the root holds the sum; the other PEs hold their chain's partial sums.
+// Afterwards the root holds the sum; the other PEs hold their chain's partial sums. With
+// noc.stream_reductions the chains stream (cost_model.hpp): the adds take no task overhead and
+// the root waits for the streams' tail once, at the end.
 template <class T>
 void reduce(Fabric& f, TileBuf<T>& buf, Axis axis, int32_t root) {
   const Region& r = buf.region();
@@ -41,6 +43,7 @@ void reduce(Fabric& f, TileBuf<T>& buf, Axis axis, int32_t root) {
   if (root < 0 || root >= n)
     throw std::invalid_argument("reduce root " + std::to_string(root) + " outside a line of " + std::to_string(n));
   const size_t e = buf.elems();
+  const bool stream = f.cost().stream_reductions;
   TileBuf<T> in_left(f, r, e, "reduce: from the left"), in_right(f, r, e, "reduce: from the right");
   auto add_into = [&](const TileBuf<T>& in, int32_t pos) {  // buf[pos] = in[pos] + buf[pos]
     for (int32_t line = 0; line < lines; ++line) {
@@ -49,8 +52,10 @@ void reduce(Fabric& f, TileBuf<T>& buf, Axis axis, int32_t root) {
       const T* a = in.tile(c.x, c.y);
       T* b = buf.tile(c.x, c.y);
       for (size_t k = 0; k < e; ++k) b[k] = a[k] + b[k];
-      f.charge_compute(c.x, c.y, e);
     }
+    const Region strip = axis == Axis::X ? Region{r.x0 + pos, r.y0, 1, r.h} : Region{r.x0, r.y0 + pos, r.w, 1};
+    if (stream) f.charge_cycles(strip, f.cost().stream_add_cycles(e));
+    else f.charge_compute(strip, e);
   };
   const int32_t steps = std::max(root, n - 1 - root);
   for (int32_t s = 0; s < steps; ++s) {
@@ -67,6 +72,10 @@ void reduce(Fabric& f, TileBuf<T>& buf, Axis axis, int32_t root) {
   }
   if (root > 0) add_into(in_left, root);
   if (root < n - 1) add_into(in_right, root);
+  if (stream && n > 1) {
+    const Region strip = axis == Axis::X ? Region{r.x0 + root, r.y0, 1, r.h} : Region{r.x0, r.y0 + root, r.w, 1};
+    f.wait_cycles(strip, f.cost().wire_cycles(buf.bytes_per_pe()));
+  }
 }
 
 // Copies the tile of `src` to `dst` (any two PEs of the buffer's region). Collective.

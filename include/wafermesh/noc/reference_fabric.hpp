@@ -63,14 +63,17 @@ class ReferenceFabric {
     pe(c).compute_cycles += cyc;
   }
 
-  // Applies pending arrivals (after a deferred step).
+  // Applies pending arrivals (after a deferred step): the latest arrival, then noc.receive_cycles
+  // for every message taken in.
   void wait_arrivals() {
     for (auto& [id, a] : pending_) {
       PeCounters& c = pes_[size_t(id)];
-      if (a > c.clock_cycles) {
-        c.stall_cycles += a - c.clock_cycles;
-        c.clock_cycles = a;
+      if (a.first > c.clock_cycles) {
+        c.stall_cycles += a.first - c.clock_cycles;
+        c.clock_cycles = a.first;
       }
+      c.clock_cycles += cost_.receive_cycles * a.second;
+      c.compute_cycles += cost_.receive_cycles * a.second;
     }
     pending_.clear();
   }
@@ -103,12 +106,16 @@ class ReferenceFabric {
       moved.push_back(src.at(x.src));
       depart.push_back(pe(x.src).clock_cycles);
     }
+    // A step of streaming reduction stages only: its receivers pay no receive_cycles (as the engine).
+    bool streamed = cost_.stream_reductions;
+    for (size_t i = 0; i < t.size(); ++i)
+      if (k.hops[i] > 0 && t[i].relays == 0) streamed = false;
     std::set<std::pair<int64_t, uint32_t>> injected;  // (source, stream)
     for (size_t i = 0; i < t.size(); ++i) {
       if (k.hops[i] == 0) continue;
       PeCounters& s = pe(t[i].src);
       if (injected.insert({mesh_.id(t[i].src.x, t[i].src.y), t[i].stream}).second) {
-        const uint64_t w = cost_.wire_cycles(src.elems * sizeof(T));
+        const uint64_t w = cost_.inject_cycles(src.elems * sizeof(T));
         s.clock_cycles += w;
         s.inject_cycles += w;
         s.bytes_sent += src.elems * sizeof(T);
@@ -119,8 +126,9 @@ class ReferenceFabric {
     for (size_t i = 0; i < t.size(); ++i) {
       dst.at(t[i].dst) = moved[i];
       if (k.hops[i] == 0) continue;
-      uint64_t& a = pending_[mesh_.id(t[i].dst.x, t[i].dst.y)];
-      a = std::max(a, depart[i] + k.latency[i]);
+      auto& a = pending_[mesh_.id(t[i].dst.x, t[i].dst.y)];
+      a.first = std::max(a.first, depart[i] + k.latency[i]);
+      a.second += streamed ? 0 : 1;
       pe(t[i].dst).bytes_received += src.elems * sizeof(T);
     }
     if (!defer) wait_arrivals();
@@ -158,7 +166,13 @@ class ReferenceFabric {
       for (int32_t line = 0; line < lines; ++line) {
         const PeCoord c = line_pe(b.region, axis, line, pos);
         for (size_t k = 0; k < b.elems; ++k) b.at(c)[k] = in.at(c)[k] + b.at(c)[k];
-        charge_compute(c, b.elems);
+        if (cost_.stream_reductions) {  // an add folded into the stream: no task overhead
+          const uint64_t cyc = cost_.stream_add_cycles(b.elems);
+          pe(c).clock_cycles += cyc;
+          pe(c).compute_cycles += cyc;
+        } else {
+          charge_compute(c, b.elems);
+        }
       }
     };
     auto chain = [&](int32_t from, RefBuf<T>& in) {
@@ -175,6 +189,13 @@ class ReferenceFabric {
     }
     if (root > 0) add(inl, root);
     if (root < n - 1) add(inr, root);
+    if (cost_.stream_reductions && n > 1)  // the root waits for the streams' tail once
+      for (int32_t line = 0; line < lines; ++line) {
+        PeCounters& c = pe(line_pe(b.region, axis, line, root));
+        const uint64_t w = cost_.wire_cycles(b.elems * sizeof(T));
+        c.clock_cycles += w;
+        c.stall_cycles += w;
+      }
     free(inr);
     free(inl);
   }
@@ -188,7 +209,7 @@ class ReferenceFabric {
   CostModel cost_;
   MeshShape mesh_;
   std::vector<PeCounters> pes_;  // by PE id
-  std::map<int64_t, uint64_t> pending_;  // PE id -> latest pending arrival
+  std::map<int64_t, std::pair<uint64_t, uint64_t>> pending_;  // PE id -> latest pending arrival, messages
 };
 
 }  // namespace wm
