@@ -44,7 +44,7 @@ int cmd_bench_shift(const Context& ctx, const std::vector<std::string>& args) {
                                  "usage: wafermesh bench shift [--config FILE] [options]\n\n"
                                  "Every PE of a P x P region sends its tile L PEs along the axis (the last L PEs' tiles leave\n"
                                  "the region): virtual cycles for each distance and tile size. The L streams that cross each\n"
-                                 "link share it, so a PE carries up to L + 1 routes (noc.route_entries; noc.route_fallback).");
+                                 "link share it, so a PE carries up to L routes (noc.route_entries; noc.route_fallback).");
   if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
   if (o.P > mp.width_pes || o.P > mp.height_pes)

@@ -34,7 +34,7 @@ for opt in mesh.width_pes mesh.height_pes pe.clock_ghz pe.sram_bytes pe.macs_per
            emu.inject_ns_per_cycle emu.ranks_x emu.ranks_y; do
   grep -q -- "--$opt" "$tmp/h" || bad "info --help lacks --$opt"
 done
-grep -q "default 750 \[PEs\]" "$tmp/h" && grep -q "default 1 \[cycles/hop\]" "$tmp/h" \
+grep -q "default 750 \[PEs\]" "$tmp/h" && grep -q "default 2 \[cycles/hop\]" "$tmp/h" \
   && ok "info --help shows units and defaults" || bad "info --help units/defaults: $(head -20 "$tmp/h")"
 "$bin" demo --help >"$tmp/h" 2>&1 && grep -q -- "--tile_bytes" "$tmp/h" && grep -q "\[bytes\]" "$tmp/h" \
   && ok "demo --help" || bad "demo --help"
@@ -156,8 +156,10 @@ done
 [ "$(wc -l <"$tmp/shv1")" -eq 6 ] && cmp -s "$tmp/shv1" "$tmp/shv2" && ok "bench shift: 6 rows, identical at 1 and 2 ranks" \
   || bad "bench shift: $(diff "$tmp/shv1" "$tmp/shv2"; cat "$tmp/sh1")"
 expect_error "bench shift L too long" 2 "option --L = 12: must be below the region side P = 12" -- "$bin" bench shift --P 12 --L 12
-"$bin" bench shift --P 40 --L 25 --output "$tmp/sh3.h5" >"$tmp/sh3" 2>&1 \
-  && grep -qE '^ +25 +256  infeasible: PE .* needs 26 route entries.*noc.route_entries = 24' "$tmp/sh3" \
+# P = 60, L = 25: 35 tiles stay in the region and 25 of their streams cross the links after X = 24
+"$bin" bench shift --P 60 --L 23,25 --output "$tmp/sh3.h5" >"$tmp/sh3" 2>&1 \
+  && grep -qE '^ +23 +256 +[0-9]+ +[0-9.]+ +24$' "$tmp/sh3" \
+  && grep -qE '^ +25 +256  infeasible: PE .* needs 25 route entries.*noc.route_entries = 24' "$tmp/sh3" \
   && ok "bench shift: a point beyond the route limit is reported infeasible" || bad "bench shift routes: $(cat "$tmp/sh3")"
 printf 'kind,P,n,groups,L,tile_bytes,cycles_lo,cycles_hi,source\ngemm,4,8,,,,3000,3000,x\ngemv,8,8,2,,,400,420,x\nshift,12,,,2,64,150,150,x\nshift,12,,,4,64,260,260,x\n' >"$tmp/m.csv"
 for n in 1 2; do

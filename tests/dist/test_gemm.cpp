@@ -83,8 +83,12 @@ TEST(Gemm, EveryAlgorithmMatchesReferencesOnAwkwardShapes) {
                 << what << ": not bitwise equal to the reference in the algorithm's summation order";
             expect_close_to_naive(s, A, B, C, what);
             EXPECT_EQ(rep.steps, uint64_t(P));
-            if (P > 1) EXPECT_GT(rep.total_cycles, rep.compute_cycles) << what;
-            if (algo == GemmAlgo::meshgemm) EXPECT_LE(rep.max_hops, 2u) << what;
+            if (P > 1) {
+              EXPECT_GT(rep.total_cycles, rep.compute_cycles) << what;
+            }
+            if (algo == GemmAlgo::meshgemm) {
+              EXPECT_LE(rep.max_hops, 2u) << what;
+            }
           }
 }
 
@@ -253,7 +257,9 @@ TEST(Gemm, TimingOnlyGivesEveryPeTheFullRunsClocksAndCounters) {
             EXPECT_EQ(timing.noc_bytes, full.noc_bytes) << what;
             EXPECT_EQ(timing.peak_sram_bytes, full.peak_sram_bytes) << what;
             EXPECT_EQ(timing.max_route_entries, full.max_route_entries) << what;
-            if (world_rank() == 0) EXPECT_TRUE(timing_pes == full_pes) << what << ": per-PE counters differ";
+            if (world_rank() == 0) {
+              EXPECT_TRUE(timing_pes == full_pes) << what << ": per-PE counters differ";
+            }
           }
 }
 

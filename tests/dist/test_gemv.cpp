@@ -60,7 +60,9 @@ TEST(MeshGemv, TernaryIsExactForEveryAllreduceAxisAndShape) {
             for (int64_t k = 0; k < s.K; ++k) want += int32_t(W[size_t(i * s.K + k)]) * int32_t(x[size_t(k)]);
             ASSERT_EQ(y[size_t(i)], want) << what << " row " << i;
           }
-          if (P > 1) EXPECT_GT(rep.critical_stages, 0u) << what;
+          if (P > 1) {
+            EXPECT_GT(rep.critical_stages, 0u) << what;
+          }
         }
 }
 
@@ -75,8 +77,9 @@ TEST(MeshGemv, WorstCaseInt8AndAllOnesStayExact) {
     MeshGemvTernary g(f, s, W.data());
     std::vector<int32_t> y(size_t(s.M));
     g.run(x.data(), y.data());
-    if (world_rank() == 0)
+    if (world_rank() == 0) {
       for (int32_t v : y) EXPECT_EQ(v, int32_t(w) * -128 * 4099);
+    }
   }
 }
 

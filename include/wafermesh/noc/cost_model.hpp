@@ -14,7 +14,9 @@
 //   load:     the number of distinct messages (streams) of the same step that share the busiest
 //             directed link of the path; a multicast stream counts once per link.
 //
-// Worked example (WSE-2 defaults: alpha = 1, beta = 30, link = 4 bytes/cycle):
+// Worked example, in the round figures that are CostModel's own member defaults (alpha = 1,
+// beta = 30, link = 4 bytes/cycle, no receive task); a machine's figures come from MachineParams
+// through from() (the built-in defaults are fitted to measurements, README "Calibration"):
 //   a 1 KiB tile two hops east, alone on its links: 1*2 + 30*0 + ceil(1024/4)*1 = 258 cycles;
 //   the same tile from the last PE of a 750-PE row back to the first (the wrap-around of a natural
 //   ring): 749 hops, 1*749 + 256 = 1005 cycles; a chain-reduction step of that tile (one hop into a

@@ -1,7 +1,9 @@
 #pragma once
 // The emulated machine: mesh size, PE and NoC parameters (DESIGN.md §1, §3), and how the
 // emulation maps onto ranks. Every figure is a configuration value with its unit in the name;
-// the defaults are the Cerebras WSE-2 figures of DESIGN.md (configs/wse2.ini spells them out).
+// the defaults are the Cerebras WSE-2 (configs/wse2.ini spells them out): its mesh and SRAM from
+// DESIGN.md, and the PE and fabric costs fitted to WSE-3 microbenchmarks (configs/wse3.ini; the
+// same PE and fabric design).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,13 +18,13 @@ struct MachineParams {
   double clock_ghz = 1.1;              // pe.clock_ghz: cycles -> seconds
   int64_t sram_bytes = 48 * 1024;      // pe.sram_bytes: private SRAM per PE
   int64_t macs_per_cycle = 1;          // pe.macs_per_cycle: multiply-accumulates per cycle per PE
-  int64_t task_overhead_cycles = 10;   // pe.task_overhead_cycles: fixed cost of each compute task
-  int64_t alpha_cycles = 1;            // noc.alpha_cycles: per hop along a configured route
-  int64_t beta_cycles = 30;            // noc.beta_cycles: per software relay / reduction stage
-  double link_bytes_per_cycle = 4;     // noc.link_bytes_per_cycle: per direction per link
-  int64_t receive_cycles = 0;          // noc.receive_cycles: core cycles to take in each arriving message
-  double inject_fraction = 1.0;        // noc.inject_fraction: share of a message's wire time its sender's core pays
-  bool stream_reductions = false;      // noc.stream_reductions: reduction chains stream through the cores
+  int64_t task_overhead_cycles = 72;   // pe.task_overhead_cycles: fixed cost of each compute task
+  int64_t alpha_cycles = 2;            // noc.alpha_cycles: per hop along a configured route
+  int64_t beta_cycles = 11;            // noc.beta_cycles: per software relay / reduction stage
+  double link_bytes_per_cycle = 3.608; // noc.link_bytes_per_cycle: per direction per link
+  int64_t receive_cycles = 48;         // noc.receive_cycles: core cycles to take in each arriving message
+  double inject_fraction = 0.0;        // noc.inject_fraction: share of a message's wire time its sender's core pays
+  bool stream_reductions = true;       // noc.stream_reductions: reduction chains stream through the cores
   int64_t route_entries = 24;          // noc.route_entries: route table entries ("colors") per PE
   std::string route_fallback = "strict";  // noc.route_fallback: strict | relay
   double inject_ns_per_cycle = 0.0;    // emu.inject_ns_per_cycle: real delay per modelled cycle, 0 = off
