@@ -5,7 +5,7 @@
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/util/error.hpp"
-#include "wafermesh/bench/kernel_bench.hpp"
+#include "wafermesh/cli/kernel_bench.hpp"
 
 namespace po = boost::program_options;
 
