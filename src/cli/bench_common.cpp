@@ -10,11 +10,12 @@
 #include <memory>
 #include <optional>
 #include <ostream>
-#include <thread>
 #include <vector>
 
+#include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/util/checked_math.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -70,14 +71,8 @@ double time_on_rank0(const Context& ctx, int threads, const std::function<void()
     }
     omp_set_num_threads(before);
   }
-  MPI_Request req;
-  MPI_Ibarrier(ctx.comm, &req);
-  int done = 0;
-  while (!done) {
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // rare wake-ups: the timed team has the cores
-  }
-  MPI_Bcast(&t, 1, MPI_DOUBLE, 0, ctx.comm);
+  polite_barrier(ctx.comm, std::chrono::milliseconds(20));  // rare wake-ups: the timed team has the cores
+  MPI_Bcast(&t, 1, mpi_type<double>(), 0, ctx.comm);
   return t;
 }
 
@@ -156,29 +151,17 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
     ctx.sink->maps.push_back({group + "/pe_maps", region.w, region.h, lx, ly, lw, lh, std::move(maps)});
     return;
   }
-  // Rank 0 writes the table; a failure there must reach every rank (no hang), as one line.
+  // Rank 0 writes the table; a failure there reaches every rank (no hang), as one line.
   std::unique_ptr<io::ResultsWriter> w;
-  std::string error, tmp;
-  if (ctx.rank == 0) {
-    try {
-      w = std::make_unique<io::ResultsWriter>(path, provenance(ctx, opts, mp, seed));
-      w->write_table(group, table);
-      for (const auto& [name, t] : extra) w->write_table(group + "/" + name, t);
-      w->close_for_parallel();
-      tmp = w->temporary_path();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  }
-  auto bcast = [&](std::string& s) {
-    int n = int(s.size());
-    MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
-    s.resize(size_t(n));
-    MPI_Bcast(s.data(), n, MPI_CHAR, 0, ctx.comm);
-  };
-  bcast(error);
-  if (!error.empty()) throw UsageError(error);
-  bcast(tmp);
+  std::string tmp;
+  on_rank0(ctx, [&] {
+    w = std::make_unique<io::ResultsWriter>(path, provenance(ctx, opts, mp, seed));
+    w->write_table(group, table);
+    for (const auto& [name, t] : extra) w->write_table(group + "/" + name, t);
+    w->close_for_parallel();
+    tmp = w->temporary_path();
+  });
+  bcast_string(ctx.comm, tmp);
   io::append_pe_maps(ctx.comm, tmp, group + "/pe_maps", region.w, region.h, lx, ly, lw, lh, maps);
   MPI_Barrier(ctx.comm);
   if (w) {

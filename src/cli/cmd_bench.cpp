@@ -4,8 +4,10 @@
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/rank0.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/util/error.hpp"
-#include "wafermesh/bench/kernel_bench.hpp"
+#include "wafermesh/cli/kernel_bench.hpp"
 
 namespace po = boost::program_options;
 
@@ -56,19 +58,14 @@ int cmd_bench(const Context& ctx, const std::vector<std::string>& args) {
     // The kernels are per process: rank 0 runs them, other ranks only wait; a failure on rank 0
     // reaches every rank as one line.
     int rc = 0;
-    std::string err;
-    if (ctx.rank == 0) try {
+    on_rank0(ctx, [&] {
+      try {
         rc = bench::run_kernel_bench(o, out);
       } catch (const std::exception& e) {
-        err = std::string("bench kernel: ") + e.what();
-        rc = 2;
+        throw UsageError(std::string("bench kernel: ") + e.what());
       }
-    MPI_Bcast(&rc, 1, MPI_INT, 0, ctx.comm);
-    int n = int(err.size());
-    MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
-    err.resize(size_t(n));
-    if (n) MPI_Bcast(err.data(), n, MPI_CHAR, 0, ctx.comm);
-    if (!err.empty()) throw UsageError(err);
+    });
+    MPI_Bcast(&rc, 1, mpi_type<int>(), 0, ctx.comm);
     return rc;
   }
   throw UsageError("unknown benchmark '" + what + "' (available: kernel, gemm, gemv, kv, shift, fabric)");

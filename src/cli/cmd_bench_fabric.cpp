@@ -24,7 +24,10 @@
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/dist/allreduce.hpp"
+#include "wafermesh/mesh/mpi_handles.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/noc/primitives.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -121,14 +124,14 @@ Point measure(MPI_Comm comm, const MachineParams& mp, const std::string& name, A
     steps += prim.run();
     ++reps;
     more = now_s() - t0 < min_time_s;
-    MPI_Allreduce(MPI_IN_PLACE, &more, 1, MPI_INT, MPI_MAX, comm);  // the slowest rank decides
+    MPI_Allreduce(MPI_IN_PLACE, &more, 1, mpi_type<int>(), MPI_MAX, comm);  // the slowest rank decides
   }
   double wall = now_s() - t0;
-  MPI_Allreduce(MPI_IN_PLACE, &wall, 1, MPI_DOUBLE, MPI_MAX, comm);
+  MPI_Allreduce(MPI_IN_PLACE, &wall, 1, mpi_type<double>(), MPI_MAX, comm);
   Point p;
   p.ns_per_pe_step = wall * 1e9 / (double(P) * double(P) * double(steps));
   uint64_t sent = f.mpi_bytes_sent() - bytes0;
-  MPI_Allreduce(MPI_IN_PLACE, &sent, 1, MPI_UINT64_T, MPI_MAX, comm);
+  MPI_Allreduce(MPI_IN_PLACE, &sent, 1, mpi_type<uint64_t>(), MPI_MAX, comm);
   p.mpi_bytes_per_step = double(sent) / double(steps);
   // Floor: this rank's tiles and clocks (8 bytes per PE) copied once per step.
   const size_t local = size_t(std::max<int64_t>(R.intersect(f.block()).size(), 1));
@@ -141,7 +144,7 @@ Point measure(MPI_Comm comm, const MachineParams& mp, const std::string& name, A
     a[size_t(s) % bytes] = b[(size_t(s) * 7) % bytes];  // keep every copy observable
   }
   double copy = now_s() - c0;
-  MPI_Allreduce(MPI_IN_PLACE, &copy, 1, MPI_DOUBLE, MPI_MAX, comm);
+  MPI_Allreduce(MPI_IN_PLACE, &copy, 1, mpi_type<double>(), MPI_MAX, comm);
   p.floor_ns = copy * 1e9 / (double(P) * double(P) * double(steps));
   return p;
 }
@@ -187,17 +190,16 @@ int cmd_bench_fabric(const Context& ctx, const std::vector<std::string>& args) {
     for (const auto& ax : name == "p2p" ? std::vector<std::string>{"-"} : o.axes)
       for (int64_t P : o.Ps)
         for (int k : rank_counts) {
-          MPI_Comm sub;
-          MPI_Comm_split(ctx.comm, ctx.rank < k ? 0 : MPI_UNDEFINED, ctx.rank, &sub);
+          const MpiComm sub = split_comm(ctx.comm, ctx.rank < k ? 0 : MPI_UNDEFINED, ctx.rank);
           Point p;
           // An error on the measuring ranks (every one of them throws it) reaches the idle ones too.
           int failed = 0;  // 2: input, 3: a limit of the machine
           std::string why;
-          if (sub != MPI_COMM_NULL) {
+          if (sub) {
             MachineParams q = mp;
             q.ranks_x = q.ranks_y = 0;
             try {
-              p = measure(sub, q, name, ax == "Y" ? Axis::Y : Axis::X, P, elems, o.min_time_s);
+              p = measure(sub.get(), q, name, ax == "Y" ? Axis::Y : Axis::X, P, elems, o.min_time_s);
             } catch (const LimitError& e) {
               failed = 3;
               why = e.what();
@@ -205,18 +207,14 @@ int cmd_bench_fabric(const Context& ctx, const std::vector<std::string>& args) {
               failed = 2;
               why = e.what();
             }
-            MPI_Comm_free(&sub);
           }
-          MPI_Bcast(&failed, 1, MPI_INT, 0, ctx.comm);
+          MPI_Bcast(&failed, 1, mpi_type<int>(), 0, ctx.comm);
           if (failed) {
-            int n = int(why.size());
-            MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
-            why.resize(size_t(n));
-            MPI_Bcast(why.data(), n, MPI_CHAR, 0, ctx.comm);
+            bcast_string(ctx.comm, why);
             if (failed == 3) throw LimitError(why);
             throw UsageError(why);
           }
-          MPI_Bcast(&p, sizeof(Point), MPI_BYTE, 0, ctx.comm);
+          MPI_Bcast(&p, sizeof(Point), mpi_type<std::byte>(), 0, ctx.comm);
           const double ratio = p.floor_ns > 0 ? p.ns_per_pe_step / p.floor_ns : 0.0;
           t.append_row({name, ax, P, int64_t(k), o.tile_bytes, p.ns_per_pe_step, p.floor_ns, ratio, p.mpi_bytes_per_step});
           out << std::left << std::setw(11) << name << std::setw(5) << ax << std::right << std::setw(6) << P

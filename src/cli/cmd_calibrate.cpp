@@ -17,6 +17,7 @@
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/cli/calibration.hpp"
+#include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
@@ -186,10 +187,7 @@ int cmd_calibrate(const Context& ctx, const std::vector<std::string>& args) {
         err = "--write_config: cannot rename '" + tmp + "' to '" + o.write_config + "'";
       if (!err.empty()) std::remove(tmp.c_str());
     }
-    int len = int(err.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm);
-    err.resize(size_t(len));
-    if (len) MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm);
+    bcast_string(ctx.comm, err);
     if (!err.empty()) throw UsageError(err);
     out << "wrote " << o.write_config << "\n";
   }

@@ -28,14 +28,16 @@
 #include <set>
 #include <sstream>
 #include <streambuf>
-#include <thread>
 
 #include "wafermesh/cli/commands.hpp"
+#include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/cli/study.hpp"
 #include "wafermesh/io/progress.hpp"
 #include "wafermesh/io/remove_on_signal.hpp"
 #include "wafermesh/io/results_file.hpp"
+#include "wafermesh/mesh/mpi_handles.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/util/error.hpp"
 #include "wafermesh/util/options.hpp"
 
@@ -72,38 +74,8 @@ struct SweepOptions {
   }
 };
 
-// Waits for every rank of `comm` without spinning on a core (idle ranks of a point that runs on
-// fewer ranks than the job must not steal the working ranks' cores).
-void polite_barrier(MPI_Comm comm) {
-  MPI_Request req;
-  MPI_Ibarrier(comm, &req);
-  int done = 0;
-  while (!done) {
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
-void bcast_string(MPI_Comm comm, std::string& s) {
-  int n = int(s.size());
-  MPI_Bcast(&n, 1, MPI_INT, 0, comm);
-  s.resize(size_t(n));
-  if (n) MPI_Bcast(s.data(), n, MPI_CHAR, 0, comm);
-}
-
-// Runs f on rank 0; an exception there becomes the same UsageError on every rank.
-template <class F>
-void on_rank0(const Context& ctx, F f) {
-  std::string err;
-  if (ctx.rank == 0) try {
-      f();
-    } catch (const std::exception& e) {
-      err = e.what();
-      if (err.empty()) err = "unknown error";
-    }
-  bcast_string(ctx.comm, err);
-  if (!err.empty()) throw UsageError(err);
-}
+// Idle ranks of a point that runs on fewer ranks than the job wait at this poll interval.
+constexpr std::chrono::milliseconds kIdlePoll{1};
 
 bool file_exists(const std::string& p) {
   std::error_code ec;
@@ -327,8 +299,8 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
     for (const std::string& g : r.children("sweep")) summary.tables.emplace(g, r.read_table("sweep/" + g));
   });
   bcast_string(ctx.comm, base);
-  MPI_Bcast(&next_index, 1, MPI_INT64_T, 0, ctx.comm);
-  MPI_Bcast(done.data(), int(done.size()), MPI_CHAR, 0, ctx.comm);
+  MPI_Bcast(&next_index, 1, mpi_type<int64_t>(), 0, ctx.comm);
+  MPI_Bcast(done.data(), int(done.size()), mpi_type<char>(), 0, ctx.comm);
   int n_done = 0;
   for (char d : done) n_done += d;
 
@@ -379,14 +351,13 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
     progress.begin(int(i + 1), pt.key);
     const std::string point_start = io::iso_time_now();
     // The point runs on ranks 0 .. pt.ranks-1; the others wait without spinning.
-    MPI_Comm sub = MPI_COMM_NULL;
-    MPI_Comm_split(ctx.comm, ctx.rank < pt.ranks ? 0 : MPI_UNDEFINED, ctx.rank, &sub);
+    const MpiComm sub = split_comm(ctx.comm, ctx.rank < pt.ranks ? 0 : MPI_UNDEFINED, ctx.rank);
     ResultSink sink;
     std::string status = "ok", fatal;
     const std::string point_cmdline = "wafermesh " + cmd0 + " " + join_words(pt.args);
-    if (sub != MPI_COMM_NULL) {
-      Context pc{sub, 0, pt.ranks, o.verbose ? ctx.out : &null_out, point_cmdline, &sink, false};
-      MPI_Comm_rank(sub, &pc.rank);
+    if (sub) {
+      Context pc{sub.get(), 0, pt.ranks, o.verbose ? ctx.out : &null_out, point_cmdline, &sink, false};
+      MPI_Comm_rank(sub.get(), &pc.rank);
       try {
         const int rc = dispatch(pc, cmd0, pt.args);
         if (rc != 0) status = "failed: exit code " + std::to_string(rc);
@@ -396,13 +367,11 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
         fatal = e.what();
       }
     }
-    polite_barrier(ctx.comm);
+    polite_barrier(ctx.comm, kIdlePoll);
     const double wall_s = progress.end(fatal.empty() ? status : "error");
     bcast_string(ctx.comm, fatal);
-    if (!fatal.empty()) {
-      if (sub != MPI_COMM_NULL) MPI_Comm_free(&sub);
+    if (!fatal.empty())
       throw UsageError("study '" + o.study + "', point " + std::to_string(i + 1) + " (" + pt.key + "): " + fatal);
-    }
     if (status != "ok" && status.rfind("limit:", 0) != 0) ++failed;
     if (status.rfind("limit:", 0) == 0) ++at_limit;
 
@@ -498,13 +467,12 @@ int cmd_sweep(const Context& ctx, const std::vector<std::string>& args) {
       tmp = w->temporary_path();
     });
     bcast_string(ctx.comm, tmp);
-    if (sub != MPI_COMM_NULL) {
+    if (sub) {
       for (const auto& m : sink.maps)
-        io::append_pe_maps(sub, tmp, point_group(index) + "/" + m.group, m.region_w, m.region_h, m.local_x,
+        io::append_pe_maps(sub.get(), tmp, point_group(index) + "/" + m.group, m.region_w, m.region_h, m.local_x,
                            m.local_y, m.local_w, m.local_h, m.maps);
-      MPI_Comm_free(&sub);
     }
-    polite_barrier(ctx.comm);
+    polite_barrier(ctx.comm, kIdlePoll);
     on_rank0(ctx, [&] { w->commit(); });
     base = partial;
     ++next_index;

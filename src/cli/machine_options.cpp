@@ -5,6 +5,7 @@
 
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/io/results_file.hpp"
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/util/error.hpp"
@@ -38,17 +39,14 @@ void check_output_option(const Context& ctx, const OptionSet& opts) {
 void check_output_file(const Context& ctx, const std::string& path, const std::string& option) {
   if (path.empty()) return;
   // Rank 0 writes the file, so rank 0 checks; every rank learns the verdict (one error, no hang).
-  std::string err;
-  if (ctx.rank == 0) try {
+  on_rank0(ctx, [&] {
+    try {
       io::check_output_path(path);
     } catch (const UsageError& e) {
-      err = option.empty() ? e.what() : option + ": " + e.what();
+      if (option.empty()) throw;
+      throw UsageError(option + ": " + e.what());
     }
-  int n = int(err.size());
-  MPI_Bcast(&n, 1, MPI_INT, 0, ctx.comm);
-  err.resize(size_t(n));
-  if (n) MPI_Bcast(err.data(), n, MPI_CHAR, 0, ctx.comm);
-  if (!err.empty()) throw UsageError(err);
+  });
 }
 
 void check_machine(const MachineParams& p, int ranks) {

@@ -214,7 +214,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
     // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
     // sums, exchanged once per GEMV among the ranks sharing lines; the allreduce's steps run for
     // their clocks and counters only, so every figure is what run() would give.
-    MPI_Allreduce(MPI_IN_PLACE, m.sums.data(), int(m.sums.size()), MPI_INT32_T, MPI_SUM,
+    MPI_Allreduce(MPI_IN_PLACE, m.sums.data(), int(m.sums.size()), mpi_type<int32_t>(), MPI_SUM,
                   f.line_comm(L.s.reduce_axis));
     const bool ax = L.along_x();
     yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {

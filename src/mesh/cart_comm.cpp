@@ -9,24 +9,18 @@ CartComm::CartComm(MPI_Comm parent, MeshShape mesh, int forced_px, int forced_py
   MPI_Comm_size(parent, &n);
   // Same inputs on every rank, so either all ranks throw here or none does.
   const RankGrid g = choose_rank_grid(mesh, n, forced_px, forced_py);
-  MPI_Comm_dup(parent, &dup_);
+  dup_ = dup_comm(parent);
   int dims[2] = {g.py, g.px};
   int periods[2] = {0, 0};
-  MPI_Cart_create(dup_, 2, dims, periods, /*reorder=*/0, &cart_);
-  MPI_Comm_rank(cart_, &rank_);
-  MPI_Comm_size(cart_, &size_);
+  MPI_Comm cart = MPI_COMM_NULL;
+  MPI_Cart_create(dup_.get(), 2, dims, periods, /*reorder=*/0, &cart);
+  cart_ = MpiComm(cart);
+  MPI_Comm_rank(cart, &rank_);
+  MPI_Comm_size(cart, &size_);
   int coords[2] = {0, 0};
-  MPI_Cart_coords(cart_, rank_, 2, coords);
+  MPI_Cart_coords(cart, rank_, 2, coords);
   if (coords[0] * g.px + coords[1] != rank_) throw std::logic_error("unexpected Cartesian rank order");
   decomp_ = Decomposition(mesh, g.px, g.py);
-}
-
-CartComm::~CartComm() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (finalized) return;
-  if (cart_ != MPI_COMM_NULL) MPI_Comm_free(&cart_);
-  if (dup_ != MPI_COMM_NULL) MPI_Comm_free(&dup_);
 }
 
 }  // namespace wm

@@ -88,17 +88,11 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   pe_mark_.assign(n, 0);
   peer_slot_.assign(size_t(cart_.size()), -1);
   sram_all_.assign(size_t(mesh_.pe_count()), 0);
-  MPI_Type_contiguous(8, mpi_type<uint64_t>(), &summary_type_);
-  MPI_Type_commit(&summary_type_);
-  MPI_Op_create(&reduce_summary, 1, &summary_op_);
+  summary_type_ = contiguous_type(8, mpi_type<uint64_t>());
+  summary_op_ = make_op(&reduce_summary, true);
 }
 
-Fabric::~Fabric() {
-  for (MPI_Comm& c : line_comm_)
-    if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
-  if (summary_op_ != MPI_OP_NULL) MPI_Op_free(&summary_op_);
-  if (summary_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&summary_type_);
-}
+Fabric::~Fabric() = default;
 
 void Fabric::fail_unowned(int32_t x, int32_t y) const {
   throw std::logic_error("PE (" + std::to_string(x) + ", " + std::to_string(y) + ") is not owned by rank " +
@@ -238,13 +232,13 @@ void Fabric::throw_limit_collective(int64_t bad_pe, uint64_t need_local, const s
 }
 
 MPI_Comm Fabric::line_comm(Axis axis) {
-  MPI_Comm& c = line_comm_[axis == Axis::X ? 0 : 1];
-  if (c == MPI_COMM_NULL) {
+  MpiComm& c = line_comm_[axis == Axis::X ? 0 : 1];
+  if (!c) {
     const Decomposition& d = decomposition();
     const int cx = rank() % d.ranks_x(), cy = rank() / d.ranks_x();
-    MPI_Comm_split(comm(), axis == Axis::X ? cy : cx, axis == Axis::X ? cx : cy, &c);
+    c = split_comm(comm(), axis == Axis::X ? cy : cx, axis == Axis::X ? cx : cy);
   }
-  return c;
+  return c.get();
 }
 
 // ---------------------------------------------------------------- gathers and summaries
@@ -287,8 +281,8 @@ std::vector<std::byte> Fabric::gather_tiles(const TileView& v, const Region& r) 
     if (total > std::numeric_limits<int>::max()) throw std::length_error("gather too large for one MPI call");
   }
   std::vector<std::byte> packed(rank() == 0 ? size_t(total) : 0);
-  MPI_Gatherv(mine.data(), int(mine.size()), MPI_BYTE, packed.data(), counts.data(), displs.data(), MPI_BYTE, 0,
-              comm());
+  MPI_Gatherv(mine.data(), int(mine.size()), mpi_type<std::byte>(), packed.data(), counts.data(), displs.data(),
+              mpi_type<std::byte>(), 0, comm());
   if (rank() != 0) return {};
   std::vector<std::byte> out(size_t(r.size()) * tb);
   for (int q = 0; q < n; ++q) {
@@ -307,7 +301,7 @@ Fabric::Summary Fabric::summarize(const Region& r) const {
   const Summary s = summarize_local(r);
   uint64_t all[8] = {s.max_clock_cycles,      s.max_compute_cycles,     s.max_stall_cycles, s.max_sram_peak_bytes,
                      s.max_route_peak_entries, s.max_hops,               s.total_bytes_sent, s.total_messages};
-  MPI_Allreduce(MPI_IN_PLACE, all, 1, summary_type_, summary_op_, comm());
+  MPI_Allreduce(MPI_IN_PLACE, all, 1, summary_type_.get(), summary_op_.get(), comm());
   return {all[0], all[1], all[2], all[3], all[4], all[5], all[6], all[7]};
 }
 

@@ -386,7 +386,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     if (c.peers[i].recvs == 0) continue;
     rbuf_[i].resize(c.peers[i].recv_tiles * (sizeof(uint64_t) + mb));
     reqs_.emplace_back();
-    MPI_Irecv(rbuf_[i].data(), int(rbuf_[i].size()), MPI_BYTE, c.peers[i].rank, kTagStep, comm(), &reqs_.back());
+    MPI_Irecv(rbuf_[i].data(), int(rbuf_[i].size()), mpi_type<std::byte>(), c.peers[i].rank, kTagStep, comm(),
+              &reqs_.back());
   }
   // 3. Sends, packed with the departure clocks read before this step charges anything: each
   // distinct sender's tile once, however many of the peer's PEs receive it.
@@ -404,7 +405,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
         for (int64_t j = 0; j < sp.n; ++j) copy_tile<0>(payload + (sp.k + size_t(j)) * tb, ts.at(sp.a + j * sp.as), tb);
       });
     reqs_.emplace_back();
-    MPI_Isend(sbuf_[i].data(), int(sbuf_[i].size()), MPI_BYTE, c.peers[i].rank, kTagStep, comm(), &reqs_.back());
+    MPI_Isend(sbuf_[i].data(), int(sbuf_[i].size()), mpi_type<std::byte>(), c.peers[i].rank, kTagStep, comm(),
+              &reqs_.back());
     ++mpi_messages_sent_;
     mpi_bytes_sent_ += sbuf_[i].size();
   }

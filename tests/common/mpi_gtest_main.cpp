@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "wafermesh/mesh/mpi_traits.hpp"
+
 namespace {
 
 class RankFailurePrinter : public testing::EmptyTestEventListener {
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
   }
   const int local = RUN_ALL_TESTS();
   int any = 0;
-  MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(&local, &any, 1, wm::mpi_type<int>(), MPI_MAX, MPI_COMM_WORLD);
   if (rank == 0 && any && !local) std::printf("[mpi] another rank reported failures (see [rank N] lines)\n");
   MPI_Finalize();
   return any ? 1 : 0;

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "fabric_test_util.hpp"
-#include "wafermesh/dist/host_io.hpp"
 #include "wafermesh/util/error.hpp"
 
 using namespace wm;
@@ -307,32 +306,6 @@ TEST(FabricHand, SummaryIsMaximaAndSumsOverTheRegion) {
 
 // A plan kept for reuse: release_routes gives its entries back at once, and the next execution
 // configures them again as a fresh plan would, so one that fell back to relays tries routes again.
-// read_rows_everywhere (one collective for several buffers) gives, on every rank, exactly the rows
-// read_row_everywhere gives buffer by buffer: regions inside one rank's block and across blocks,
-// rows other than the first, tiles of several elements.
-TEST(HostIo, RowsOfSeveralBuffersInOneCollective) {
-  Fabric f(MPI_COMM_WORLD, small_machine(9, 7));
-  const std::vector<Region> regions = {{0, 0, 3, 2}, {2, 3, 7, 4}, {5, 1, 4, 3}, {8, 6, 1, 1}};
-  std::vector<std::unique_ptr<TileBuf<float>>> bufs;
-  for (size_t b = 0; b < regions.size(); ++b) {
-    bufs.push_back(std::make_unique<TileBuf<float>>(f, regions[b], b + 1, "rows " + std::to_string(b)));
-    bufs.back()->for_each_local([&](int32_t x, int32_t y, float* t) {
-      for (size_t e = 0; e <= b; ++e) t[e] = float(1000 * b + 100 * size_t(y) + 10 * size_t(x) + e);
-    });
-  }
-  for (int32_t row : {0, 1}) {
-    std::vector<const TileBuf<float>*> ptrs;
-    std::vector<float> want;
-    for (const auto& b : bufs) {
-      if (row >= b->region().h) continue;
-      ptrs.push_back(b.get());
-      const std::vector<float> r = dist::read_row_everywhere(f, *b, row);
-      want.insert(want.end(), r.begin(), r.end());
-    }
-    EXPECT_EQ(dist::read_rows_everywhere(f, ptrs, row), want) << "row " << row << ", rank " << world_rank();
-  }
-}
-
 TEST(FabricLimits, ReleasedPlanRunsAgainAsFreshlyBuilt) {
   MachineParams mp = small_machine(4, 1);
   mp.route_entries = 3;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "fabric_test_util.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
 
 using namespace wm;
 using namespace wm::test;
@@ -24,7 +25,7 @@ Timed run(double ns_per_cycle) {
   const double t0 = MPI_Wtime();
   for (int i = 0; i < kSteps; ++i) f.execute(p, b.view(), b.view());
   double wall = MPI_Wtime() - t0;
-  MPI_Allreduce(MPI_IN_PLACE, &wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, &wall, 1, mpi_type<double>(), MPI_MAX, MPI_COMM_WORLD);
   return {wall, f.gather_counters(f.mesh().full()), kSteps * p.max_latency_cycles()};
 }
 }  // namespace

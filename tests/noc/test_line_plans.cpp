@@ -10,6 +10,7 @@
 #include <random>
 
 #include "fabric_test_util.hpp"
+#include "wafermesh/mesh/mpi_handles.hpp"
 
 using namespace wm;
 using namespace wm::test;
@@ -172,15 +173,13 @@ TEST(LinePlans, RandomPatternsActLikeTheirTransferListsAndTheReferenceForEveryRa
       for (int px = 1; px <= k; ++px)
         if (k % px == 0) layouts.push_back({px, k / px});
       for (auto [px, py] : layouts) {
-        MPI_Comm sub;
-        MPI_Comm_split(MPI_COMM_WORLD, rank < k ? 0 : MPI_UNDEFINED, rank, &sub);
-        if (sub == MPI_COMM_NULL) continue;
+        const MpiComm sub = split_comm(MPI_COMM_WORLD, rank < k ? 0 : MPI_UNDEFINED, rank);
+        if (!sub) continue;
         MachineParams q = mp;
         q.ranks_x = px;
         q.ranks_y = py;
-        const Outcome from_lines = run(sub, q, steps, true);
-        const Outcome from_list = run(sub, q, steps, false);
-        MPI_Comm_free(&sub);
+        const Outcome from_lines = run(sub.get(), q, steps, true);
+        const Outcome from_list = run(sub.get(), q, steps, false);
         if (rank != 0) continue;
         const std::string what = "seed " + std::to_string(seed) + ", " + std::to_string(k) + " rank(s) " +
                                  std::to_string(px) + "x" + std::to_string(py);

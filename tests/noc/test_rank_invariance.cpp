@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "fabric_test_util.hpp"
+#include "wafermesh/mesh/mpi_handles.hpp"
 
 using namespace wm;
 using namespace wm::test;
@@ -116,14 +117,12 @@ void check_sequence(const MachineParams& base, const std::string& machine) {
     for (int px = 1; px <= k; ++px)
       if (k % px == 0) layouts.push_back({px, k / px});
     for (auto [px, py] : layouts) {
-      MPI_Comm sub;
-      MPI_Comm_split(MPI_COMM_WORLD, rank < k ? 0 : MPI_UNDEFINED, rank, &sub);
-      if (sub == MPI_COMM_NULL) continue;
+      const MpiComm sub = split_comm(MPI_COMM_WORLD, rank < k ? 0 : MPI_UNDEFINED, rank);
+      if (!sub) continue;
       MachineParams mp = base;
       mp.ranks_x = px;
       mp.ranks_y = py;
-      const Outcome got = run_distributed(sub, mp);
-      MPI_Comm_free(&sub);
+      const Outcome got = run_distributed(sub.get(), mp);
       if (rank != 0) continue;
       ++runs;
       const std::string what = machine + ", " + std::to_string(k) + " rank(s), layout " + std::to_string(px) + "x" +

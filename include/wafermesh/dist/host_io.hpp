@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
 
 namespace wm::dist {
@@ -18,10 +19,10 @@ template <class T>
 std::vector<T> read_row_everywhere(Fabric& f, const TileBuf<T>& b, int32_t row) {
   const Region& R = b.region();
   std::vector<std::byte> raw = f.gather_tiles(b.view(), Region{R.x0, R.y0 + row, R.w, 1});
-  unsigned long long n = raw.size();
-  MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, 0, f.comm());
+  uint64_t n = raw.size();
+  MPI_Bcast(&n, 1, mpi_type<uint64_t>(), 0, f.comm());
   raw.resize(size_t(n));
-  MPI_Bcast(raw.data(), int(n), MPI_BYTE, 0, f.comm());
+  MPI_Bcast(raw.data(), int(n), mpi_type<std::byte>(), 0, f.comm());
   std::vector<T> out(raw.size() / sizeof(T));
   if (!out.empty()) std::memcpy(out.data(), raw.data(), raw.size());
   return out;
@@ -49,8 +50,8 @@ std::vector<T> read_rows_everywhere(Fabric& f, const std::vector<const TileBuf<T
   }
   for (int r = 1; r < ranks; ++r) displs[size_t(r)] = displs[size_t(r - 1)] + counts[size_t(r - 1)];
   std::vector<T> packed(total), out(total);
-  MPI_Allgatherv(mine.data(), int(mine.size() * sizeof(T)), MPI_BYTE, packed.data(), counts.data(), displs.data(),
-                 MPI_BYTE, f.comm());
+  MPI_Allgatherv(mine.data(), int(mine.size() * sizeof(T)), mpi_type<std::byte>(), packed.data(), counts.data(),
+                 displs.data(), mpi_type<std::byte>(), f.comm());
   std::vector<size_t> next(static_cast<size_t>(ranks));  // per rank: its next element in `packed`
   for (int r = 0; r < ranks; ++r) next[size_t(r)] = size_t(displs[size_t(r)]) / sizeof(T);
   size_t at = 0;
@@ -70,12 +71,12 @@ std::vector<T> read_rows_everywhere(Fabric& f, const std::vector<const TileBuf<T
 // v (same size on every rank) from rank 0 to every rank. Collective.
 template <class T>
 void broadcast_from_rank0(const Fabric& f, std::vector<T>& v) {
-  MPI_Bcast(v.data(), int(v.size() * sizeof(T)), MPI_BYTE, 0, f.comm());
+  MPI_Bcast(v.data(), int(v.size() * sizeof(T)), mpi_type<std::byte>(), 0, f.comm());
 }
 
 // The largest of v over the ranks (wall times: the slowest rank). Collective.
 inline double max_over_ranks(const Fabric& f, double v) {
-  MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, f.comm());
+  MPI_Allreduce(MPI_IN_PLACE, &v, 1, mpi_type<double>(), MPI_MAX, f.comm());
   return v;
 }
 

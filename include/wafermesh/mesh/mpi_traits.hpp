@@ -1,7 +1,9 @@
 #pragma once
-// MPI datatypes come from this trait, never picked by hand at a call site.
+// MPI datatypes come from this trait, never picked by hand at a call site. Raw bytes (packed
+// messages, trivially copyable records) travel as std::byte.
 #include <mpi.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace wm {
@@ -17,6 +19,7 @@ template <> struct MpiType<uint8_t> { static MPI_Datatype get() { return MPI_UIN
 template <> struct MpiType<float> { static MPI_Datatype get() { return MPI_FLOAT; } };
 template <> struct MpiType<double> { static MPI_Datatype get() { return MPI_DOUBLE; } };
 template <> struct MpiType<char> { static MPI_Datatype get() { return MPI_CHAR; } };
+template <> struct MpiType<std::byte> { static MPI_Datatype get() { return MPI_BYTE; } };
 
 template <class T>
 MPI_Datatype mpi_type() { return MpiType<T>::get(); }

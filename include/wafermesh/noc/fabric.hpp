@@ -34,6 +34,7 @@
 
 #include "wafermesh/mesh/cart_comm.hpp"
 #include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/mesh/mpi_handles.hpp"
 #include "wafermesh/noc/cost_model.hpp"
 #include "wafermesh/noc/params.hpp"
 #include "wafermesh/util/huge_alloc.hpp"
@@ -403,11 +404,11 @@ class Fabric {
   std::map<std::string, SharedRoutes> shared_routes_;
   bool peaks_held_ = false;
   uint64_t peaks_version_ = 0;
-  MPI_Comm line_comm_[2] = {MPI_COMM_NULL, MPI_COMM_NULL};
+  MpiComm line_comm_[2];  // along X, along Y; made at first use
   // summarize(): its eight figures as one MPI element, reduced by max (six) and sum (two) in one
   // collective; the decode path asks for a summary after every phase of every layer.
-  MPI_Datatype summary_type_ = MPI_DATATYPE_NULL;
-  MPI_Op summary_op_ = MPI_OP_NULL;
+  MpiDatatype summary_type_;
+  MpiOp summary_op_;
 };
 
 }  // namespace wm

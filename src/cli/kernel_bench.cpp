@@ -18,7 +18,7 @@
 // counted, as STREAM does) run by this binary at the same thread count right before each group of
 // rows (cache) or each kernel's DRAM timing (dram), since the VM's bandwidth drifts;
 // roofline_frac = weight bytes per second / triad bytes per second.
-#include "wafermesh/bench/kernel_bench.hpp"
+#include "wafermesh/cli/kernel_bench.hpp"
 
 #include <cblas.h>
 #include <omp.h>

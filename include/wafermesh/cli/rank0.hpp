@@ -1,0 +1,25 @@
+#pragma once
+// Work that rank 0 does for every rank: its error reaches all ranks as the same one-line error (no
+// rank hangs in a collective the failed one never joins), and idle ranks wait without spinning.
+#include <mpi.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "wafermesh/cli/commands.hpp"
+
+namespace wm::cli {
+
+// s from rank 0 of `comm` to every rank. Collective.
+void bcast_string(MPI_Comm comm, std::string& s);
+
+// Runs f on rank 0; an exception there becomes the same UsageError (its message) on every rank.
+// Collective over ctx.comm.
+void on_rank0(const Context& ctx, const std::function<void()>& f);
+
+// Waits for every rank of `comm`, sleeping `poll` between checks instead of spinning on a core
+// (waiting ranks must not take the cores of the ranks that work). Collective.
+void polite_barrier(MPI_Comm comm, std::chrono::milliseconds poll);
+
+}  // namespace wm::cli
