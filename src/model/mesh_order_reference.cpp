@@ -18,21 +18,63 @@ constexpr Tensor kProj[] = {Tensor::wq, Tensor::wk, Tensor::wv, Tensor::wo, Tens
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
+// The block at each position of a line of P PEs: the decode layout puts block b at position b;
+// the prefill layout (the MeshGEMM's) puts logical block l at the interleaved ring's position:
+// position i holds block i / 2 (i even) or P - 1 - (i - 1) / 2 (i odd).
+std::vector<int32_t> blocks_along_line(int32_t P, bool interleaved) {
+  std::vector<int32_t> b(sz(P));
+  for (int32_t i = 0; i < P; ++i) b[sz(i)] = !interleaved ? i : i % 2 == 0 ? i / 2 : P - 1 - (i - 1) / 2;
+  return b;
+}
+
 // Sum of v[i]^2 cut into P blocks of `block` (block b holds elements order[b*block .. +block)),
-// each block in index order, blocks combined by the allreduce tree. order[i] < 0: padding.
-float sum_squares(const std::vector<float>& v, const std::vector<int64_t>& order, int32_t P, int64_t block,
-                  const dist::AllreduceSpec& ar) {
-  std::vector<std::vector<float>> parts(sz(P), std::vector<float>(1, 0.0f));
-  for (int32_t b = 0; b < P; ++b) {
+// each block in index order, the blocks' sums combined by the allreduce tree over the line, where
+// position i holds block at[i]. order[i] < 0: padding.
+float sum_squares(const std::vector<float>& v, const std::vector<int64_t>& order, const std::vector<int32_t>& at,
+                  int64_t block, const dist::AllreduceSpec& ar) {
+  std::vector<std::vector<float>> parts(at.size(), std::vector<float>(1, 0.0f));
+  for (size_t pos = 0; pos < at.size(); ++pos) {
+    const int64_t b = at[pos];
     float acc = 0.0f;
     for (int64_t e = 0; e < block; ++e) {
       const int64_t i = order[sz(b * block + e)];
       const float x = i >= 0 ? v[sz(i)] : 0.0f;
       acc += x * x;
     }
-    parts[sz(b)][0] = acc;
+    parts[pos][0] = acc;
   }
   return dist::allreduce_line_reference(ar, parts)[0];
+}
+
+// Causal softmax of the prefill's scores S (n, n): row t over columns u <= t, each score divided
+// by sqrt(head_dim); the row max (exact), then the sum of exp(s - max) as partial sums over the P
+// column blocks of ceil(n / P) (the GEMM's C tiles along X, each in index order) combined by the
+// allreduce tree over the line (position i holds block at[i]); a = exp(s - max) / sum, 0 above
+// the diagonal.
+void causal_softmax(std::vector<float>& S, int64_t n, int64_t head_dim, const std::vector<int32_t>& at,
+                    const dist::AllreduceSpec& ar) {
+  const int64_t P = int64_t(at.size()), bw = (n + P - 1) / P;  // columns per block
+  const float scale = std::sqrt(static_cast<float>(head_dim));
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = S.data() + t * n;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t u = 0; u <= t; ++u) {
+      row[u] /= scale;
+      mx = std::max(mx, row[u]);
+    }
+    std::vector<std::vector<float>> parts(at.size(), std::vector<float>(1, 0.0f));
+    for (size_t pos = 0; pos < at.size(); ++pos) {
+      const int64_t b = at[pos];
+      float acc = 0.0f;
+      for (int64_t u = b * bw; u < std::min(n, (b + 1) * bw) && u <= t; ++u) {
+        row[u] = std::exp(row[u] - mx);
+        acc += row[u];
+      }
+      parts[pos][0] = acc;
+    }
+    const float sum = dist::allreduce_line_reference(ar, parts)[0];
+    for (int64_t u = 0; u < n; ++u) row[u] = u <= t ? row[u] / sum : 0.0f;
+  }
 }
 
 // out = weight * (x / sqrt(ss / n + eps)), the mesh's expression.
@@ -68,31 +110,6 @@ MeshOrderReference::MeshOrderReference(const ModelConfig& cfg, Weights w, const 
   logits_.resize(sz(cfg_.vocab));
 }
 
-void causal_softmax_mesh_order(std::vector<float>& S, int64_t n, int64_t head_dim, int32_t P,
-                               const dist::AllreduceSpec& ar) {
-  const int64_t bw = (n + P - 1) / P;  // columns per block (the GEMM's C tiles along X)
-  const float scale = std::sqrt(static_cast<float>(head_dim));
-  for (int64_t t = 0; t < n; ++t) {
-    float* row = S.data() + t * n;
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t u = 0; u <= t; ++u) {
-      row[u] /= scale;
-      mx = std::max(mx, row[u]);
-    }
-    std::vector<std::vector<float>> parts(sz(P), std::vector<float>(1, 0.0f));
-    for (int32_t b = 0; b < P; ++b) {
-      float acc = 0.0f;
-      for (int64_t u = int64_t(b) * bw; u < std::min(n, (int64_t(b) + 1) * bw) && u <= t; ++u) {
-        row[u] = std::exp(row[u] - mx);
-        acc += row[u];
-      }
-      parts[sz(b)][0] = acc;
-    }
-    const float sum = dist::allreduce_line_reference(ar, parts)[0];
-    for (int64_t u = 0; u < n; ++u) row[u] = u <= t ? row[u] / sum : 0.0f;
-  }
-}
-
 const float* MeshOrderReference::forward(int token, int pos) { return run({token}, pos, false); }
 
 const float* MeshOrderReference::prefill(const std::vector<int>& tokens) {
@@ -118,6 +135,9 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
     if (kd < kvd) qlay[sz(i)] = ((kd / hd) * G + j) * hd + kd % hd;
   }
   const std::vector<int64_t> dlay = identity(dim, P * mtD), hlay = identity(hidden, P * mtH);
+  // Norm sums: decode's blocks sit along the line in order, the prefill's as the MeshGEMM
+  // places its tiles. The final norm (the last token, in the decode layout) is decode's.
+  const std::vector<int32_t> decode_line = blocks_along_line(P, false), line = blocks_along_line(P, as_gemm);
   auto gemv_spec = [&](int64_t M, int64_t K, Axis a) {
     dist::GemvSpec s;
     s.P = P;
@@ -191,7 +211,7 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
                        const std::vector<int64_t>& order, int64_t block) {
     for (int64_t r = 0; r < n; ++r) {
       std::vector<float> row(in.begin() + r * cols, in.begin() + (r + 1) * cols), o(sz(cols));
-      scale_by_norm(o, row, w, sum_squares(row, order, P, block, ar), cols, eps);
+      scale_by_norm(o, row, w, sum_squares(row, order, line, block, ar), cols, eps);
       std::copy(o.begin(), o.end(), out.begin() + r * cols);
     }
   };
@@ -248,7 +268,7 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
             Vh[sz(r * hd + dd)] = v[sz(r * kvd + kvh * hd + dd)];
           }
         std::vector<float> S = gemm_ref(n, hd, n, true, Qh.data(), Kh.data());
-        causal_softmax_mesh_order(S, n, hd, P, ar);
+        causal_softmax(S, n, hd, line, ar);
         const std::vector<float> Oh = gemm_ref(n, n, hd, false, S.data(), Vh.data());
         for (int64_t r = 0; r < n; ++r)
           for (int64_t dd = 0; dd < hd; ++dd) att[sz(r * dim + head * hd + dd)] = Oh[sz(r * hd + dd)];
@@ -257,7 +277,7 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
     if (relu2) {
       for (int64_t r = 0; r < n; ++r) {
         std::vector<float> row(att.begin() + r * dim, att.begin() + (r + 1) * dim);
-        scale_by_norm(row, row, w_.attn_sub_norm.data() + l * dim, sum_squares(row, qlay, P, mq, ar), dim, eps);
+        scale_by_norm(row, row, w_.attn_sub_norm.data() + l * dim, sum_squares(row, qlay, line, mq, ar), dim, eps);
         std::copy(row.begin(), row.end(), att.begin() + r * dim);
       }
     }
@@ -277,7 +297,7 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
   }
   const std::vector<float> last(x.end() - dim, x.end());
   std::vector<float> xl(sz(dim));
-  scale_by_norm(xl, last, w_.rms_final.data(), sum_squares(last, dlay, P, mtD, ar), dim, eps);
+  scale_by_norm(xl, last, w_.rms_final.data(), sum_squares(last, dlay, decode_line, mtD, ar), dim, eps);
   int64_t row0 = 0;
   for (int64_t rows : pl_.classifier_rows) {
     const std::vector<float> y = dist::gemv_f32_reference(gemv_spec(rows, dim, Axis::Y),
