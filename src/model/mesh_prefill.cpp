@@ -333,7 +333,8 @@ PromptTiles PromptPass::attention(RowAllreduces& ar, const PromptLayout& lay, co
     for (int64_t j = 0; j < d_.group; ++j) {
       TileBuf<float> s = [&] {
         PromptTiles qh(f_, lay, hb, "Q_h");
-        move_columns(f_, lay, q, qh, head_pieces(lay, kvh, j * d_.kv_block, true), "prefill: queries to the head layout");
+        move_columns(f_, lay, q, qh, head_pieces(lay, kvh, j * d_.kv_block, true),
+                     "prefill: queries to the head layout");
         PromptTiles kc = copy(lay, kh, "K_h (GEMM operand)");
         return dist::gemm_f32_tiles(f_, gemm_spec(R, n_, hd, n_, true), *qh.tiles, *kc.tiles);  // S = Q_h K_h^T
       }();
