@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 
 #include "wafermesh/dist/gemm_policies.hpp"
 #include "wafermesh/dist/run_window.hpp"
@@ -273,35 +274,14 @@ struct Run {
 };
 
 template <class Pol>
-GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename Pol::GA* A,
-                    const typename Pol::GB* B, typename Pol::TC* C) {
-  using TA = typename Pol::TA;
-  using TB = typename Pol::TB;
-  using TC = typename Pol::TC;
-  check_gemm_spec(f.mesh(), s);
-  const Region R{s.origin.x, s.origin.y, s.P, s.P};
-  Run<Pol> run{f, s, pol, R, s.algo == GemmAlgo::meshgemm ? LinePerm::interleaved(s.P) : LinePerm::natural(s.P)};
+TileBuf<typename Pol::TC> multiply(Run<Pol>& run, TileBuf<typename Pol::TA>& a, TileBuf<typename Pol::TB>& b) {
+  const GemmSpec& s = run.s;
+  return s.algo == GemmAlgo::summa ? (s.transpose_b ? run.summa_t(a, b) : run.summa(a, b))
+                                   : (s.transpose_b ? run.cannon_t(a, b) : run.cannon(a, b));
+}
 
-  RunWindow win(f, R);  // every PE of the region starts at the same virtual time
-
-  TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
-  TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
-  if (s.compute) {  // (timing only: the tiles stay zero)
-    // Preskewed, logical PE (r, c) starts with the tiles the skew would bring it: A's (r, c + r)
-    // and B's (r + c, c), mod P.
-    const int32_t sk = s.preskewed ? 1 : 0;
-    a.for_each_local([&](int32_t x, int32_t y, TA* t) {
-      const auto [r, c] = run.logical(x, y);
-      pol.load_a(A, r, (c + sk * r) % s.P, t);
-    });
-    b.for_each_local([&](int32_t x, int32_t y, TB* t) {
-      const auto [r, c] = run.logical(x, y);
-      pol.load_b(B, (r + sk * c) % s.P, c, t);
-    });
-  }
-  TileBuf<TC> c = s.algo == GemmAlgo::summa ? (s.transpose_b ? run.summa_t(a, b) : run.summa(a, b))
-                                             : (s.transpose_b ? run.cannon_t(a, b) : run.cannon(a, b));
-  const RunFigures fig = win.finish();
+template <class Pol>
+GemmReport report_of(const RunFigures& fig, const Run<Pol>& run) {
   GemmReport rep;
   rep.total_cycles = fig.total_cycles;
   rep.compute_cycles = fig.compute_cycles;
@@ -311,8 +291,63 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   rep.peak_sram_bytes = fig.summary.max_sram_peak_bytes;
   rep.noc_bytes = fig.noc_bytes;
   rep.max_step_latency_cycles = run.max_latency;
-  rep.steps = uint64_t(s.P);
+  rep.steps = uint64_t(run.s.P);
   rep.wall_s = fig.wall_s;
+  return rep;
+}
+
+template <class Pol>
+Run<Pol> make_run(Fabric& f, const GemmSpec& s, const Pol& pol) {
+  check_gemm_spec(f.mesh(), s);
+  return Run<Pol>{f, s, pol, Region{s.origin.x, s.origin.y, s.P, s.P}, gemm_line_perm(s)};
+}
+
+template <class T>
+void check_tiles(const TileBuf<T>& t, const Region& R, size_t elems, const char* what) {
+  if (!(t.region() == R) || t.elems() != elems)
+    throw std::logic_error(std::string("gemm: the ") + what + " tiles do not match the spec (region " + R.str() +
+                           ", " + std::to_string(elems) + " elements per PE)");
+}
+
+// Preskewed (s.preskewed), logical PE (r, c) starts with the tiles the skew would bring it: A's
+// (r, c + r) and B's (r + c, c), mod P.
+template <class Pol>
+void load_a(const Run<Pol>& run, TileBuf<typename Pol::TA>& a, const typename Pol::GA* A) {
+  const int32_t sk = run.s.preskewed ? 1 : 0;
+  a.for_each_local([&](int32_t x, int32_t y, typename Pol::TA* t) {
+    const auto [r, c] = run.logical(x, y);
+    run.pol.load_a(A, r, (c + sk * r) % run.s.P, t);
+  });
+}
+
+template <class Pol>
+void load_b(const Run<Pol>& run, TileBuf<typename Pol::TB>& b, const typename Pol::GB* B) {
+  const int32_t sk = run.s.preskewed ? 1 : 0;
+  b.for_each_local([&](int32_t x, int32_t y, typename Pol::TB* t) {
+    const auto [r, c] = run.logical(x, y);
+    run.pol.load_b(B, (r + sk * c) % run.s.P, c, t);
+  });
+}
+
+template <class Pol>
+GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename Pol::GA* A,
+                    const typename Pol::GB* B, typename Pol::TC* C) {
+  using TA = typename Pol::TA;
+  using TB = typename Pol::TB;
+  using TC = typename Pol::TC;
+  Run<Pol> run = make_run(f, s, pol);
+  const Region& R = run.R;
+
+  RunWindow win(f, R);  // every PE of the region starts at the same virtual time
+
+  TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
+  TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
+  if (s.compute) {  // (timing only: the tiles stay zero)
+    load_a(run, a, A);
+    load_b(run, b, B);
+  }
+  TileBuf<TC> c = multiply(run, a, b);
+  const GemmReport rep = report_of(win.finish(), run);
 
   // The gather is collective: every rank takes part if any rank asked for C (rank 0 keeps it).
   int want = C != nullptr && s.compute;
@@ -331,6 +366,29 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   return rep;
 }
 
+// A as tiles; B as tiles (b_tiles) or from the host (B). The same steps as run_gemm.
+template <class Pol>
+TileBuf<typename Pol::TC> run_gemm_tiles(Fabric& f, const GemmSpec& s, const Pol& pol, TileBuf<typename Pol::TA>& a,
+                                         TileBuf<typename Pol::TB>* b_tiles, const typename Pol::GB* B,
+                                         GemmReport* rep) {
+  using TB = typename Pol::TB;
+  if (s.preskewed || !s.compute)
+    throw std::logic_error("gemm: the tile entry points take computed operands in the unskewed placement");
+  Run<Pol> run = make_run(f, s, pol);
+  check_tiles(a, run.R, pol.a_elems(), "A");
+  if (b_tiles) check_tiles(*b_tiles, run.R, pol.b_elems(), "B");
+  RunWindow win(f, run.R);
+  std::unique_ptr<TileBuf<TB>> own_b;
+  if (!b_tiles) {
+    own_b = std::make_unique<TileBuf<TB>>(f, run.R, pol.b_elems(), "B tiles");
+    load_b(run, *own_b, B);
+  }
+  TileBuf<typename Pol::TC> c = multiply(run, a, b_tiles ? *b_tiles : *own_b);
+  const RunFigures fig = win.finish();
+  if (rep) *rep = report_of(fig, run);
+  return c;
+}
+
 }  // namespace
 
 GemmReport gemm_f32(Fabric& f, const GemmSpec& s, const float* A, const float* B, float* C) {
@@ -342,6 +400,26 @@ GemmReport gemm_f32(Fabric& f, const GemmSpec& s, const float* A, const float* B
 GemmReport gemm_ternary(Fabric& f, const GemmSpec& s, const int8_t* A, const int8_t* B, int32_t* C) {
   const TernaryPolicy pol(s);
   return run_gemm(f, s, pol, A, B, C);
+}
+
+LinePerm gemm_line_perm(const GemmSpec& s) {
+  return s.algo == GemmAlgo::meshgemm ? LinePerm::interleaved(s.P) : LinePerm::natural(s.P);
+}
+
+TileBuf<float> gemm_f32_tiles(Fabric& f, const GemmSpec& s, TileBuf<float>& a, const float* B, GemmReport* rep) {
+  const F32Policy pol(s);
+  return run_gemm_tiles(f, s, pol, a, nullptr, B, rep);
+}
+
+TileBuf<float> gemm_f32_tiles(Fabric& f, const GemmSpec& s, TileBuf<float>& a, TileBuf<float>& b, GemmReport* rep) {
+  const F32Policy pol(s);
+  return run_gemm_tiles(f, s, pol, a, &b, nullptr, rep);
+}
+
+TileBuf<int32_t> gemm_ternary_tiles(Fabric& f, const GemmSpec& s, TileBuf<int8_t>& a, const int8_t* B,
+                                    GemmReport* rep) {
+  const TernaryPolicy pol(s);
+  return run_gemm_tiles(f, s, pol, a, nullptr, B, rep);
 }
 
 void gemm_f32_reference(const GemmSpec& s, const float* A, const float* B, float* C) {

@@ -71,6 +71,18 @@ struct KvCache::Impl {
   const float* token(int32_t x, int32_t y, int64_t t) const {
     return kv[size_t(y - local.y0)].data() + size_t(t) * token_floats + size_t(x - local.x0) * 2 * size_t(mtk);
   }
+  // The row that gains a token at the next append.
+  int32_t growing_row() const {
+    int64_t T = 0;
+    for (int64_t r : rows) T += r;
+    return s.policy == KvPolicy::concat ? s.P - 1 : int32_t(T % s.P);
+  }
+  // Whether that append shifts rows: while the rows below the growing one are still empty (the
+  // first P tokens), the token goes straight to the growing row; afterwards the rows below it
+  // shift up and the token enters the bottom row.
+  bool shifts(int32_t grow) const {
+    return s.policy == KvPolicy::shift && grow < s.P - 1 && rows[size_t(s.P - 1)] > 0;
+  }
   // The shift policy's step: rows grow+1 .. P-1 pass their oldest token one row up (all at once)
   // and rows grow .. P-2 append what they receive.
   void shift_up(int32_t grow);
@@ -114,14 +126,12 @@ uint64_t KvCache::bytes_per_token_per_pe() const { return impl_->token_bytes(); 
 
 void KvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt, uint64_t* cycles) {
   Impl& m = *impl_;
-  const int32_t P = m.s.P;
   if (!(kt.region() == m.R) || kt.elems() != size_t(m.mtk) || !(vt.region() == m.R) || vt.elems() != size_t(m.mtk))
     throw std::logic_error("KV append: tiles do not match the cache");
   const int64_t T = tokens();
-  const int32_t grow = m.s.policy == KvPolicy::concat ? P - 1 : int32_t(T % P);
-  // While the rows below the growing one are still empty (the first P tokens), the token goes
-  // straight to the growing row; afterwards rows below it shift up and it enters the bottom row.
-  const bool shift = m.s.policy == KvPolicy::shift && grow < P - 1 && m.rows[size_t(P - 1)] > 0;
+  const int32_t grow = m.growing_row();
+  const bool shift = m.shifts(grow);
+  const int32_t yb = m.R.y0 + entry_row();
   // Everything is charged before anything moves: an overflow leaves the cache as it was.
   std::optional<SramCharge> scratch;  // the tiles on their way up, while the rows shift
   if (shift) scratch.emplace(m.f, m.R, 2 * m.out->bytes_per_pe(), "KV shift scratch");
@@ -134,7 +144,6 @@ void KvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt, uint64_
     scratch.reset();
   }
   // The new token: its row already holds its blocks (the vectors are replicated along Y).
-  const int32_t yb = m.R.y0 + (m.s.policy == KvPolicy::shift && !shift ? grow : P - 1);
   if (yb >= m.local.y0 && yb < m.local.y0 + m.local.h) {
     const size_t S = size_t(m.mtk);
     m.block.resize(m.token_floats);
@@ -147,6 +156,12 @@ void KvCache::append(const TileBuf<float>& kt, const TileBuf<float>& vt, uint64_
   }
   m.rows[size_t(grow)] += 1;
   if (cycles) *cycles = region_clock(m.f, m.R) - before;
+}
+
+int32_t KvCache::entry_row() const {
+  const Impl& m = *impl_;
+  const int32_t grow = m.growing_row();
+  return m.s.policy == KvPolicy::shift && !m.shifts(grow) ? grow : m.s.P - 1;
 }
 
 void KvCache::prefill(const float* keys, const float* values, int64_t n) {

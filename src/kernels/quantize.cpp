@@ -35,18 +35,30 @@ float quantize_weights_absmean(const float* w, std::int64_t M, std::int64_t K, s
   return gamma;
 }
 
+float absmax_scale(float amax) { return 127.0f / std::max(amax, kQuantScaleFloor); }
+
+void quantize_activations_scaled(const float* x, std::int64_t K, float s, std::int8_t* q) {
+  // Round half to even by adding and subtracting 1.5 * 2^23: for |v| < 2^22 the sum lies in
+  // [2^23, 2^24), where floats are the integers, so the addition rounds v to an integer in the
+  // default rounding mode, exactly as std::nearbyint (no libm call: the baseline x86-64 ISA has no
+  // rounding instruction). For |v| >= 2^22 the result is off by at most one but keeps its sign and
+  // a magnitude far above 127, so the clamp gives +-127 as it would for std::nearbyint(v).
+  constexpr float kMagic = 0x1.8p23f;
+  for (std::int64_t k = 0; k < K; ++k) {
+    const float r = (x[k] * s + kMagic) - kMagic;
+    q[k] = static_cast<std::int8_t>(std::clamp(r, -127.0f, 127.0f));
+  }
+}
+
 void quantize_activations_absmax(const float* x, std::int64_t N, std::int64_t K, std::int64_t ldx,
                                  std::int8_t* q, std::int64_t ldq, float* scale) {
   for (std::int64_t n = 0; n < N; ++n) {
     const float* xr = x + n * ldx;
     float amax = 0.0f;
     for (std::int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
-    const float s = 127.0f / std::max(amax, kQuantScaleFloor);
+    const float s = absmax_scale(amax);
     scale[n] = s;
-    for (std::int64_t k = 0; k < K; ++k) {
-      const float r = std::nearbyint(xr[k] * s);
-      q[n * ldq + k] = static_cast<std::int8_t>(std::clamp(r, -127.0f, 127.0f));
-    }
+    quantize_activations_scaled(xr, K, s, q + n * ldq);
   }
 }
 

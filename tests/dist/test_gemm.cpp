@@ -319,3 +319,123 @@ TEST(Gemm, PreskewedOperandsSkipTheSkewAndGiveTheSameProduct) {
   bad.transpose_b = true;
   EXPECT_THROW(check_gemm_spec(MeshShape{4, 4}, bad), UsageError);
 }
+
+namespace {
+
+// Matrix m (rows x cols, row-major) as tiles of the GEMM's placement: logical block (r, c) of
+// tr x tc elements (zero beyond the matrix) on PE (x0 + perm.phys(c), y0 + perm.phys(r)).
+template <class T>
+TileBuf<T> to_tiles(Fabric& f, const GemmSpec& s, const std::vector<T>& m, int64_t rows, int64_t cols, int64_t tr,
+                    int64_t tc) {
+  const LinePerm perm = gemm_line_perm(s);
+  const Region R{s.origin.x, s.origin.y, s.P, s.P};
+  TileBuf<T> t(f, R, size_t(tr * tc), "test tiles");
+  t.for_each_local([&](int32_t x, int32_t y, T* o) {
+    const int64_t r = perm.logical(y - R.y0), c = perm.logical(x - R.x0);
+    for (int64_t i = 0; i < tr; ++i)
+      for (int64_t j = 0; j < tc; ++j) {
+        const int64_t gi = r * tr + i, gj = c * tc + j;
+        o[i * tc + j] = gi < rows && gj < cols ? m[size_t(gi * cols + gj)] : T{};
+      }
+  });
+  return t;
+}
+
+// Every PE's clock, row-major, on rank 0 (empty elsewhere). Collective.
+std::vector<uint64_t> clocks(const Fabric& f) {
+  std::vector<uint64_t> c;
+  for (const PeCounters& p : f.gather_counters({0, 0, f.mesh().width, f.mesh().height})) c.push_back(p.clock_cycles);
+  return c;
+}
+
+// The inverse, on rank 0 (empty elsewhere).
+template <class T>
+std::vector<T> from_tiles(const GemmSpec& s, const TileBuf<T>& t, int64_t rows, int64_t cols, int64_t tr, int64_t tc) {
+  const std::vector<T> all = t.gather();
+  if (all.empty()) return {};
+  const LinePerm perm = gemm_line_perm(s);
+  std::vector<T> m(size_t(rows * cols));
+  for (int32_t py = 0; py < s.P; ++py)
+    for (int32_t px = 0; px < s.P; ++px) {
+      const int64_t r = perm.logical(py), c = perm.logical(px);
+      const T* o = all.data() + (size_t(py) * size_t(s.P) + size_t(px)) * size_t(tr * tc);
+      for (int64_t i = 0; i < tr; ++i)
+        for (int64_t j = 0; j < tc; ++j) {
+          const int64_t gi = r * tr + i, gj = c * tc + j;
+          if (gi < rows && gj < cols) m[size_t(gi * cols + gj)] = o[i * tc + j];
+        }
+    }
+  return m;
+}
+
+}  // namespace
+
+// The tile entry points (operands already on the PEs, as a model's prefill holds them) give the
+// host path's results bit for bit and the same clocks, for every algorithm, both variants, B from
+// the host or as tiles, fp32 and ternary, on awkward shapes.
+TEST(Gemm, TileEntryPointsEqualTheHostPathWithTheSameClocks) {
+  const MachineParams mp = small_machine(7, 6);
+  struct Shape { int64_t M, K, N; };
+  for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon, GemmAlgo::summa})
+    for (bool tb : {false, true})
+      for (int32_t P : {1, 2, 3, 5})
+        for (Shape sh : {Shape{1, 1, 1}, Shape{7, 11, 13}, Shape{17, 3, 5}}) {
+          GemmSpec s;
+          s.algo = algo;
+          s.P = P;
+          s.origin = {1, 1};
+          s.M = sh.M;
+          s.K = sh.K;
+          s.N = sh.N;
+          s.transpose_b = tb;
+          const int64_t mt = (s.M + P - 1) / P, kt = (s.K + P - 1) / P, nt = (s.N + P - 1) / P;
+          const int64_t b_rows = tb ? s.N : s.K, b_cols = tb ? s.K : s.N;
+          const std::string what = std::string(gemm_algo_name(algo)) + (tb ? " A.B^T" : " A.B") + " P=" +
+                                   std::to_string(P) + " " + std::to_string(s.M) + "x" + std::to_string(s.K) + "x" +
+                                   std::to_string(s.N);
+          const auto A = random_matrix(s.M, s.K, 5u + uint32_t(P));
+          const auto B = random_matrix(b_rows, b_cols, 29u);
+          std::vector<float> want(size_t(s.M * s.N));
+          gemm_f32_reference(s, A.data(), B.data(), want.data());
+          std::vector<uint64_t> host_clock;
+          {
+            Fabric f(MPI_COMM_WORLD, mp);
+            std::vector<float> C(size_t(s.M * s.N));
+            gemm_f32(f, s, A.data(), B.data(), C.data());
+            host_clock = clocks(f);
+          }
+          for (bool b_as_tiles : {false, true}) {
+            Fabric f(MPI_COMM_WORLD, mp);
+            TileBuf<float> a = to_tiles(f, s, A, s.M, s.K, mt, kt);
+            GemmReport rep;
+            TileBuf<float> c = [&] {
+              if (!b_as_tiles) return gemm_f32_tiles(f, s, a, B.data(), &rep);
+              TileBuf<float> b = to_tiles(f, s, B, b_rows, b_cols, tb ? nt : kt, tb ? kt : nt);
+              return gemm_f32_tiles(f, s, a, b, &rep);
+            }();
+            EXPECT_EQ(clocks(f), host_clock) << what << (b_as_tiles ? ", B as tiles" : "");
+            const std::vector<float> C = from_tiles(s, c, s.M, s.N, mt, nt);
+            if (world_rank() == 0)
+              EXPECT_EQ(std::memcmp(C.data(), want.data(), C.size() * sizeof(float)), 0)
+                  << what << (b_as_tiles ? ", B as tiles" : "") << ": not the reference's bits";
+          }
+          // Ternary: int8 A as tiles, ternary B from the host; exact, same clocks as gemm_ternary.
+          std::mt19937 g(uint32_t(P * 7 + sh.K));
+          std::vector<int8_t> Ai(size_t(s.M * s.K)), Bi(size_t(s.K * s.N));
+          for (auto& v : Ai) v = int8_t(int(g() % 255) - 127);
+          for (auto& v : Bi) v = int8_t(int(g() % 3) - 1);
+          std::vector<int32_t> Ch(size_t(s.M * s.N));
+          std::vector<uint64_t> ternary_clock;
+          {
+            Fabric f(MPI_COMM_WORLD, mp);
+            gemm_ternary(f, s, Ai.data(), Bi.data(), Ch.data());
+            ternary_clock = clocks(f);
+          }
+          Fabric f(MPI_COMM_WORLD, mp);
+          TileBuf<int8_t> a = to_tiles(f, s, Ai, s.M, s.K, mt, kt);
+          const TileBuf<int32_t> c = gemm_ternary_tiles(f, s, a, Bi.data());
+          EXPECT_EQ(clocks(f), ternary_clock) << what << ", ternary";
+          const std::vector<int32_t> C = from_tiles(s, c, s.M, s.N, mt, nt);
+          if (world_rank() == 0) EXPECT_EQ(C, Ch) << what << ", ternary";
+        }
+}

@@ -97,6 +97,34 @@ TEST(Quantize, AbsmaxRandomRowsHitFullRangeWithinHalfStep) {
   }
 }
 
+// The split form (a scale found elsewhere, then the codes) gives the codes of
+// clamp(std::nearbyint(x * s), -127, 127) for every float: halves, the values next to them, the
+// clamp's edges, magnitudes up to and beyond 2^22 (where its rounding trick is inexact but the
+// clamp decides), zeros of both signs.
+TEST(Quantize, ScaledCodesEqualNearbyintForEveryKindOfValue) {
+  std::vector<float> x;
+  for (int i = -300; i <= 300; ++i) {
+    const float h = static_cast<float>(i) * 0.5f;
+    x.insert(x.end(), {h, std::nextafter(h, 1e9f), std::nextafter(h, -1e9f)});
+  }
+  for (float big : {0x1p21f, 0x1p22f, 0x1.8p22f, 0x1p23f, 0x1.8p23f, 0x1p24f, 0x1p30f, 3e38f})
+    x.insert(x.end(), {big, -big, std::nextafter(big, 0.0f), -std::nextafter(big, 0.0f)});
+  x.insert(x.end(), {0.0f, -0.0f, 1e-30f, -1e-30f});
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> d(-200.0f, 200.0f);
+  for (int i = 0; i < 10000; ++i) x.push_back(d(rng));
+  for (float s : {1.0f, 0.37f, absmax_scale(0.0f), absmax_scale(2.5f)}) {
+    std::vector<std::int8_t> q(x.size());
+    quantize_activations_scaled(x.data(), static_cast<std::int64_t>(x.size()), s, q.data());
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      const float want = std::clamp(std::nearbyint(x[k] * s), -127.0f, 127.0f);
+      ASSERT_EQ(q[k], static_cast<std::int8_t>(want)) << "x = " << x[k] << ", s = " << s;
+    }
+  }
+  EXPECT_EQ(absmax_scale(2.0f), 63.5f);
+  EXPECT_EQ(absmax_scale(0.0f), 127.0f / kQuantScaleFloor);
+}
+
 struct Shape {
   std::int64_t M, K;
 };

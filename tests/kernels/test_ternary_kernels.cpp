@@ -1,5 +1,7 @@
 // Every ternary kernel variant (LUT and 2-bit, each ISA level, several thread counts) must equal
 // its _ref and the naive int8 dot product bit for bit in int32, on random and worst-case inputs.
+// Every output buffer is refilled with a canary (int32) or NaN (float) before every kernel call, so
+// a kernel that leaves rows unwritten fails instead of passing on an earlier call's values.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -56,6 +58,8 @@ std::vector<std::int32_t> naive(const Problem& p) {
 
 // Output (N, M) with row stride M + 2; the two extra columns must stay untouched.
 constexpr std::int32_t kCanary = 0x5A5A5A5A;
+void refill(std::vector<std::int32_t>& y) { std::fill(y.begin(), y.end(), kCanary); }
+void refill(std::vector<float>& y) { std::fill(y.begin(), y.end(), std::nanf("")); }
 std::vector<std::int32_t> strip(const std::vector<std::int32_t>& y, std::int64_t N, std::int64_t M) {
   std::vector<std::int32_t> out(static_cast<std::size_t>(N * M));
   for (std::int64_t n = 0; n < N; ++n) {
@@ -73,10 +77,11 @@ void check_all_variants(const Problem& p, bool all_threads = true) {
   const auto w2b = TernaryMatrix2b::from_int8(p.w.data(), p.M, p.K, p.ldw);
   const std::int64_t M = p.M, N = p.N, ldy = M + 2;
   {
-    std::vector<std::int32_t> y(static_cast<std::size_t>(N * ldy), kCanary);
+    std::vector<std::int32_t> y(static_cast<std::size_t>(N * ldy));
+    refill(y);
     lut_gemm_i32_ref(lut, p.q.data(), N, p.ldq, y.data(), ldy);
     ASSERT_EQ(strip(y, N, M), expected) << "lut_gemm_i32_ref M=" << M << " K=" << p.K << " N=" << N;
-    std::fill(y.begin(), y.end(), kCanary);
+    refill(y);
     mad2b_gemm_i32_ref(w2b, p.q.data(), N, p.ldq, y.data(), ldy);
     ASSERT_EQ(strip(y, N, M), expected) << "mad2b_gemm_i32_ref M=" << M << " K=" << p.K << " N=" << N;
   }
@@ -84,13 +89,14 @@ void check_all_variants(const Problem& p, bool all_threads = true) {
     const auto act = ActivationsQ8::from_int8(p.q.data(), N, p.K, p.ldq);
     const auto tables = LutTables::build(act);
     auto run = [&](int) {
-      std::vector<std::int32_t> y(static_cast<std::size_t>(N * ldy), kCanary);
+      std::vector<std::int32_t> y(static_cast<std::size_t>(N * ldy));
+      refill(y);
       lut_gemm_i32(lut, tables, y.data(), ldy);
       ASSERT_EQ(strip(y, N, M), expected) << "lut_gemm_i32 M=" << M << " K=" << p.K << " N=" << N;
-      std::fill(y.begin(), y.end(), kCanary);
+      refill(y);
       lut_gemm_i32(lut, p.q.data(), N, p.ldq, y.data(), ldy);
       ASSERT_EQ(strip(y, N, M), expected) << "lut_gemm_i32(raw q) M=" << M << " K=" << p.K;
-      std::fill(y.begin(), y.end(), kCanary);
+      refill(y);
       mad2b_gemm_i32(w2b, act, y.data(), ldy);
       ASSERT_EQ(strip(y, N, M), expected) << "mad2b_gemm_i32 M=" << M << " K=" << p.K << " N=" << N;
     };
@@ -104,15 +110,17 @@ void check_all_variants(const Problem& p, bool all_threads = true) {
     const auto tab1 = LutTables::build(act1);
     const std::vector<std::int32_t> first(expected.begin(), expected.begin() + M);
     std::vector<std::int32_t> y(static_cast<std::size_t>(M));
+    refill(y);
     lut_gemv_i32(lut, tab1, y.data());
     ASSERT_EQ(y, first) << "lut_gemv_i32 M=" << M << " K=" << p.K;
+    refill(y);
     mad2b_gemv_i32(w2b, act1, y.data());
     ASSERT_EQ(y, first) << "mad2b_gemv_i32 M=" << M << " K=" << p.K;
     // Fused decode (tables built inside, split across threads at the AVX-512 level): same result
     // and the same complete tables at every thread count.
     const auto run_fused = [&](int) {
       LutTables scratch;
-      std::fill(y.begin(), y.end(), kCanary);
+      refill(y);
       lut_gemv_i32(lut, act1, scratch, y.data());
       ASSERT_EQ(y, first) << "lut_gemv_i32(fused) M=" << M << " K=" << p.K;
       ASSERT_EQ(scratch.pairs(), tab1.pairs());
@@ -203,12 +211,15 @@ TEST(TernaryKernels, LargeProjectionShapes) {
         if (isa == Isa::isa_scalar && threads == 1) continue;  // slowest combination adds nothing
         omp_set_num_threads(threads);
         SCOPED_TRACE("threads=" + std::to_string(threads));
+        refill(y);
         lut_gemm_i32(lut, tables, y.data(), p.M);
         ASSERT_EQ(y, expected) << "lut_gemm_i32";
+        refill(y);
         mad2b_gemm_i32(w2b, act, y.data(), p.M);
         ASSERT_EQ(y, expected) << "mad2b_gemm_i32";
         LutTables scratch;
         std::vector<std::int32_t> y1(static_cast<std::size_t>(p.M));
+        refill(y1);
         lut_gemv_i32(lut, ActivationsQ8::from_int8(p.q.data(), 1, p.K, p.ldq), scratch, y1.data());
         ASSERT_TRUE(std::equal(y1.begin(), y1.end(), expected.begin())) << "lut_gemv_i32(fused)";
       }
@@ -221,8 +232,10 @@ TEST(TernaryKernels, RefsOnLargeShapeOneToken) {
   const Problem p = random_problem(2560, 6912, 1, 8);
   const auto expected = naive(p);
   std::vector<std::int32_t> y(expected.size());
+  refill(y);
   lut_gemm_i32_ref(TernaryMatrixLut::from_int8(p.w.data(), p.M, p.K, p.ldw), p.q.data(), 1, p.ldq, y.data(), p.M);
   EXPECT_EQ(y, expected);
+  refill(y);
   mad2b_gemm_i32_ref(TernaryMatrix2b::from_int8(p.w.data(), p.M, p.K, p.ldw), p.q.data(), 1, p.ldq, y.data(), p.M);
   EXPECT_EQ(y, expected);
 }
@@ -246,6 +259,8 @@ TEST(TernaryKernels, FloatOutputAppliesScaleOncePerRow) {
   ternary_gemm_i32_naive(wq.data(), M, K, K, xq.data(), N, K, dot.data(), M);
   for_each_isa([&](Isa) {
     std::vector<float> y_lut(static_cast<std::size_t>(N * M)), y_2b(y_lut.size());
+    refill(y_lut);
+    refill(y_2b);
     lut_gemm_f32(lut, LutTables::build(act), y_lut.data(), M);
     mad2b_gemm_f32(w2b, act, y_2b.data(), M);
     for (std::int64_t n = 0; n < N; ++n) {

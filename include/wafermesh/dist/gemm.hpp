@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "wafermesh/noc/fabric.hpp"
+#include "wafermesh/noc/line_plans.hpp"
+#include "wafermesh/noc/tile_buf.hpp"
 
 namespace wm::dist {
 
@@ -78,6 +80,24 @@ GemmReport gemm_f32(Fabric& f, const GemmSpec& s, const float* A, const float* B
 // int8 activations x ternary weights {-1, 0, +1}, exact int32 results; B tiles travel packed in
 // the lookup-table format (kernels/pack.hpp).
 GemmReport gemm_ternary(Fabric& f, const GemmSpec& s, const int8_t* A, const int8_t* B, int32_t* C);
+
+// The operands as tiles, for callers whose data already lives on the PEs (the prefill of a model,
+// where one GEMM's output is the next one's input). Logical block (r, c) of every operand sits on
+// PE (origin.x + perm.phys(c), origin.y + perm.phys(r)) with perm = gemm_line_perm(s): interleaved
+// for meshgemm, natural for cannon and summa. Tiles hold mt x kt (A), kt x nt or nt x kt (B, as
+// above; ternary B tiles in the packed form of the host path's) and mt x nt (C) elements, zero
+// beyond the matrix. The steps, clocks and results are those of gemm_f32 / gemm_ternary on the
+// same matrices; only the loading from and the gathering to the host are left out. A is left as it
+// was for C = A B^T and summa; cannon and meshgemm C = A B skew and shift A (and B always) in place.
+// Collective. `rep` (optional) receives the run's figures.
+LinePerm gemm_line_perm(const GemmSpec& s);
+// B (weights) from the host, present on every rank, as for gemm_f32.
+TileBuf<float> gemm_f32_tiles(Fabric& f, const GemmSpec& s, TileBuf<float>& a, const float* B,
+                              GemmReport* rep = nullptr);
+TileBuf<float> gemm_f32_tiles(Fabric& f, const GemmSpec& s, TileBuf<float>& a, TileBuf<float>& b,
+                              GemmReport* rep = nullptr);
+TileBuf<int32_t> gemm_ternary_tiles(Fabric& f, const GemmSpec& s, TileBuf<int8_t>& a, const int8_t* B,
+                                    GemmReport* rep = nullptr);
 
 // One process, no fabric: C in exactly the summation order of s.algo (bitwise equal to gemm_f32).
 void gemm_f32_reference(const GemmSpec& s, const float* A, const float* B, float* C);

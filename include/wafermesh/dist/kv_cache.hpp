@@ -96,6 +96,9 @@ class KvCache {
   // `cycles`, also the virtual cycles the append took on the region (one more collective).
   // Collective.
   void append(const TileBuf<float>& k, const TileBuf<float>& v, uint64_t* cycles = nullptr);
+  // The row (0 .. P-1 from the top of the region) whose PEs append() reads the next token's k and
+  // v tiles from: the only row whose tiles a caller must fill.
+  int32_t entry_row() const;
   // Places n prompt tokens from the host, spread evenly over the rows (first rows one more), in an
   // empty cache: SRAM is charged (all rows or none), no clock moves. keys, values: (n, kv_dim) on
   // every rank. Collective.

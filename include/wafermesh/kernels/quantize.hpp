@@ -29,4 +29,13 @@ float quantize_weights_absmean(const float* w, std::int64_t M, std::int64_t K, s
 void quantize_activations_absmax(const float* x, std::int64_t N, std::int64_t K, std::int64_t ldx,
                                  std::int8_t* q, std::int64_t ldq, float* scale);
 
+// The two halves of quantize_activations_absmax for a token whose elements are spread over
+// several holders (the PEs of a mesh, each with a block of the vector): the scale from the
+// token's absmax, found by whoever combines the blocks' maxima, then each block's codes.
+// s = 127 / max(amax, 1e-5).
+float absmax_scale(float amax);
+// q (K) = clamp(round_half_even(x * s), -127, 127): quantize_activations_absmax's codes for the
+// same s.
+void quantize_activations_scaled(const float* x, std::int64_t K, float s, std::int8_t* q);
+
 }  // namespace wm::kernels

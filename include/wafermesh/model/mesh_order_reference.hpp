@@ -1,13 +1,22 @@
 #pragma once
 // The transformer of mesh_transformer.hpp computed in one process, plainly, in the summation order
-// of the mesh: the reference the mesh transformer must match bit for bit (fp32 and ternary).
+// of the mesh: the reference the mesh transformer must match bit for bit (fp32 and ternary). The
+// mesh path calls none of its code and it none of the mesh path's: it is written with the dist
+// layer's serial references (allreduce_line_reference, gemv_f32_reference, gemm_f32_reference,
+// kv_attention_reference) and BitLinear's (bitlinear_ref, whose activation quantiser is the
+// kernels' own, tested against std::nearbyint on its own).
 //
 // Every fp32 sum the mesh splits over PEs is written here as: partial sums of each PE's block in
-// index order, combined in the order of the allreduce tree (dist::allreduce_line_reference):
-//   rmsnorm          blocks of ceil(n / P) (the attention sub-norm: the (c, j, e) query layout)
-//   fp32 projections dist::gemv_f32_reference on the same (row- or column-permuted) matrices
-//   attention        dist::kv_attention_reference (tokens spread over rows by the KV policy)
-//   classifier       dist::gemv_f32_reference per classifier region
+// index order, combined in the order of the allreduce tree over the line of PEs:
+//   rmsnorm          blocks of ceil(n / P) (the attention sub-norm: the query layout), block b at
+//                    position b of the line in decode; in prefill the MeshGEMM's placement, block
+//                    l at the interleaved ring's position of l
+//   fp32 projections gemv_f32_reference (decode), gemm_f32_reference (prefill) on the same
+//                    (row- or column-permuted) matrices
+//   attention        kv_attention_reference (decode: tokens spread over rows by the KV policy);
+//                    prefill: per query head two MeshGEMMs and a causal softmax whose sums run
+//                    over the column blocks of the scores, placed as in the rmsnorm
+//   classifier       gemv_f32_reference per classifier region
 // BitLinear projections are bitlinear_ref (exact integer sums: order does not matter), and RoPE,
 // residuals and activations are the same elementwise expressions as ReferenceTransformer. No
 // fabric, no clocks, no threads.
@@ -20,13 +29,6 @@
 #include "wafermesh/model/weights.hpp"
 
 namespace wm::model {
-
-// Causal softmax of the prefill's scores as the mesh computes it: S (n, n) row t over columns
-// u <= t, each score divided by sqrt(head_dim); the row max (exact), then the sum of exp(s - max)
-// as partial sums over the P column blocks of ceil(n / P) (the GEMM's C tiles along X, each in
-// index order) combined by the allreduce tree; a = exp(s - max) / sum, 0 above the diagonal.
-void causal_softmax_mesh_order(std::vector<float>& S, int64_t n, int64_t head_dim, int32_t P,
-                               const dist::AllreduceSpec& ar);
 
 class MeshOrderReference {
  public:

@@ -35,15 +35,22 @@
 // rank count and layout; they differ from the single-process reference only in the order of fp32
 // sums (model/mesh_order_reference.hpp reproduces that order).
 //
-// Prefill (prefill()): all prompt tokens at once. Every projection is a MeshGEMM of the transposed
-// variant, C = X W^T with the tokens along Y and the features along X (dist/gemm.hpp; the weights
-// are never transposed); per query head S = Q_h K_kvh^T is a transposed MeshGEMM, the causal
-// softmax takes row allreduces (max, then sum, over the column blocks of S), and O_h = A V_kvh a
-// MeshGEMM; norm sums and absmax scales are row allreduces. The GEMMs' outputs stay in the GEMM
-// layout, which is the next GEMM's input layout. The prompt's keys and values then enter the decode
-// KV cache token by token (the layout switch to decode, charged). fp32 sums follow MeshGEMM's order
-// (MeshOrderReference::prefill reproduces it); ternary projections stay exact. The GEMM holds its own tiles of the weights
-// (its data flow moves them), so it needs free SRAM beside the resident decode weights: a region
+// Prefill (prefill()): all prompt tokens at once, on the mesh. The prompt's activations live as
+// tiles on the PEs of the region that computes them, tokens along Y and features along X, in the
+// MeshGEMM's placement (src/model/prompt_tiles.hpp); a rank holds its own PEs' tiles only. Every
+// projection is a MeshGEMM of the transposed variant, C = X W^T (dist/gemm.hpp; the weights are
+// never transposed), whose output layout is the next one's input layout. Norm sums, absmax scales
+// and the softmax's maxima and sums are allreduces along the rows of PEs, one value per token of
+// the row. RoPE, the gate and the residuals work on the tiles in place. Per query head the head's
+// queries, keys and values move along the rows into the layout of a GEMM over head_dim, S = Q_h
+// K_kvh^T is a transposed MeshGEMM, the causal softmax runs on S's tiles, O_h = S V_kvh a MeshGEMM,
+// and O_h moves back into the query layout. Each token's key and value then travel to the row of
+// the decode KV cache that takes it (the layout switch to decode), the prompt's tiles move to the
+// next layer region when the layers continue there, and the last token's vector switches to the
+// decode layout for the classifier: all of it fabric steps, charged. fp32 sums follow MeshGEMM's
+// order and the rows' allreduce trees (MeshOrderReference::prefill reproduces both); ternary
+// projections stay exact. The GEMM holds its own tiles of the weights (its data flow moves them),
+// so it needs free SRAM beside the resident decode weights and the prompt's tiles: a region
 // without it is a LimitError naming the PE (generate --prefill decode runs the prompt through the
 // decode path instead).
 #include <cstdint>
@@ -131,8 +138,9 @@ class MeshTransformer {
   static MeshPlacement plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
                             const MeshPlacementSpec& spec);
 
+  struct Impl;  // the state, defined inside src/model (opaque here)
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,76 @@
+#include "position_clock.hpp"
+
+#include <algorithm>
+
+#include "wafermesh/dist/rank_reduce.hpp"
+
+namespace wm::model {
+
+PositionClock::Stamp PositionClock::stamp(const Region& R) {
+  const auto [sram, routes] = region_peaks(R);
+  local_sram_peak_ = std::max(local_sram_peak_, sram);
+  local_route_peak_ = std::max(local_route_peak_, routes);
+  stamps_.push_back(f_.max_clock_local(R));
+  return Stamp(stamps_.size() - 1);
+}
+
+std::pair<uint64_t, uint64_t> PositionClock::region_peaks(const Region& R) {
+  for (PeakCache& c : peak_cache_)
+    if (c.R == R) {
+      if (c.version != f_.peaks_version()) c = {R, f_.peaks_version(), f_.peaks_local(R)};
+      return c.peaks;
+    }
+  peak_cache_.push_back({R, f_.peaks_version(), f_.peaks_local(R)});
+  return peak_cache_.back().peaks;
+}
+
+void PositionClock::lap(uint64_t& bucket, Stamp& from, Stamp to, LapKind kind) {
+  laps_.push_back({kind, from, to, &bucket, nullptr, 0});
+  from = to;
+}
+
+void PositionClock::lap_gemv(LayerCycles& lc, Stamp& from, Stamp to, uint64_t compute_cycles) {
+  laps_.push_back({LapKind::gemv, from, to, &lc.compute, &lc.allreduce, compute_cycles});
+  from = to;
+}
+
+std::vector<uint64_t> PositionClock::settle() {
+  const size_t n = stamps_.size();
+  stamps_.push_back(local_sram_peak_);
+  stamps_.push_back(local_route_peak_);
+  dist::max_over_ranks(f_, stamps_);
+  peak_sram_ = std::max(peak_sram_, stamps_[n]);
+  peak_routes_ = std::max(peak_routes_, stamps_[n + 1]);
+  stamps_.resize(n);
+  for (const Lap& l : laps_) {
+    const uint64_t a = stamps_[size_t(l.from)], b = stamps_[size_t(l.to)];
+    switch (l.kind) {
+      case LapKind::add: *l.bucket += b - a; break;
+      case LapKind::add_positive: *l.bucket += b > a ? b - a : 0; break;
+      case LapKind::gemv: {
+        const uint64_t dt = b - a, comp = std::min(dt, l.cap);
+        *l.bucket += comp;
+        *l.rest += dt - comp;
+        break;
+      }
+    }
+  }
+  std::vector<uint64_t> clocks = std::move(stamps_);
+  discard();
+  return clocks;
+}
+
+void PositionClock::discard() {
+  stamps_.clear();
+  laps_.clear();
+  local_sram_peak_ = local_route_peak_ = 0;
+}
+
+uint64_t PositionClock::now(const Region& R) {
+  const Fabric::Summary s = f_.summarize(R);
+  peak_sram_ = std::max(peak_sram_, s.max_sram_peak_bytes);
+  peak_routes_ = std::max(peak_routes_, s.max_route_peak_entries);
+  return s.max_clock_cycles;
+}
+
+}  // namespace wm::model
