@@ -147,11 +147,11 @@ std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
   return {sram_peak_local(r), routes};
 }
 
-void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) { charge_index(owned_index(x, y), macs); }
+void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs, Work w) { charge_index(owned_index(x, y), macs, w); }
 
-void Fabric::charge_compute(const Region& r, uint64_t macs_each) {
+void Fabric::charge_compute(const Region& r, uint64_t macs_each, Work w) {
   const Region l = r.intersect(block_);
-  const uint64_t cyc = cost_.compute_cycles(macs_each);
+  const uint64_t cyc = cost_.compute_cycles(macs_each, w);
   if (cyc == 0) return;
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);

@@ -14,8 +14,17 @@ std::vector<ParamSpec> MachineParams::specs() {
                  1e-3, 1e3),
       param_int("pe.sram_bytes", &sram_bytes, "bytes", "private SRAM per PE; exceeding it is an error", 1,
                 int64_t(1) << 31),
-      param_int("pe.macs_per_cycle", &macs_per_cycle, "MAC/cycle", "multiply-accumulates a PE retires per cycle",
-                1, 1 << 20),
+      param_int("pe.macs_per_cycle", &macs_per_cycle, "MAC/cycle",
+                "multiply-accumulates a PE retires per cycle: fp32 work (wafer.dtype fp32) and integer work", 1, 1 << 20),
+      param_int("pe.fp16_macs_per_cycle", &fp16_macs_per_cycle, "MAC/cycle",
+                "fp16/bf16 multiply-accumulates a PE retires per cycle (fp work when wafer.dtype is fp16 or bf16); "
+                "0 = pe.macs_per_cycle, the default, as no fp16 rate is fitted (the calibration's measurements do "
+                "not record their element width); the WSE-2's fp16 SIMD is 4 wide and the WSE-3's 8 wide, an upper bound",
+                0, 1 << 20),
+      param_int("pe.ternary_ops_per_cycle", &ternary_ops_per_cycle, "ops/cycle",
+                "ternary weights a PE applies per cycle (one add or subtract of an int8 activation each) in a "
+                "BitLinear GEMV or GEMM; 0 = pe.macs_per_cycle, the default",
+                0, 1 << 20),
       param_int("pe.task_overhead_cycles", &task_overhead_cycles, "cycles",
                 "fixed cost charged for every compute task on a PE", 0, kMaxCycles),
       param_int("noc.alpha_cycles", &alpha_cycles, "cycles/hop", "router forwarding cost per hop on a configured route",
@@ -41,6 +50,14 @@ std::vector<ParamSpec> MachineParams::specs() {
       param_text("noc.route_fallback", &route_fallback,
                  "when a pattern needs more routes than a PE has: strict = error; relay = it goes core to core over neighbour links (no route entries, beta per intermediate PE)",
                  {"strict", "relay"}),
+      param_text("wafer.dtype", &wafer_dtype,
+                 "width of floating-point data on the wafer (fp weights, KV cache, activations): SRAM and wire bytes "
+                 "are charged at 4 bytes (fp32) or 2 (fp16, bf16) per element; the host computes in fp32 either way",
+                 {"fp32", "fp16", "bf16"}),
+      param_text("wafer.ternary_format", &wafer_ternary_format,
+                 "storage of ternary weights on the wafer, charged per PE block whatever the host kernel packs: "
+                 "2bit = 2 bits per weight, base3 = 5 weights per byte; plus the tensor's scale at wafer.dtype",
+                 {"2bit", "base3"}),
       param_real("emu.inject_ns_per_cycle", &inject_ns_per_cycle, "ns/cycle",
                  "hold inter-rank messages back in real time by this much per modelled cycle of latency (0 = off)",
                  0, 1e6),

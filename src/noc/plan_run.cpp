@@ -324,10 +324,12 @@ void Fabric::spill_deferred(Compiled& c) {
 // ---------------------------------------------------------------- executing steps
 void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, Sync sync, Depart depart) {
   if (!p.c_ || p.fabric_ != this) throw std::logic_error("plan " + p.name() + " belongs to another fabric");
-  if (src.tile_bytes != p.c_->tile_bytes || dst.tile_bytes != p.c_->tile_bytes)
+  if (src.charged_bytes() != p.c_->tile_bytes || dst.charged_bytes() != p.c_->tile_bytes ||
+      src.tile_bytes != dst.tile_bytes)
     throw std::logic_error("plan " + p.name() + " was built for " + std::to_string(p.c_->tile_bytes) +
-                           "-byte tiles, buffers hold " + std::to_string(src.tile_bytes) + "/" +
-                           std::to_string(dst.tile_bytes));
+                           "-byte tiles, buffers hold " + std::to_string(src.charged_bytes()) + "/" +
+                           std::to_string(dst.charged_bytes()) + " (host " + std::to_string(src.tile_bytes) + "/" +
+                           std::to_string(dst.tile_bytes) + ")");
   run(p, &src, &dst, sync, depart);
 }
 
@@ -345,8 +347,10 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   activate_routes(p);  // may rebuild the plan with software relays
   Compiled& c = *p.c_;
   const bool data = src != nullptr;
-  const size_t tb = c.tile_bytes;
-  const size_t mb = data ? tb : 0;  // tile bytes carried by the messages
+  // The host's bytes of a tile: what is copied, and carried by the messages (costs are charged for
+  // the plan's bytes, the tile on the wafer).
+  const size_t tb = data ? src->tile_bytes : 0;
+  const size_t mb = tb;
   const auto t0 = std::chrono::steady_clock::now();
   const bool defer = sync == Sync::defer;
   // Arrivals are kept in the plan when the step defers them, or when earlier deferred arrivals
@@ -451,7 +455,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     }
   }
   // 5. Senders pay injection.
-  const uint64_t w = cost_.inject_cycles(tb);
+  const uint64_t w = cost_.inject_cycles(c.tile_bytes);
   c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
     for (int64_t j = 0; j < sp.n; ++j) ck[sp.a + j * sp.as] += w;
   });

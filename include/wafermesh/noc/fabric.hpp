@@ -140,13 +140,16 @@ class TransferPlan {
 // and its tile starts at base + slot[i] * tile_bytes, or base + i * tile_bytes while the slot table
 // is not in use (slot == nullptr, or *permuted false). The slot table lets an in-place step that
 // permutes tiles among this rank's PEs (a ring shift, a skew) move indices instead of bytes; the
-// fabric sets *permuted when it first does.
+// fabric sets *permuted when it first does. tile_bytes is the host's; wafer_bytes what the tile is
+// on the wafer, the bytes its plan charges (0: tile_bytes).
 struct TileView {
   std::byte* base = nullptr;
   Region local;
   size_t tile_bytes = 0;
   uint32_t* slot = nullptr;
   bool* permuted = nullptr;
+  size_t wafer_bytes = 0;
+  size_t charged_bytes() const { return wafer_bytes ? wafer_bytes : tile_bytes; }
   size_t index(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
   bool slotted() const { return slot && (!permuted || *permuted); }
   std::byte* at(int32_t x, int32_t y) const {
@@ -202,11 +205,12 @@ class Fabric {
   // Changes whenever the peak SRAM or route entries of some local PE change (rise or reset), so a
   // caller may keep peaks_local(r) until it changes.
   uint64_t peaks_version() const { return peaks_version_; }
-  // Charges `macs` multiply-accumulates as one task on local PE (x, y).
-  void charge_compute(int32_t x, int32_t y, uint64_t macs);
+  // Charges `macs` multiply-accumulates (or ternary weights, integer operations: `w`, at its rate)
+  // as one task on local PE (x, y).
+  void charge_compute(int32_t x, int32_t y, uint64_t macs, Work w = Work::fp);
   // Charges every PE of `r` one task of `macs_each`: each rank charges the PEs it owns, so every
   // rank calls it with the same arguments.
-  void charge_compute(const Region& r, uint64_t macs_each);
+  void charge_compute(const Region& r, uint64_t macs_each, Work w = Work::fp);
   // Advances every PE of `r` by `cycles` of compute with no task overhead (work folded into a
   // stream, e.g. the adds of a streaming reduction; each rank its own PEs).
   void charge_cycles(const Region& r, uint64_t cycles);
@@ -248,9 +252,10 @@ class Fabric {
   void sram_release(const Region& r, uint64_t bytes_each);
 
   // ---- communication ----
-  // Prepares a step. `transfers` must be identical on every rank, or at least contain every
-  // transfer that shares a link with a transfer that has an end on this rank (line builders in
-  // line_plans.hpp pass only the lines crossing the rank's block).
+  // Prepares a step of tiles that are `tile_bytes` on the wafer (TileBuf::bytes_per_pe; the host
+  // may store them in more or fewer). `transfers` must be identical on every rank, or at least
+  // contain every transfer that shares a link with a transfer that has an end on this rank (line
+  // builders in line_plans.hpp pass only the lines crossing the rank's block).
   TransferPlan plan(std::vector<Transfer> transfers, size_t tile_bytes, std::string name);
   // Prepares a step along the lines of a region (the same on every rank). The plan equals the one
   // the transfer list of every line would give, built in time proportional to this rank's share.
@@ -305,8 +310,8 @@ class Fabric {
   void check_owned(int32_t x, int32_t y) const {
     if (!block_.contains(x, y)) fail_unowned(x, y);
   }
-  void charge_index(size_t i, uint64_t macs) {
-    const uint64_t cyc = cost_.compute_cycles(macs);
+  void charge_index(size_t i, uint64_t macs, Work w = Work::fp) {
+    const uint64_t cyc = cost_.compute_cycles(macs, w);
     clock_[i] += cyc;
     compute_[i] += cyc;
   }

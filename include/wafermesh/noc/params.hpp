@@ -17,7 +17,9 @@ struct MachineParams {
   int64_t height_pes = 994;            // mesh.height_pes: PEs along Y
   double clock_ghz = 1.1;              // pe.clock_ghz: cycles -> seconds
   int64_t sram_bytes = 48 * 1024;      // pe.sram_bytes: private SRAM per PE
-  int64_t macs_per_cycle = 1;          // pe.macs_per_cycle: multiply-accumulates per cycle per PE
+  int64_t macs_per_cycle = 1;          // pe.macs_per_cycle: multiply-accumulates per cycle per PE (fp32, integer)
+  int64_t fp16_macs_per_cycle = 0;     // pe.fp16_macs_per_cycle: fp16/bf16 MACs per cycle, 0 = pe.macs_per_cycle
+  int64_t ternary_ops_per_cycle = 0;   // pe.ternary_ops_per_cycle: ternary weight add/subtracts per cycle, 0 = pe.macs_per_cycle
   int64_t task_overhead_cycles = 72;   // pe.task_overhead_cycles: fixed cost of each compute task
   int64_t alpha_cycles = 2;            // noc.alpha_cycles: per hop along a configured route
   int64_t beta_cycles = 11;            // noc.beta_cycles: per software relay / reduction stage
@@ -27,6 +29,8 @@ struct MachineParams {
   bool stream_reductions = true;       // noc.stream_reductions: reduction chains stream through the cores
   int64_t route_entries = 24;          // noc.route_entries: route table entries ("colors") per PE
   std::string route_fallback = "strict";  // noc.route_fallback: strict | relay
+  std::string wafer_dtype = "fp32";    // wafer.dtype: fp32 | fp16 | bf16, the width of fp data on the wafer
+  std::string wafer_ternary_format = "2bit";  // wafer.ternary_format: 2bit | base3, ternary weights on the wafer
   double inject_ns_per_cycle = 0.0;    // emu.inject_ns_per_cycle: real delay per modelled cycle, 0 = off
   int64_t ranks_x = 0;                 // emu.ranks_x: rank grid extent along X, 0 = automatic
   int64_t ranks_y = 0;                 // emu.ranks_y: rank grid extent along Y, 0 = automatic
@@ -34,6 +38,11 @@ struct MachineParams {
   // The declarations of all fields above (names, units, help, limits), bound to this object.
   std::vector<ParamSpec> specs();
   double cycles_to_us(uint64_t cycles) const { return double(cycles) / (clock_ghz * 1e3); }
+  // The wafer's representation (DESIGN.md section 3), whatever the host stores: bytes of one
+  // floating-point element (4 for fp32, 2 for fp16 and bf16), and of n ternary weights
+  // (2bit: ceil(n / 4); base3, five weights per byte as 3^5 = 243 <= 256: ceil(n / 5)).
+  uint64_t wafer_fp_bytes() const { return wafer_dtype == "fp32" ? 4 : 2; }
+  uint64_t wafer_ternary_bytes(uint64_t n) const { return wafer_ternary_format == "base3" ? (n + 4) / 5 : (n + 3) / 4; }
 };
 
 }  // namespace wm

@@ -11,6 +11,7 @@
 #include "wafermesh/noc/cost_model.hpp"
 #include "wafermesh/noc/fabric.hpp"
 #include "wafermesh/noc/line_plans.hpp"
+#include "wafermesh/noc/wafer_data.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm {
@@ -40,13 +41,19 @@ class ReferenceFabric {
   std::vector<PeCounters>& pes() { return pes_; }
   PeCounters& pe(PeCoord c) { return pes_[size_t(mesh_.id(c.x, c.y))]; }
 
+  // A tile of `elems` T on the wafer: wafer_elem_bytes<T> each (fp data at wafer.dtype).
+  template <class T>
+  uint64_t wafer_bytes(size_t elems) const {
+    return uint64_t(elems) * (WaferFp<T>::value ? (p_.wafer_dtype == "fp32" ? 4 : 2) : sizeof(T));
+  }
   template <class T>
   RefBuf<T> alloc(Region r, size_t elems) {
+    const uint64_t b = wafer_bytes<T>(elems);
     for (int32_t y = r.y0; y < r.y0 + r.h; ++y)
       for (int32_t x = r.x0; x < r.x0 + r.w; ++x) {
         PeCounters& c = pe({x, y});
-        if (c.sram_bytes + elems * sizeof(T) > uint64_t(p_.sram_bytes)) throw LimitError("reference: SRAM");
-        c.sram_bytes += elems * sizeof(T);
+        if (c.sram_bytes + b > uint64_t(p_.sram_bytes)) throw LimitError("reference: SRAM");
+        c.sram_bytes += b;
         c.sram_peak_bytes = std::max(c.sram_peak_bytes, c.sram_bytes);
       }
     return RefBuf<T>{r, elems, std::vector<std::vector<T>>(size_t(r.size()), std::vector<T>(elems))};
@@ -54,11 +61,21 @@ class ReferenceFabric {
   template <class T>
   void free(RefBuf<T>& b) {
     for (int32_t y = b.region.y0; y < b.region.y0 + b.region.h; ++y)
-      for (int32_t x = b.region.x0; x < b.region.x0 + b.region.w; ++x) pe({x, y}).sram_bytes -= b.elems * sizeof(T);
+      for (int32_t x = b.region.x0; x < b.region.x0 + b.region.w; ++x) pe({x, y}).sram_bytes -= wafer_bytes<T>(b.elems);
   }
 
-  void charge_compute(PeCoord c, uint64_t macs) {
-    const uint64_t cyc = macs ? cost_.task_overhead_cycles + (macs + cost_.macs_per_cycle - 1) / cost_.macs_per_cycle : 0;
+  // Cycles of `n` operations at the rate of their kind of work: pe.fp16_macs_per_cycle for fp work
+  // with an fp16/bf16 wafer, pe.ternary_ops_per_cycle for ternary, else (and for a rate of 0)
+  // pe.macs_per_cycle. A task adds its overhead.
+  uint64_t ops_cycles(uint64_t n, Work w) const {
+    uint64_t rate = uint64_t(p_.macs_per_cycle);
+    if (w == Work::fp && p_.wafer_dtype != "fp32" && p_.fp16_macs_per_cycle > 0) rate = uint64_t(p_.fp16_macs_per_cycle);
+    if (w == Work::ternary && p_.ternary_ops_per_cycle > 0) rate = uint64_t(p_.ternary_ops_per_cycle);
+    return (n + rate - 1) / rate;
+  }
+  uint64_t task_cycles(uint64_t n, Work w) const { return n ? uint64_t(p_.task_overhead_cycles) + ops_cycles(n, w) : 0; }
+  void charge_compute(PeCoord c, uint64_t macs, Work w = Work::fp) {
+    const uint64_t cyc = task_cycles(macs, w);
     pe(c).clock_cycles += cyc;
     pe(c).compute_cycles += cyc;
   }
@@ -93,7 +110,8 @@ class ReferenceFabric {
   // arrivals wait for wait_arrivals().
   template <class T>
   void step(const std::vector<Transfer>& t, RefBuf<T>& src, RefBuf<T>& dst, bool defer = false) {
-    const RefCosts k = reference_step_costs(p_, mesh_, t, src.elems * sizeof(T));
+    const uint64_t bytes = wafer_bytes<T>(src.elems);
+    const RefCosts k = reference_step_costs(p_, mesh_, t, bytes);
     for (const auto& [id, n] : k.routes) {  // configure
       PeCounters& c = pes_[size_t(id)];
       if (c.route_entries + n > uint64_t(p_.route_entries)) throw LimitError("reference: routes");
@@ -115,10 +133,10 @@ class ReferenceFabric {
       if (k.hops[i] == 0) continue;
       PeCounters& s = pe(t[i].src);
       if (injected.insert({mesh_.id(t[i].src.x, t[i].src.y), t[i].stream}).second) {
-        const uint64_t w = cost_.inject_cycles(src.elems * sizeof(T));
+        const uint64_t w = cost_.inject_cycles(bytes);
         s.clock_cycles += w;
         s.inject_cycles += w;
-        s.bytes_sent += src.elems * sizeof(T);
+        s.bytes_sent += bytes;
         s.messages_sent += 1;
       }
       s.max_hops = std::max(s.max_hops, k.hops[i]);
@@ -129,7 +147,7 @@ class ReferenceFabric {
       auto& a = pending_[mesh_.id(t[i].dst.x, t[i].dst.y)];
       a.first = std::max(a.first, depart[i] + k.latency[i]);
       a.second += streamed ? 0 : 1;
-      pe(t[i].dst).bytes_received += src.elems * sizeof(T);
+      pe(t[i].dst).bytes_received += bytes;
     }
     if (!defer) wait_arrivals();
     for (const auto& [id, n] : k.routes) pes_[size_t(id)].route_entries -= n;  // release
@@ -167,11 +185,11 @@ class ReferenceFabric {
         const PeCoord c = line_pe(b.region, axis, line, pos);
         for (size_t k = 0; k < b.elems; ++k) b.at(c)[k] = in.at(c)[k] + b.at(c)[k];
         if (cost_.stream_reductions) {  // an add folded into the stream: no task overhead
-          const uint64_t cyc = cost_.stream_add_cycles(b.elems);
+          const uint64_t cyc = ops_cycles(b.elems, work_of<T>());
           pe(c).clock_cycles += cyc;
           pe(c).compute_cycles += cyc;
         } else {
-          charge_compute(c, b.elems);
+          charge_compute(c, b.elems, work_of<T>());
         }
       }
     };
@@ -192,7 +210,7 @@ class ReferenceFabric {
     if (cost_.stream_reductions && n > 1)  // the root waits for the streams' tail once
       for (int32_t line = 0; line < lines; ++line) {
         PeCounters& c = pe(line_pe(b.region, axis, line, root));
-        const uint64_t w = cost_.wire_cycles(b.elems * sizeof(T));
+        const uint64_t w = cost_.wire_cycles(wafer_bytes<T>(b.elems));
         c.clock_cycles += w;
         c.stall_cycles += w;
       }

@@ -3,6 +3,12 @@
 // this rank stores the tiles of the PEs it owns, row-major. Creating a TileBuf charges its bytes
 // to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
 // same order); destroying it gives them back.
+//
+// The bytes charged, and moved over the wire by the plans built with bytes_per_pe(), are the
+// tile's bytes on the wafer, fixed at construction: elems x wafer_elem_bytes<T> (wafer_data.hpp:
+// floats at wafer.dtype), or a packed format's own count (WaferBytes). The host keeps its own
+// elements (elems x sizeof(T), the view's tile_bytes); only they are copied.
+//   Example: 48 floats with wafer.dtype fp16: 96 bytes of SRAM and on the wire, 192 on the host.
 #include <cstring>
 #include <memory>
 #include <string>
@@ -10,6 +16,7 @@
 #include <vector>
 
 #include "wafermesh/noc/fabric.hpp"
+#include "wafermesh/noc/wafer_data.hpp"
 #include "wafermesh/util/huge_alloc.hpp"
 
 namespace wm {
@@ -20,37 +27,30 @@ class TileBuf {
 
  public:
   TileBuf(Fabric& f, Region region, size_t elems, std::string name)
-      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)) {
-    f.sram_acquire(region_, bytes_per_pe(), "tile buffer '" + name_ + "'");
-    data_.assign(size_t(local_.size()) * elems_, T{});
-    slot_.resize(size_t(local_.size()));
-    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
-  }
+      : TileBuf(f, region, elems, std::move(name), by_type(f, elems), true, true) {}
   // Tiles the caller overwrites completely before reading: charged as usual, not zeroed.
   struct NoInit {};
   TileBuf(Fabric& f, Region region, size_t elems, std::string name, NoInit)
-      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)) {
-    f.sram_acquire(region_, bytes_per_pe(), "tile buffer '" + name_ + "'");
-    data_.resize(size_t(local_.size()) * elems_);
-    slot_.resize(size_t(local_.size()));
-    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
-  }
+      : TileBuf(f, region, elems, std::move(name), by_type(f, elems), true, false) {}
   // Host storage only: the caller charges the SRAM while the tiles are live (scratch that exists
   // on the PEs only during one collective, see LineAllreduce).
   struct Uncharged {};
   TileBuf(Fabric& f, Region region, size_t elems, std::string name, Uncharged)
-      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), name_(std::move(name)),
-        charged_(false) {
-    data_.assign(size_t(local_.size()) * elems_, T{});
-    slot_.resize(size_t(local_.size()));
-    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
-  }
+      : TileBuf(f, region, elems, std::move(name), by_type(f, elems), false, true) {}
+  // Data the host stores in another form than the wafer: a tile is `per_pe` bytes on the wafer
+  // (ternary weights: the host's lookup-table packing, the wafer's wafer.ternary_format).
+  struct WaferBytes {
+    uint64_t per_pe;
+  };
+  TileBuf(Fabric& f, Region region, size_t elems, std::string name, WaferBytes w)
+      : TileBuf(f, region, elems, std::move(name), w.per_pe, true, true) {}
   ~TileBuf() {
     if (fabric_ && charged_) fabric_->sram_release(region_, bytes_per_pe());
   }
   TileBuf(TileBuf&& o) noexcept
-      : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), name_(std::move(o.name_)),
-        data_(std::move(o.data_)), slot_(std::move(o.slot_)), permuted_(std::move(o.permuted_)), charged_(o.charged_) {
+      : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), wafer_bytes_(o.wafer_bytes_),
+        name_(std::move(o.name_)), data_(std::move(o.data_)), slot_(std::move(o.slot_)),
+        permuted_(std::move(o.permuted_)), charged_(o.charged_) {
     o.fabric_ = nullptr;
   }
   TileBuf& operator=(TileBuf&&) = delete;
@@ -60,7 +60,8 @@ class TileBuf {
   const Region& region() const { return region_; }
   const Region& local() const { return local_; }  // region ∩ this rank's block
   size_t elems() const { return elems_; }
-  uint64_t bytes_per_pe() const { return uint64_t(elems_) * sizeof(T); }
+  // A tile's bytes on the wafer: what its SRAM and wire bytes are charged for.
+  uint64_t bytes_per_pe() const { return wafer_bytes_; }
   bool is_local(int32_t x, int32_t y) const { return local_.contains(x, y); }
 
   // The tile of local PE (x, y): `elems` elements.
@@ -78,8 +79,8 @@ class TileBuf {
   }
 
   TileView view() const {
-    return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, bytes_per_pe(),
-            const_cast<uint32_t*>(slot_.data()), permuted_.get()};
+    return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, elems_ * sizeof(T),
+            const_cast<uint32_t*>(slot_.data()), permuted_.get(), wafer_bytes_};
   }
   // All tiles of the region on rank 0 (row-major PE order, `elems` each); empty elsewhere.
   std::vector<T> gather() const {
@@ -90,9 +91,21 @@ class TileBuf {
   }
 
  private:
+  TileBuf(Fabric& f, Region region, size_t elems, std::string name, uint64_t wafer_bytes, bool charged, bool zero)
+      : fabric_(&f), region_(region), local_(region.intersect(f.block())), elems_(elems), wafer_bytes_(wafer_bytes),
+        name_(std::move(name)), charged_(charged) {
+    if (charged_) f.sram_acquire(region_, wafer_bytes_, "tile buffer '" + name_ + "'");
+    if (zero) data_.assign(size_t(local_.size()) * elems_, T{});
+    else data_.resize(size_t(local_.size()) * elems_);
+    slot_.resize(size_t(local_.size()));
+    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
+  }
+  static uint64_t by_type(const Fabric& f, size_t elems) { return uint64_t(elems) * wafer_elem_bytes<T>(f.params()); }
+
   Fabric* fabric_;
   Region region_, local_;
   size_t elems_;
+  uint64_t wafer_bytes_;  // a tile's bytes on the wafer
   std::string name_;
   std::vector<T, HugePageAllocator<T>> data_;  // (local PEs, elems): storage slots
   std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
