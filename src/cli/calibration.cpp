@@ -116,7 +116,8 @@ std::vector<MicroPoint> read_measurements(const std::string& path) {
 }
 
 uint64_t region_shift_cycles(Fabric& f, const Region& r, Axis axis, int64_t L, int64_t tile_bytes) {
-  TileBuf<float> b(f, r, size_t(tile_bytes / 4), "region shift");
+  // Opaque 32-bit words: the measured tile is tile_bytes on the wafer whatever wafer.dtype says.
+  TileBuf<uint32_t> b(f, r, size_t(tile_bytes / 4), "region shift");
   const uint64_t t0 = f.max_clock(r);
   f.barrier_clocks(r);
   shift(f, b, axis, L, false);

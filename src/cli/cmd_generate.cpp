@@ -250,7 +250,8 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   if (show_progress) std::cerr << "\r\033[K" << std::flush;
   const double place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   const model::MeshPlacement& pl = mt.placement();
-  out << "generate: " << cfg.name << (cfg.ternary ? " (ternary BitLinear)" : " (fp32)") << ", " << cfg.layers
+  out << "generate: " << cfg.name << (cfg.ternary ? " (ternary BitLinear)" : " (fp32)") << ", on the wafer "
+      << (cfg.ternary ? mp.wafer_ternary_format + " weights and " : std::string()) << mp.wafer_dtype << ", " << cfg.layers
       << " layers on " << pl.layer_regions.size() << " region(s) of " << spec.P << " x " << spec.P << " PEs ("
       << pl.layers_per_region << " per region) + " << pl.classifier_regions.size()
       << " classifier region(s), mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size

@@ -89,7 +89,7 @@ void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typen
   const Region l = R.intersect(f.block());
   const int64_t n = l.size();
   if (!pol.compute) {  // timing only: charged, not computed
-    f.charge_compute(R, pol.macs());
+    f.charge_compute(R, pol.macs(), Pol::work);
     return;
   }
   if constexpr (requires { pol.small(); }) {
@@ -104,7 +104,7 @@ void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typen
         for (int64_t i = 0; i < n; ++i)
           pol.mul_small(a.local_tile(size_t(i)), b.local_tile(size_t(i)), c.local_tile(size_t(i)), accumulate);
       }
-      f.charge_compute(R, pol.macs());
+      f.charge_compute(R, pol.macs(), Pol::work);
       return;
     }
   }
@@ -113,7 +113,7 @@ void compute_all(Fabric& f, const Region& R, const Pol& pol, const TileBuf<typen
     const int32_t x = l.x0 + int32_t(i % l.w), y = l.y0 + int32_t(i / l.w);
     pol.mul(a.tile(x, y), b.tile(x, y), c.tile(x, y), accumulate);
   }
-  f.charge_compute(R, pol.macs());
+  f.charge_compute(R, pol.macs(), Pol::work);
 }
 
 template <class Pol>
@@ -129,6 +129,11 @@ struct Run {
   uint64_t max_latency = 0;
 
   void note(const TransferPlan& p) { max_latency = std::max(max_latency, p.max_latency_cycles()); }
+  // B tiles, charged as the wafer holds them (packed ternary weights: wafer.ternary_format).
+  std::unique_ptr<TileBuf<TB>> b_tiles(const std::string& name) const {
+    return std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), name,
+                                         typename TileBuf<TB>::WaferBytes{pol.b_wafer_bytes(f.params())});
+  }
   std::pair<int32_t, int32_t> logical(int32_t x, int32_t y) const {
     return {perm.logical(y - R.y0), perm.logical(x - R.x0)};
   }
@@ -160,7 +165,7 @@ struct Run {
       compute_all(f, R, pol, a, b, c, true);
       if (!more) break;
       // Double-buffered, the tiles left before the compute (which took the same cycles on every PE).
-      const Depart dep = db ? Depart::before(f.cost().compute_cycles(pol.macs())) : Depart::now();
+      const Depart dep = db ? Depart::before(f.cost().compute_cycles(pol.macs(), Pol::work)) : Depart::now();
       f.execute(pa, a.view(), a.view(), db ? Sync::defer : Sync::wait, dep);
       f.execute(pb, b.view(), b.view(), db ? Sync::defer : Sync::wait, dep);
       if (db) f.wait_arrivals();
@@ -189,7 +194,7 @@ struct Run {
       if (!more) break;
       if (db) {
         // B was already on its way during the compute (the same cycles on every PE).
-        f.execute(pb, b.view(), b.view(), Sync::defer, Depart::before(f.cost().compute_cycles(pol.macs())));
+        f.execute(pb, b.view(), b.view(), Sync::defer, Depart::before(f.cost().compute_cycles(pol.macs(), Pol::work)));
         f.execute(pc, acc.view(), acc.view(), Sync::defer);  // the partial sums leave once computed
         f.wait_arrivals();
       } else {
@@ -210,7 +215,7 @@ struct Run {
     std::vector<std::unique_ptr<TileBuf<TB>>> br;
     for (int i = 0; i < nb; ++i) {
       ar.push_back(std::make_unique<TileBuf<TA>>(f, R, pol.a_elems(), "A broadcast buffer"));
-      br.push_back(std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B broadcast buffer"));
+      br.push_back(b_tiles("B broadcast buffer"));
     }
     TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
     std::vector<TransferPlan> ba, bb;  // every root's pattern stays configured: O(P) routes per PE
@@ -248,7 +253,7 @@ struct Run {
     const int nb = s.double_buffer && P > 1 ? 2 : 1;
     std::vector<std::unique_ptr<TileBuf<TB>>> br;
     for (int i = 0; i < nb; ++i)
-      br.push_back(std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), "B broadcast buffer"));
+      br.push_back(b_tiles("B broadcast buffer"));
     TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
     TileBuf<TC> part(f, R, pol.c_elems(), "C partial products");
     std::vector<TransferPlan> bb;
@@ -266,7 +271,7 @@ struct Run {
       reduce(f, part, Axis::X, k);
       for (int32_t y = R.y0; y < R.y0 + R.h; ++y)
         if (part.is_local(R.x0 + k, y))
-          std::memcpy(c.tile(R.x0 + k, y), part.tile(R.x0 + k, y), c.bytes_per_pe());
+          std::memcpy(c.tile(R.x0 + k, y), part.tile(R.x0 + k, y), c.elems() * sizeof(TC));
       if (more && nb == 1) f.execute(bb[size_t(k + 1)], b.view(), br[0]->view());
     }
     return c;
@@ -341,12 +346,12 @@ GemmReport run_gemm(Fabric& f, const GemmSpec& s, const Pol& pol, const typename
   RunWindow win(f, R);  // every PE of the region starts at the same virtual time
 
   TileBuf<TA> a(f, R, pol.a_elems(), "A tiles");
-  TileBuf<TB> b(f, R, pol.b_elems(), "B tiles");
+  const std::unique_ptr<TileBuf<TB>> b = run.b_tiles("B tiles");
   if (s.compute) {  // (timing only: the tiles stay zero)
     load_a(run, a, A);
-    load_b(run, b, B);
+    load_b(run, *b, B);
   }
-  TileBuf<TC> c = multiply(run, a, b);
+  TileBuf<TC> c = multiply(run, a, *b);
   const GemmReport rep = report_of(win.finish(), run);
 
   // The gather is collective: every rank takes part if any rank asked for C (rank 0 keeps it).
@@ -380,7 +385,7 @@ TileBuf<typename Pol::TC> run_gemm_tiles(Fabric& f, const GemmSpec& s, const Pol
   RunWindow win(f, run.R);
   std::unique_ptr<TileBuf<TB>> own_b;
   if (!b_tiles) {
-    own_b = std::make_unique<TileBuf<TB>>(f, run.R, pol.b_elems(), "B tiles");
+    own_b = run.b_tiles("B tiles");
     load_b(run, *own_b, B);
   }
   TileBuf<typename Pol::TC> c = multiply(run, a, b_tiles ? *b_tiles : *own_b);

@@ -136,15 +136,27 @@ struct MeshGemvTernary::Impl {
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
 };
 
-uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary) {
-  const Layout L(s);
-  // Computed from the shape (never by packing a probe block, which allocates mt x kt bytes), and
-  // without wrapping: a block of 2^62 elements is an error quoting its shape, not a small number.
-  const std::optional<int64_t> elems = checked_product({L.mt, L.kt, 4});
-  if (!elems)
+namespace {
+// mt x kt of a block, refusing a block whose fp32 bytes would not fit 63 bits (an error quoting
+// its shape, not a wrapped small number).
+uint64_t block_weights(const Layout& L) {
+  if (!checked_product({L.mt, L.kt, 4}))
     throw LimitError("a GEMV block of " + std::to_string(L.mt) + " x " + std::to_string(L.kt) +
                      " weights needs more than 2^63 bytes of a PE's SRAM");
-  if (!ternary) return uint64_t(*elems);  // fp32
+  return uint64_t(L.mt) * uint64_t(L.kt);
+}
+}  // namespace
+
+uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary, const MachineParams& mp) {
+  const uint64_t n = block_weights(Layout(s));
+  if (!ternary) return n * mp.wafer_fp_bytes();
+  return mp.wafer_ternary_bytes(n) + mp.wafer_fp_bytes();  // the codes, and the tensor's scale
+}
+
+uint64_t gemv_host_block_bytes(const GemvSpec& s) {
+  const Layout L(s);
+  block_weights(L);
+  // Computed from the shape, never by packing a probe block (which allocates mt x kt bytes).
   return uint64_t(kernels::TernaryMatrixLut::serialized_bytes(L.mt, L.kt));  // packed records + row counts
 }
 
@@ -152,9 +164,10 @@ MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) 
   check_gemv_spec(f.mesh(), s);
   Impl& m = *impl_;
   const Layout& L = m.L;
-  // Every PE holds one packed mt x kt block: that is what its SRAM pays for.
-  const uint64_t bytes = gemv_block_bytes(s, true);
-  m.sram = std::make_unique<SramCharge>(f, L.R, bytes, "packed ternary weights of a GEMV block");
+  // Every PE holds one mt x kt block in the wafer's format and the scale: that is what its SRAM
+  // pays for (the host's LUT packing below is its own affair).
+  const uint64_t bytes = gemv_block_bytes(s, true, f.params());
+  m.sram = std::make_unique<SramCharge>(f, L.R, bytes, "ternary weights of a GEMV block");
   m.local = L.R.intersect(f.block());
   if (!m.local.empty()) {
     const bool ax = L.along_x();
@@ -209,7 +222,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
       std::copy(ys.begin(), ys.end(), m.sums.begin() + int64_t(m.line0) * L.mt);
     }
   }
-  f.charge_compute(L.R, uint64_t(L.mt * L.kt));
+  f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
   if (m.fused_sum) {
     // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
     // sums, exchanged once per GEMV among the ranks sharing lines; the allreduce's steps run for
@@ -239,7 +252,7 @@ struct MeshGemvF32::Impl {
   Layout L;
   // Each PE's stationary (mt, kt) block in row panels: fp32, or bf16 when every weight is exact in
   // bf16 (kernels::gemv_bf16_panels: the same arithmetic on half the host bytes, which a decode
-  // GEMV streams from memory). The wafer's SRAM is charged for fp32 either way.
+  // GEMV streams from memory). The wafer's SRAM is charged at wafer.dtype either way.
   std::unique_ptr<TileBuf<float>> w;
   std::unique_ptr<SramCharge> wb_sram;        // the fp32 bytes of the bf16 blocks
   std::unique_ptr<TileBuf<std::uint16_t>> wb;  // uncharged: wb_sram pays for it
@@ -256,7 +269,7 @@ MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(s
   const size_t elems = size_t(L.mt * L.kt);
   // Every rank decides from the whole matrix, so all store alike (the choice changes no result).
   if (kernels::bf16_exact(s.M, s.K, W, s.K)) {
-    m.wb_sram = std::make_unique<SramCharge>(f, L.R, elems * sizeof(float), "tile buffer '" + name + "'");
+    m.wb_sram = std::make_unique<SramCharge>(f, L.R, elems * f.params().wafer_fp_bytes(), "tile buffer '" + name + "'");
     m.wb = std::make_unique<TileBuf<std::uint16_t>>(f, L.R, elems, name, TileBuf<std::uint16_t>::Uncharged{});
   } else {
     m.w = std::make_unique<TileBuf<float>>(f, L.R, elems, name, TileBuf<float>::NoInit{});

@@ -64,7 +64,8 @@ struct KvCache::Impl {
     kv.resize(size_t(std::max(local.h, 0)));
     token_floats = size_t(std::max(local.w, 0)) * 2 * size_t(mtk);
   }
-  uint64_t token_bytes() const { return uint64_t(s.layers) * 2 * uint64_t(mtk) * sizeof(float); }
+  // A token's key and value blocks on a PE, at wafer.dtype.
+  uint64_t token_bytes() const { return uint64_t(s.layers) * 2 * uint64_t(mtk) * f.params().wafer_fp_bytes(); }
   Region row_region(int32_t r) const { return {R.x0, R.y0 + r, R.w, 1}; }
   size_t li(int32_t x, int32_t y) const { return size_t(y - local.y0) * size_t(local.w) + size_t(x - local.x0); }
   // Token t of local PE (x, y): key block, then value block (mtk each); tokens are token_floats apart.

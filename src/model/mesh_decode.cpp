@@ -68,8 +68,8 @@ ActivationCodes MeshTransformer::Impl::quantize(const TileBuf<float>& x, Axis sp
 TileBuf<float> MeshTransformer::Impl::project(Projection& p, const TileBuf<float>& x, const ActivationCodes& xq,
                                               LayerCycles& lc, PositionClock::Stamp& t) {
   const Region& R = x.region();
-  const uint64_t block_cycles =
-      f.cost().compute_cycles(uint64_t(ceil_div(p.spec.M, p.spec.P) * ceil_div(p.spec.K, p.spec.P)));
+  const uint64_t block_cycles = f.cost().compute_cycles(uint64_t(ceil_div(p.spec.M, p.spec.P) * ceil_div(p.spec.K, p.spec.P)),
+                                                        cfg.ternary ? Work::ternary : Work::fp);
   if (!cfg.ternary) {
     TileBuf<float> y = p.fp32->run_tiles(x, nullptr);
     clock.lap_gemv(lc, t, clock.stamp(R), block_cycles);

@@ -106,18 +106,21 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   const Region probe{0, 0, P, P};
   uint64_t weights = 0;
   for (const dist::GemvSpec* s : ProjectionSpecs(d, probe, spec.allreduce).all())
-    weights += dist::gemv_block_bytes(*s, cfg.ternary);
+    weights += dist::gemv_block_bytes(*s, cfg.ternary, mp);
   const bool relu2 = cfg.ffn == "relu2";
-  const uint64_t norms = 4 * uint64_t(2 * d.dim_block + (relu2 ? d.query_block + d.hidden_block : 0));
+  const uint64_t fp = mp.wafer_fp_bytes();  // an fp element on the wafer (wafer.dtype)
+  const uint64_t norms = fp * uint64_t(2 * d.dim_block + (relu2 ? d.query_block + d.hidden_block : 0));
   const int64_t cap = dist::KvCache::row_capacity(spec.kv_policy, P, spec.context);
-  pl.kv_reserve_bytes_per_pe = uint64_t(cap) * 2 * uint64_t(d.kv_block) * 4;
+  pl.kv_reserve_bytes_per_pe = uint64_t(cap) * 2 * uint64_t(d.kv_block) * fp;
   pl.layer_bytes_per_pe = weights + norms + pl.kv_reserve_bytes_per_pe;
   // Activation scratch live at once during a layer (an upper estimate; the fabric enforces the
   // real figure): vectors, int8 copies, a GEMV's partial sums, allreduce scratch, attention scores.
+  // Counted at 4 bytes an element for a ternary model (its partial sums are int32), else at fp.
+  const uint64_t act = cfg.ternary ? 4 : fp;
   const uint64_t widest = uint64_t(std::max({d.dim_block, d.hidden_block, d.query_block, d.heads * cap}));
-  pl.scratch_bytes_per_pe = 4 * uint64_t(4 * d.dim_block + 3 * d.query_block + 2 * d.kv_block + 3 * d.hidden_block +
-                                          d.heads * cap + 2 * d.heads) +
-                            2 * 4 * widest + uint64_t(std::max({d.dim_block, d.hidden_block, d.query_block})) + 64;
+  pl.scratch_bytes_per_pe = act * uint64_t(4 * d.dim_block + 3 * d.query_block + 2 * d.kv_block + 3 * d.hidden_block +
+                                            d.heads * cap + 2 * d.heads) +
+                            2 * act * widest + uint64_t(std::max({d.dim_block, d.hidden_block, d.query_block})) + 64;
   const uint64_t sram = mp.sram_bytes;
   const std::string where = " on a " + std::to_string(P) + " x " + std::to_string(P) + " region";
   if (pl.layer_bytes_per_pe + pl.scratch_bytes_per_pe > sram)
@@ -131,9 +134,9 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
                                                     (sram - pl.scratch_bytes_per_pe) / pl.layer_bytes_per_pe));
   const int64_t layer_regions = ceil_div(cfg.layers, pl.layers_per_region);
   pl.layers_per_region = int32_t(ceil_div(cfg.layers, layer_regions));  // spread evenly
-  // Classifier: vocabulary rows per region, fp32 (rows/P x dim_block per PE) with its y and scratch.
-  const uint64_t cls_fixed = 4 * uint64_t(3 * d.dim_block) + 64;
-  const uint64_t per_row_block = 4 * uint64_t(d.dim_block) + 3 * 4;
+  // Classifier: vocabulary rows per region, fp (rows/P x dim_block per PE) with its y and scratch.
+  const uint64_t cls_fixed = fp * uint64_t(3 * d.dim_block) + 64;
+  const uint64_t per_row_block = fp * uint64_t(d.dim_block) + 3 * fp;
   if (sram <= cls_fixed + per_row_block)
     throw LimitError("model " + cfg.name + ": the classifier needs more than " +
                      bytes_text(cls_fixed + per_row_block) + " per PE" + where + ", pe.sram_bytes = " + std::to_string(sram));

@@ -79,7 +79,7 @@ void MeshTransformer::Impl::place(const ProgressFn& progress) {
     for (int64_t l = 0; l < cfg.layers; ++l) {
       const Region& R = pl.layer_regions[size_t(pl.region_of_layer[size_t(l)])];
       for (const dist::GemvSpec* s : ProjectionSpecs(d, R, spec.allreduce).all())
-        bytes += dist::gemv_block_bytes(*s, true) * uint64_t(R.intersect(f.block()).size());
+        bytes += dist::gemv_host_block_bytes(*s) * uint64_t(R.intersect(f.block()).size());
     }
     weights_arena = std::make_unique<kernels::HugePageArena>(bytes + bytes / 4 + (uint64_t(4) << 20));
   }
@@ -137,7 +137,7 @@ void MeshTransformer::Impl::place(const ProgressFn& progress) {
     row0 += rows;
   }
   // Hand-offs between consecutive regions of the snake; the classifier regions form chains.
-  const size_t tb = size_t(d.dim_block) * sizeof(float);
+  const size_t tb = size_t(d.dim_block) * f.params().wafer_fp_bytes();  // a vector block on the wafer
   for (size_t i = 0; i + 1 < pl.layer_regions.size(); ++i)
     handoffs.emplace_back(f, pl.layer_regions[i], pl.layer_regions[i + 1], tb,
                           "hand-off to layer region " + std::to_string(i + 1));

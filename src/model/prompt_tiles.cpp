@@ -115,7 +115,7 @@ void move_columns(Fabric& f, const PromptLayout& lay, const PromptTiles& src, Pr
     });
     for (std::vector<LineTransfer>& round : route_rounds(st.transfers, move_route_budget(f))) {
       LinePattern lp{lay.R, Axis::X, {std::move(round)}, std::vector<int32_t>(size_t(P), 0)};
-      TransferPlan plan = f.plan(std::move(lp), elems * sizeof(float), what + " step " + std::to_string(s));
+      TransferPlan plan = f.plan(std::move(lp), out.bytes_per_pe(), what + " step " + std::to_string(s));
       f.execute(plan, out.view(), in.view());
     }
     in.for_each_local([&](int32_t x, int32_t y, const float* from) {
@@ -174,7 +174,7 @@ void send_token_row(Fabric& f, const PromptLayout& lay, const std::vector<const 
   std::vector<Transfer> t;
   for (int32_t c = 0; c < P; ++c) t.push_back({{lay.x_of(c), y}, dests[size_t(c)], uint32_t(c), 0});
   for (std::vector<Transfer>& round : route_rounds(t, move_route_budget(f))) {
-    TransferPlan plan = f.plan(std::move(round), size_t(width) * sizeof(float), what);
+    TransferPlan plan = f.plan(std::move(round), staged.bytes_per_pe(), what);
     f.execute(plan, staged.view(), out.view());
   }
 }

@@ -187,10 +187,10 @@ TEST(MeshGemv, ConsecutiveGemvsAlternateAxesWithoutRelayout) {
       }
 }
 
-// A PE's packed block size is computed from the shape: equal to what packing a block gives, and
-// for a block beyond 2^63 bytes an error quoting the block's shape (no allocation, no wrapped
-// byte count in a message).
-TEST(MeshGemv, BlockBytesEqualThePackedBlockAndNeverWrap) {
+// The host's packed block size is computed from the shape: equal to what packing a block gives,
+// and for a block beyond 2^63 bytes an error quoting the block's shape (no allocation, no wrapped
+// byte count in a message), from the host's size and from the wafer's.
+TEST(MeshGemv, HostBlockBytesEqualThePackedBlockAndNeverWrap) {
   for (const auto& [M, K, P] : std::vector<std::tuple<int64_t, int64_t, int32_t>>{
            {1, 1, 1}, {64, 64, 1}, {65, 7, 2}, {2560, 6912, 32}, {100, 301, 3}}) {
     GemvSpec s;
@@ -200,21 +200,55 @@ TEST(MeshGemv, BlockBytesEqualThePackedBlockAndNeverWrap) {
     const int64_t mt = (M + P - 1) / P, kt = (K + P - 1) / P;
     const std::vector<int8_t> zero(size_t(mt * kt), 0);
     const kernels::TernaryMatrixLut packed = kernels::TernaryMatrixLut::from_int8(zero.data(), mt, kt, kt);
-    EXPECT_EQ(gemv_block_bytes(s, true), uint64_t(packed.bytes()) + uint64_t(packed.tiles()) * 64 * 4)
+    EXPECT_EQ(gemv_host_block_bytes(s), uint64_t(packed.bytes()) + uint64_t(packed.tiles()) * 64 * 4)
         << M << " x " << K << " on " << P;
-    EXPECT_EQ(gemv_block_bytes(s, false), uint64_t(mt * kt * 4));
   }
   GemvSpec huge;
   huge.M = int64_t(1) << 40;
   huge.K = int64_t(1) << 40;
   huge.P = 1;
-  for (bool ternary : {true, false}) {
+  const std::string want = "a GEMV block of 1099511627776 x 1099511627776 weights needs more than 2^63 bytes of a PE's SRAM";
+  for (int which = 0; which < 3; ++which) {
     try {
-      (void)gemv_block_bytes(huge, ternary);
+      if (which == 0) (void)gemv_host_block_bytes(huge);
+      else (void)gemv_block_bytes(huge, which == 1, MachineParams{});
       ADD_FAILURE() << "no error for a 2^40 x 2^40 block";
     } catch (const LimitError& e) {
-      EXPECT_EQ(std::string(e.what()),
-                "a GEMV block of 1099511627776 x 1099511627776 weights needs more than 2^63 bytes of a PE's SRAM");
+      EXPECT_EQ(std::string(e.what()), want);
+    }
+  }
+}
+
+// A PE's SRAM holds its own mt x kt block in the wafer's format, unpadded, whatever the host packs:
+// ternary, 2 bits a weight (ceil(n / 4) bytes) or 5 weights a byte (ceil(n / 5)), plus the scale
+// at wafer.dtype (4 bytes fp32, 2 fp16); fp, n elements at wafer.dtype. Worked out by hand.
+TEST(MeshGemv, WaferBlockBytesAreTheWafersFormatOfTheBlock) {
+  struct Case {
+    int64_t M, K;
+    int32_t P;
+    uint64_t two_bit, base3, fp32, fp16;  // at wafer.dtype fp32 (ternary scale 4 bytes)
+  };
+  const Case cases[] = {
+      {1, 1, 1, 1 + 4, 1 + 4, 4, 2},                      // n = 1
+      {64, 64, 1, 1024 + 4, 820 + 4, 16384, 8192},        // n = 4096; 4096 / 5 = 819.2
+      {65, 7, 2, 33 + 4, 27 + 4, 528, 264},               // 33 x 4: n = 132; 132 / 5 = 26.4
+      {2560, 6912, 32, 4320 + 4, 3456 + 4, 69120, 34560},  // 80 x 216: n = 17280
+      {100, 301, 3, 859 + 4, 687 + 4, 13736, 6868},        // 34 x 101: n = 3434; 858.5, 686.8
+  };
+  for (const Case& c : cases) {
+    GemvSpec s;
+    s.M = c.M;
+    s.K = c.K;
+    s.P = c.P;
+    MachineParams mp;
+    EXPECT_EQ(gemv_block_bytes(s, true, mp), c.two_bit) << c.M << " x " << c.K << " on " << c.P;
+    EXPECT_EQ(gemv_block_bytes(s, false, mp), c.fp32) << c.M << " x " << c.K << " on " << c.P;
+    mp.wafer_ternary_format = "base3";
+    EXPECT_EQ(gemv_block_bytes(s, true, mp), c.base3) << c.M << " x " << c.K << " on " << c.P;
+    for (const char* dt : {"fp16", "bf16"}) {
+      mp.wafer_dtype = dt;
+      EXPECT_EQ(gemv_block_bytes(s, false, mp), c.fp16) << dt << " " << c.M << " x " << c.K << " on " << c.P;
+      EXPECT_EQ(gemv_block_bytes(s, true, mp), c.base3 - 2) << dt << ": a 2-byte scale";
     }
   }
 }

@@ -28,9 +28,11 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "wafermesh/noc/primitives.hpp"
+#include "wafermesh/noc/wafer_data.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::dist {
@@ -43,6 +45,12 @@ struct MaxFloat {
   float v;
   friend MaxFloat operator+(MaxFloat a, MaxFloat b) { return {a.v < b.v ? b.v : a.v}; }
 };
+}  // namespace wm::dist
+namespace wm {
+template <>
+struct WaferFp<dist::MaxFloat> : std::true_type {};  // a float on the wafer, at wafer.dtype
+}  // namespace wm
+namespace wm::dist {
 AllreduceAlgo allreduce_algo_from_name(const std::string& name);  // UsageError listing the names
 const char* allreduce_algo_name(AllreduceAlgo a);
 
@@ -139,8 +147,8 @@ class LineAllreduce {
     }
     in_left_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the left", typename TileBuf<T>::Uncharged{});
     in_right_ = std::make_unique<TileBuf<T>>(f_, r_, elems_, "allreduce: from the right", typename TileBuf<T>::Uncharged{});
-    scratch_bytes_ = 2 * elems_ * sizeof(T);
-    const size_t tb = elems_ * sizeof(T);
+    scratch_bytes_ = 2 * in_left_->bytes_per_pe();
+    const size_t tb = in_left_->bytes_per_pe();
     for (const auto& groups : levels) {
       Level lv;
       size_t steps = 0;
@@ -206,8 +214,8 @@ class LineAllreduce {
           T* b = buf->tile(x, y);
           for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
         }
-    if (f_.cost().stream_reductions) f_.charge_cycles(strip, f_.cost().stream_add_cycles(elems_));
-    else f_.charge_compute(strip, elems_);
+    if (f_.cost().stream_reductions) f_.charge_cycles(strip, f_.cost().stream_add_cycles(elems_, work_of<T>()));
+    else f_.charge_compute(strip, elems_, work_of<T>());
   }
 
   template <bool Data>
@@ -226,7 +234,7 @@ class LineAllreduce {
       for (int32_t pos : lv.roots_right) add_into(buf, *in_right_, pos);
       // Streaming chains: each root waits for its streams' tail once, after the level.
       if (f_.cost().stream_reductions) {
-        const uint64_t tail = f_.cost().wire_cycles(elems_ * sizeof(T));
+        const uint64_t tail = f_.cost().wire_cycles(in_left_->bytes_per_pe());
         for (int32_t pos : lv.roots)
           f_.wait_cycles(axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1}, tail);
       }
@@ -260,7 +268,7 @@ class LineAllreduce {
       for (int phase = 0; phase < 2; ++phase)
         for (int32_t s = 0; s + 1 < P_; ++s) {
           f_.execute_timing(ring_);
-          if (phase == 0) f_.charge_compute(r_, cs_);
+          if (phase == 0) f_.charge_compute(r_, cs_, work_of<T>());
         }
       return;
     }
@@ -288,7 +296,7 @@ class LineAllreduce {
           const T* i = in_->tile(x, y);
           if (phase == 0) {
             for (size_t k = b; k < e; ++k) tile[k] = i[k - b] + tile[k];
-            f_.charge_compute(x, y, cs);
+            f_.charge_compute(x, y, cs, work_of<T>());
           } else {
             std::copy(i, i + (e - b), tile + b);
           }

@@ -12,6 +12,7 @@
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
+#include "wafermesh/noc/cost_model.hpp"
 
 namespace wm::dist {
 
@@ -58,8 +59,10 @@ struct F32Policy : GemmTiling {
   using TA = float;  // tile elements
   using TB = float;
   using TC = float;
+  static constexpr Work work = Work::fp;  // the block product's kind of work (cost_model.hpp)
   explicit F32Policy(const GemmSpec& s) : GemmTiling(s) {}
   size_t b_elems() const { return size_t(kt * nt); }
+  uint64_t b_wafer_bytes(const MachineParams& mp) const { return b_elems() * mp.wafer_fp_bytes(); }
   void load_a(const float* A, int32_t r, int32_t c, float* t) const { load_block(A, M, K, r, c, mt, kt, t); }
   // B block (r, c): (kt x nt) of B (K x N), or (nt x kt) of B (N x K) when transposed.
   void load_b(const float* B, int32_t r, int32_t c, float* t) const {
@@ -86,7 +89,8 @@ struct F32Policy : GemmTiling {
 };
 
 // int8 activations x ternary weights, exact int32. A B tile travels as the serialized lookup-table
-// packing of W = (B block)^T, nt x kt (~1.67 bits per weight): the rows of W are C's columns, so
+// packing of W = (B block)^T, nt x kt (~1.67 bits per weight) on the host, and is charged as the
+// nt x kt weights in wafer.ternary_format on the wafer (SRAM and wire): the rows of W are C's columns, so
 // C (mt x nt) += A (mt x kt) . W^T is the LUT kernel with the mt rows of A as tokens. For C = A B^T
 // the B block (nt x kt) is W itself; for C = A B it is transposed once, when the tiles are cut
 // from the global matrix (a storage choice, not part of the algorithm).
@@ -96,8 +100,10 @@ struct TernaryPolicy : GemmTiling {
   using TA = int8_t;
   using TB = uint8_t;
   using TC = int32_t;
+  static constexpr Work work = Work::ternary;
   explicit TernaryPolicy(const GemmSpec& s) : GemmTiling(s) {}
   size_t b_elems() const { return size_t(kernels::TernaryMatrixLut::serialized_bytes(nt, kt)); }
+  uint64_t b_wafer_bytes(const MachineParams& mp) const { return mp.wafer_ternary_bytes(uint64_t(nt * kt)); }
   void load_a(const int8_t* A, int32_t r, int32_t c, int8_t* t) const { load_block(A, M, K, r, c, mt, kt, t); }
   void load_b(const int8_t* B, int32_t r, int32_t c, uint8_t* t) const {
     std::vector<int8_t> w(size_t(nt * kt));  // (nt, kt)

@@ -12,7 +12,8 @@
 // projections alternate axes without any re-layout (the decode layout).
 //
 // Blocks are mt = ceil(M/P) by kt = ceil(K/P), zero-padded. Ternary weights are packed once per PE
-// in the lookup-table format; every PE's packed bytes count against its SRAM.
+// in the host kernel's lookup-table format; every PE's SRAM is charged for its block in the wafer's
+// format (wafer.ternary_format) and the tensor's scale, fp weights at wafer.dtype.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -47,8 +48,13 @@ struct GemvReport {
 
 void check_gemv_spec(const MeshShape& mesh, const GemvSpec& s);  // UsageError when it cannot run
 
-// SRAM bytes one PE holds for its weight block (ternary: LUT-packed; fp32: mt x kt floats).
-uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary);
+// SRAM bytes one PE holds for its weight block on the wafer: fp, mt x kt elements at wafer.dtype;
+// ternary, mt x kt weights in wafer.ternary_format plus the scale at wafer.dtype.
+//   Example: BitNet 2B4T's W_1 (6912 x 2560) on 32 x 32 PEs: blocks of 216 x 80 = 17,280 weights,
+//   4,320 + 4 bytes in 2bit, 3,456 + 4 in base3 (fp32 scale).
+uint64_t gemv_block_bytes(const GemvSpec& s, bool ternary, const MachineParams& mp);
+// Host bytes of one PE's LUT-packed ternary block (the host's storage, never charged to a PE).
+uint64_t gemv_host_block_bytes(const GemvSpec& s);
 
 // Ternary weights, int8 activations, exact int32 y. The constructor packs every local PE's block
 // (collective; LimitError if the packed blocks exceed a PE's SRAM).
