@@ -30,6 +30,7 @@ expect_error() {
   && ok "--help lists commands and machine options" || bad "--help: $(cat "$tmp/h")"
 "$bin" info --help >"$tmp/h" 2>&1 || bad "info --help exit code"
 for opt in mesh.width_pes mesh.height_pes pe.clock_ghz pe.sram_bytes pe.macs_per_cycle pe.task_overhead_cycles \
+           pe.fp16_macs_per_cycle pe.ternary_ops_per_cycle wafer.dtype wafer.ternary_format \
            noc.alpha_cycles noc.beta_cycles noc.link_bytes_per_cycle noc.route_entries noc.route_fallback \
            emu.inject_ns_per_cycle emu.ranks_x emu.ranks_y; do
   grep -q -- "--$opt" "$tmp/h" || bad "info --help lacks --$opt"
@@ -59,6 +60,10 @@ expect_error "absurd clock" 2 "pe.clock_ghz = '1e-300'.*must be >= 0.001" -- "$b
 expect_error "stray argument" 2 "unexpected argument 'laptop.ini'" -- "$bin" info --config "$src/configs/wse2.ini" laptop.ini
 expect_error "directory as config" 2 "config file '.*configs' is a directory" -- "$bin" info --config "$src/configs"
 expect_error "bad choice" 2 "noc.route_fallback = 'maybe'.*strict, relay" -- "$bin" info --noc.route_fallback maybe
+expect_error "bad wafer dtype" 2 "wafer.dtype = 'fp8'.*fp32, fp16, bf16" -- "$bin" info --wafer.dtype fp8
+expect_error "bad wafer dtype in generate" 2 "wafer.dtype = 'int4'.*fp32, fp16, bf16" -- "$bin" generate --wafer.dtype int4
+expect_error "bad ternary format" 2 "wafer.ternary_format = '3bit'.*2bit, base3" -- "$bin" info --wafer.ternary_format 3bit
+expect_error "negative fp16 rate" 2 "pe.fp16_macs_per_cycle = '-1'.*must be >= 0" -- "$bin" info --pe.fp16_macs_per_cycle -1
 expect_error "bad WM_KERNEL_ISA" 2 "WM_KERNEL_ISA: .*'foo'" -- env WM_KERNEL_ISA=foo "$bin" info
 expect_error "no prefix guessing" 2 "unrecognised option '--mesh.width'" -- "$bin" info --mesh.width 5
 

@@ -49,6 +49,32 @@ grep -qE 'tokens/s per request' "$tmp/g1.txt" && grep -qE 'time to first token' 
   && grep -qE '^ +all ' "$tmp/g1.txt" && ok "figures printed (TTFT, tokens/s, SRAM, routes, per-layer)" \
   || bad "figures missing: $(tail -20 "$tmp/g1.txt")"
 
+# --- --wafer.dtype fp16: the host still computes in fp32, so the text is fp32's; the wafer holds
+# fp data at 2 bytes (all of this model's data is fp, and the placement is the same: half the peak
+# SRAM); the figures are identical at 1, 2 and 4 ranks
+run16() {  # RANKS DTYPE -> $tmp/w_DTYPE_RANKS.txt
+  mpi "$1" "$bin" generate --model configs/models/stories260K.ini --temperature 0 --steps 60 --prompt "Once upon a time" \
+    --config configs/laptop.ini --output "" --wafer.dtype "$2" >"$tmp/w_$2_$1.txt" 2>"$tmp/w_$2_$1.err" \
+    || bad "generate --wafer.dtype $2 np $1 failed: $(tail -3 "$tmp/w_$2_$1.err")"
+}
+run16 1 fp32
+for n in 1 2 4; do run16 "$n" fp16; done
+if cmp -s <(sed -n 3p "$tmp/w_fp32_1.txt") <(sed -n 3p "$tmp/w_fp16_1.txt") && grep -q 'Once upon a time' "$tmp/w_fp16_1.txt"; then
+  ok "the same text with --wafer.dtype fp16 and fp32"
+else bad "fp16 text differs: $(sed -n 3p "$tmp/w_fp16_1.txt") / $(sed -n 3p "$tmp/w_fp32_1.txt")"; fi
+s32=$(grep 'peak SRAM per PE' "$tmp/w_fp32_1.txt" | awk '{print $5}')
+s16=$(grep 'peak SRAM per PE' "$tmp/w_fp16_1.txt" | awk '{print $5}')
+grep -q '5 layers on 1 region(s)' "$tmp/w_fp32_1.txt" && grep -q '5 layers on 1 region(s)' "$tmp/w_fp16_1.txt" \
+  && [ -n "$s32" ] && [ -n "$s16" ] && [ $((2 * s16)) -eq "$s32" ] && grep -q 'on the wafer fp16' "$tmp/w_fp16_1.txt" \
+  && ok "fp16 wafer: peak SRAM $s16 bytes per PE, half of fp32's $s32" || bad "fp16 SRAM '$s16' vs fp32 '$s32': $(head -1 "$tmp/w_fp16_1.txt")"
+for n in 1 2 4; do grep -vE 'wall|placed in|rank\(s\)|^wrote' "$tmp/w_fp16_$n.txt" > "$tmp/wfig$n"; done
+for n in 2 4; do
+  cmp -s "$tmp/wfig1" "$tmp/wfig$n" && ok "fp16 wafer: virtual figures identical at 1 and $n ranks" \
+    || bad "fp16 figures differ between 1 and $n ranks: $(diff "$tmp/wfig1" "$tmp/wfig$n" | head -5)"
+done
+cmp -s <(grep -vE 'wall|placed in|rank\(s\)|^wrote|^generate' "$tmp/w_fp32_1.txt") "$tmp/wfig1" \
+  && bad "fp16 and fp32 runs report the same figures" || ok "fp16 and fp32 runs report different figures"
+
 # --- the HDF5 file: tables with units, per-PE maps (identical at 1 and 4 ranks), provenance
 h5dump -a /command_line "$tmp/g1.h5" >/dev/null 2>&1 && ok "h5dump reads the provenance" || bad "h5dump: no /command_line"
 for d in generate/table generate/tokens/table generate/layers/table generate/pe_maps/sram_peak_bytes; do

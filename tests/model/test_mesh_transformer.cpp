@@ -281,3 +281,67 @@ TEST(MeshTransformer, ImpossiblePlacementsAreOneLineErrorsWithTheNumbers) {
   spec.P = 40;
   EXPECT_THROW((void)MeshTransformer::plan({20, 12}, mp, cfg, spec), UsageError);
 }
+
+namespace {
+// A greedy stories260K run on `comm`: its text, every position's cycles, and the peaks.
+struct StoriesRun {
+  std::string text;
+  std::vector<uint64_t> cycles;  // per position (the prompt's prefill is one)
+  uint64_t sram = 0, routes = 0;
+};
+StoriesRun stories_run(MPI_Comm comm, const MachineParams& mp, int32_t P, int64_t steps) {
+  const ModelConfig cfg = stories_config();
+  Fabric f(comm, mp);
+  const auto src = open_weight_source(cfg, 1);
+  MeshPlacementSpec spec;
+  spec.P = P;
+  spec.context = steps;
+  MeshTransformer mt(f, *src, spec);
+  const Tokenizer tok(cfg.tokenizer, cfg.vocab);
+  Sampler s(cfg.vocab, 0.0f, 0.9f, 1);
+  StoriesRun r;
+  const PrefillFn prefill = [&](const std::vector<int>& tokens) {
+    const float* l = mt.prefill(tokens);
+    r.cycles.push_back(mt.last_token().total);
+    return l;
+  };
+  r.text = generate_text(
+      [&](int t, int p) {
+        const float* l = mt.forward(t, p);
+        r.cycles.push_back(mt.last_token().total);
+        return l;
+      },
+      &tok, s, "Once upon a time", steps, cfg.seq_len, nullptr, &prefill);
+  r.sram = mt.peak_sram_bytes();
+  r.routes = mt.peak_route_entries();
+  return r;
+}
+}  // namespace
+
+// wafer.dtype fp16 charges the wafer for 2-byte fp data while the host computes in fp32: the text
+// is fp32's, and with the same placement (one 16 x 16 region holds every layer either way) every
+// SRAM figure halves, as all of this model's data on the wafer is fp; the tiles cross the wires in
+// fewer cycles. (Figures at every rank count: tests/cli/test_generate.sh.)
+TEST(MeshTransformer, Fp16WaferGivesTheFp32TextWithHalfTheSram) {
+  ASSERT_TRUE(stories_present("stories260K.bin"));
+  const MachineParams fp32 = mesh_of(48, 32);
+  MachineParams fp16 = fp32;
+  fp16.wafer_dtype = "fp16";
+  MeshPlacementSpec spec;
+  spec.P = 16;
+  spec.context = 40;
+  const ModelConfig cfg = stories_config();
+  const MeshPlacement p32 = MeshTransformer::plan({48, 32}, fp32, cfg, spec);
+  const MeshPlacement p16 = MeshTransformer::plan({48, 32}, fp16, cfg, spec);
+  ASSERT_EQ(p32.layer_regions.size(), 1u);
+  ASSERT_EQ(p16.layer_regions.size(), 1u);
+  ASSERT_EQ(p32.classifier_regions.size(), p16.classifier_regions.size());
+  const StoriesRun want = stories_run(MPI_COMM_WORLD, fp32, spec.P, spec.context);
+  const StoriesRun got = stories_run(MPI_COMM_WORLD, fp16, spec.P, spec.context);
+  EXPECT_EQ(got.text, want.text);
+  EXPECT_GT(want.text.size(), 40u);
+  EXPECT_EQ(2 * got.sram, want.sram);
+  EXPECT_EQ(got.routes, want.routes);
+  ASSERT_EQ(got.cycles.size(), want.cycles.size());
+  for (size_t i = 0; i < got.cycles.size(); ++i) EXPECT_LT(got.cycles[i], want.cycles[i]) << "position " << i;
+}

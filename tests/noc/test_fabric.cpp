@@ -423,3 +423,19 @@ TEST(FabricVsReference, AwkwardShapesAllPrimitivesCalibratedCosts) {
   mp.stream_reductions = true;
   all_primitives_vs_reference(mp);
 }
+
+// fp data held at 2 bytes on the wafer (wafer.dtype fp16: tiles of 1 and 3 floats are 2 and 6
+// bytes on the wire, odd against the link width) and fp work at its own rate: the engine and the
+// reference must still agree, with store-and-forward and with the calibrated cost terms.
+TEST(FabricVsReference, AwkwardShapesAllPrimitivesFp16Wafer) {
+  MachineParams mp = small_machine(7, 6);
+  mp.wafer_dtype = "fp16";
+  mp.fp16_macs_per_cycle = 3;
+  all_primitives_vs_reference(mp);
+  mp.wafer_dtype = "bf16";
+  mp.receive_cycles = 7;
+  mp.inject_fraction = 0.25;
+  mp.link_bytes_per_cycle = 3.5;
+  mp.stream_reductions = true;
+  all_primitives_vs_reference(mp);
+}

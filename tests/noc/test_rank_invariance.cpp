@@ -162,3 +162,16 @@ TEST(RankInvariance, CalibratedCostTermsIdenticalForEveryRankCountAndLayout) {
   mp.stream_reductions = true;
   check_sequence(mp, "receive 7, inject 0.5, 3.5 B/cycle, streaming");
 }
+
+// fp data at 2 bytes on the wafer and fp work at 3 per cycle (wafer.dtype fp16): the sequence's
+// tiles, clocks and counters agree with the reference at every rank count and layout.
+TEST(RankInvariance, Fp16WaferIdenticalForEveryRankCountAndLayout) {
+  MachineParams mp = small_machine(12, 10);
+  mp.wafer_dtype = "fp16";
+  mp.fp16_macs_per_cycle = 3;
+  check_sequence(mp, "fp16 wafer");
+  mp.receive_cycles = 7;
+  mp.inject_fraction = 0.5;
+  mp.stream_reductions = true;
+  check_sequence(mp, "fp16 wafer, calibrated cost terms");
+}
