@@ -347,10 +347,9 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   activate_routes(p);  // may rebuild the plan with software relays
   Compiled& c = *p.c_;
   const bool data = src != nullptr;
-  // The host's bytes of a tile: what is copied, and carried by the messages (costs are charged for
-  // the plan's bytes, the tile on the wafer).
+  // The host's bytes of a tile: what is copied, and carried by the messages (none for a step run
+  // for its figures only). Costs are charged for the plan's bytes, the tile on the wafer.
   const size_t tb = data ? src->tile_bytes : 0;
-  const size_t mb = tb;
   const auto t0 = std::chrono::steady_clock::now();
   const bool defer = sync == Sync::defer;
   // Arrivals are kept in the plan when the step defers them, or when earlier deferred arrivals
@@ -388,7 +387,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   reqs_.clear();
   for (size_t i = 0; i < c.peers.size(); ++i) {
     if (c.peers[i].recvs == 0) continue;
-    rbuf_[i].resize(c.peers[i].recv_tiles * (sizeof(uint64_t) + mb));
+    rbuf_[i].resize(c.peers[i].recv_tiles * (sizeof(uint64_t) + tb));
     reqs_.emplace_back();
     MPI_Irecv(rbuf_[i].data(), int(rbuf_[i].size()), mpi_type<std::byte>(), c.peers[i].rank, kTagStep, comm(),
               &reqs_.back());
@@ -398,7 +397,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   for (size_t i = 0; i < c.peers.size(); ++i) {
     const size_t n = c.peers[i].sends;
     if (n == 0) continue;
-    sbuf_[i].resize(n * (sizeof(uint64_t) + mb));
+    sbuf_[i].resize(n * (sizeof(uint64_t) + tb));
     uint64_t* const dep = reinterpret_cast<uint64_t*>(sbuf_[i].data());
     std::byte* const payload = sbuf_[i].data() + n * sizeof(uint64_t);
     c.spans(ItemKind::send, i, cs, cs, [&](const Span& sp) {
