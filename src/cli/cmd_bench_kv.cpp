@@ -100,11 +100,12 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
         cache.emplace(f, s);
         // A prompt whose keys and values exceed the whole region's SRAM cannot fit: said without
         // allocating it on the host first (--prompt_tokens goes up to 2^30).
-        const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * 4, mc.layers});
+        const int64_t fp = int64_t(mp.wafer_fp_bytes());  // a key or value element on the wafer
+        const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * fp, mc.layers});
         const int64_t have = P * P * mp.sram_bytes;
         if (!need || *need > have)
           throw LimitError("the prompt's keys and values (" + std::to_string(o.prompt) + " tokens x kv_dim " +
-                           std::to_string(D) + " x 2 x 4 bytes x " + std::to_string(mc.layers) + " layers) exceed the " +
+                           std::to_string(D) + " x 2 x " + std::to_string(fp) + " bytes x " + std::to_string(mc.layers) + " layers) exceed the " +
                            std::to_string(have) + " bytes of SRAM of the " + std::to_string(P) + " x " +
                            std::to_string(P) + " region");
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
