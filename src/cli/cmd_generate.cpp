@@ -37,6 +37,7 @@ struct GenerateOptions {
   std::string weights;   // empty: the model file's `weights`
   std::string quantize = "none";
   std::string prompt;
+  int64_t prompt_tokens = 0;
   int64_t steps = 6;
   double temperature = 1.0, top_p = 0.9;
   int64_t seed = 42;
@@ -55,12 +56,18 @@ struct GenerateOptions {
                    "file or Hugging Face directory as --weights (their metadata gives the shape)"),
         param_text("weights", &weights,
                    "weights: a GGUF file, a Hugging Face directory (config.json + model.safetensors), a llama2.c "
-                   "checkpoint path, or 'synthetic' (seeded, any shape); empty = the model file's `weights`"),
+                   "checkpoint path, 'synthetic' (seeded, any shape), or 'none' (timing only: no weights are "
+                   "allocated, compute is charged but not performed, every virtual figure is a full run's; no "
+                   "text); empty = the model file's `weights`"),
         param_text("quantize", &quantize,
                    "none: the weights as they are (ternary if the model says ternary = true); ternary: "
                    "absmean-ternarise every projection of a float checkpoint (BitLinear)",
                    {"none", "ternary"}),
         param_text("prompt", &prompt, "prompt text (needs the model's tokenizer; empty = start from BOS)"),
+        param_int("prompt_tokens", &prompt_tokens, "tokens",
+                  "a prompt of this many tokens without text (BOS, then ids 3, 4, 5, ...), instead of --prompt: for "
+                  "timing-only runs and models without a tokenizer (0 = off)",
+                  0, 1 << 24),
         param_int("steps", &steps, "tokens", "positions to run, prompt included (llama2.c's -n)", 1, 1 << 24),
         param_real("temperature", &temperature, "", "sampling temperature (0 = greedy arg-max)", 0.0, 100.0),
         param_real("top-p", &top_p, "", "nucleus sampling mass (0 or 1 = off)", 0.0, 1.0),
@@ -193,9 +200,18 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   // truncated checkpoint or a prompt too long for --steps is one line before any work.
   const std::unique_ptr<model::WeightSource> source = model::open_weight_source(cfg, uint64_t(o.seed));
   const std::unique_ptr<model::TextTokenizer> tok = model::open_tokenizer(cfg);
+  const bool timing_only = !source->has_values();
+  if (o.prompt_tokens > 0 && !o.prompt.empty())
+    throw UsageError("options --prompt and --prompt_tokens = " + std::to_string(o.prompt_tokens) +
+                     ": give one of them");
   if (!tok && !o.prompt.empty())
     throw UsageError("option --prompt needs a tokenizer, and model " + cfg.name + " has none (tokenizer is empty)");
-  (void)model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len);
+  std::vector<int> prompt_ids;
+  if (o.prompt_tokens > 0)
+    prompt_ids = model::synthetic_prompt(o.prompt_tokens, tok ? tok->bos_id() : model::Tokenizer::kBos, cfg.vocab,
+                                         o.steps, cfg.seq_len);
+  else
+    (void)model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len);
   if (!run) return 0;
 
   model::MeshPlacementSpec spec;
@@ -256,7 +272,11 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
       << pl.layers_per_region << " per region) + " << pl.classifier_regions.size()
       << " classifier region(s), mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size
       << " rank(s); KV " << o.kv_policy << ", allreduce " << o.allreduce << "; placed in " << fmt(place_s, 1)
-      << " s\n\n"
+      << " s\n"
+      << (timing_only ? "timing only (weights none): no weights held, compute charged but not performed; the "
+                        "tokens after the prompt are id 0 and no text is printed\n"
+                      : "")
+      << "\n"
       << std::flush;
 
   // Per position: cycles, wall, per-layer figures.
@@ -280,16 +300,18 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                          mt.last_token()});
     return l;
   };
-  model::Sampler sampler(cfg.vocab, float(o.temperature), float(o.top_p), uint64_t(o.seed));
+  // Timing only: the logits are zeros, so greedy sampling picks id 0 every time (the figures do not
+  // depend on which token is fed).
+  model::Sampler sampler(cfg.vocab, timing_only ? 0.0f : float(o.temperature), float(o.top_p), uint64_t(o.seed));
   model::EmitFn emit = [&](std::string_view bytes) {
-    if (ctx.rank == 0 && !ctx.sink) {
+    if (ctx.rank == 0 && !ctx.sink && !timing_only) {
       std::cout.write(bytes.data(), std::streamsize(bytes.size()));
       std::cout.flush();
     }
   };
   const model::GenerateStats gs =
       model::generate(forward, tok.get(), sampler, o.prompt, o.steps, cfg.seq_len, emit,
-                      o.prefill == "gemm" ? &prefill : nullptr);
+                      o.prefill == "gemm" ? &prefill : nullptr, o.prompt_tokens > 0 ? &prompt_ids : nullptr);
 
   // Figures: the calls up to the one at position prompt_tokens - 1 (which yields the first sampled
   // token) are the time to first token; the rest is decode.
@@ -406,11 +428,12 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   summary.add_column("placement_wall_s", "s", io::ColumnKind::real);
   summary.add_column("bare_projections_s_per_token", "s", io::ColumnKind::real);
   summary.add_column("bare_classifier_s_per_token", "s", io::ColumnKind::real);
+  summary.add_column("timing_only", "", io::ColumnKind::integer);
   summary.append_row({cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
                       int64_t(pl.classifier_regions.size()), o.kv_policy, o.allreduce, gs.prompt_tokens,
                       gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
                       int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s, bare_tern,
-                      bare_cls});
+                      bare_cls, int64_t(timing_only)});
   io::Table tokens;
   tokens.add_column("position", "", io::ColumnKind::integer);
   tokens.add_column("positions", "positions", io::ColumnKind::integer);

@@ -131,6 +131,7 @@ struct MeshGemvTernary::Impl {
   std::unique_ptr<SramCharge> sram;
   std::unique_ptr<LineAllreduce<int32_t>> ar;  // prepared once: plans, scratch, routes
   AllreduceStats root;  // of the last run: where the result sits when not broadcast
+  bool timing_only = false;   // no weights: the block GEMVs are charged, not computed (zero sums)
   bool fused_sum = false;     // the line sums from the ranks' partials (broadcast allreduce only)
   std::vector<int32_t> sums;  // (P lines, mt): this rank's partials, then the line sums
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
@@ -169,12 +170,15 @@ MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) 
   const uint64_t bytes = gemv_block_bytes(s, true, f.params());
   m.sram = std::make_unique<SramCharge>(f, L.R, bytes, "ternary weights of a GEMV block");
   m.local = L.R.intersect(f.block());
+  m.timing_only = W == nullptr;
   if (!m.local.empty()) {
     const bool ax = L.along_x();
     m.line0 = ax ? L.r(m.local.y0) : L.c(m.local.x0);
     m.lines = ax ? m.local.h : m.local.w;
     m.pos0 = ax ? L.c(m.local.x0) : L.r(m.local.y0);
     m.positions = ax ? m.local.w : m.local.h;
+  }
+  if (!m.local.empty() && !m.timing_only) {
     const int64_t rows = int64_t(m.lines) * L.mt, cols = int64_t(m.positions) * L.kt;
     std::vector<int8_t> sub(static_cast<size_t>(rows * cols));
     for (int64_t i = 0; i < rows; ++i) {
@@ -208,9 +212,11 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
       const int32_t px = ax ? m.local.x0 + p : m.local.x0, py = ax ? m.local.y0 : m.local.y0 + p;
       std::copy(xt.tile(px, py), xt.tile(px, py) + L.kt, xs.begin() + int64_t(p) * L.kt);
     }
-    const auto tables = kernels::LutTables::from_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
     std::vector<int32_t> ys(static_cast<size_t>(int64_t(m.lines) * L.mt));
-    kernels::lut_gemv_i32(m.fused, tables, ys.data());
+    if (!m.timing_only) {
+      const auto tables = kernels::LutTables::from_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
+      kernels::lut_gemv_i32(m.fused, tables, ys.data());
+    }
     if (!m.fused_sum) {
       yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
         const int32_t line = (ax ? L.r(py) : L.c(px)) - m.line0;
@@ -258,6 +264,7 @@ struct MeshGemvF32::Impl {
   std::unique_ptr<TileBuf<std::uint16_t>> wb;  // uncharged: wb_sram pays for it
   std::unique_ptr<LineAllreduce<float>> ar;
   AllreduceStats root;
+  bool timing_only = false;  // no weights (wb_sram pays for them): zero partial sums, compute charged
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
 };
 
@@ -267,6 +274,12 @@ MeshGemvF32::MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W) : impl_(s
   const Layout& L = m.L;
   const std::string name = "fp32 weights of a GEMV block";
   const size_t elems = size_t(L.mt * L.kt);
+  m.timing_only = W == nullptr;
+  if (m.timing_only) {
+    m.wb_sram = std::make_unique<SramCharge>(f, L.R, elems * f.params().wafer_fp_bytes(), "tile buffer '" + name + "'");
+    m.ar = std::make_unique<LineAllreduce<float>>(f, L.R, s.reduce_axis, size_t(L.mt), s.allreduce);
+    return;
+  }
   // Every rank decides from the whole matrix, so all store alike (the choice changes no result).
   if (kernels::bf16_exact(s.M, s.K, W, s.K)) {
     m.wb_sram = std::make_unique<SramCharge>(f, L.R, elems * f.params().wafer_fp_bytes(), "tile buffer '" + name + "'");
@@ -297,6 +310,15 @@ TileBuf<float> MeshGemvF32::run_tiles(const TileBuf<float>& xt, GemvReport* rep)
   const Layout& L = m.L;
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
   std::optional<RunWindow> win = open_window(f, L, rep);
+  if (m.timing_only) {
+    TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<float>::NoInit{});
+    yt.for_each_local([&](int32_t, int32_t, float* t) { std::fill(t, t + L.mt, 0.0f); });
+    f.charge_compute(L.R, uint64_t(L.mt * L.kt));
+    m.root = m.ar->run(yt);
+    if (rep) *rep = gemv_report(*win, m.root);
+    else if (win) win->finish();
+    return yt;
+  }
   TileBuf<float> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<float>::NoInit{});  // every PE writes all
   const Region l = L.R.intersect(f.block());
   auto pe = [&](int64_t i) {

@@ -1,6 +1,7 @@
 #include "wafermesh/model/generate.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -8,19 +9,16 @@
 
 namespace wm::model {
 
-std::vector<int> encode_prompt(const TextTokenizer* tokenizer, std::string_view prompt, std::int64_t steps,
-                               std::int64_t seq_len) {
+namespace {
+
+void check_steps(std::int64_t steps, std::int64_t seq_len) {
   if (steps < 1 || steps > seq_len)
     throw UsageError("generate: steps = " + std::to_string(steps) +
                      " must be in [1, " + std::to_string(seq_len) +
                      "] (positions, prompt included; model.seq_len = " + std::to_string(seq_len) + ")");
-  if (!tokenizer) {
-    if (!prompt.empty())
-      throw UsageError("generate: a prompt needs a tokenizer, and model.tokenizer is empty");
-    return {Tokenizer::kBos};
-  }
-  std::vector<int> tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
-  const auto n = static_cast<std::int64_t>(tokens.size());
+}
+
+void check_prompt_length(std::int64_t n, std::int64_t steps, std::int64_t seq_len) {
   if (n > seq_len)
     throw UsageError("generate: the prompt is " + std::to_string(n) +
                      " tokens (BOS included), more than the model's context seq_len = " + std::to_string(seq_len));
@@ -28,13 +26,41 @@ std::vector<int> encode_prompt(const TextTokenizer* tokenizer, std::string_view 
     throw UsageError("generate: the prompt is " + std::to_string(n) + " tokens (BOS included), more than steps = " +
                      std::to_string(steps) + " positions (the prompt counts towards them: raise --steps, at most " +
                      std::to_string(seq_len) + ")");
+}
+
+}  // namespace
+
+std::vector<int> encode_prompt(const TextTokenizer* tokenizer, std::string_view prompt, std::int64_t steps,
+                               std::int64_t seq_len) {
+  check_steps(steps, seq_len);
+  if (!tokenizer) {
+    if (!prompt.empty())
+      throw UsageError("generate: a prompt needs a tokenizer, and model.tokenizer is empty");
+    return {Tokenizer::kBos};
+  }
+  std::vector<int> tokens = tokenizer->encode(prompt, /*bos=*/true, /*eos=*/false);
+  check_prompt_length(static_cast<std::int64_t>(tokens.size()), steps, seq_len);
+  return tokens;
+}
+
+std::vector<int> synthetic_prompt(std::int64_t n, int bos, std::int64_t vocab, std::int64_t steps,
+                                  std::int64_t seq_len) {
+  check_steps(steps, seq_len);
+  if (n < 1) throw UsageError("generate: a prompt of " + std::to_string(n) + " tokens: must be >= 1 (BOS)");
+  if (vocab < 4) throw UsageError("generate: a synthetic prompt needs a vocabulary of at least 4 tokens");
+  check_prompt_length(n, steps, seq_len);
+  std::vector<int> tokens(static_cast<std::size_t>(n));
+  tokens[0] = bos;
+  for (std::size_t i = 1; i < tokens.size(); ++i) tokens[i] = int(3 + std::int64_t(i - 1) % (vocab - 3));
   return tokens;
 }
 
 GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                       const EmitFn& emit, const PrefillFn* prefill) {
-  const std::vector<int> tokens = encode_prompt(tokenizer, prompt, steps, seq_len);  // (prompt tokens) BOS first
+                       const EmitFn& emit, const PrefillFn* prefill, const std::vector<int>* prompt_ids) {
+  // (prompt tokens) BOS first
+  const std::vector<int> tokens = prompt_ids ? *prompt_ids : encode_prompt(tokenizer, prompt, steps, seq_len);
+  if (tokens.empty()) throw std::logic_error("generate: an empty prompt (BOS missing)");
 
   const std::unique_ptr<TextDecoder> decoder = tokenizer ? tokenizer->start_decoding() : nullptr;
   GenerateStats stats;

@@ -238,7 +238,7 @@ const float* MeshTransformer::forward(int token, int pos) {
   // The token's embedding enters the first region from the host, split along Y.
   const Region& R0 = m.pl.layer_regions.front();
   std::vector<float> emb(static_cast<size_t>(cfg.dim));
-  m.src.read_rows(Tensor::token_embedding, 0, token, 1, emb.data());
+  m.embedding_row(token, emb.data());
   auto x = std::make_unique<TileBuf<float>>(f, R0, size_t(m.d.dim_block), "residual stream");
   x->for_each_local([&](int32_t, int32_t py, float* o) {
     for (int64_t e = 0; e < m.d.dim_block; ++e) {

@@ -106,7 +106,7 @@ PromptTiles PromptPass::embed(const PromptLayout& lay) {
     for (int64_t i = 0; i < lay.row_block; ++i) {
       const int64_t t = lay.token(y, i);
       if (t >= n_) continue;
-      m_.src.read_rows(Tensor::token_embedding, 0, tokens_[size_t(t)], 1, row.data());
+      m_.embedding_row(tokens_[size_t(t)], row.data());
       for (int32_t px = l.x0; px < l.x0 + l.w; ++px) {
         float* o = x.tile(px, y) + i * x.width;
         for (int64_t e = 0; e < x.width; ++e) {
@@ -190,7 +190,8 @@ PromptCodes PromptPass::quantize(RowAllreduces& ar, const PromptLayout& lay, con
 PromptTiles PromptPass::project(const PromptLayout& lay, const Layer& L, const Projection& p, const PromptTiles& x,
                                 const PromptCodes& xq, LayerCycles& lc, Stamp& clk, const std::string& name) {
   const WeightReader::Matrix w = m_.weights.read(p.tensor, L.index, p.layout, p.spec.M, p.spec.K);
-  const dist::GemmSpec gs = gemm_spec(lay.R, n_, p.spec.K, p.spec.M, true);  // C = X W^T
+  dist::GemmSpec gs = gemm_spec(lay.R, n_, p.spec.K, p.spec.M, true);  // C = X W^T
+  gs.compute = !m_.timing_only;  // timing only: no weights, the products charged and not computed
   dist::GemmReport rep;
   const int64_t W = ceil_div(p.spec.M, lay.side());
   PromptTiles y;
@@ -367,7 +368,7 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
   Stamp clk = m_.clock.stamp(R);
   auto lap = [&](uint64_t& bucket) { m_.clock.lap(bucket, clk, m_.clock.stamp(R)); };
   auto weights = [&](Tensor t, int64_t block, VectorLayout layout, const char* name) {
-    return weight_tiles(lay, m_.src.read_tensor(t, L.index), block, layout, name);
+    return weight_tiles(lay, m_.vector_weights(t, L.index), block, layout, name);
   };
   // ---- attention
   PromptTiles o;

@@ -39,6 +39,7 @@ void VectorHandoff::run(Fabric& f, const TileBuf<float>& x, TileBuf<float>& into
 WeightReader::Matrix WeightReader::read(Tensor t, int64_t layer, WeightLayout layout, int64_t M, int64_t K) {
   const TensorShape sh = tensor_shape(src_.config(), t);
   Matrix m;
+  if (!src_.has_values()) return m;  // timing only: no matrix (the GEMV and GEMM charge without it)
   floats_.resize(size_t(sh.size()));
   if (src_.config().ternary) {  // BitLinear: the file's own codes and scale, else one absmean scale for the tensor
     codes_.resize(size_t(sh.size()));
@@ -56,7 +57,17 @@ WeightReader::Matrix WeightReader::read(Tensor t, int64_t layer, WeightLayout la
 
 MeshTransformer::Impl::Impl(Fabric& fab, const WeightSource& s, const MeshPlacementSpec& sp)
     : f(fab), src(s), cfg(s.config()), spec(sp), pl(plan(fab.mesh(), fab.params(), s.config(), sp)), d(cfg, sp.P),
-      relu2(cfg.ffn == "relu2"), weights(s, d), clock(fab) {}
+      relu2(cfg.ffn == "relu2"), timing_only(!s.has_values()), weights(s, d), clock(fab) {}
+
+std::vector<float> MeshTransformer::Impl::vector_weights(Tensor t, int64_t layer) const {
+  if (timing_only) return std::vector<float>(size_t(tensor_shape(cfg, t).size()), 1.0f);
+  return src.read_tensor(t, layer);
+}
+
+void MeshTransformer::Impl::embedding_row(int token, float* out) const {
+  if (timing_only) std::fill(out, out + cfg.dim, 0.0f);
+  else src.read_rows(Tensor::token_embedding, 0, token, 1, out);
+}
 
 void MeshTransformer::Impl::make_projection(Projection& p, const dist::GemvSpec& s, Tensor t, int64_t layer,
                                             WeightLayout layout) {
@@ -72,7 +83,7 @@ void MeshTransformer::Impl::make_projection(Projection& p, const dist::GemvSpec&
 void MeshTransformer::Impl::place(const ProgressFn& progress) {
   for (const Region& R : pl.layer_regions) scalar_ops.emplace_back(f, R, spec.allreduce);
   layers.resize(size_t(cfg.layers));
-  if (cfg.ternary) {
+  if (cfg.ternary && !timing_only) {
     // Room for every local PE's packed block (the rank's fused matrices take about as much), with
     // a margin; only what is touched is committed, and a full arena falls back to the heap.
     uint64_t bytes = 0;
@@ -102,7 +113,7 @@ void MeshTransformer::Impl::place(const ProgressFn& progress) {
       make_projection(L.w3, ps.w3, Tensor::w3, l, WeightLayout::plain);
     }
     auto norm = [&](Tensor t, int64_t block, VectorLayout lay, const char* name) {
-      return vector_tiles(f, d, R, src.read_tensor(t, l), block, lay, name);
+      return vector_tiles(f, d, R, vector_weights(t, l), block, lay, name);
     };
     L.rms_att = norm(Tensor::rms_att, d.dim_block, VectorLayout::split_y, "rms_att weights");
     L.rms_ffn = norm(Tensor::rms_ffn, d.dim_block, VectorLayout::split_y, "rms_ffn weights");
@@ -121,7 +132,7 @@ void MeshTransformer::Impl::place(const ProgressFn& progress) {
     L.kv = std::make_unique<dist::KvCache>(f, ks);
   }
   const Region& last_region = pl.layer_regions.back();
-  rms_final = vector_tiles(f, d, last_region, src.read_tensor(Tensor::rms_final, 0), d.dim_block,
+  rms_final = vector_tiles(f, d, last_region, vector_weights(Tensor::rms_final, 0), d.dim_block,
                            VectorLayout::split_y, "rms_final");
   // Classifier regions: rows of the tied embedding, fp32.
   int64_t row0 = 0;
@@ -130,10 +141,13 @@ void MeshTransformer::Impl::place(const ProgressFn& progress) {
       progress("placing classifier " + std::to_string(i + 1) + "/" + std::to_string(pl.classifier_regions.size()));
     const int64_t rows = pl.classifier_rows[i];
     std::vector<float>& e = weights.scratch();  // the layers' scratch: no fresh, zeroed pages per region
-    e.resize(static_cast<size_t>(rows * cfg.dim));
-    src.read_rows(Tensor::token_embedding, 0, row0, rows, e.data());
+    if (!timing_only) {
+      e.resize(static_cast<size_t>(rows * cfg.dim));
+      src.read_rows(Tensor::token_embedding, 0, row0, rows, e.data());
+    }
     classifier.push_back(std::make_unique<dist::MeshGemvF32>(
-        f, gemv_spec(pl.classifier_regions[i], rows, cfg.dim, Axis::Y, spec.allreduce), e.data()));
+        f, gemv_spec(pl.classifier_regions[i], rows, cfg.dim, Axis::Y, spec.allreduce),
+        timing_only ? nullptr : e.data()));
     row0 += rows;
   }
   // Hand-offs between consecutive regions of the snake; the classifier regions form chains.

@@ -135,6 +135,10 @@ struct MeshTransformer::Impl {
   MeshPlacement pl;
   MeshDims d;
   bool relu2;  // BitNet's FFN and sub-norms
+  // The source has the shape only (weights = none): nothing is allocated for weights, every
+  // projection is charged but not computed, norm weights are ones and embeddings zeros; the
+  // activations still travel as tiles, so every virtual figure is a full run's.
+  bool timing_only;
   std::vector<ScalarAllreduces> scalar_ops;  // per layer region
   // This rank's packed ternary weights, one block after another on huge pages (declared before the
   // layers, so it outlives them). Each projection's block is below 2 MiB, so each would otherwise
@@ -154,6 +158,10 @@ struct MeshTransformer::Impl {
   Impl(Fabric& fab, const WeightSource& s, const MeshPlacementSpec& sp);
   void place(const ProgressFn& progress);  // mesh_transformer.cpp
   void make_projection(Projection& p, const dist::GemvSpec& s, Tensor t, int64_t layer, WeightLayout layout);
+  // A vector tensor (norm weights) of `layer`; ones in a timing-only run.
+  std::vector<float> vector_weights(Tensor t, int64_t layer) const;
+  // Row `token` of the embedding into out (dim floats); zeros in a timing-only run.
+  void embedding_row(int token, float* out) const;
 
   // ---- decode (mesh_decode.cpp); every function is collective
   void rmsnorm(TileBuf<float>& out, const TileBuf<float>& v, const TileBuf<float>& w, int64_t n, Axis split,

@@ -113,7 +113,12 @@ Weights materialize(const WeightSource& source) {
   return w;
 }
 
+void ShapeOnlySource::read_rows(Tensor, std::int64_t, std::int64_t, std::int64_t, float*) const {
+  throw std::logic_error("model " + cfg_.name + ": no weights to read (weights = none, a timing-only run)");
+}
+
 std::unique_ptr<WeightSource> open_weight_source(const ModelConfig& cfg, std::uint64_t seed) {
+  if (cfg.weights == "none") return std::make_unique<ShapeOnlySource>(cfg);
   if (cfg.weights == "synthetic") return std::make_unique<SyntheticWeightSource>(cfg, seed);
   if (checkpoint_has_shape(cfg.weights)) return open_checkpoint(cfg);
   return std::make_unique<CheckpointSource>(cfg.weights, cfg);

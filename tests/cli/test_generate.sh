@@ -111,6 +111,33 @@ mpi 2 "$bin" generate --model "$tmp/bn.ini" --steps 4 --output "$tmp/bn.h5" --ma
   && grep -q 'ternary BitLinear' "$tmp/bn.txt" && grep -q 'generated 4' "$tmp/bn.txt" \
   && ok "BitNet-shaped synthetic model: $(grep 'decode ' "$tmp/bn.txt")" || bad "BitNet-shaped run: $(tail -5 "$tmp/bn.err" "$tmp/bn.txt")"
 
+# Timing only (--weights none): the same virtual figures and per-PE maps as the full run, at 1 and 2
+# ranks, on stories260K (its greedy text does not end before --steps) and on the BitNet shape above
+# with a prompt of token ids.
+figures() { sed -n '/^wafer (virtual/,/^emulation/p' "$1" | grep -v '^emulation'; sed -n '/^per layer/,$p' "$1" | grep -v '^wrote'; }
+for n in 1 2; do
+  for w in full none; do
+    extra=(); [ "$w" = none ] && extra=(--weights none)
+    mpi $n "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --temperature 0 \
+      --prompt "Once upon a time" --steps 24 --output "$tmp/t_$w$n.h5" "${extra[@]}" >"$tmp/t_$w$n" 2>&1 \
+      || bad "generate weights $w at $n ranks: $(tail -3 "$tmp/t_$w$n")"
+  done
+  if diff <(figures "$tmp/t_full$n") <(figures "$tmp/t_none$n") >"$tmp/tdiff" && grep -q 'timing only' "$tmp/t_none$n" \
+     && ! grep -q 'timing only' "$tmp/t_full$n" && grep -q 'generated 20' "$tmp/t_full$n"; then
+    ok "weights none at $n ranks: the full run's figures ($(grep 'decode  ' "$tmp/t_none$n" | xargs))"
+  else bad "weights none at $n ranks: $(head -20 "$tmp/tdiff") $(tail -3 "$tmp/t_none$n")"; fi
+  if command -v h5diff >/dev/null; then
+    h5diff "$tmp/t_full$n.h5" "$tmp/t_none$n.h5" /generate/pe_maps /generate/pe_maps >"$tmp/thd" 2>&1 \
+      && ok "weights none at $n ranks: per-PE maps identical" || bad "weights none maps: $(head -5 "$tmp/thd")"
+  fi
+done
+for w in synthetic none; do
+  mpi 2 "$bin" generate --model "$tmp/bn.ini" --weights $w --prompt_tokens 5 --steps 8 --output "" >"$tmp/bt_$w" 2>&1 \
+    || bad "BitNet shape, weights $w: $(tail -3 "$tmp/bt_$w")"
+done
+diff <(figures "$tmp/bt_synthetic") <(figures "$tmp/bt_none") >"$tmp/tdiff" && grep -q 'prompt tokens 5' "$tmp/bt_none" \
+  && ok "weights none, BitNet shape, 5 prompt tokens: the full run's figures" || bad "BitNet shape timing only: $(head -20 "$tmp/tdiff")"
+
 # --- bad input: one line, non-zero exit, no results file
 head -c 1000 weights/stories260K/stories260K.bin > "$tmp/trunc.bin"
 expect_error "truncated checkpoint (bad input: exit 2)" 2 "trunc.bin.*(expected|bytes)" -- mpi 2 "$bin" generate \
@@ -125,6 +152,10 @@ expect_error "model that does not fit" 3 "needs .* per PE.*pe.sram_bytes = 2048"
   --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 --pe.sram_bytes 2048 --output "$tmp/x.h5"
 expect_error "bad kv policy" 2 "kv-policy" -- mpi 2 "$bin" generate --model configs/models/stories260K.ini \
   --kv-policy fifo --output "$tmp/x.h5"
+expect_error "prompt and prompt_tokens" 2 "options --prompt and --prompt_tokens = 4" -- "$bin" generate \
+  --model configs/models/stories260K.ini --prompt hello --prompt_tokens 4 --output "$tmp/x.h5"
+expect_error "prompt_tokens beyond steps" 2 "prompt is 30 tokens.*steps = 20" -- "$bin" generate \
+  --model configs/models/stories260K.ini --weights none --prompt_tokens 30 --steps 20 --output "$tmp/x.h5"
 [ -e "$tmp/x.h5" ] && bad "a failed run left $tmp/x.h5" || ok "no results file after the failures"
 
 echo "$passes passed, $fails failed"

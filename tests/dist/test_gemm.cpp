@@ -415,9 +415,10 @@ TEST(Gemm, TileEntryPointsEqualTheHostPathWithTheSameClocks) {
             }();
             EXPECT_EQ(clocks(f), host_clock) << what << (b_as_tiles ? ", B as tiles" : "");
             const std::vector<float> C = from_tiles(s, c, s.M, s.N, mt, nt);
-            if (world_rank() == 0)
+            if (world_rank() == 0) {
               EXPECT_EQ(std::memcmp(C.data(), want.data(), C.size() * sizeof(float)), 0)
                   << what << (b_as_tiles ? ", B as tiles" : "") << ": not the reference's bits";
+            }
           }
           // Ternary: int8 A as tiles, ternary B from the host; exact, same clocks as gemm_ternary.
           std::mt19937 g(uint32_t(P * 7 + sh.K));
@@ -436,6 +437,8 @@ TEST(Gemm, TileEntryPointsEqualTheHostPathWithTheSameClocks) {
           const TileBuf<int32_t> c = gemm_ternary_tiles(f, s, a, Bi.data());
           EXPECT_EQ(clocks(f), ternary_clock) << what << ", ternary";
           const std::vector<int32_t> C = from_tiles(s, c, s.M, s.N, mt, nt);
-          if (world_rank() == 0) EXPECT_EQ(C, Ch) << what << ", ternary";
+          if (world_rank() == 0) {
+            EXPECT_EQ(C, Ch) << what << ", ternary";
+          }
         }
 }

@@ -89,7 +89,9 @@ GemmReport gemm_ternary(Fabric& f, const GemmSpec& s, const int8_t* A, const int
 // beyond the matrix. The steps, clocks and results are those of gemm_f32 / gemm_ternary on the
 // same matrices; only the loading from and the gathering to the host are left out. A is left as it
 // was for C = A B^T and summa; cannon and meshgemm C = A B skew and shift A (and B always) in place.
-// Collective. `rep` (optional) receives the run's figures.
+// Collective. `rep` (optional) receives the run's figures. With s.compute = false (timing only) the
+// tiles move and every product is charged but none is computed (C is zero, B may be nullptr);
+// s.preskewed is not accepted here.
 LinePerm gemm_line_perm(const GemmSpec& s);
 // B (weights) from the host, present on every rank, as for gemm_f32.
 TileBuf<float> gemm_f32_tiles(Fabric& f, const GemmSpec& s, TileBuf<float>& a, const float* B,

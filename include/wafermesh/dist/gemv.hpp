@@ -60,7 +60,9 @@ uint64_t gemv_host_block_bytes(const GemvSpec& s);
 // (collective; LimitError if the packed blocks exceed a PE's SRAM).
 class MeshGemvTernary {
  public:
-  // W: (M, K) int8 in {-1, 0, 1}, row-major, on every rank.
+  // W: (M, K) int8 in {-1, 0, 1}, row-major, on every rank. W == nullptr: timing only (nothing
+  // allocated for weights; the SRAM is charged and every block GEMV is charged but not computed, so
+  // the partial sums are zero; every virtual figure equals a run with weights).
   MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W);
   ~MeshGemvTernary();
   // x: (K) on every rank. y: (M) written on rank 0 (nullptr: not gathered). Collective.
@@ -77,6 +79,7 @@ class MeshGemvTernary {
 // fp32 weights and activations. y is bit-identical for every rank count (fixed summation order).
 class MeshGemvF32 {
  public:
+  // W: (M, K) fp32, row-major, on every rank; nullptr: timing only (as MeshGemvTernary).
   MeshGemvF32(Fabric& f, const GemvSpec& s, const float* W);
   ~MeshGemvF32();
   GemvReport run(const float* x, float* y);

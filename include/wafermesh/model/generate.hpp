@@ -49,13 +49,21 @@ struct GenerateStats {
 std::vector<int> encode_prompt(const TextTokenizer* tokenizer, std::string_view prompt, std::int64_t steps,
                                std::int64_t seq_len);
 
-// Runs the loop above on encode_prompt(tokenizer, prompt, steps, seq_len). With tokenizer ==
+// A prompt of `n` token ids without text: `bos` first, then ids 3, 4, 5, ... (wrapping below
+// `vocab`), for runs whose figures depend on the prompt's length only (timing-only runs, models
+// without a tokenizer). The same checks as encode_prompt.
+std::vector<int> synthetic_prompt(std::int64_t n, int bos, std::int64_t vocab, std::int64_t steps,
+                                  std::int64_t seq_len);
+
+// Runs the loop above on encode_prompt(tokenizer, prompt, steps, seq_len), or on `prompt_ids`
+// when given (the prompt text is then ignored). With tokenizer ==
 // nullptr (model.tokenizer empty) each token is emitted as its decimal id plus a space.
 // With `prefill`, the prompt's positions run as one prefill call instead of that many forward()
 // calls (when there are at least two); the output is the same loop's.
 GenerateStats generate(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,
                        std::string_view prompt, std::int64_t steps, std::int64_t seq_len,
-                       const EmitFn& emit, const PrefillFn* prefill = nullptr);
+                       const EmitFn& emit, const PrefillFn* prefill = nullptr,
+                       const std::vector<int>* prompt_ids = nullptr);
 
 // Same, collecting the output bytes.
 std::string generate_text(const ForwardFn& forward, const TextTokenizer* tokenizer, Sampler& sampler,

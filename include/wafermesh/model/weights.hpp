@@ -72,6 +72,9 @@ class WeightSource {
   // projection then uses them as they are instead of absmean-ternarising read_rows' floats
   // (which would shrink gamma by the fraction of nonzero codes). False (the default): no such form.
   virtual bool read_ternary(Tensor t, std::int64_t layer, std::int8_t* codes, float* gamma) const;
+  // False for a source that has the shape only (ShapeOnlySource): a consumer then runs timing only
+  // and never reads.
+  virtual bool has_values() const { return true; }
 
  protected:
   // For implementations: throws std::out_of_range unless the block lies inside the tensor.
@@ -100,10 +103,25 @@ struct Weights {
   const std::vector<float>& tensor(Tensor t) const;
 };
 
+// The shape without weights (cfg.weights = "none"): for timing-only runs, where nothing is
+// allocated for weights and no virtual figure depends on their values (DESIGN.md section 3).
+// Reading is a std::logic_error.
+class ShapeOnlySource : public WeightSource {
+ public:
+  explicit ShapeOnlySource(const ModelConfig& cfg) : cfg_(cfg) {}
+  const ModelConfig& config() const override { return cfg_; }
+  void read_rows(Tensor t, std::int64_t layer, std::int64_t row0, std::int64_t rows, float* out) const override;
+  bool has_values() const override { return false; }
+
+ private:
+  ModelConfig cfg_;
+};
+
 // Reads every tensor of the source into memory. Only for models that fit (stories260K, tests).
 Weights materialize(const WeightSource& source);
 
-// The source cfg.weights names: "synthetic" -> SyntheticWeightSource(cfg, seed); a GGUF file or a
+// The source cfg.weights names: "none" -> ShapeOnlySource (timing only); "synthetic" ->
+// SyntheticWeightSource(cfg, seed); a GGUF file or a
 // Hugging Face directory -> open_checkpoint (checkpoint_loader.hpp); anything else is a llama2.c
 // checkpoint path (CheckpointSource). The seed is used by synthetic weights only.
 std::unique_ptr<WeightSource> open_weight_source(const ModelConfig& cfg, std::uint64_t seed);
