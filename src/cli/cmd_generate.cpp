@@ -207,11 +207,14 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   if (!tok && !o.prompt.empty())
     throw UsageError("option --prompt needs a tokenizer, and model " + cfg.name + " has none (tokenizer is empty)");
   std::vector<int> prompt_ids;
-  if (o.prompt_tokens > 0)
+  int64_t prompt_length = 0;
+  if (o.prompt_tokens > 0) {
     prompt_ids = model::synthetic_prompt(o.prompt_tokens, tok ? tok->bos_id() : model::Tokenizer::kBos, cfg.vocab,
                                          o.steps, cfg.seq_len);
-  else
-    (void)model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len);
+    prompt_length = int64_t(prompt_ids.size());
+  } else {
+    prompt_length = int64_t(model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len).size());
+  }
   if (!run) return 0;
 
   model::MeshPlacementSpec spec;
@@ -220,6 +223,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   spec.allreduce.levels = int(o.levels);
   spec.allreduce.groups = int(o.groups);
   spec.context = o.steps;
+  spec.prefill_tokens = o.prefill == "gemm" ? prompt_length : 0;  // its working set is kept free
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   if (o.region > 0) {
     spec.P = int32_t(o.region);

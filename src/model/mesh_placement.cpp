@@ -121,17 +121,35 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   pl.scratch_bytes_per_pe = act * uint64_t(4 * d.dim_block + 3 * d.query_block + 2 * d.kv_block + 3 * d.hidden_block +
                                             d.heads * cap + 2 * d.heads) +
                             2 * act * widest + uint64_t(std::max({d.dim_block, d.hidden_block, d.query_block})) + 64;
+  // A MeshGEMM prefill of n tokens (an upper estimate, as the scratch): the decode scratch for each
+  // of the rb = ceil(n / P) tokens a PE's row holds, and the largest projection's weight block
+  // and its partial sums (rb x its output block) travelling double-buffered.
+  //   Example: BitNet 2B4T on 32 x 32 PEs, 5 tokens (rb = 1), 2bit weights: W_1's block 4,324
+  //   bytes and 216 int32 sums: 7,240 + 2 x 4,324 + 2 x 864 = 17,616 bytes.
+  if (spec.prefill_tokens > 1) {
+    const uint64_t rb = uint64_t(ceil_div(spec.prefill_tokens, P));
+    uint64_t block = 0;
+    for (const dist::GemvSpec* s : ProjectionSpecs(d, probe, spec.allreduce).all())
+      block = std::max(block, dist::gemv_block_bytes(*s, cfg.ternary, mp));
+    const uint64_t out = uint64_t(std::max({d.dim_block, d.hidden_block, d.query_block}));
+    pl.prefill_bytes_per_pe = rb * pl.scratch_bytes_per_pe + 2 * block + 2 * rb * out * act;
+  }
+  const uint64_t reserve = std::max(pl.scratch_bytes_per_pe, pl.prefill_bytes_per_pe);
   const uint64_t sram = mp.sram_bytes;
   const std::string where = " on a " + std::to_string(P) + " x " + std::to_string(P) + " region";
-  if (pl.layer_bytes_per_pe + pl.scratch_bytes_per_pe > sram)
-    throw LimitError("model " + cfg.name + ": one layer needs " +
-                     bytes_text(pl.layer_bytes_per_pe + pl.scratch_bytes_per_pe) + " per PE" + where +
-                     " (weights " + bytes_text(weights) + ", KV cache for " + std::to_string(spec.context) +
-                     " tokens " + bytes_text(pl.kv_reserve_bytes_per_pe) + ", norms " + bytes_text(norms) +
-                     ", scratch " + bytes_text(pl.scratch_bytes_per_pe) + "), pe.sram_bytes = " +
-                     std::to_string(sram) + ": use a larger region (--region)");
-  pl.layers_per_region = int32_t(std::min<uint64_t>(uint64_t(cfg.layers),
-                                                    (sram - pl.scratch_bytes_per_pe) / pl.layer_bytes_per_pe));
+  if (pl.layer_bytes_per_pe + reserve > sram)
+    throw LimitError("model " + cfg.name + ": one layer needs " + bytes_text(pl.layer_bytes_per_pe + reserve) +
+                     " per PE" + where + " (weights " + bytes_text(weights) + ", KV cache for " +
+                     std::to_string(spec.context) + " tokens " + bytes_text(pl.kv_reserve_bytes_per_pe) + ", norms " +
+                     bytes_text(norms) + ", scratch " + bytes_text(pl.scratch_bytes_per_pe) +
+                     (pl.prefill_bytes_per_pe > pl.scratch_bytes_per_pe
+                          ? ", or for the prefill of " + std::to_string(spec.prefill_tokens) + " tokens " +
+                                bytes_text(pl.prefill_bytes_per_pe)
+                          : std::string()) +
+                     "), pe.sram_bytes = " + std::to_string(sram) + ": use a larger region (--region)" +
+                     (pl.prefill_bytes_per_pe > pl.scratch_bytes_per_pe ? " or --prefill decode" : ""));
+  pl.layers_per_region =
+      int32_t(std::min<uint64_t>(uint64_t(cfg.layers), (sram - reserve) / pl.layer_bytes_per_pe));
   const int64_t layer_regions = ceil_div(cfg.layers, pl.layers_per_region);
   pl.layers_per_region = int32_t(ceil_div(cfg.layers, layer_regions));  // spread evenly
   // Classifier: vocabulary rows per region, fp (rows/P x dim_block per PE) with its y and scratch.

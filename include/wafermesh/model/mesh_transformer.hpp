@@ -72,6 +72,9 @@ struct MeshPlacementSpec {
   dist::KvPolicy kv_policy = dist::KvPolicy::shift;
   dist::AllreduceSpec allreduce;                // every allreduce of the model
   int64_t context = 0;                          // tokens the KV caches must hold (prompt + generated)
+  // A prompt of this many tokens will be prefilled as MeshGEMMs (0 or 1: none): every layer region
+  // keeps room for the prefill's working set beside its layers.
+  int64_t prefill_tokens = 0;
 };
 
 // Where the model sits.
@@ -85,7 +88,8 @@ struct MeshPlacement {
   std::vector<int32_t> classifier_source;
   uint64_t layer_bytes_per_pe = 0;             // one layer's weights + norm weights + KV reserve
   uint64_t kv_reserve_bytes_per_pe = 0;        // of which the KV cache (per layer)
-  uint64_t scratch_bytes_per_pe = 0;           // activation scratch reserved per region
+  uint64_t scratch_bytes_per_pe = 0;           // activation scratch reserved per region (decode)
+  uint64_t prefill_bytes_per_pe = 0;           // the MeshGEMM prefill's working set, when reserved
   int32_t layers_per_region = 0;
 };
 
