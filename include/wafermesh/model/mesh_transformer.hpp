@@ -72,6 +72,7 @@ struct MeshPlacementSpec {
   dist::KvPolicy kv_policy = dist::KvPolicy::shift;
   dist::AllreduceSpec allreduce;                // every allreduce of the model
   int64_t context = 0;                          // tokens the KV caches must hold (prompt + generated)
+  int32_t max_layers_per_region = 0;            // 0: as many consecutive layers as a region's SRAM holds
 };
 
 // Where the model sits.
