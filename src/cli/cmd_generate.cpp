@@ -260,7 +260,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);  // the one-line error, before placing
   } else {
     // Tuned: every candidate side probed by a short timing-only run (placement_tuning.hpp).
-    const std::vector<int32_t> sides = model::candidate_sides(mesh);
+    const std::vector<int32_t> sides = model::candidate_sides(mesh, mp, cfg, spec);
     const auto t0 = std::chrono::steady_clock::now();
     const bool tty = ctx.rank == 0 && !ctx.sink && isatty(STDERR_FILENO);
     tuned = model::tune_placement(ctx.comm, mp, cfg, spec, prompt_n, o.prefill == "gemm", sides,

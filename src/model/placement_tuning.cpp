@@ -12,12 +12,30 @@
 
 namespace wm::model {
 
-std::vector<int32_t> candidate_sides(const MeshShape& mesh) {
+std::vector<int32_t> candidate_sides(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
+                                     const MeshPlacementSpec& spec) {
   const int32_t most = std::min(mesh.width, mesh.height);
   std::vector<int32_t> sides;
   for (int32_t P : {8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 720})
     if (P <= most) sides.push_back(P);
   if (sides.empty() || sides.back() != most) sides.push_back(most);
+  // The smallest and the largest side the model fits (plan() only: no emulation), which a ladder
+  // can miss when only a narrow band of sides fits.
+  int32_t lo = 0, hi = 0;
+  for (int32_t P = 1; P <= most; ++P) {
+    MeshPlacementSpec s = spec;
+    s.P = P;
+    try {
+      (void)MeshTransformer::plan(mesh, mp, cfg, s);
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (!lo) lo = P;
+    hi = P;
+  }
+  for (int32_t P : {lo, hi})
+    if (P && std::find(sides.begin(), sides.end(), P) == sides.end()) sides.push_back(P);
+  std::sort(sides.begin(), sides.end());
   return sides;
 }
 

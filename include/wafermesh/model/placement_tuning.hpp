@@ -47,8 +47,10 @@ struct PlacementChoice {
   std::vector<PlacementCandidate> candidates;  // every side tried, in the order given
 };
 
-// Sides to try on a mesh: a geometric ladder from 8 to the mesh's shorter side.
-std::vector<int32_t> candidate_sides(const MeshShape& mesh);
+// Sides to try: a geometric ladder from 8 to the mesh's shorter side, and the smallest and the
+// largest side the model fits (by MeshTransformer::plan, without emulating).
+std::vector<int32_t> candidate_sides(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
+                                     const MeshPlacementSpec& spec);
 
 // Probes every side (collective over the fabric's communicator; `mp` as the real run's, rank grid
 // included) for a prompt of `prompt_tokens` tokens (BOS included) and `spec` (P ignored). A side
