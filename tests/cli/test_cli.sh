@@ -145,6 +145,13 @@ awk '$1=="concat" && $2==8 {c=$4} $1=="shift" && $2==8 {s=$4} END {exit !(s > c)
   && ok "bench kv: shift decodes longer than concat" || bad "bench kv: shift not longer than concat: $(cat "$tmp/kv2")"
 h5dump -a /gemv/critical_stages/units "$tmp/v2.h5" 2>&1 | grep -q '"relay stages"' && h5dump -a /kv/max_decode_tokens/units "$tmp/k2.h5" 2>&1 | grep -q '"tokens"' \
   && ok "bench gemv/kv HDF5 units" || bad "bench gemv/kv HDF5: $(h5dump -H "$tmp/k2.h5" | head -20)"
+# --P 0: generate's tuned decode side, the layers a region holds there and the SRAM their weights leave
+mpi 2 "$bin" bench kv --config "$src/configs/laptop.ini" --model "$src/configs/models/stories260K.ini" --P 0 \
+  --prompt_tokens 8 --max_decode 4000 --output "$tmp/k0.h5" >"$tmp/kv0" 2>&1 \
+  && grep -qE '^bench kv: tuned decode grid for stories260K: side [0-9]+, 5 layers per region' "$tmp/kv0" \
+  && [ "$(grep -cE '^(concat|shift) +[0-9]+ ' "$tmp/kv0")" -eq 2 ] \
+  && h5dump -d /kv/tuned_grid "$tmp/k0.h5" 2>/dev/null | grep -qE '\(0\): 1, 1' \
+  && ok "bench kv --P 0: $(grep 'tuned decode grid' "$tmp/kv0")" || bad "bench kv --P 0: $(cat "$tmp/kv0")"
 expect_error "bench kv bad model file" 2 "cannot read config file 'nope.ini'" -- "$bin" bench kv --model nope.ini
 
 # --- bench shift and calibrate: identical figures at 1 and 2 ranks, the fit's files, one-line errors
