@@ -32,12 +32,12 @@
 #include <utility>
 #include <vector>
 
+#include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/mesh/cart_comm.hpp"
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/mesh/mpi_handles.hpp"
 #include "wafermesh/noc/cost_model.hpp"
 #include "wafermesh/noc/params.hpp"
-#include "wafermesh/util/huge_alloc.hpp"
 
 // Checks that a PE coordinate handed to a per-PE accessor belongs to this rank: on in debug builds
 // and under AddressSanitizer, where an unowned PE would otherwise read or write another PE's state.
@@ -360,10 +360,13 @@ class Fabric {
   MeshShape mesh_;
   CartComm cart_;
   Region block_;
-  // The per-PE arrays sit on huge pages: a step touches one row of a region every block_.w PEs, so
-  // on 4 KiB pages nearly every row cost a TLB miss.
+  // The per-PE arrays sit on huge pages once they reach 2 MiB: a step touches one row of a region
+  // every block_.w PEs, so on 4 KiB pages nearly every row costs a TLB miss. They live as long as
+  // the fabric, so never in an arena.
   template <class T>
-  using PeArray = std::vector<T, HugePageAllocator<T>>;
+  struct PeArray : std::vector<T, kernels::AlignedAllocator<T>> {
+    PeArray() : std::vector<T, kernels::AlignedAllocator<T>>(kernels::AlignedAllocator<T>(kernels::no_arena)) {}
+  };
   // Local PEs, row-major over block_. Stall cycles are clock - compute - injection.
   PeArray<uint64_t> clock_, compute_;
   // What only reports read, brought up to date by flush_counters(); one record per PE, so adding a
