@@ -131,9 +131,13 @@ Study read_study(const std::string& path, int job_ranks) {
   lineno = 0;
   if (!have_command) fail("no 'command = ...' (the wafermesh command every point runs, e.g. 'command = bench gemm')");
   const std::string c = join_words(s.command);
-  if (c == "sweep" || c.rfind("sweep ", 0) == 0 || c == "info" || c.rfind("info ", 0) == 0 ||
-      c.rfind("bench kernel", 0) == 0)
+  if (c == "sweep" || c.rfind("sweep ", 0) == 0 || c == "info" || c.rfind("info ", 0) == 0)
     fail("command '" + c + "' writes no results table and cannot be swept (try demo, bench gemm, bench gemv, bench kv)");
+  // The host's kernels on rank 0: the same at every rank count, and its lists of shapes, tokens and
+  // threads already make the cross product a study would.
+  if (c.rfind("bench kernel", 0) == 0)
+    fail("command '" + c + "' measures the host's kernels, whatever the ranks, and takes lists of shapes, tokens "
+         "and threads itself: run it on its own, not in a sweep");
   return s;
 }
 
