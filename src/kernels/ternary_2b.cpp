@@ -4,28 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "arg_checks.hpp"
 #include "isa_kernels.hpp"
 
 namespace wm::kernels {
 namespace {
 
 void check_args(const char* what, const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t ldy) {
-  if (a.cols() != w.cols()) {
-    throw std::invalid_argument(std::string(what) + ": activations have K=" + std::to_string(a.cols()) +
-                                " but the weights have K=" + std::to_string(w.cols()));
-  }
-  if (ldy < w.rows()) {
-    throw std::invalid_argument(std::string(what) + ": ldy=" + std::to_string(ldy) +
-                                " is smaller than M=" + std::to_string(w.rows()));
-  }
+  detail::check_product_args(what, w.rows(), w.cols(), a.cols(), ldy);
 }
 
-void check_one_token(const char* what, const ActivationsQ8& a) {
-  if (a.tokens() != 1) {
-    throw std::invalid_argument(std::string(what) + ": needs exactly 1 token, got " +
-                                std::to_string(a.tokens()) + "; use the gemm variant");
-  }
-}
+void check_one_token(const char* what, const ActivationsQ8& a) { detail::check_one_token(what, a.tokens(), ""); }
 
 }  // namespace
 

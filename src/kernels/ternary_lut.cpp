@@ -4,28 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "arg_checks.hpp"
 #include "isa_kernels.hpp"
 
 namespace wm::kernels {
 namespace {
 
 void check_args(const char* what, const TernaryMatrixLut& w, const LutTables& t, std::int64_t ldy) {
-  if (t.cols() != w.cols()) {
-    throw std::invalid_argument(std::string(what) + ": activations have K=" + std::to_string(t.cols()) +
-                                " but the weights have K=" + std::to_string(w.cols()));
-  }
-  if (ldy < w.rows()) {
-    throw std::invalid_argument(std::string(what) + ": ldy=" + std::to_string(ldy) +
-                                " is smaller than M=" + std::to_string(w.rows()));
-  }
+  detail::check_product_args(what, w.rows(), w.cols(), t.cols(), ldy);
 }
 
-void check_one_token(const char* what, const LutTables& t) {
-  if (t.tokens() != 1) {
-    throw std::invalid_argument(std::string(what) + ": needs tables of exactly 1 token, got " +
-                                std::to_string(t.tokens()) + "; use the gemm variant");
-  }
-}
+void check_one_token(const char* what, const LutTables& t) { detail::check_one_token(what, t.tokens(), "tables of "); }
 
 }  // namespace
 
