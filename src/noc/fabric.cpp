@@ -121,15 +121,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   return c;
 }
 
-uint64_t Fabric::max_clock_local(const Region& r) const {
-  const Region l = r.intersect(block_);
-  uint64_t mx = 0;
-  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-    const uint64_t* row = clock_.data() + local_index(l.x0, y);
-    for (int32_t x = 0; x < l.w; ++x) mx = std::max(mx, row[x]);
-  }
-  return mx;
-}
+uint64_t Fabric::max_clock_local(const Region& r) const { return max_local(clock_.data(), r.intersect(block_)); }
 
 uint64_t Fabric::max_clock(const Region& r) const {
   uint64_t mx = max_clock_local(r);

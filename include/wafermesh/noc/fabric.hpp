@@ -295,6 +295,16 @@ class Fabric {
   size_t local_index(int32_t x, int32_t y) const {
     return size_t(y - block_.y0) * size_t(block_.w) + size_t(x - block_.x0);
   }
+  // The largest value of a per-PE array (`base`: its first local PE) over l, a part of block_.
+  template <class T>
+  T max_local(const T* base, const Region& l) const {
+    T mx = 0;
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+      const T* row = base + local_index(l.x0, y);
+      for (int32_t x = 0; x < l.w; ++x) mx = row[x] > mx ? row[x] : mx;
+    }
+    return mx;
+  }
   size_t owned_index(int32_t x, int32_t y) const {
 #if WM_CHECK_OWNERSHIP
     check_owned(x, y);
