@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "arg_checks.hpp"
+#include "entry_points.hpp"
 #include "isa_kernels.hpp"
 #include "wafermesh/kernels/quantize.hpp"
 

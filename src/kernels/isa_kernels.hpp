@@ -68,6 +68,32 @@ inline constexpr std::int64_t kLutI16AddsPerBlock = 64;
 inline constexpr std::int64_t kLutPrefetchBytes = 8192;
 inline constexpr std::int64_t kMad2bPrefetchBytes = 8192;
 
+// f.template operator()<k>() for the compile-time k equal to n, 1 <= n <= kMax.
+template <int kMax, class F>
+inline void with_static_count(std::int64_t n, F&& f) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return with_static_count<kMax - 1>(n, f);
+  }
+  f.template operator()<kMax>();
+}
+
+// The tiling of the SIMD 2-bit GEMMs: blocks of kRowBlock rows (the last may have fewer) spread
+// over OpenMP threads, each cut into tiles of 4 tokens and one of the remaining 1-3.
+// tile.template operator()<kR, kT>(i0, n0) computes rows i0 .. i0 + kR - 1 for tokens n0 .. n0 + kT - 1.
+template <int kRowBlock, class Tile>
+void mad2b_for_tiles(std::int64_t M, std::int64_t N, const Tile& tile) {
+  const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
+    const std::int64_t i0 = rb * kRowBlock;
+    with_static_count<kRowBlock>(M - i0, [&]<int kR>() {
+      std::int64_t n = 0;
+      for (; n + 4 <= N; n += 4) tile.template operator()<kR, 4>(i0, n);
+      if (n < N) with_static_count<3>(N - n, [&]<int kT>() { tile.template operator()<kR, kT>(i0, n); });
+    });
+  }
+}
+
 // The three activations of group g; the two-weight tail is (0, q[3g], q[3g+1] or 0).
 inline void lut_group_acts(const std::int8_t* q, std::int64_t K, std::int64_t g, int& a0, int& a1,
                            int& a2) {

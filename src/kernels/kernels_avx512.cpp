@@ -411,35 +411,11 @@ void mad2b_tile_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::in
   }
 }
 
-template <int kR>
-void mad2b_rows_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t i0,
-                       std::int32_t* y, std::int64_t ldy) {
-  const std::int64_t N = a.tokens();
-  std::int64_t n = 0;
-  for (; n + 4 <= N; n += 4) mad2b_tile_avx512<kR, 4>(w, a, i0, n, y, ldy);
-  switch (N - n) {
-    case 3: mad2b_tile_avx512<kR, 3>(w, a, i0, n, y, ldy); break;
-    case 2: mad2b_tile_avx512<kR, 2>(w, a, i0, n, y, ldy); break;
-    case 1: mad2b_tile_avx512<kR, 1>(w, a, i0, n, y, ldy); break;
-    default: break;
-  }
-}
-
 void mad2b_gemm_i32_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32_t* y,
                            std::int64_t ldy) {
-  constexpr std::int64_t kRowBlock = 4;
-  const std::int64_t M = w.rows();
-  const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
-    const std::int64_t i0 = rb * kRowBlock;
-    switch (std::min(kRowBlock, M - i0)) {
-      case 4: mad2b_rows_avx512<4>(w, a, i0, y, ldy); break;
-      case 3: mad2b_rows_avx512<3>(w, a, i0, y, ldy); break;
-      case 2: mad2b_rows_avx512<2>(w, a, i0, y, ldy); break;
-      default: mad2b_rows_avx512<1>(w, a, i0, y, ldy); break;
-    }
-  }
+  mad2b_for_tiles<4>(w.rows(), a.tokens(), [&]<int kR, int kT>(std::int64_t i0, std::int64_t n0) {
+    mad2b_tile_avx512<kR, kT>(w, a, i0, n0, y, ldy);
+  });
 }
 
 void gemm_f32_avx512(std::int64_t M, std::int64_t N, std::int64_t K, const float* A,

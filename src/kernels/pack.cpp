@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "arg_checks.hpp"
+#include "entry_points.hpp"
 #include "wafermesh/kernels/quantize.hpp"
 
 namespace wm::kernels {
