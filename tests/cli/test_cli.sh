@@ -135,7 +135,7 @@ done
   || bad "bench gemv: $(diff "$tmp/gvv1" "$tmp/gvv2"; cat "$tmp/gv1")"
 [ "$(wc -l <"$tmp/kvv1")" -eq 4 ] && cmp -s "$tmp/kvv1" "$tmp/kvv2" && ok "bench kv: 4 rows, identical at 1 and 2 ranks" \
   || bad "bench kv: $(diff "$tmp/kvv1" "$tmp/kvv2"; cat "$tmp/kv1")"
-# a prompt shorter than the region has rows (the benchmark once shifted the empty rows and crashed)
+# a prompt shorter than the region has rows: the empty rows fill before anything shifts
 mpi 2 "$bin" bench kv --config "$src/configs/laptop.ini" --model "$src/configs/models/stories260K.ini" --P 8 \
   --policy shift --prompt_tokens 3 --max_decode 40 --output "$tmp/k3.h5" >"$tmp/kv3" 2>&1 \
   && grep -qE '^shift +8 .* 40 +43 .*kv.max_decode reached' "$tmp/kv3" \
