@@ -127,9 +127,9 @@ std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::Mod
   std::vector<float> x(static_cast<size_t>(D), 0.5f), logits(static_cast<size_t>(cfg.vocab));
   kernels::LutTables t;
   std::vector<double> tern, cls;
-  // Three untimed passes first: the first passes over freshly written weights ran 2-8 times slower
-  // than the steady state on the development VM (0.15, 0.10, 0.05, then 0.024 s per pass), and the
-  // emulation's figure is a steady-state one (its first position is left out).
+  // Three untimed passes first: the first passes over freshly written weights are several times
+  // slower than the steady state (results/PERFORMANCE.md), and the emulation's figure is a
+  // steady-state one (its first position is left out).
   constexpr int kWarmup = 3, kTimed = 5;
   for (int rep = 0; rep < kWarmup + kTimed; ++rep) {
     if (rep == kWarmup) {
