@@ -16,6 +16,7 @@
 #include "wafermesh/noc/primitives.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
 #include "wafermesh/util/error.hpp"
+#include "wafermesh/util/text.hpp"
 
 namespace wm::cli {
 
@@ -36,16 +37,6 @@ std::string MicroPoint::label() const {
   return s;
 }
 
-namespace {
-
-std::string trim(const std::string& s) {
-  const size_t a = s.find_first_not_of(" \t\r");
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(" \t\r") - a + 1);
-}
-
-}  // namespace
-
 std::vector<MicroPoint> read_measurements(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw UsageError("measurement file '" + path + "': cannot be opened");
@@ -56,11 +47,7 @@ std::vector<MicroPoint> read_measurements(const std::string& path) {
     ++ln;
     const std::string t = trim(line);
     if (t.empty() || t[0] == '#') continue;
-    std::vector<std::string> f;
-    std::stringstream ss(t);
-    std::string cell;
-    while (std::getline(ss, cell, ',')) f.push_back(trim(cell));
-    if (t.back() == ',') f.push_back("");
+    const std::vector<std::string> f = split_trimmed(t, ',');
     const std::string where = "measurement file '" + path + "' line " + std::to_string(ln) + ": ";
     if (f.size() < 8 || f.size() > 9)
       throw UsageError(where + std::to_string(f.size()) +

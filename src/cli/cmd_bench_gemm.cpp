@@ -97,25 +97,28 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
                          "tiles or routes do not fit the machine is reported as infeasible with the reason.");
   if (opts.help_requested()) return 0;
   std::ostream& out = *ctx.out;
+  const bool ternary = o.dtype == "ternary";
+  const bool timing_only = o.compute == "none";
+  auto spec_for = [&](const std::string& algo, int64_t P) {
+    dist::GemmSpec s;
+    s.algo = dist::gemm_algo_from_name(algo);
+    s.P = int32_t(P);
+    s.origin = centred_origin(mp, P, o.origin_x, o.origin_y);
+    s.M = o.M;
+    s.K = o.K;
+    s.N = o.N;
+    s.transpose_b = o.transpose_b;
+    s.double_buffer = o.double_buffer;
+    s.compute = !timing_only;
+    s.preskewed = o.preskewed;
+    return s;
+  };
   // Every point's geometry is checked before anything runs or prints.
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   for (const std::string& name : o.algos)
-    for (int64_t P : o.Ps) {
-      dist::GemmSpec s;
-      s.algo = dist::gemm_algo_from_name(name);
-      s.P = int32_t(P);
-      s.origin = centred_origin(mp, P, o.origin_x, o.origin_y);
-      s.M = o.M;
-      s.K = o.K;
-      s.N = o.N;
-      s.transpose_b = o.transpose_b;
-      s.preskewed = o.preskewed;
-      dist::check_gemm_spec(mesh, s);
-    }
+    for (int64_t P : o.Ps) dist::check_gemm_spec(mesh, spec_for(name, P));
   const int local_threads = o.local_threads > 0 ? int(o.local_threads) : int(std::thread::hardware_concurrency());
 
-  const bool ternary = o.dtype == "ternary";
-  const bool timing_only = o.compute == "none";
   if (timing_only) o.compare_local = false;
   const int64_t elem = ternary ? 1 : 4;  // the operands on the host; C (and B's transposed copy) as large again
   if (!timing_only) {
@@ -205,19 +208,8 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   std::unique_ptr<Fabric> kept;
   Region kept_region;
   for (const std::string& name : o.algos) {
-    const dist::GemmAlgo algo = dist::gemm_algo_from_name(name);
     for (int64_t P : o.Ps) {
-      dist::GemmSpec s;
-      s.algo = algo;
-      s.P = int32_t(P);
-      s.origin = centred_origin(mp, P, o.origin_x, o.origin_y);
-      s.M = o.M;
-      s.K = o.K;
-      s.N = o.N;
-      s.transpose_b = o.transpose_b;
-      s.double_buffer = o.double_buffer;
-      s.compute = !timing_only;
-      s.preskewed = o.preskewed;
+      const dist::GemmSpec s = spec_for(name, P);
       std::string status = "ok";
       dist::GemmReport r;
       try {

@@ -12,6 +12,7 @@
 #include "wafermesh/cli/machine_options.hpp"
 #include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/model/model_config.hpp"
+#include "wafermesh/model/placement_tuning.hpp"
 #include "wafermesh/noc/tile_buf.hpp"
 #include "wafermesh/util/checked_math.hpp"
 #include "wafermesh/util/error.hpp"
@@ -28,7 +29,10 @@ struct KvBenchOptions {
   std::vector<ParamSpec> specs() {
     return {
         param_text_list("policy", &policies, "KV cache policies, comma-separated", {"concat", "shift"}),
-        param_int_list("P", &Ps, "PEs", "region sides, comma-separated", 1, 1 << 20),
+        param_int_list("P", &Ps, "PEs",
+                       "region sides, comma-separated; 0 = generate's tuned decode side for the model, with the "
+                       "layers one region holds there and the SRAM their weights, norms and scratch leave",
+                       0, 1 << 20),
         param_text("model", &model, "model config (configs/models/*.ini): kv_dim and layers"),
         param_int("prompt_tokens", &prompt, "tokens", "prompt tokens placed by prefill", 0, int64_t(1) << 30),
         param_int("max_decode", &max_decode, "tokens", "stop decoding after this many tokens", 1,
@@ -56,6 +60,40 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
                        " region does not fit the " + std::to_string(mp.width_pes) + " x " +
                        std::to_string(mp.height_pes) + " mesh");
   if (!run) return 0;
+  // P = 0: the decode grid generate would choose (placement_tuning.hpp), for the prompt and one
+  // decoded token; the cache then holds that region's layers in what their weights leave.
+  struct Grid {
+    int64_t layers;
+    int64_t sram;
+    bool tuned;
+  };
+  std::vector<std::pair<int64_t, Grid>> grids;
+  for (int64_t P : o.Ps) {
+    if (P > 0) {
+      grids.push_back({P, {mc.layers, mp.sram_bytes, false}});
+      continue;
+    }
+    MachineParams tm = mp;
+    const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
+    if (tm.ranks_x == 0 && tm.ranks_y == 0 && ctx.size > 1) {
+      const RankGrid g = model::MeshTransformer::preferred_rank_grid(mesh, ctx.size);
+      tm.ranks_x = g.px;
+      tm.ranks_y = g.py;
+    }
+    model::MeshPlacementSpec spec;
+    spec.context = std::max<int64_t>(o.prompt, 1) + 1;
+    const int64_t n = std::max<int64_t>(o.prompt, 1);
+    const model::PlacementChoice c = model::tune_placement(ctx.comm, tm, mc, spec, n, true,
+                                                           model::candidate_sides(mesh, tm, mc, spec));
+    spec.P = c.P;
+    const model::MeshPlacement pl = model::MeshTransformer::plan(mesh, tm, mc, spec);
+    const int64_t fixed = int64_t(pl.layer_bytes_per_pe - pl.kv_reserve_bytes_per_pe) * pl.layers_per_region +
+                          int64_t(pl.scratch_bytes_per_pe);
+    out << "bench kv: tuned decode grid for " << mc.name << ": side " << c.P << ", " << pl.layers_per_region
+        << " layers per region; their weights, norms and scratch take " << fixed << " of " << mp.sram_bytes
+        << " bytes per PE\n";
+    grids.push_back({c.P, {pl.layers_per_region, mp.sram_bytes - fixed, true}});
+  }
   io::Table t;
   t.add_column("policy", "", io::ColumnKind::text);
   t.add_column("P", "PEs", io::ColumnKind::integer);
@@ -68,6 +106,8 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
   t.add_column("cycles_per_token", "cycles", io::ColumnKind::real);
   t.add_column("status", "", io::ColumnKind::text);
   t.add_column("wall_s", "s", io::ColumnKind::real);
+  t.add_column("tuned_grid", "", io::ColumnKind::integer);
+  t.add_column("sram_for_kv_bytes", "bytes", io::ColumnKind::integer);
 
   const int64_t D = mc.kv_dim();
   out << "bench kv: " << mc.name << " (kv_dim " << D << ", " << mc.layers << " layers), " << o.prompt
@@ -76,15 +116,17 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       << std::setw(13) << "max decode" << std::setw(10) << "context" << std::setw(14) << "cyc/token"
       << std::setw(10) << "wall s" << "  stopped by\n";
   for (const auto& name : o.policies)
-    for (int64_t P : o.Ps) {
+    for (const auto& [P, grid] : grids) {
+      MachineParams mp_run = mp;
+      mp_run.sram_bytes = grid.sram;
       dist::KvSpec s;
       s.policy = dist::kv_policy_from_name(name);
       s.P = int32_t(P);
       s.heads = mc.heads;
       s.kv_heads = mc.kv_heads;
       s.head_dim = mc.head_dim();
-      s.layers = mc.layers;
-      Fabric f(ctx.comm, mp);
+      s.layers = grid.layers;
+      Fabric f(ctx.comm, mp_run);
       const Region R{0, 0, s.P, s.P};
       // Every decoded token's K and V: tiles of 0.5 in the decode layout (the values do not matter).
       TileBuf<float> kt(f, R, size_t(s.mtk()), "decoded key", TileBuf<float>::Uncharged{});
@@ -101,11 +143,11 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
         // A prompt whose keys and values exceed the whole region's SRAM cannot fit: said without
         // allocating it on the host first (--prompt_tokens goes up to 2^30).
         const int64_t fp = int64_t(mp.wafer_fp_bytes());  // a key or value element on the wafer
-        const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * fp, mc.layers});
-        const int64_t have = P * P * mp.sram_bytes;
+        const std::optional<int64_t> need = checked_product({o.prompt, D, 2 * fp, grid.layers});
+        const int64_t have = P * P * grid.sram;
         if (!need || *need > have)
           throw LimitError("the prompt's keys and values (" + std::to_string(o.prompt) + " tokens x kv_dim " +
-                           std::to_string(D) + " x 2 x " + std::to_string(fp) + " bytes x " + std::to_string(mc.layers) + " layers) exceed the " +
+                           std::to_string(D) + " x 2 x " + std::to_string(fp) + " bytes x " + std::to_string(grid.layers) + " layers) exceed the " +
                            std::to_string(have) + " bytes of SRAM of the " + std::to_string(P) + " x " +
                            std::to_string(P) + " region");
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
@@ -125,7 +167,8 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       const int64_t per_token = cache ? int64_t(cache->bytes_per_token_per_pe()) : 0;
       const double wall = MPI_Wtime() - w0;
       const double per = n ? double(cycles) / double(n) : 0.0;
-      t.append_row({name, P, D, mc.layers, per_token, o.prompt, n, tokens, per, status, wall});
+      t.append_row({name, P, D, grid.layers, per_token, o.prompt, n, tokens, per, status, wall, int64_t(grid.tuned),
+                    grid.sram});
       out << std::left << std::setw(8) << name << std::right << std::setw(6) << P << std::setw(14)
           << per_token << std::setw(13) << n << std::setw(10) << tokens << std::setw(14)
           << std::fixed << std::setprecision(1) << per << std::setw(10) << std::setprecision(3) << wall << "  "

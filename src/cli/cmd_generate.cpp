@@ -25,6 +25,7 @@
 #include "wafermesh/model/generate.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
 #include "wafermesh/model/model_config.hpp"
+#include "wafermesh/model/placement_tuning.hpp"
 #include "wafermesh/model/weights.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -73,8 +74,8 @@ struct GenerateOptions {
         param_real("top-p", &top_p, "", "nucleus sampling mass (0 or 1 = off)", 0.0, 1.0),
         param_int("seed", &seed, "", "seed of the sampler and of synthetic weights", 1, int64_t(1) << 62),
         param_int("region", &region, "PEs",
-                  "side of the square region a group of layers occupies (0 = the largest side <= 32 that fits "
-                  "and keeps RoPE pairs on one PE, else the smallest larger side that does)",
+                  "side of the square region a group of layers occupies (0 = tuned: every candidate side probed "
+                  "by a short timing-only run, the least modelled decode time per token wins)",
                   0, 1 << 20),
         param_text("kv-policy", &kv_policy, "KV cache policy", {"shift", "concat"}),
         param_text("prefill", &prefill,
@@ -126,9 +127,9 @@ std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::Mod
   std::vector<float> x(static_cast<size_t>(D), 0.5f), logits(static_cast<size_t>(cfg.vocab));
   kernels::LutTables t;
   std::vector<double> tern, cls;
-  // Three untimed passes first: the first passes over freshly written weights ran 2-8 times slower
-  // than the steady state on the development VM (0.15, 0.10, 0.05, then 0.024 s per pass), and the
-  // emulation's figure is a steady-state one (its first position is left out).
+  // Three untimed passes first: the first passes over freshly written weights are several times
+  // slower than the steady state (results/PERFORMANCE.md), and the emulation's figure is a
+  // steady-state one (its first position is left out).
   constexpr int kWarmup = 3, kTimed = 5;
   for (int rep = 0; rep < kWarmup + kTimed; ++rep) {
     if (rep == kWarmup) {
@@ -156,6 +157,27 @@ std::string fmt(double v, int prec) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(prec) << v;
   return s.str();
+}
+
+// The tuner's candidates, one line each: modelled decode and prompt time, regions, or why not.
+void print_candidates(std::ostream& out, const model::PlacementChoice& c, const MachineParams& mp) {
+  out << std::setw(7) << "side" << std::setw(9) << "layers/" << std::setw(9) << "regions" << std::setw(14)
+      << "decode cyc" << std::setw(11) << "tokens/s" << std::setw(14) << "prompt cyc" << "\n"
+      << std::setw(16) << "region" << std::setw(9) << "+ cls" << "\n";
+  for (const model::PlacementCandidate& k : c.candidates) {
+    out << std::setw(7) << k.P;
+    if (!k.ok()) {
+      std::string why = k.status;
+      if (why.size() > 110) why = why.substr(0, 107) + "...";
+      out << "  " << why << "\n";
+      continue;
+    }
+    const double us = mp.cycles_to_us(k.decode_cycles);
+    out << std::setw(9) << k.layers_per_region << std::setw(9)
+        << (std::to_string(k.layer_regions) + "+" + std::to_string(k.classifier_regions)) << std::setw(14)
+        << k.decode_cycles << std::setw(11) << fmt(us > 0 ? 1e6 / us : 0.0, 0) << std::setw(14) << k.prefill_cycles
+        << (k.P == c.P ? "  <- chosen" : "") << "\n";
+  }
 }
 
 }  // namespace
@@ -207,14 +229,11 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   if (!tok && !o.prompt.empty())
     throw UsageError("option --prompt needs a tokenizer, and model " + cfg.name + " has none (tokenizer is empty)");
   std::vector<int> prompt_ids;
-  int64_t prompt_length = 0;
-  if (o.prompt_tokens > 0) {
+  if (o.prompt_tokens > 0)
     prompt_ids = model::synthetic_prompt(o.prompt_tokens, tok ? tok->bos_id() : model::Tokenizer::kBos, cfg.vocab,
                                          o.steps, cfg.seq_len);
-    prompt_length = int64_t(prompt_ids.size());
-  } else {
-    prompt_length = int64_t(model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len).size());
-  }
+  else
+    (void)model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len);
   if (!run) return 0;
 
   model::MeshPlacementSpec spec;
@@ -223,34 +242,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   spec.allreduce.levels = int(o.levels);
   spec.allreduce.groups = int(o.groups);
   spec.context = o.steps;
-  spec.prefill_tokens = o.prefill == "gemm" ? prompt_length : 0;  // its working set is kept free
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
-  if (o.region > 0) {
-    spec.P = int32_t(o.region);
-    (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);  // the one-line error, before placing
-  } else {
-    // The largest side up to 32 that fits (small regions emulate fast), else the smallest larger one.
-    const int32_t side_max = std::min(mesh.width, mesh.height);
-    std::vector<int32_t> sides;
-    for (int32_t P = std::min<int32_t>(32, side_max); P >= 1; --P) sides.push_back(P);
-    for (int32_t P = 33; P <= side_max; ++P) sides.push_back(P);
-    std::string last_error;
-    bool found = false;
-    for (int32_t P : sides) {
-      spec.P = P;
-      try {
-        (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);
-        found = true;
-        break;
-      } catch (const std::exception& e) {
-        last_error = e.what();
-      }
-    }
-    if (!found)
-      throw LimitError("no region side from 1 to " + std::to_string(side_max) + " holds model " + cfg.name +
-                       " (the largest: " + last_error + ")");
-  }
-
   // With the rank grid left automatic, split the ranks across the bands of regions, so that every
   // layer in the middle band keeps two ranks busy (the virtual figures do not depend on the grid).
   if (mp.ranks_x == 0 && mp.ranks_y == 0 && ctx.size > 1) {
@@ -258,6 +250,28 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     mp.ranks_x = g.px;
     mp.ranks_y = g.py;
   }
+  const int64_t prompt_n = o.prompt_tokens > 0
+                               ? o.prompt_tokens
+                               : int64_t(model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len).size());
+  spec.prefill_tokens = o.prefill == "gemm" ? prompt_n : 0;  // its working set is kept free
+  model::PlacementChoice tuned;
+  double tune_s = 0;
+  if (o.region > 0) {
+    spec.P = int32_t(o.region);
+    (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);  // the one-line error, before placing
+  } else {
+    // Tuned: every candidate side probed by a short timing-only run (placement_tuning.hpp).
+    const std::vector<int32_t> sides = model::candidate_sides(mesh, mp, cfg, spec);
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool tty = ctx.rank == 0 && !ctx.sink && isatty(STDERR_FILENO);
+    tuned = model::tune_placement(ctx.comm, mp, cfg, spec, prompt_n, o.prefill == "gemm", sides,
+                                  [&](const std::string& line) {
+                                    if (tty) std::cerr << "\r[placement] " << line << "\033[K" << std::flush;
+                                  });
+    if (tty) std::cerr << "\r\033[K" << std::flush;
+    tune_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spec.P = tuned.P;  }
+
   const auto w0 = std::chrono::steady_clock::now();
   Fabric f(ctx.comm, mp);
   // A progress line rewritten in place while the model is placed, on a terminal only: in a log
@@ -276,7 +290,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
       << pl.layers_per_region << " per region) + " << pl.classifier_regions.size()
       << " classifier region(s), mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size
       << " rank(s); KV " << o.kv_policy << ", allreduce " << o.allreduce << "; placed in " << fmt(place_s, 1)
-      << " s\n"
+      << " s" << (tuned.candidates.empty() ? "" : "; side tuned (placement candidates below)") << "\n"
       << (timing_only ? "timing only (weights none): no weights held, compute charged but not performed; the "
                         "tokens after the prompt are id 0 and no text is printed\n"
                       : "")
@@ -393,6 +407,15 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   out << "  hand-offs between regions " << fmt(double(handoff) / double(bn), 0) << " cycles, final norm + classifier "
       << fmt(double(cls) / double(bn), 0) << " cycles\n"
       << std::flush;
+  if (!tuned.candidates.empty()) {
+    out << "\nplacement candidates (each probed timing-only on two layers, modelled for the whole model; decode at "
+           "the second token after a "
+        << prompt_n << "-token prompt):\n";
+    print_candidates(out, tuned, mp);
+    out << "placement: side " << tuned.P << " chosen (least modelled decode time per token); probes took "
+        << fmt(tune_s, 1) << " s wall\n"
+        << std::flush;
+  }
 
   double bare_tern = 0, bare_cls = 0;
   if (o.compare_bare) {
@@ -465,6 +488,27 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   }
   const Region whole{0, 0, int32_t(mp.width_pes), int32_t(mp.height_pes)};
   std::vector<std::pair<std::string, io::Table>> extra = {{"tokens", tokens}, {"layers", layers}};
+  if (!tuned.candidates.empty()) {
+    io::Table cand;
+    cand.add_column("region_side", "PEs", io::ColumnKind::integer);
+    cand.add_column("status", "", io::ColumnKind::text);
+    cand.add_column("chosen", "", io::ColumnKind::integer);
+    cand.add_column("layers_per_region", "layers", io::ColumnKind::integer);
+    cand.add_column("layer_regions", "regions", io::ColumnKind::integer);
+    cand.add_column("classifier_regions", "regions", io::ColumnKind::integer);
+    cand.add_column("layer_decode_cycles", "cycles", io::ColumnKind::integer);
+    cand.add_column("handoff_decode_cycles", "cycles", io::ColumnKind::integer);
+    cand.add_column("classifier_decode_cycles", "cycles", io::ColumnKind::integer);
+    cand.add_column("decode_cycles_per_token", "cycles", io::ColumnKind::integer);
+    cand.add_column("prefill_cycles", "cycles", io::ColumnKind::integer);
+    cand.add_column("probe_wall_s", "s", io::ColumnKind::real);
+    for (const model::PlacementCandidate& k : tuned.candidates)
+      cand.append_row({int64_t(k.P), k.status, int64_t(k.P == tuned.P), int64_t(k.layers_per_region), k.layer_regions,
+                       k.classifier_regions, int64_t(k.layer_decode_cycles), int64_t(k.handoff_decode_cycles),
+                       int64_t(k.classifier_decode_cycles), int64_t(k.decode_cycles), int64_t(k.prefill_cycles),
+                       k.probe_wall_s});
+    extra.push_back({"placement_candidates", cand});
+  }
   if (o.maps) {
     write_results_with_maps(ctx, opts, mp, o.output, "generate", summary, o.seed, f, whole, extra);
   } else if (!o.output.empty() || ctx.sink) {

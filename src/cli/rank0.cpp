@@ -15,7 +15,7 @@ void bcast_string(MPI_Comm comm, std::string& s) {
   if (n) MPI_Bcast(s.data(), n, mpi_type<char>(), 0, comm);
 }
 
-void on_rank0(const Context& ctx, const std::function<void()>& f) {
+void on_rank0(const Context& ctx, const std::function<void()>& f, std::chrono::milliseconds idle_poll) {
   std::string err;
   if (ctx.rank == 0) try {
       f();
@@ -23,6 +23,7 @@ void on_rank0(const Context& ctx, const std::function<void()>& f) {
       err = e.what();
       if (err.empty()) err = "unknown error";
     }
+  if (idle_poll.count() > 0) polite_barrier(ctx.comm, idle_poll);
   bcast_string(ctx.comm, err);
   if (!err.empty()) throw UsageError(err);
 }

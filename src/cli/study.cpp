@@ -7,17 +7,11 @@
 #include <sstream>
 
 #include "wafermesh/util/error.hpp"
+#include "wafermesh/util/text.hpp"
 
 namespace wm::cli {
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  const size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
-}
 
 // Drops a comment: from '#' or ';' at the start of the line or after whitespace.
 std::string strip_comment(const std::string& line) {
@@ -25,15 +19,6 @@ std::string strip_comment(const std::string& line) {
     if ((line[i] == '#' || line[i] == ';') && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t'))
       return line.substr(0, i);
   return line;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(trim(cur));
-  if (!s.empty() && s.back() == sep) out.push_back("");
-  return out;
 }
 
 bool valid_key(const std::string& k) {
@@ -97,7 +82,7 @@ Study read_study(const std::string& path, int job_ranks) {
       } else if (key == "description") {
         s.description = value;
       } else if (key == "ranks") {
-        for (const std::string& v : split(value, ',')) {
+        for (const std::string& v : split_trimmed(value, ',')) {
           int64_t r = 0;
           auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), r);
           if (v.empty() || ec != std::errc() || p != v.data() + v.size() || r < 1)
@@ -119,7 +104,7 @@ Study read_study(const std::string& path, int job_ranks) {
     if (section == "fixed") {
       s.fixed.push_back({key, value});
     } else {
-      std::vector<std::string> vals = split(value, ',');
+      std::vector<std::string> vals = split_trimmed(value, ',');
       if (value.empty()) fail("[vary] " + key + " has an empty list of values");
       for (const auto& v : vals)
         if (v.empty()) fail("[vary] " + key + " = '" + value + "' has an empty value");
@@ -131,9 +116,13 @@ Study read_study(const std::string& path, int job_ranks) {
   lineno = 0;
   if (!have_command) fail("no 'command = ...' (the wafermesh command every point runs, e.g. 'command = bench gemm')");
   const std::string c = join_words(s.command);
-  if (c == "sweep" || c.rfind("sweep ", 0) == 0 || c == "info" || c.rfind("info ", 0) == 0 ||
-      c.rfind("bench kernel", 0) == 0)
+  if (c == "sweep" || c.rfind("sweep ", 0) == 0 || c == "info" || c.rfind("info ", 0) == 0)
     fail("command '" + c + "' writes no results table and cannot be swept (try demo, bench gemm, bench gemv, bench kv)");
+  // The host's kernels on rank 0: the same at every rank count, and its lists of shapes, tokens and
+  // threads already make the cross product a study would.
+  if (c.rfind("bench kernel", 0) == 0)
+    fail("command '" + c + "' measures the host's kernels, whatever the ranks, and takes lists of shapes, tokens "
+         "and threads itself: run it on its own, not in a sweep");
   return s;
 }
 

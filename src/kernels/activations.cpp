@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "entry_points.hpp"
 #include "isa_kernels.hpp"
 #include "wafermesh/kernels/quantize.hpp"
 
@@ -10,11 +11,7 @@ namespace wm::kernels {
 namespace {
 
 void check_shape(const char* what, std::int64_t N, std::int64_t K, std::int64_t ldq) {
-  if (N < 0 || K < 0 || ldq < K) {
-    throw std::invalid_argument(std::string(what) + ": bad shape N=" + std::to_string(N) +
-                                " K=" + std::to_string(K) + " ldq=" + std::to_string(ldq) +
-                                " (need N >= 0, K >= 0, ldq >= K)");
-  }
+  detail::check_matrix_shape(what, "N", N, K, "ldq", ldq);
 }
 
 }  // namespace

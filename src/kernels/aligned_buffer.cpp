@@ -3,87 +3,106 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <mutex>
-#include <unordered_map>
-#include <vector>
-
-#include "wafermesh/util/huge_alloc.hpp"
 
 namespace wm::kernels {
 namespace {
 
-constexpr std::size_t kLine = 64, kHuge = wm::kHugePage;
+constexpr std::size_t kLine = 64;
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
 
 thread_local HugePageArena* current_arena = nullptr;
 
-// Live arenas, for aligned_buffer_free (a buffer may be freed on another thread than the one that
-// allocated it). live_count lets the common case (no arena) skip the lock.
-std::mutex live_mutex;
-std::vector<const HugePageArena*> live_arenas;
-std::atomic<int> live_count{0};
+std::size_t huge_rounded(std::size_t bytes) {
+  return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
+}
 
-// Buffers of 2 MiB and more are mapped (wm::map_huge); their sizes, for the unmapping.
-std::mutex mapped_mutex;
-std::unordered_map<const void*, std::size_t> mapped;
+// Mappings given back, kept for the next request of the same size (up to kKeptBytes in all).
+struct KeptMappings {
+  static constexpr std::size_t kKeptBytes = std::size_t(256) << 20;
+  std::mutex m;
+  std::multimap<std::size_t, void*> kept;  // rounded size -> mapping
+  std::size_t bytes = 0;
+  ~KeptMappings() {
+    for (auto& [size, p] : kept) munmap(p, size);
+  }
+};
+KeptMappings& kept_mappings() {
+  static KeptMappings k;
+  return k;
+}
 
-bool in_live_arena(const void* p) {
-  if (live_count.load(std::memory_order_acquire) == 0) return false;
-  std::lock_guard<std::mutex> lock(live_mutex);
-  return std::any_of(live_arenas.begin(), live_arenas.end(),
-                     [p](const HugePageArena* a) { return a->owns(p); });
+// `bytes` rounded up to whole huge pages, mapped privately at a 2 MiB boundary (a larger
+// reservation trimmed at both ends) and advised as transparent huge pages, or a kept mapping of that
+// size. Throws std::bad_alloc when the system refuses the mapping.
+void* map_huge(std::size_t bytes) {
+  const std::size_t size = huge_rounded(bytes), reserve = size + kHugePage;
+  {
+    KeptMappings& k = kept_mappings();
+    std::lock_guard<std::mutex> lock(k.m);
+    const auto it = k.kept.find(size);
+    if (it != k.kept.end()) {
+      void* p = it->second;
+      k.kept.erase(it);
+      k.bytes -= size;
+      return p;
+    }
+  }
+  void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const std::uintptr_t start = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(raw, aligned - start);
+  const std::uintptr_t end = start + reserve, aligned_end = aligned + size;
+  if (end > aligned_end) munmap(reinterpret_cast<void*>(aligned_end), end - aligned_end);
+  void* p = reinterpret_cast<void*>(aligned);
+  (void)madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP, small pages are used
+  return p;
+}
+
+// Gives back a map_huge mapping of the same `bytes`: kept for reuse while the cache has room.
+void unmap_huge(void* p, std::size_t bytes) noexcept {
+  const std::size_t size = huge_rounded(bytes);
+  KeptMappings& k = kept_mappings();
+  {
+    std::lock_guard<std::mutex> lock(k.m);
+    if (k.bytes + size <= KeptMappings::kKeptBytes) {
+      try {
+        k.kept.emplace(size, p);
+        k.bytes += size;
+        return;
+      } catch (...) {  // no room to remember it: give it back
+      }
+    }
+  }
+  munmap(p, size);
 }
 
 }  // namespace
 
-void* aligned_buffer_alloc(std::size_t bytes) {
-  if (current_arena != nullptr) {
-    if (void* p = current_arena->take(bytes == 0 ? 1 : bytes)) return p;
+void* aligned_buffer_alloc(std::size_t bytes, HugePageArena* arena) {
+  if (arena != nullptr) {
+    if (void* p = arena->take(bytes == 0 ? 1 : bytes)) return p;
   }
-  if (bytes >= kHuge) {
-    void* p = map_huge(bytes);
-    std::lock_guard<std::mutex> lock(mapped_mutex);
-    mapped.emplace(p, bytes);
-    return p;
-  }
+  if (bytes >= kHugePage) return map_huge(bytes);
   const std::size_t size = (bytes + kLine - 1) / kLine * kLine;  // aligned_alloc needs a multiple
   void* p = std::aligned_alloc(kLine, size == 0 ? kLine : size);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
 
-void aligned_buffer_free(void* p) noexcept {
-  if (p == nullptr || in_live_arena(p)) return;
-  {
-    std::lock_guard<std::mutex> lock(mapped_mutex);
-    const auto it = mapped.find(p);
-    if (it != mapped.end()) {
-      unmap_huge(p, it->second);
-      mapped.erase(it);
-      return;
-    }
-  }
-  std::free(p);
+void aligned_buffer_free(void* p, std::size_t bytes, HugePageArena* arena) noexcept {
+  if (p == nullptr || (arena != nullptr && arena->owns(p))) return;
+  if (bytes >= kHugePage) unmap_huge(p, bytes);
+  else std::free(p);
 }
 
-HugePageArena::HugePageArena(std::size_t bytes) {
-  size_ = huge_rounded(bytes);
-  base_ = static_cast<char*>(map_huge(size_));
-  std::lock_guard<std::mutex> lock(live_mutex);
-  live_arenas.push_back(this);
-  live_count.fetch_add(1, std::memory_order_release);
-}
+HugePageArena::HugePageArena(std::size_t bytes) : base_(static_cast<char*>(map_huge(bytes))), size_(huge_rounded(bytes)) {}
 
-HugePageArena::~HugePageArena() {
-  {
-    std::lock_guard<std::mutex> lock(live_mutex);
-    live_arenas.erase(std::remove(live_arenas.begin(), live_arenas.end(), this), live_arenas.end());
-    live_count.fetch_sub(1, std::memory_order_release);
-  }
-  unmap_huge(base_, size_);
-}
+HugePageArena::~HugePageArena() { unmap_huge(base_, size_); }
 
 void* HugePageArena::take(std::size_t bytes) noexcept {
   const std::size_t need = (bytes + kLine - 1) / kLine * kLine;
@@ -101,5 +120,6 @@ bool HugePageArena::owns(const void* p) const noexcept {
 
 ArenaScope::ArenaScope(HugePageArena& arena) noexcept : previous_(current_arena) { current_arena = &arena; }
 ArenaScope::~ArenaScope() { current_arena = previous_; }
+HugePageArena* ArenaScope::current() noexcept { return current_arena; }
 
 }  // namespace wm::kernels

@@ -55,18 +55,40 @@ inline constexpr int lut_pos_row(int p) { return kLutPosRowStart[p / 8] + p % 8;
 inline constexpr std::int64_t kLutI16AddsPerBlock = 64;
 
 // Software prefetch distance of the streaming weight loops, in bytes ahead of the current read.
-// One thread streams one tile (or one block of rows) at a time, and without software prefetch a lone
-// stream reached only ~10 GB/s from DRAM here (the hardware prefetcher alone keeps too few lines in
-// flight); 8 KiB ahead gave the best single-thread DRAM rates in a sweep of 0.5-8 KiB on the
-// development machine (Zen 5, 2 vCPUs). Prefetching past the end of a buffer is harmless.
-// Later trials on the same VM (1 GiB of distinct copies, ten passes each, 1 and 2 threads): without
-// the prefetch the AVX-512 LUT GEMV read 12-13 GB/s per thread from DRAM, with it 19-21; 16 and
-// 32 KiB ahead, or 1, 3 or 4 interleaved record streams instead of 2, stayed within the noise.
-// What did raise the decode's DRAM rate (2 threads, 2560x6912: ~25 to 31-39 GB/s) was where the
-// streams start: two halves of one tile leave the start of every second half unprefetched, two
-// runs of whole tiles do not (see lut_gemv_rows_avx512).
+// One thread streams one tile (or one block of rows) at a time, and the hardware prefetcher alone
+// keeps too few lines in flight for a lone stream to reach DRAM bandwidth; 8 KiB ahead gives the
+// best single-thread DRAM rate of the distances tried, and longer distances gain nothing
+// (results/PERFORMANCE.md). Prefetching past the end of a buffer is harmless. Where the streams
+// start matters more: two halves of one tile leave the start of every second half unprefetched,
+// two runs of whole tiles do not (see lut_gemv_rows_avx512).
 inline constexpr std::int64_t kLutPrefetchBytes = 8192;
 inline constexpr std::int64_t kMad2bPrefetchBytes = 8192;
+
+// f.template operator()<k>() for the compile-time k equal to n, 1 <= n <= kMax.
+template <int kMax, class F>
+inline void with_static_count(std::int64_t n, F&& f) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return with_static_count<kMax - 1>(n, f);
+  }
+  f.template operator()<kMax>();
+}
+
+// The tiling of the SIMD 2-bit GEMMs: blocks of kRowBlock rows (the last may have fewer) spread
+// over OpenMP threads, each cut into tiles of 4 tokens and one of the remaining 1-3.
+// tile.template operator()<kR, kT>(i0, n0) computes rows i0 .. i0 + kR - 1 for tokens n0 .. n0 + kT - 1.
+template <int kRowBlock, class Tile>
+void mad2b_for_tiles(std::int64_t M, std::int64_t N, const Tile& tile) {
+  const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
+    const std::int64_t i0 = rb * kRowBlock;
+    with_static_count<kRowBlock>(M - i0, [&]<int kR>() {
+      std::int64_t n = 0;
+      for (; n + 4 <= N; n += 4) tile.template operator()<kR, 4>(i0, n);
+      if (n < N) with_static_count<3>(N - n, [&]<int kT>() { tile.template operator()<kR, kT>(i0, n); });
+    });
+  }
+}
 
 // The three activations of group g; the two-weight tail is (0, q[3g], q[3g+1] or 0).
 inline void lut_group_acts(const std::int8_t* q, std::int64_t K, std::int64_t g, int& a0, int& a1,

@@ -169,34 +169,11 @@ void mad2b_tile_avx2(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int6
   }
 }
 
-template <int kR>
-void mad2b_rows_avx2(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t i0,
-                     std::int32_t* y, std::int64_t ldy) {
-  const std::int64_t N = a.tokens();
-  std::int64_t n = 0;
-  for (; n + 4 <= N; n += 4) mad2b_tile_avx2<kR, 4>(w, a, i0, n, y, ldy);
-  switch (N - n) {
-    case 3: mad2b_tile_avx2<kR, 3>(w, a, i0, n, y, ldy); break;
-    case 2: mad2b_tile_avx2<kR, 2>(w, a, i0, n, y, ldy); break;
-    case 1: mad2b_tile_avx2<kR, 1>(w, a, i0, n, y, ldy); break;
-    default: break;
-  }
-}
-
 void mad2b_gemm_i32_avx2(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32_t* y,
                          std::int64_t ldy) {
-  constexpr std::int64_t kRowBlock = 2;
-  const std::int64_t M = w.rows();
-  const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
-    const std::int64_t i0 = rb * kRowBlock;
-    if (M - i0 >= 2) {
-      mad2b_rows_avx2<2>(w, a, i0, y, ldy);
-    } else {
-      mad2b_rows_avx2<1>(w, a, i0, y, ldy);
-    }
-  }
+  mad2b_for_tiles<2>(w.rows(), a.tokens(), [&]<int kR, int kT>(std::int64_t i0, std::int64_t n0) {
+    mad2b_tile_avx2<kR, kT>(w, a, i0, n0, y, ldy);
+  });
 }
 
 void gemm_f32_avx2(std::int64_t M, std::int64_t N, std::int64_t K, const float* A,

@@ -100,10 +100,8 @@ struct LutSums512 {
   std::uint64_t sign_bits[2];
   std::memcpy(sign_bits, rec + TernaryMatrixLut::kSignOffset, sizeof(sign_bits));
   // On negative rows (mask bit set) each byte b becomes 0xFF - b = ~b, one merge-masked subtract
-  // per vector. (Expanding the masks to 0xFF bytes and XOR-ing cost two more instructions per
-  // record; an earlier form of this loop made GCC 12 copy registers around the masked op, but in
-  // the two-stream loops bench kernel, in cache, read 37-40 against 32-36 GB/s at 1 thread and
-  // 55-72 against 52-67 at 2 threads over two alternating runs of three shapes.)
+  // per vector (expanding the masks to 0xFF bytes and XOR-ing costs two more instructions per
+  // record; results/PERFORMANCE.md has the comparison).
   const __mmask64 k0 = _cvtu64_mask64(sign_bits[0]), k1 = _cvtu64_mask64(sign_bits[1]);
   const __m512i ones = _mm512_set1_epi8(-1);
   auto flip = [&](__m512i v, __mmask64 k) { return _mm512_mask_sub_epi8(v, k, ones, v); };
@@ -132,9 +130,8 @@ inline void lut_widen_avx512(const LutSums512& s, std::int32_t* a) {
 }
 
 // Adds pairs [a, b) of one tile into acc (64, position order). The range is read as two record
-// streams at once (its first and second half): one stream per thread kept too few cache misses in
-// flight to reach DRAM bandwidth (about 20 GB/s per thread here); two interleaved streams double
-// the misses in flight.
+// streams at once (its first and second half): one stream per thread keeps too few cache misses in
+// flight to reach DRAM bandwidth; two interleaved streams double the misses in flight.
 inline void lut_tile_pairs_avx512(const std::uint8_t* tile, const std::uint8_t* tab, std::int64_t a,
                                   std::int64_t b, std::int32_t* acc) {
   constexpr std::int64_t kRec = TernaryMatrixLut::kRecordBytes, kPb = LutTables::kPairBytes;
@@ -213,11 +210,9 @@ void lut_gemv_rows_avx512(const TernaryMatrixLut& w, const std::uint8_t* tab, st
   }
 }
 
-// Small matrices stay on the calling thread: waking a team costs more than they do. A parallel
-// region with one barrier cost ~5 us on the development VM (2 vCPUs), and at 2 threads the decode
-// was slower than at 1 below about 1.3 MB of weights (bench kernel: 640x2560 16-21 us against 12-13,
-// 1024x4096 31-35 against 29-33; 2560x2560, 1.37 MB, about even), so the team starts at 2^20 record
-// rows (1.25 MiB of records).
+// Small matrices stay on the calling thread: waking a team (a parallel region with one barrier
+// costs microseconds) costs more than they do. The team starts at 2^20 record rows (1.25 MiB of
+// records), about where 2 threads overtake 1 in `bench kernel` (results/PERFORMANCE.md).
 bool lut_gemv_parallel(const TernaryMatrixLut& w) { return w.rows() * w.pairs() >= (1 << 20); }
 
 void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y) {
@@ -233,15 +228,11 @@ void lut_gemv_i32_avx512(const TernaryMatrixLut& w, const LutTables& t, std::int
 //    exact, and the same result for any nt).
 // The K split reads only tables the thread built itself but cuts every tile into one chunk per
 // thread, so its streams jump from chunk to chunk (the prefetch follows the jumps, see
-// lut_two_tiles_avx512). From DRAM the row split was faster on every large bench shape (2 threads,
-// three alternating runs: 0.74-1.35 of the triad against 0.46-0.93; 6912x2560 32-39 against
-// 27-30 GB/s) and as fast or faster from cache, so the K split is kept only for matrices with too
-// few tiles to give every thread two streams.
-// The row split used to share one table: each thread built its part with streaming stores (the
-// readers held the lines from the previous call), then a barrier. Building the whole table per
-// thread costs a few hundred more pair builds but no barrier and no table read from memory; in
-// alternating bench kernel runs (2 threads, DRAM) the three 3.6 MB shapes reached 0.72-0.93 of
-// the triad against 0.63-0.87 with the shared table.
+// lut_two_tiles_avx512). The row split is faster from DRAM on every large shape and as fast from
+// cache (results/PERFORMANCE.md), so the K split is kept only for matrices with too few tiles to
+// give every thread two streams. In the row split every thread builds the whole table for itself:
+// a few hundred more pair builds than sharing one table, but no barrier and no table read from
+// memory.
 // A table buffer of the calling thread's own, grown as needed and kept for the thread's life.
 std::uint8_t* private_table(std::int64_t bytes) {
   struct Buf {
@@ -411,35 +402,11 @@ void mad2b_tile_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::in
   }
 }
 
-template <int kR>
-void mad2b_rows_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t i0,
-                       std::int32_t* y, std::int64_t ldy) {
-  const std::int64_t N = a.tokens();
-  std::int64_t n = 0;
-  for (; n + 4 <= N; n += 4) mad2b_tile_avx512<kR, 4>(w, a, i0, n, y, ldy);
-  switch (N - n) {
-    case 3: mad2b_tile_avx512<kR, 3>(w, a, i0, n, y, ldy); break;
-    case 2: mad2b_tile_avx512<kR, 2>(w, a, i0, n, y, ldy); break;
-    case 1: mad2b_tile_avx512<kR, 1>(w, a, i0, n, y, ldy); break;
-    default: break;
-  }
-}
-
 void mad2b_gemm_i32_avx512(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32_t* y,
                            std::int64_t ldy) {
-  constexpr std::int64_t kRowBlock = 4;
-  const std::int64_t M = w.rows();
-  const std::int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
-    const std::int64_t i0 = rb * kRowBlock;
-    switch (std::min(kRowBlock, M - i0)) {
-      case 4: mad2b_rows_avx512<4>(w, a, i0, y, ldy); break;
-      case 3: mad2b_rows_avx512<3>(w, a, i0, y, ldy); break;
-      case 2: mad2b_rows_avx512<2>(w, a, i0, y, ldy); break;
-      default: mad2b_rows_avx512<1>(w, a, i0, y, ldy); break;
-    }
-  }
+  mad2b_for_tiles<4>(w.rows(), a.tokens(), [&]<int kR, int kT>(std::int64_t i0, std::int64_t n0) {
+    mad2b_tile_avx512<kR, kT>(w, a, i0, n0, y, ldy);
+  });
 }
 
 void gemm_f32_avx512(std::int64_t M, std::int64_t N, std::int64_t K, const float* A,

@@ -4,18 +4,16 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "entry_points.hpp"
 #include "wafermesh/kernels/quantize.hpp"
 
 namespace wm::kernels {
 namespace {
 
 void check_shape(const char* what, std::int64_t M, std::int64_t K, std::int64_t ldw) {
-  if (M < 0 || K < 0 || ldw < K) {
-    throw std::invalid_argument(std::string(what) + ": bad shape M=" + std::to_string(M) +
-                                " K=" + std::to_string(K) + " ldw=" + std::to_string(ldw) +
-                                " (need M >= 0, K >= 0, ldw >= K)");
-  }
+  detail::check_matrix_shape(what, "M", M, K, "ldw", ldw);
 }
 
 [[noreturn]] void throw_not_ternary(const char* what, std::int64_t i, std::int64_t k, int v) {
@@ -25,6 +23,15 @@ void check_shape(const char* what, std::int64_t M, std::int64_t K, std::int64_t 
 }
 
 std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
+
+// w quantised with one absmean scale for the whole matrix, then packed as Matrix.
+template <class Matrix>
+Matrix from_float_absmean(const char* what, const float* w, std::int64_t M, std::int64_t K, std::int64_t ldw) {
+  check_shape(what, M, K, ldw);
+  std::vector<std::int8_t> wq(static_cast<std::size_t>(M * K));  // (M, K)
+  const float gamma = quantize_weights_absmean(w, M, K, ldw, wq.data(), K);
+  return Matrix::from_int8(wq.data(), M, K, K, gamma);
+}
 
 }  // namespace
 
@@ -55,10 +62,7 @@ TernaryMatrix2b TernaryMatrix2b::from_int8(const std::int8_t* w, std::int64_t M,
 
 TernaryMatrix2b TernaryMatrix2b::from_float(const float* w, std::int64_t M, std::int64_t K,
                                             std::int64_t ldw) {
-  check_shape("TernaryMatrix2b::from_float", M, K, ldw);
-  std::vector<std::int8_t> wq(static_cast<std::size_t>(M * K));  // (M, K)
-  const float gamma = quantize_weights_absmean(w, M, K, ldw, wq.data(), K);
-  return from_int8(wq.data(), M, K, K, gamma);
+  return from_float_absmean<TernaryMatrix2b>("TernaryMatrix2b::from_float", w, M, K, ldw);
 }
 
 void TernaryMatrix2b::unpack(std::int8_t* out, std::int64_t ldo) const {
@@ -137,10 +141,7 @@ TernaryMatrixLut TernaryMatrixLut::deserialize(const std::uint8_t* in, std::int6
 
 TernaryMatrixLut TernaryMatrixLut::from_float(const float* w, std::int64_t M, std::int64_t K,
                                               std::int64_t ldw) {
-  check_shape("TernaryMatrixLut::from_float", M, K, ldw);
-  std::vector<std::int8_t> wq(static_cast<std::size_t>(M * K));  // (M, K)
-  const float gamma = quantize_weights_absmean(w, M, K, ldw, wq.data(), K);
-  return from_int8(wq.data(), M, K, K, gamma);
+  return from_float_absmean<TernaryMatrixLut>("TernaryMatrixLut::from_float", w, M, K, ldw);
 }
 
 void TernaryMatrixLut::unpack(std::int8_t* out, std::int64_t ldo) const {

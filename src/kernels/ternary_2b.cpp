@@ -4,28 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "entry_points.hpp"
 #include "isa_kernels.hpp"
 
 namespace wm::kernels {
 namespace {
 
 void check_args(const char* what, const TernaryMatrix2b& w, const ActivationsQ8& a, std::int64_t ldy) {
-  if (a.cols() != w.cols()) {
-    throw std::invalid_argument(std::string(what) + ": activations have K=" + std::to_string(a.cols()) +
-                                " but the weights have K=" + std::to_string(w.cols()));
-  }
-  if (ldy < w.rows()) {
-    throw std::invalid_argument(std::string(what) + ": ldy=" + std::to_string(ldy) +
-                                " is smaller than M=" + std::to_string(w.rows()));
-  }
+  detail::check_product_args(what, w.rows(), w.cols(), a.cols(), ldy);
 }
 
-void check_one_token(const char* what, const ActivationsQ8& a) {
-  if (a.tokens() != 1) {
-    throw std::invalid_argument(std::string(what) + ": needs exactly 1 token, got " +
-                                std::to_string(a.tokens()) + "; use the gemm variant");
-  }
-}
+void check_one_token(const char* what, const ActivationsQ8& a) { detail::check_one_token(what, a.tokens(), ""); }
 
 }  // namespace
 
@@ -43,14 +32,7 @@ void mad2b_gemv_i32(const TernaryMatrix2b& w, const ActivationsQ8& a, std::int32
 
 void mad2b_gemm_f32(const TernaryMatrix2b& w, const ActivationsQ8& a, float* y, std::int64_t ldy) {
   check_args("mad2b_gemm_f32", w, a, ldy);
-  const std::int64_t M = w.rows(), N = a.tokens();
-  std::vector<std::int32_t> dot(static_cast<std::size_t>(N * M));  // (N, M)
-  mad2b_gemm_i32(w, a, dot.data(), M);
-  for (std::int64_t n = 0; n < N; ++n) {
-    for (std::int64_t i = 0; i < M; ++i) {
-      y[n * ldy + i] = static_cast<float>(dot[static_cast<std::size_t>(n * M + i)]) / a.scale(n) * w.gamma();
-    }
-  }
+  detail::gemm_f32_from_i32(w, a, y, ldy, [&](std::int32_t* dot, std::int64_t ld) { mad2b_gemm_i32(w, a, dot, ld); });
 }
 
 void mad2b_gemv_f32(const TernaryMatrix2b& w, const ActivationsQ8& a, float* y) {

@@ -4,28 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "entry_points.hpp"
 #include "isa_kernels.hpp"
 
 namespace wm::kernels {
 namespace {
 
 void check_args(const char* what, const TernaryMatrixLut& w, const LutTables& t, std::int64_t ldy) {
-  if (t.cols() != w.cols()) {
-    throw std::invalid_argument(std::string(what) + ": activations have K=" + std::to_string(t.cols()) +
-                                " but the weights have K=" + std::to_string(w.cols()));
-  }
-  if (ldy < w.rows()) {
-    throw std::invalid_argument(std::string(what) + ": ldy=" + std::to_string(ldy) +
-                                " is smaller than M=" + std::to_string(w.rows()));
-  }
+  detail::check_product_args(what, w.rows(), w.cols(), t.cols(), ldy);
 }
 
-void check_one_token(const char* what, const LutTables& t) {
-  if (t.tokens() != 1) {
-    throw std::invalid_argument(std::string(what) + ": needs tables of exactly 1 token, got " +
-                                std::to_string(t.tokens()) + "; use the gemm variant");
-  }
-}
+void check_one_token(const char* what, const LutTables& t) { detail::check_one_token(what, t.tokens(), "tables of "); }
 
 }  // namespace
 
@@ -41,14 +30,8 @@ void lut_gemv_i32(const TernaryMatrixLut& w, const LutTables& t, std::int32_t* y
 }
 
 void lut_gemv_i32(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& t, std::int32_t* y) {
-  if (a.tokens() != 1) {
-    throw std::invalid_argument("lut_gemv_i32: needs exactly 1 token, got " + std::to_string(a.tokens()) +
-                                "; use LutTables::build and lut_gemm_i32");
-  }
-  if (a.cols() != w.cols()) {
-    throw std::invalid_argument("lut_gemv_i32: activations have K=" + std::to_string(a.cols()) +
-                                " but the weights have K=" + std::to_string(w.cols()));
-  }
+  detail::check_one_token("lut_gemv_i32", a.tokens(), "", "use LutTables::build and lut_gemm_i32");
+  detail::check_product_args("lut_gemv_i32", w.rows(), w.cols(), a.cols(), w.rows());
   const auto fused = detail::isa_kernels().lut_gemv_fused;
   if (fused == nullptr || w.rows() == 0) {
     t.assign(a);
@@ -62,14 +45,7 @@ void lut_gemv_i32(const TernaryMatrixLut& w, const ActivationsQ8& a, LutTables& 
 
 void lut_gemm_f32(const TernaryMatrixLut& w, const LutTables& t, float* y, std::int64_t ldy) {
   check_args("lut_gemm_f32", w, t, ldy);
-  const std::int64_t M = w.rows(), N = t.tokens();
-  std::vector<std::int32_t> dot(static_cast<std::size_t>(N * M));  // (N, M)
-  lut_gemm_i32(w, t, dot.data(), M);
-  for (std::int64_t n = 0; n < N; ++n) {
-    for (std::int64_t i = 0; i < M; ++i) {
-      y[n * ldy + i] = static_cast<float>(dot[static_cast<std::size_t>(n * M + i)]) / t.scale(n) * w.gamma();
-    }
-  }
+  detail::gemm_f32_from_i32(w, t, y, ldy, [&](std::int32_t* dot, std::int64_t ld) { lut_gemm_i32(w, t, dot, ld); });
 }
 
 void lut_gemv_f32(const TernaryMatrixLut& w, const LutTables& t, float* y) {

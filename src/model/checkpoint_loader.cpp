@@ -169,9 +169,12 @@ ModelConfig config_from_gguf(const io::GgufFile& g) {
   return c;
 }
 
-std::unique_ptr<WeightSource> open_gguf(const ModelConfig& cfg) {
-  auto g = std::make_shared<io::GgufFile>(cfg.weights);
-  const GgufArch a = gguf_arch(*g);
+// The view of every tensor of cfg (each layer's, for a per-layer tensor) with its name
+// name_of(t, l) and shape; a tensor the model does not use is Kind::ones, and fill(v, t, shape)
+// completes the others from the file. With split_half, the query and key rows are stored with
+// split-half RoPE pairs (their row map).
+template <class NameOf, class Fill>
+std::vector<TensorView> tensor_views(const ModelConfig& cfg, bool split_half, const NameOf& name_of, const Fill& fill) {
   std::vector<TensorView> views(static_cast<std::size_t>(kTensorCount * cfg.layers));
   for (int ti = 0; ti < kTensorCount; ++ti) {
     const auto t = static_cast<Tensor>(ti);
@@ -181,31 +184,40 @@ std::unique_ptr<WeightSource> open_gguf(const ModelConfig& cfg) {
       TensorView& v = views[static_cast<std::size_t>(ti * cfg.layers + l)];
       v.rows = s.rows;
       v.cols = s.cols;
-      const std::string name = gguf_tensor_name(t, l);
-      v.name = name;
-      const io::GgufTensor* x = g->find_tensor(name);
+      v.name = name_of(t, l);
       if (!tensor_is_used(cfg, t)) {
         v.kind = TensorView::Kind::ones;
         continue;
       }
-      auto fail = [&](const std::string& why) { throw FileFormatError(g->path() + ": tensor " + name + ": " + why); };
-      if (!x) throw FileFormatError(g->path() + ": tensor " + name + " is missing");
-      const std::vector<std::int64_t> want =
-          s.rows == 1 && t != Tensor::token_embedding ? std::vector<std::int64_t>{s.cols}
-                                                      : std::vector<std::int64_t>{s.cols, s.rows};
-      if (x->ne != want)
-        fail("shape " + dims_text(x->ne) + " does not match " + dims_text(want) + " from the metadata");
-      if (!x->dtype)
-        fail("type " + io::ggml_type_name(x->ggml_type) +
-             " is not supported (F32, F16, BF16, TQ1_0, TQ2_0 and I2_S are)");
-      v.data = x->data;
-      v.dtype = *x->dtype;
-      v.elements = x->elements;
-      if (a.split_half && (t == Tensor::wq || t == Tensor::wk))
+      fill(v, t, s);
+      if (split_half && (t == Tensor::wq || t == Tensor::wk))
         v.row_map = split_half_rope_row_map(t == Tensor::wq ? cfg.heads : cfg.kv_heads, cfg.head_dim());
     }
   }
-  return std::make_unique<FileWeightSource>(cfg, std::move(views), g);
+  return views;
+}
+
+std::unique_ptr<WeightSource> open_gguf(const ModelConfig& cfg) {
+  auto g = std::make_shared<io::GgufFile>(cfg.weights);
+  const GgufArch a = gguf_arch(*g);
+  auto fill = [&](TensorView& v, Tensor t, const TensorShape& s) {
+    const std::string& name = v.name;
+    const io::GgufTensor* x = g->find_tensor(name);
+    auto fail = [&](const std::string& why) { throw FileFormatError(g->path() + ": tensor " + name + ": " + why); };
+    if (!x) throw FileFormatError(g->path() + ": tensor " + name + " is missing");
+    const std::vector<std::int64_t> want =
+        s.rows == 1 && t != Tensor::token_embedding ? std::vector<std::int64_t>{s.cols}
+                                                    : std::vector<std::int64_t>{s.cols, s.rows};
+    if (x->ne != want)
+      fail("shape " + dims_text(x->ne) + " does not match " + dims_text(want) + " from the metadata");
+    if (!x->dtype)
+      fail("type " + io::ggml_type_name(x->ggml_type) +
+           " is not supported (F32, F16, BF16, TQ1_0, TQ2_0 and I2_S are)");
+    v.data = x->data;
+    v.dtype = *x->dtype;
+    v.elements = x->elements;
+  };
+  return std::make_unique<FileWeightSource>(cfg, tensor_views(cfg, a.split_half, gguf_tensor_name, fill), g);
 }
 
 // ---- Hugging Face directories
@@ -309,58 +321,42 @@ std::unique_ptr<WeightSource> open_hf(const ModelConfig& cfg) {
   if (file.empty())
     throw FileFormatError(cfg.weights + ": no model.safetensors or model.safetensors.index.json in the directory");
   auto set = std::make_shared<io::SafetensorsSet>(file);
-  std::vector<TensorView> views(static_cast<std::size_t>(kTensorCount * cfg.layers));
-  for (int ti = 0; ti < kTensorCount; ++ti) {
-    const auto t = static_cast<Tensor>(ti);
-    const TensorShape s = tensor_shape(cfg, t);
-    const std::int64_t layers = tensor_is_per_layer(t) ? cfg.layers : 1;
-    for (std::int64_t l = 0; l < layers; ++l) {
-      TensorView& v = views[static_cast<std::size_t>(ti * cfg.layers + l)];
-      v.rows = s.rows;
-      v.cols = s.cols;
-      const std::string name = hf_tensor_name(t, l);
-      v.name = name;
-      if (!tensor_is_used(cfg, t)) {
-        v.kind = TensorView::Kind::ones;
-        continue;
-      }
-      const io::SafeTensor* x = set->find(name);
-      if (!x) throw FileFormatError(file + ": tensor " + name + " is missing");
-      auto fail = [&](const std::string& why) { throw FileFormatError(x->file + ": tensor " + name + ": " + why); };
-      const std::vector<std::int64_t> want = s.rows == 1 && t != Tensor::token_embedding
-                                                 ? std::vector<std::int64_t>{s.cols}
-                                                 : std::vector<std::int64_t>{s.rows, s.cols};
-      const io::SafeTensor* scale = set->find(name + "_scale");
-      if (x->dtype == io::DType::u8 && scale && is_projection(t)) {
-        // BitNet's packed projection: (rows / 4, cols) bytes and a one-element scale.
-        const std::vector<std::int64_t> packed{s.rows / 4, s.cols};
-        if (s.rows % 4 != 0 || x->shape != packed)
-          fail("packed shape " + dims_text(x->shape) + " does not match " + dims_text(packed) +
-               " (four rows per byte) from config.json");
-        if (scale->elements != 1 || !scale->dtype || scale->dtype == io::DType::u8)
-          throw FileFormatError(scale->file + ": tensor " + scale->name + ": expected one F32, F16 or BF16 value");
-        float ws;
-        io::decode_floats(*scale->dtype, scale->data, 1, 0, 1, &ws);
-        if (!(std::isfinite(ws) && ws > 0.0f))
-          throw FileFormatError(scale->file + ": tensor " + scale->name + ": scale " + std::to_string(ws) +
-                                " is not a positive number");
-        v.kind = TensorView::Kind::packed;
-        v.data = x->data;
-        v.weight_scale = ws;
-        v.elements = x->elements;
-      } else {
-        if (x->shape != want) fail("shape " + dims_text(x->shape) + " does not match " + dims_text(want) + " from config.json");
-        if (!x->dtype || x->dtype == io::DType::u8)
-          fail("dtype " + x->dtype_name + " is not supported (F32, F16, BF16, and BitNet's packed U8 with a scale)");
-        v.data = x->data;
-        v.dtype = *x->dtype;
-        v.elements = x->elements;
-      }
-      if (t == Tensor::wq || t == Tensor::wk)
-        v.row_map = split_half_rope_row_map(t == Tensor::wq ? cfg.heads : cfg.kv_heads, cfg.head_dim());
+  auto fill = [&](TensorView& v, Tensor t, const TensorShape& s) {
+    const std::string& name = v.name;
+    const io::SafeTensor* x = set->find(name);
+    if (!x) throw FileFormatError(file + ": tensor " + name + " is missing");
+    auto fail = [&](const std::string& why) { throw FileFormatError(x->file + ": tensor " + name + ": " + why); };
+    const std::vector<std::int64_t> want = s.rows == 1 && t != Tensor::token_embedding
+                                               ? std::vector<std::int64_t>{s.cols}
+                                               : std::vector<std::int64_t>{s.rows, s.cols};
+    const io::SafeTensor* scale = set->find(name + "_scale");
+    if (x->dtype == io::DType::u8 && scale && is_projection(t)) {
+      // BitNet's packed projection: (rows / 4, cols) bytes and a one-element scale.
+      const std::vector<std::int64_t> packed{s.rows / 4, s.cols};
+      if (s.rows % 4 != 0 || x->shape != packed)
+        fail("packed shape " + dims_text(x->shape) + " does not match " + dims_text(packed) +
+             " (four rows per byte) from config.json");
+      if (scale->elements != 1 || !scale->dtype || scale->dtype == io::DType::u8)
+        throw FileFormatError(scale->file + ": tensor " + scale->name + ": expected one F32, F16 or BF16 value");
+      float ws;
+      io::decode_floats(*scale->dtype, scale->data, 1, 0, 1, &ws);
+      if (!(std::isfinite(ws) && ws > 0.0f))
+        throw FileFormatError(scale->file + ": tensor " + scale->name + ": scale " + std::to_string(ws) +
+                              " is not a positive number");
+      v.kind = TensorView::Kind::packed;
+      v.data = x->data;
+      v.weight_scale = ws;
+      v.elements = x->elements;
+    } else {
+      if (x->shape != want) fail("shape " + dims_text(x->shape) + " does not match " + dims_text(want) + " from config.json");
+      if (!x->dtype || x->dtype == io::DType::u8)
+        fail("dtype " + x->dtype_name + " is not supported (F32, F16, BF16, and BitNet's packed U8 with a scale)");
+      v.data = x->data;
+      v.dtype = *x->dtype;
+      v.elements = x->elements;
     }
-  }
-  return std::make_unique<FileWeightSource>(cfg, std::move(views), set);
+  };
+  return std::make_unique<FileWeightSource>(cfg, tensor_views(cfg, true, hf_tensor_name, fill), set);
 }
 
 // ---- tokenizers

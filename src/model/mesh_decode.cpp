@@ -113,13 +113,23 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
   xq.reset();
   // RoPE on the query tiles (group blocks of kv_block) and the key tiles of column c: kv elements
   // c * kv_block ...
+  // (odd kv_block: the pairs at the blocks' edges meet over the NoC, rope_on_tiles).
   const RopeShape rs{d.kv_dim, d.head_dim, static_cast<float>(cfg.rope_theta)};
-  per_replica(q, Axis::Y, [&](int32_t px, int32_t, float* tile) {
-    rope_rotate(tile, d.group, d.kv_block, (px - R.x0) * d.kv_block, d.kv_block, rs, pos);
-  });
-  per_replica(k, Axis::Y, [&](int32_t px, int32_t, float* tile) {
-    rope_rotate(tile, 1, d.kv_block, (px - R.x0) * d.kv_block, d.kv_block, rs, pos);
-  });
+  if (d.kv_block % 2 == 0) {
+    per_replica(q, Axis::Y, [&](int32_t px, int32_t, float* tile) {
+      rope_rotate(tile, d.group, d.kv_block, (px - R.x0) * d.kv_block, d.kv_block, rs, pos);
+    });
+    per_replica(k, Axis::Y, [&](int32_t px, int32_t, float* tile) {
+      rope_rotate(tile, 1, d.kv_block, (px - R.x0) * d.kv_block, d.kv_block, rs, pos);
+    });
+  } else {
+    const LinePerm natural = LinePerm::natural(R.w);
+    auto col = [&](int32_t px) { return int64_t(px - R.x0); };
+    auto vec = [&](float* tile, int64_t j) { return tile + j * d.kv_block; };
+    auto at = [&](int32_t, int64_t) { return int64_t(pos); };
+    rope_on_tiles(f, q, d.group, d.kv_block, natural, rs, col, vec, at);
+    rope_on_tiles(f, k, 1, d.kv_block, natural, rs, col, vec, at);
+  }
   f.charge_compute(R, uint64_t(4 * (d.group + 1) * d.kv_block));
   lap(lc.compute);
   L.kv->append(k, v);

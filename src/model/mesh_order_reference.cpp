@@ -9,6 +9,7 @@
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/dist/kv_cache.hpp"
+#include "wafermesh/model/reference_transformer.hpp"
 
 namespace wm::model {
 
@@ -236,23 +237,8 @@ const float* MeshOrderReference::run(const std::vector<int>& tokens, int pos0, b
     norm_rows(xb, x, dim, w_.rms_att.data() + l * dim, dim_order, dim_block);
     std::vector<float> q = project(0, l, xb, Stored::query_rows), k = project(1, l, xb, Stored::as_in_model),
                        v = project(2, l, xb, Stored::as_in_model);
-    for (int64_t r = 0; r < n; ++r) {
-      const int pos = pos0 + int(r);
-      float* qr = q.data() + r * dim;
-      float* kr = k.data() + r * kv_dim;
-      for (int64_t i = 0; i < dim; i += 2) {
-        const int64_t hdi = i % head_dim;
-        const float freq = 1.0f / std::pow(theta, static_cast<float>(hdi) / static_cast<float>(head_dim));
-        const float val = static_cast<float>(pos) * freq;
-        const float fcr = std::cos(val), fci = std::sin(val);
-        for (int rr = 0; rr < (i < kv_dim ? 2 : 1); ++rr) {
-          float* vec = rr == 0 ? qr : kr;
-          const float v0 = vec[i], v1 = vec[i + 1];
-          vec[i] = v0 * fcr - v1 * fci;
-          vec[i + 1] = v0 * fci + v1 * fcr;
-        }
-      }
-    }
+    for (int64_t r = 0; r < n; ++r)
+      rope_ref(q.data() + r * dim, k.data() + r * kv_dim, dim, kv_dim, head_dim, theta, pos0 + int(r));
     auto& K = keys_[sz(l)];
     auto& V = values_[sz(l)];
     auto& Q = queries_[sz(l)];

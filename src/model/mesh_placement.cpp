@@ -96,10 +96,6 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
     throw UsageError("region side " + std::to_string(P) + " PEs does not fit the " + std::to_string(mesh.width) +
                      " x " + std::to_string(mesh.height) + " mesh");
   const MeshDims d(cfg, P);
-  if (P > 1 && d.kv_block % 2 != 0)
-    throw UsageError("region side " + std::to_string(P) + " cuts kv_dim " + std::to_string(d.kv_dim) +
-                     " into blocks of " + std::to_string(d.kv_block) +
-                     " (odd), so RoPE pairs would straddle PEs; choose a region side whose kv block ceil(kv_dim/P) is even");
   if (spec.context < 1)
     throw UsageError("context " + std::to_string(spec.context) + " tokens: must be >= 1");
   MeshPlacement pl;
@@ -150,6 +146,7 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
                      (pl.prefill_bytes_per_pe > pl.scratch_bytes_per_pe ? " or --prefill decode" : ""));
   pl.layers_per_region =
       int32_t(std::min<uint64_t>(uint64_t(cfg.layers), (sram - reserve) / pl.layer_bytes_per_pe));
+  if (spec.max_layers_per_region > 0) pl.layers_per_region = std::min(pl.layers_per_region, spec.max_layers_per_region);
   const int64_t layer_regions = ceil_div(cfg.layers, pl.layers_per_region);
   pl.layers_per_region = int32_t(ceil_div(cfg.layers, layer_regions));  // spread evenly
   // Classifier: vocabulary rows per region, fp (rows/P x dim_block per PE) with its y and scratch.

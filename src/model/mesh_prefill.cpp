@@ -215,13 +215,27 @@ PromptTiles PromptPass::project(const PromptLayout& lay, const Layer& L, const P
 
 void PromptPass::rope(const PromptLayout& lay, PromptTiles& t, int64_t vectors) {
   const RopeShape rs{d_.kv_dim, d_.head_dim, static_cast<float>(m_.cfg.rope_theta)};
-  t.tiles->for_each_local([&](int32_t px, int32_t py, float* tile) {
-    const int64_t first = lay.col_of(px) * d_.kv_block;
-    for (int64_t i = 0; i < lay.row_block; ++i) {
-      const int64_t tok = lay.token(py, i);
-      if (tok < n_) rope_rotate(tile + i * t.width, vectors, d_.kv_block, first, d_.kv_block, rs, tok);
-    }
-  });
+  if (d_.kv_block % 2 == 0) {
+    t.tiles->for_each_local([&](int32_t px, int32_t py, float* tile) {
+      const int64_t first = lay.col_of(px) * d_.kv_block;
+      for (int64_t i = 0; i < lay.row_block; ++i) {
+        const int64_t tok = lay.token(py, i);
+        if (tok < n_) rope_rotate(tile + i * t.width, vectors, d_.kv_block, first, d_.kv_block, rs, tok);
+      }
+    });
+    return;
+  }
+  // Odd kv_block: the pairs at the blocks' edges meet over the NoC, between logical neighbours of
+  // the MeshGEMM's placement (vector j = token j / vectors, head part j % vectors).
+  const int64_t w = t.width, kb = d_.kv_block;
+  rope_on_tiles(
+      f_, *t.tiles, lay.row_block * vectors, kb, lay.perm, rs,
+      [&](int32_t px) { return int64_t(lay.col_of(px)); },
+      [&](float* tile, int64_t j) { return tile + (j / vectors) * w + (j % vectors) * kb; },
+      [&](int32_t py, int64_t j) {
+        const int64_t tok = lay.token(py, j / vectors);
+        return tok < n_ ? tok : int64_t(-1);
+      });
 }
 
 void PromptPass::enter_kv_cache(const PromptLayout& lay, Layer& L, const PromptTiles& k, const PromptTiles& v) {

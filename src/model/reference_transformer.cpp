@@ -28,6 +28,21 @@ std::size_t sz(std::int64_t n) { return static_cast<std::size_t>(n); }
 
 }  // namespace
 
+void rope_ref(float* q, float* k, std::int64_t dim, std::int64_t kv_dim, std::int64_t head_dim, float theta, int pos) {
+  for (std::int64_t i = 0; i < dim; i += 2) {
+    const float freq = 1.0f / std::pow(theta, static_cast<float>(i % head_dim) / static_cast<float>(head_dim));
+    const float val = static_cast<float>(pos) * freq;
+    const float fcr = std::cos(val), fci = std::sin(val);
+    const int rotn = i < kv_dim ? 2 : 1;  // q spans dim, k only kv_dim
+    for (int r = 0; r < rotn; ++r) {
+      float* vec = r == 0 ? q : k;
+      const float v0 = vec[i], v1 = vec[i + 1];
+      vec[i] = v0 * fcr - v1 * fci;
+      vec[i + 1] = v0 * fci + v1 * fcr;
+    }
+  }
+}
+
 ReferenceTransformer::ReferenceTransformer(const ModelConfig& cfg, Weights weights)
     : cfg_(cfg), w_(std::move(weights)) {
   for (int i = 0; i < kTensorCount; ++i) {
@@ -100,21 +115,7 @@ const float* ReferenceTransformer::forward(int token, int pos) {
     project(Tensor::wk, l, xb, k);
     project(Tensor::wv, l, xb, v);
 
-    // RoPE: rotate each adjacent pair (i, i+1) of every q head and k head by pos * freq.
-    for (std::int64_t i = 0; i < dim; i += 2) {
-      const std::int64_t head_dim = i % head_size;
-      const float freq =
-          1.0f / std::pow(theta, static_cast<float>(head_dim) / static_cast<float>(head_size));
-      const float val = static_cast<float>(pos) * freq;
-      const float fcr = std::cos(val), fci = std::sin(val);
-      const int rotn = i < kv_dim ? 2 : 1;  // q spans dim, k only kv_dim
-      for (int r = 0; r < rotn; ++r) {
-        float* vec = r == 0 ? q_.data() : k;
-        const float v0 = vec[i], v1 = vec[i + 1];
-        vec[i] = v0 * fcr - v1 * fci;
-        vec[i + 1] = v0 * fci + v1 * fcr;
-      }
-    }
+    rope_ref(q_.data(), k, dim, kv_dim, head_size, theta, pos);
 
     // Grouped-query attention over positions 0..pos.
     for (std::int64_t h = 0; h < cfg_.heads; ++h) {

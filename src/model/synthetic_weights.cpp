@@ -27,8 +27,8 @@ struct Stream {
   }
   // Approximately standard normal from one draw: the four 16-bit fields of a 64-bit output are
   // uniforms u_i = (f_i + 0.5) / 65536; their sum (Irwin-Hall, n = 4) has mean 2 and variance 1/3,
-  // so (sum - 2) * sqrt(3) has mean 0, variance 1 and |value| <= 3.46. One stream step per value:
-  // a BitNet 2B4T's 2.4G weights generate in seconds (Box-Muller took a minute).
+  // so (sum - 2) * sqrt(3) has mean 0, variance 1 and |value| <= 3.46. One stream step per value
+  // and no libm call: a BitNet 2B4T's 2.4G weights generate in seconds.
   // The sum of the four fields (< 2^18); normal_of turns it into the value.
   std::int32_t fields() {
     const std::uint64_t r = next();

@@ -121,15 +121,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   return c;
 }
 
-uint64_t Fabric::max_clock_local(const Region& r) const {
-  const Region l = r.intersect(block_);
-  uint64_t mx = 0;
-  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-    const uint64_t* row = clock_.data() + local_index(l.x0, y);
-    for (int32_t x = 0; x < l.w; ++x) mx = std::max(mx, row[x]);
-  }
-  return mx;
-}
+uint64_t Fabric::max_clock_local(const Region& r) const { return max_local(clock_.data(), r.intersect(block_)); }
 
 uint64_t Fabric::max_clock(const Region& r) const {
   uint64_t mx = max_clock_local(r);
@@ -150,17 +142,7 @@ std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
 void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs, Work w) { charge_index(owned_index(x, y), macs, w); }
 
 void Fabric::charge_compute(const Region& r, uint64_t macs_each, Work w) {
-  const Region l = r.intersect(block_);
-  const uint64_t cyc = cost_.compute_cycles(macs_each, w);
-  if (cyc == 0) return;
-  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-    uint64_t* ck = clock_.data() + local_index(l.x0, y);
-    uint64_t* cp = compute_.data() + local_index(l.x0, y);
-    for (int32_t x = 0; x < l.w; ++x) {
-      ck[x] += cyc;
-      cp[x] += cyc;
-    }
-  }
+  charge_cycles(r, cost_.compute_cycles(macs_each, w));
 }
 
 void Fabric::charge_cycles(const Region& r, uint64_t cycles) {

@@ -108,13 +108,7 @@ uint64_t Fabric::sram_peak_local(const Region& r) const {
   for (const SramRegion& t : sram_regions_)
     if (t.r == r) return t.peak_local;
   sram_settle_all();
-  const Region l = r.intersect(block_);
-  uint32_t peak = 0;
-  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-    const uint32_t* pk = sram_peak_.data() + local_index(l.x0, y);
-    for (int32_t x = 0; x < l.w; ++x) peak = std::max(peak, pk[x]);
-  }
-  return peak;
+  return max_local(sram_peak_.data(), r.intersect(block_));
 }
 
 void Fabric::throw_sram(const Region& r, uint64_t bytes_each, const std::string& what) const {

@@ -11,27 +11,13 @@
 #include <sstream>
 
 #include "wafermesh/util/error.hpp"
+#include "wafermesh/util/text.hpp"
 
 namespace po = boost::program_options;
 
 namespace wm {
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  const size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
-}
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, ',')) out.push_back(trim(cur));
-  return out;
-}
 
 struct Where {
   std::string name, text, source;
@@ -97,12 +83,12 @@ void assign(const ParamSpec& s, const std::string& text, const std::string& sour
     }
     void operator()(std::vector<int64_t>* p) const {
       std::vector<int64_t> v;
-      for (const auto& item : split_list(t)) v.push_back(to_int(w, item, s));
+      for (const auto& item : split_trimmed(t, ',')) v.push_back(to_int(w, item, s));
       if (v.empty()) w.fail("empty list");
       *p = v;
     }
     void operator()(std::vector<std::string>* p) const {
-      std::vector<std::string> v = split_list(t);
+      std::vector<std::string> v = split_trimmed(t, ',');
       for (const auto& item : v) check_choice(w, item, s);
       if (v.empty()) w.fail("empty list");
       *p = v;

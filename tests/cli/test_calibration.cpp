@@ -2,6 +2,7 @@
 // cycles, and the fit recovering parameters that generated the "measurements".
 #include <gtest/gtest.h>
 #include <mpi.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,9 +19,10 @@ using namespace wm::test;
 
 namespace {
 
+// A file of this process's own (ctest runs the 1- and 2-rank tests side by side in one folder).
 std::string write_temp(const std::string& text) {
   static int n = 0;
-  const std::string path = "calibration_test_" + std::to_string(world_rank()) + "_" + std::to_string(n++) + ".csv";
+  const std::string path = "calibration_test_" + std::to_string(getpid()) + "_" + std::to_string(n++) + ".csv";
   std::ofstream(path) << text;
   return path;
 }

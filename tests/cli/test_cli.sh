@@ -140,7 +140,7 @@ done
   || bad "bench gemv: $(diff "$tmp/gvv1" "$tmp/gvv2"; cat "$tmp/gv1")"
 [ "$(wc -l <"$tmp/kvv1")" -eq 4 ] && cmp -s "$tmp/kvv1" "$tmp/kvv2" && ok "bench kv: 4 rows, identical at 1 and 2 ranks" \
   || bad "bench kv: $(diff "$tmp/kvv1" "$tmp/kvv2"; cat "$tmp/kv1")"
-# a prompt shorter than the region has rows (the benchmark once shifted the empty rows and crashed)
+# a prompt shorter than the region has rows: the empty rows fill before anything shifts
 mpi 2 "$bin" bench kv --config "$src/configs/laptop.ini" --model "$src/configs/models/stories260K.ini" --P 8 \
   --policy shift --prompt_tokens 3 --max_decode 40 --output "$tmp/k3.h5" >"$tmp/kv3" 2>&1 \
   && grep -qE '^shift +8 .* 40 +43 .*kv.max_decode reached' "$tmp/kv3" \
@@ -150,6 +150,13 @@ awk '$1=="concat" && $2==8 {c=$4} $1=="shift" && $2==8 {s=$4} END {exit !(s > c)
   && ok "bench kv: shift decodes longer than concat" || bad "bench kv: shift not longer than concat: $(cat "$tmp/kv2")"
 h5dump -a /gemv/critical_stages/units "$tmp/v2.h5" 2>&1 | grep -q '"relay stages"' && h5dump -a /kv/max_decode_tokens/units "$tmp/k2.h5" 2>&1 | grep -q '"tokens"' \
   && ok "bench gemv/kv HDF5 units" || bad "bench gemv/kv HDF5: $(h5dump -H "$tmp/k2.h5" | head -20)"
+# --P 0: generate's tuned decode side, the layers a region holds there and the SRAM their weights leave
+mpi 2 "$bin" bench kv --config "$src/configs/laptop.ini" --model "$src/configs/models/stories260K.ini" --P 0 \
+  --prompt_tokens 8 --max_decode 4000 --output "$tmp/k0.h5" >"$tmp/kv0" 2>&1 \
+  && grep -qE '^bench kv: tuned decode grid for stories260K: side [0-9]+, 5 layers per region' "$tmp/kv0" \
+  && [ "$(grep -cE '^(concat|shift) +[0-9]+ ' "$tmp/kv0")" -eq 2 ] \
+  && h5dump -d /kv/tuned_grid "$tmp/k0.h5" 2>/dev/null | grep -qE '\(0\): 1, 1' \
+  && ok "bench kv --P 0: $(grep 'tuned decode grid' "$tmp/kv0")" || bad "bench kv --P 0: $(cat "$tmp/kv0")"
 expect_error "bench kv bad model file" 2 "cannot read config file 'nope.ini'" -- "$bin" bench kv --model nope.ini
 
 # --- bench shift and calibrate: identical figures at 1 and 2 ranks, the fit's files, one-line errors
@@ -180,6 +187,24 @@ expect_error "calibrate bad --fit" 2 "option --fit: 'mesh.width_pes' is not a co
 expect_error "calibrate missing file" 2 "measurement file 'nope.csv': cannot be opened" -- mpi 2 "$bin" calibrate --measurements nope.csv
 printf 'gemm,4,2,,,,3000,3000\n' >"$tmp/bad.csv"
 expect_error "calibrate bad point" 2 "line 1: n 2 is below P 4" -- mpi 2 "$bin" calibrate --measurements "$tmp/bad.csv"
+
+# --- bench kernel: rank 0 measures while the other rank waits; 15 rows per shape (decode: five
+# kernels in cache and from DRAM, the reference; prefill: three kernels, the reference), the
+# formats' cross-checks pass (exit 0), HDF5 table and parameters with units
+mpi 2 "$bin" bench kernel --quick --threads 1 --min_time_s 0.001 --dram_GiB 0.01 --output "$tmp/bk.h5" >"$tmp/bk" 2>&1 \
+  && [ "$(grep -cE '^(640x2560|2560x6912) ' "$tmp/bk")" -eq 30 ] && ! grep -q ERROR "$tmp/bk" \
+  && ok "bench kernel: 30 rows at 2 ranks, formats agree" || bad "bench kernel: $(tail -5 "$tmp/bk")"
+h5dump -a /kernel/time_us/units "$tmp/bk.h5" 2>&1 | grep -q '"us"' \
+  && h5dump -a /kernel/roofline_at_start/triad_GBps/units "$tmp/bk.h5" 2>&1 | grep -q '"GB/s"' \
+  && h5dump -a /parameters/min_time_s/units "$tmp/bk.h5" 2>&1 | grep -q '"s"' \
+  && h5dump -d /kernel/table "$tmp/bk.h5" 2>&1 | grep -q '"bf16pan"' \
+  && ok "bench kernel HDF5: table, roofline, parameters with units" || bad "bench kernel HDF5: $(h5dump -H "$tmp/bk.h5" | head -30)"
+expect_error "bench kernel bad option at 2 ranks" 2 "option --tokens = '0': must be >= 1" -- \
+  mpi 2 "$bin" bench kernel --quick --tokens 0 --output "$tmp/bk_never.h5"
+expect_error "bench kernel bad shape" 2 "bench kernel: bad --shapes entry '64y64'" -- \
+  "$bin" bench kernel --quick --shapes 64y64 --output "$tmp/bk_never.h5"
+[ -e "$tmp/bk_never.h5" ] || ls "$tmp"/bk_never.h5.tmp* >/dev/null 2>&1 \
+  && bad "a failed bench kernel left a results file" || ok "a failed bench kernel leaves no results file"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -107,14 +107,14 @@ else bad "prefill figures: '$tg' vs '$td': $(grep 'time to first' "$tmp/p_gemm.t
 
 # --- a BitNet-shaped synthetic model (small: 2 layers) runs and reports ternary figures
 sed -e 's/^layers = 30/layers = 2/' -e 's/^vocab = 128256/vocab = 3000/' configs/models/bitnet_2b4t.ini > "$tmp/bn.ini"
-mpi 2 "$bin" generate --model "$tmp/bn.ini" --steps 4 --output "$tmp/bn.h5" --maps false >"$tmp/bn.txt" 2>"$tmp/bn.err" \
+mpi 2 "$bin" generate --model "$tmp/bn.ini" --region 32 --steps 4 --output "$tmp/bn.h5" --maps false >"$tmp/bn.txt" 2>"$tmp/bn.err" \
   && grep -q 'ternary BitLinear' "$tmp/bn.txt" && grep -q 'generated 4' "$tmp/bn.txt" \
   && ok "BitNet-shaped synthetic model: $(grep 'decode ' "$tmp/bn.txt")" || bad "BitNet-shaped run: $(tail -5 "$tmp/bn.err" "$tmp/bn.txt")"
 
 # Timing only (--weights none): the same virtual figures and per-PE maps as the full run, at 1 and 2
 # ranks, on stories260K (its greedy text does not end before --steps) and on the BitNet shape above
 # with a prompt of token ids.
-figures() { sed -n '/^wafer (virtual/,/^emulation/p' "$1" | grep -v '^emulation'; sed -n '/^per layer/,$p' "$1" | grep -v '^wrote'; }
+figures() { sed -n '/^wafer (virtual/,/^emulation/p' "$1" | grep -v '^emulation'; sed -n '/^per layer/,/hand-offs between/p' "$1"; }
 for n in 1 2; do
   for w in full none; do
     extra=(); [ "$w" = none ] && extra=(--weights none)
@@ -131,8 +131,15 @@ for n in 1 2; do
       && ok "weights none at $n ranks: per-PE maps identical" || bad "weights none maps: $(head -5 "$tmp/thd")"
   fi
 done
+# The tuned placement (no --region): every candidate side in the output and the results file.
+cands() { sed -n '/^placement candidates/,/^placement: side/p' "$1" | sed -E 's/probes took .*//'; }
+if grep -qE '^placement: side [0-9]+ chosen' "$tmp/t_full1" && grep -qE '<- chosen$' "$tmp/t_full1" \
+   && h5dump -d /generate/placement_candidates/table "$tmp/t_full1.h5" >/dev/null 2>&1 \
+   && diff <(cands "$tmp/t_full1") <(cands "$tmp/t_full2") >/dev/null; then
+  ok "tuned placement: $(grep '^placement: side' "$tmp/t_full1" | sed 's/;.*//'), the same candidates at 1 and 2 ranks"
+else bad "tuned placement: $(cands "$tmp/t_full1") / $(cands "$tmp/t_full2")"; fi
 for w in synthetic none; do
-  mpi 2 "$bin" generate --model "$tmp/bn.ini" --weights $w --prompt_tokens 5 --steps 8 --output "" >"$tmp/bt_$w" 2>&1 \
+  mpi 2 "$bin" generate --model "$tmp/bn.ini" --region 32 --weights $w --prompt_tokens 5 --steps 8 --output "" >"$tmp/bt_$w" 2>&1 \
     || bad "BitNet shape, weights $w: $(tail -3 "$tmp/bt_$w")"
 done
 diff <(figures "$tmp/bt_synthetic") <(figures "$tmp/bt_none") >"$tmp/tdiff" && grep -q 'prompt tokens 5' "$tmp/bt_none" \

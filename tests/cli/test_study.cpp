@@ -69,7 +69,7 @@ TEST(Study, ErrorsNameTheProblem) {
   expect_usage("command = demo\nranks = 0\n", "'0' is not a rank count >= 1");
   expect_usage("command = demo\nranks = 4\n", "ranks = 4 exceeds the job's 2 rank(s)");
   expect_usage("command = info\n", "cannot be swept");
-  expect_usage("command = bench kernel\n", "cannot be swept");
+  expect_usage("command = bench kernel\n", "run it on its own, not in a sweep");
   expect_usage("command = sweep\n", "cannot be swept");
   expect_usage("command = demo\n[fixed]\noutput = x\n", "option 'output' cannot be set by a study");
   expect_usage("command = demo\n[vary]\nP = 1\n[fixed]\nP = 2\n", "key 'P' given twice");

@@ -256,7 +256,7 @@ TEST(KvCache, ShiftHoldsMoreTokensThanConcatBeforeSramOverflows) {
 }
 
 // A prompt shorter than the region has rows leaves the bottom rows empty: appends fill the rows in
-// order before anything shifts (the benchmark's old cache shifted the empty rows and crashed).
+// order before anything shifts (shifting the empty rows would move tiles that hold no token).
 TEST(KvCache, APromptShorterThanTheRowsLeavesNothingToShiftUntilTheBottomRowHoldsAToken) {
   Fabric f(MPI_COMM_WORLD, small_machine(7, 7));
   KvSpec s;

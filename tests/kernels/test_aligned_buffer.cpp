@@ -1,4 +1,5 @@
-// AlignedAllocator, HugePageArena and ArenaScope (aligned_buffer.hpp).
+// AlignedAllocator, HugePageArena and ArenaScope (aligned_buffer.hpp): alignment, large blocks
+// outside the malloc heap, kept mappings, and which containers take their blocks from an arena.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -6,12 +7,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/kernels/pack.hpp"
-#include "wafermesh/util/huge_alloc.hpp"
 
 extern char end;  // the end of the program's data: the brk heap lies above it
 
@@ -30,8 +31,7 @@ TEST(AlignedBuffer, HeapBuffersAreLineAlignedAndLargeOnesHugePageAligned) {
 
 // Large buffers never come from the brk heap, even after glibc has raised its mmap threshold (it
 // does so when a large mmapped block is freed; blocks below the new threshold then come from the
-// heap, on 4 KiB pages). Both allocators: AlignedAllocator (2 MiB and up) and HugePageAllocator
-// (4 MiB and up).
+// heap, on 4 KiB pages): every block of 2 MiB and more is a mapping of its own.
 TEST(AlignedBuffer, LargeBuffersAreMappedOutsideTheMallocHeap) {
   void* big = std::malloc(std::size_t{24} << 20);  // mmapped; freeing it raises the threshold to 24 MiB
   ASSERT_NE(big, nullptr);
@@ -45,12 +45,23 @@ TEST(AlignedBuffer, LargeBuffersAreMappedOutsideTheMallocHeap) {
   const bool threshold_raised = in_heap(probe);
   std::free(probe);
   const Bytes a(std::size_t{3} << 20, 1);
-  std::vector<float, wm::HugePageAllocator<float>> b(std::size_t{5} << 20 >> 2, 1.0f);
+  std::vector<float, AlignedAllocator<float>> b(std::size_t{5} << 20 >> 2, 1.0f);
   EXPECT_FALSE(in_heap(a.data()));
   EXPECT_FALSE(in_heap(b.data()));
   EXPECT_TRUE(aligned(a.data(), std::uintptr_t{2} << 20));
   EXPECT_TRUE(aligned(b.data(), std::uintptr_t{2} << 20));
   std::printf("a plain 3 MiB malloc after freeing 24 MiB came from the heap: %s\n", threshold_raised ? "yes" : "no");
+}
+
+// A mapping given back serves the next request of its size (here a size no other test uses).
+TEST(AlignedBuffer, MappingsGivenBackAreReusedForTheSameSize) {
+  const std::size_t bytes = (std::size_t{13} << 20) + 5;
+  void* first = aligned_buffer_alloc(bytes, nullptr);
+  static_cast<volatile char*>(first)[0] = 1;
+  aligned_buffer_free(first, bytes, nullptr);
+  void* again = aligned_buffer_alloc(bytes, nullptr);
+  EXPECT_EQ(again, first);
+  aligned_buffer_free(again, bytes, nullptr);
 }
 
 TEST(AlignedBuffer, ScopeRoutesAllocationsIntoTheArenaUntilItEnds) {
@@ -79,6 +90,52 @@ TEST(AlignedBuffer, ScopeRoutesAllocationsIntoTheArenaUntilItEnds) {
   }
   Bytes after(100, 5);
   EXPECT_FALSE(arena.owns(after.data()));
+}
+
+// A container made outside any scope (the fabric's per-PE arrays, made with the fabric) never takes
+// from an arena, even when it grows while a scope is alive: its blocks outlive the arena.
+TEST(AlignedBuffer, ContainerMadeOutsideAScopeNeverTakesFromTheArena) {
+  HugePageArena arena(1);
+  Bytes outside;
+  {
+    ArenaScope scope(arena);
+    outside.assign(1000, 3);
+    outside.resize(5000);
+  }
+  EXPECT_FALSE(arena.owns(outside.data()));
+  EXPECT_EQ(arena.used(), 0u);
+  EXPECT_EQ(outside[999], 3);
+}
+
+// A container made with no_arena (tiles, per-PE arrays) ignores a live scope.
+TEST(AlignedBuffer, ContainerMadeWithNoArenaIgnoresTheScope) {
+  HugePageArena arena(1);
+  ArenaScope scope(arena);
+  Bytes own{AlignedAllocator<std::uint8_t>(no_arena)};
+  own.assign(1000, 6);
+  EXPECT_FALSE(arena.owns(own.data()));
+  Bytes copy(own);  // a copy binds to the live scope
+  EXPECT_TRUE(arena.owns(copy.data()));
+  EXPECT_EQ(copy[999], 6);
+}
+
+// A container made inside a scope stays bound to its arena after the scope ends, and moving it into
+// a container of the heap copies the elements there.
+TEST(AlignedBuffer, ContainerMadeInAScopeKeepsItsArena) {
+  HugePageArena arena(1);
+  std::optional<Bytes> inside;
+  {
+    ArenaScope scope(arena);
+    inside.emplace();
+  }
+  inside->assign(300, 5);
+  EXPECT_TRUE(arena.owns(inside->data()));
+  Bytes heap(10, 1);
+  heap = std::move(*inside);
+  EXPECT_FALSE(arena.owns(heap.data()));
+  EXPECT_EQ(heap.size(), 300u);
+  EXPECT_EQ(heap[299], 5);
+  inside.reset();
 }
 
 TEST(AlignedBuffer, FullArenaFallsBackToTheHeap) {

@@ -2,8 +2,8 @@
 // nothing of the prompt beyond them but O(dim) scratch. Run at 2 and 4 ranks.
 //
 // A rank's tiles live in TileBufs (only its own PEs' tiles, by construction), whose storage
-// comes from malloc or mmap (util/huge_alloc.hpp); every other host allocation of the process
-// goes through operator new, which this test counts (live bytes and their peak). What prefill()
+// comes from aligned_alloc or mmap (kernels/aligned_buffer.hpp); every other host allocation of
+// the process goes through operator new, which this test counts (live bytes and their peak). What prefill()
 // holds at its peak beyond what stays live after it (the KV caches it fills) must not depend on
 // the prompt's length beyond O(dim): a prompt of n1 and one of n2 tokens are prefilled by fresh
 // transformers on one fabric, whose buffers for moving tiles (the rank's own tiles in flight)

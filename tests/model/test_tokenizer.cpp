@@ -289,7 +289,7 @@ TEST(TokenizerMerges, CharacterWithoutATokenOrByteTokensIsAnError) {
 }
 
 // A 1 MB prompt (story text with some UTF-8 and stray bytes) is encoded in well under a second;
-// the quadratic reference needed minutes for 100 KB. Sanitizer builds run about 10 times slower.
+// the quadratic reference needs minutes for 100 KB. Sanitizer builds run about 10 times slower.
 TEST_F(Tok512, OneMegabytePromptIsEncodedInUnderASecond) {
   std::mt19937_64 rng(1);
   std::string text;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fabric_test_util.hpp"
+#include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/util/error.hpp"
 
 using namespace wm;
@@ -438,4 +439,16 @@ TEST(FabricVsReference, AwkwardShapesAllPrimitivesFp16Wafer) {
   mp.link_bytes_per_cycle = 3.5;
   mp.stream_reductions = true;
   all_primitives_vs_reference(mp);
+}
+
+// Tiles are the PEs' working memory, never weights: a tile buffer made while a weights arena's scope
+// is alive (as the model's layers are placed) takes nothing from the arena, nor does a fabric made
+// there (its per-PE arrays live as long as the fabric, which outlives any model on it).
+TEST(FabricMemory, TilesAndPerPeArraysNeverTakeFromAnArena) {
+  kernels::HugePageArena arena(1);
+  kernels::ArenaScope scope(arena);
+  Fabric f(MPI_COMM_WORLD, small_machine(9, 7));
+  TileBuf<float> b(f, f.mesh().full(), 5, "t");
+  b.for_each_local([&](int32_t, int32_t, float* t) { EXPECT_FALSE(arena.owns(t)); });
+  EXPECT_EQ(arena.used(), 0u);
 }

@@ -78,14 +78,16 @@ define_cases() {
   c 2 "tile_bytes = '0'.*must be >= " "" -- demo --config "$CFG" --tile_bytes 0 --output out.h5
   c 2 "bench kernel: bad --shapes entry '0x5': M and K must be positive" "" -- bench kernel --shapes 0x5
   c 2 "bench kernel: bad --shapes entry 'abc'" "" -- bench kernel --shapes abc
-  c 2 "bench kernel: bad --shapes entry '1000000x1000000': its matrices need more than" "" -- bench kernel --shapes 1000000x1000000
-  c 2 "bench kernel: bad --threads entry 0" "" -- bench kernel --threads 0
-  c 2 "bench kernel: bad --tokens entry 0" "" -- bench kernel --tokens 0
-  c 2 "bench kernel: --min-time = -1: must be > 0" "" -- bench kernel --min-time -1
-  c 2 "bench kernel: --dram-GiB = 1e\+09: must be > 0 and fit" "" -- bench kernel --dram-GiB 1e9
-  c 2 "unrecognised option '--bogus' \(see wafermesh bench kernel --help\)" "" -- bench kernel --bogus
-  c 2 "--csv: output 'fifo.csv' is a FIFO" "mkfifo fifo.csv" -- bench kernel --quick --csv fifo.csv
-  c 2 "--csv: output 'dir.csv' is a directory" "mkdir dir.csv" -- bench kernel --quick --csv dir.csv
+  c 2 "bench kernel: --shapes entry '1000000x1000000' needs 16000000000000 bytes of host memory, more than this machine's" "" -- bench kernel --shapes 1000000x1000000
+  c 2 "option --threads = '0': must be >= 1" "" -- bench kernel --threads 0
+  c 2 "option --tokens = '0': must be >= 1" "" -- bench kernel --tokens 0
+  c 2 "option --tokens = '1,x'.*not an integer" "" -- bench kernel --tokens 1,x
+  c 2 "option --min_time_s = '-1': must be > 0" "" -- bench kernel --min_time_s -1
+  c 2 "option --dram_GiB = 100000: more than this machine's memory" "" -- bench kernel --dram_GiB 1e5
+  c 2 "unexpected argument '2'" "" -- bench kernel --threads 1 2
+  c 2 "unrecognised option '--bogus'" "" -- bench kernel --bogus
+  c 2 "output 'fifo.h5' is a FIFO" "mkfifo fifo.h5" -- bench kernel --quick --output fifo.h5
+  c 2 "output 'dir.h5' is a directory" "mkdir dir.h5" -- bench kernel --quick --output dir.h5
   c 2 "option --study is required" "" -- sweep
   c 2 "shard = '3/2'" "" -- sweep --study "$IN/st_good.ini" --shard 3/2
   c 2 "shard = 'x'" "" -- sweep --study "$IN/st_good.ini" --shard x
@@ -142,8 +144,8 @@ define_cases() {
   c 2 "/nonexistent/tok.bin: cannot open tokenizer" "" -- "${G[@]}" --model "$IN/m_tok_missing.ini"
   c 2 "cannot open tokenizer: not a regular file" "" -- "${G[@]}" --model "$IN/m_tok_dir.ini"
   c 2 "option --prompt needs a tokenizer" "" -- "${G[@]}" --model "$IN/m_notok_synth.ini" --prompt hello
-  c 3 "no region side from 1 to 32 holds model huge" "" -- "${G[@]}" --model "$IN/m_huge_synth.ini" --steps 4
-  c 3 "no region side from 1 to 32 holds model deep" "" -- "${G[@]}" --model "$IN/m_deep_synth.ini" --steps 4
+  c 3 "no region side of [0-9]+ tried fits the 48 x 32 mesh.*model huge: one layer needs" "" -- "${G[@]}" --model "$IN/m_huge_synth.ini" --steps 4
+  c 3 "no region side of [0-9]+ tried fits the 48 x 32 mesh.*model deep needs" "" -- "${G[@]}" --model "$IN/m_deep_synth.ini" --steps 4
 
   # ---- checkpoints (--weights), all against the stories260K config
   for f in "$IN"/ck_trunc_*.bin; do

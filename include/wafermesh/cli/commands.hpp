@@ -28,6 +28,7 @@ struct Context {
 int cmd_info(const Context& ctx, const std::vector<std::string>& args);
 int cmd_demo(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench(const Context& ctx, const std::vector<std::string>& args);
+int cmd_bench_kernel(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args);

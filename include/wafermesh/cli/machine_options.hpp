@@ -22,7 +22,7 @@ bool parse_command(const Context& ctx, const std::vector<std::string>& args, Opt
 // The option named "output" of `opts`, if any and not empty, checked by io::check_output_path on
 // rank 0 before any work; the error reaches every rank. Collective over ctx.comm.
 void check_output_option(const Context& ctx, const OptionSet& opts);
-// The same for a file a command writes itself (`option` prefixes the message, e.g. "--csv").
+// The same for a file a command writes itself (`option` prefixes the message, e.g. "--write_config").
 void check_output_file(const Context& ctx, const std::string& path, const std::string& option);
 
 // Cross-field checks after parsing (mesh not too large for the emulator, ...). Throws UsageError.

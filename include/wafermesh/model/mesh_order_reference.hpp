@@ -17,9 +17,9 @@
 //                    prefill: per query head two MeshGEMMs and a causal softmax whose sums run
 //                    over the column blocks of the scores, placed as in the rmsnorm
 //   classifier       gemv_f32_reference per classifier region
-// BitLinear projections are bitlinear_ref (exact integer sums: order does not matter), and RoPE,
-// residuals and activations are the same elementwise expressions as ReferenceTransformer. No
-// fabric, no clocks, no threads.
+// BitLinear projections are bitlinear_ref (exact integer sums: order does not matter), RoPE is
+// ReferenceTransformer's rope_ref, and residuals and activations are the same elementwise
+// expressions as ReferenceTransformer. No fabric, no clocks, no threads.
 #include <cstdint>
 #include <vector>
 

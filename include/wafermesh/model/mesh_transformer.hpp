@@ -72,6 +72,7 @@ struct MeshPlacementSpec {
   dist::KvPolicy kv_policy = dist::KvPolicy::shift;
   dist::AllreduceSpec allreduce;                // every allreduce of the model
   int64_t context = 0;                          // tokens the KV caches must hold (prompt + generated)
+  int32_t max_layers_per_region = 0;            // 0: as many consecutive layers as a region's SRAM holds
   // A prompt of this many tokens will be prefilled as MeshGEMMs (0 or 1: none): every layer region
   // keeps room for the prefill's working set beside its layers.
   int64_t prefill_tokens = 0;

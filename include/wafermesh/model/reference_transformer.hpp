@@ -32,6 +32,12 @@
 
 namespace wm::model {
 
+// RoPE of one position, plainly (llama2.c's loop): each pair (i, i + 1), i even, of q (dim
+// elements) and of k (its first kv_dim elements) is rotated by the angle
+// pos * theta^(-(i mod head_dim) / head_dim). The references' RoPE (ReferenceTransformer,
+// MeshOrderReference); the mesh has its own (src/model/rope.hpp), which they check.
+void rope_ref(float* q, float* k, std::int64_t dim, std::int64_t kv_dim, std::int64_t head_dim, float theta, int pos);
+
 class ReferenceTransformer {
  public:
   // Memory: the weights plus a KV cache of 2 * layers * seq_len * kv_dim floats. Small models only.

@@ -32,12 +32,12 @@
 #include <utility>
 #include <vector>
 
+#include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/mesh/cart_comm.hpp"
 #include "wafermesh/mesh/geometry.hpp"
 #include "wafermesh/mesh/mpi_handles.hpp"
 #include "wafermesh/noc/cost_model.hpp"
 #include "wafermesh/noc/params.hpp"
-#include "wafermesh/util/huge_alloc.hpp"
 
 // Checks that a PE coordinate handed to a per-PE accessor belongs to this rank: on in debug builds
 // and under AddressSanitizer, where an unowned PE would otherwise read or write another PE's state.
@@ -300,6 +300,16 @@ class Fabric {
   size_t local_index(int32_t x, int32_t y) const {
     return size_t(y - block_.y0) * size_t(block_.w) + size_t(x - block_.x0);
   }
+  // The largest value of a per-PE array (`base`: its first local PE) over l, a part of block_.
+  template <class T>
+  T max_local(const T* base, const Region& l) const {
+    T mx = 0;
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+      const T* row = base + local_index(l.x0, y);
+      for (int32_t x = 0; x < l.w; ++x) mx = row[x] > mx ? row[x] : mx;
+    }
+    return mx;
+  }
   size_t owned_index(int32_t x, int32_t y) const {
 #if WM_CHECK_OWNERSHIP
     check_owned(x, y);
@@ -365,10 +375,13 @@ class Fabric {
   MeshShape mesh_;
   CartComm cart_;
   Region block_;
-  // The per-PE arrays sit on huge pages: a step touches one row of a region every block_.w PEs, so
-  // on 4 KiB pages nearly every row cost a TLB miss.
+  // The per-PE arrays sit on huge pages once they reach 2 MiB: a step touches one row of a region
+  // every block_.w PEs, so on 4 KiB pages nearly every row costs a TLB miss. They live as long as
+  // the fabric, so never in an arena.
   template <class T>
-  using PeArray = std::vector<T, HugePageAllocator<T>>;
+  struct PeArray : std::vector<T, kernels::AlignedAllocator<T>> {
+    PeArray() : std::vector<T, kernels::AlignedAllocator<T>>(kernels::AlignedAllocator<T>(kernels::no_arena)) {}
+  };
   // Local PEs, row-major over block_. Stall cycles are clock - compute - injection.
   PeArray<uint64_t> clock_, compute_;
   // What only reports read, brought up to date by flush_counters(); one record per PE, so adding a

@@ -15,9 +15,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/noc/fabric.hpp"
 #include "wafermesh/noc/wafer_data.hpp"
-#include "wafermesh/util/huge_alloc.hpp"
 
 namespace wm {
 
@@ -107,7 +107,8 @@ class TileBuf {
   size_t elems_;
   uint64_t wafer_bytes_;  // a tile's bytes on the wafer
   std::string name_;
-  std::vector<T, HugePageAllocator<T>> data_;  // (local PEs, elems): storage slots
+  // (local PEs, elems): storage slots; never in an arena (see kernels/aligned_buffer.hpp)
+  std::vector<T, kernels::AlignedAllocator<T>> data_{kernels::AlignedAllocator<T>(kernels::no_arena)};
   std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
   std::unique_ptr<bool> permuted_ = std::make_unique<bool>(false);  // slot_ differs from identity
   bool charged_ = true;

@@ -1,4 +1,6 @@
-// `wafermesh bench kernel`: see kernel_bench.hpp.
+// `wafermesh bench kernel`: the BitNet kernels against their scalar references, OpenBLAS fp32 and a
+// memory-bandwidth roofline measured in the same run. The kernels are per process: rank 0 runs
+// them and the other ranks wait without spinning.
 //
 // For every shape M x K, token count N and thread count it times
 //   lut     N = 1: lut_gemv_i32(w, activations, tables, y), table build included;
@@ -12,21 +14,18 @@
 //   ref     lut_gemm_i32_ref / mad2b_gemm_i32_ref    (scalar, one thread; for N > 2 timed on 2
 //                                                      tokens and scaled by N / 2: it is linear in N)
 // in two modes: "cache" re-runs one weight copy (hot in cache when it fits), "dram" cycles through
-// distinct copies totalling at least --dram-GiB so every call streams its weights from memory
+// distinct copies totalling at least dram_GiB so every call streams its weights from memory
 // (decode only: at N > 1 weights are re-used N times and memory is not the limit).
 // The roofline is a STREAM-like triad (a = b + s c, 24 bytes per element, no write-allocate
 // counted, as STREAM does) run by this binary at the same thread count right before each group of
-// rows (cache) or each kernel's DRAM timing (dram), since the VM's bandwidth drifts;
+// rows (cache) or each kernel's DRAM timing (dram), since a shared host's bandwidth drifts;
 // roofline_frac = weight bytes per second / triad bytes per second.
-#include "wafermesh/cli/kernel_bench.hpp"
-
 #include <cblas.h>
 #include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
-#include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,46 +34,68 @@
 #include <iomanip>
 #include <map>
 #include <memory>
-#include <optional>
 #include <ostream>
 #include <sstream>
+#include <string>
 #include <thread>
-#include <stdexcept>
 #include <vector>
 
+#include "wafermesh/cli/bench_common.hpp"
+#include "wafermesh/cli/commands.hpp"
+#include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/kernels/activations.hpp"
+#include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/kernels/cpu_dispatch.hpp"
 #include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_2b.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
-#include "wafermesh/util/checked_math.hpp"
+#include "wafermesh/mesh/mpi_traits.hpp"
+#include "wafermesh/util/error.hpp"
 
-namespace wm::bench {
-namespace po = boost::program_options;
+namespace wm::cli {
+namespace {
 namespace k = wm::kernels;
 
-namespace {
-
-const std::vector<std::string> kDefaultShapes = {"2560x2560", "640x2560",  "6912x2560",
-                                                 "2560x6912", "4096x4096", "1024x4096",
-                                                 "14336x4096", "4096x14336"};
-const std::vector<int> kDefaultTokens = {1, 128};
-const std::vector<int> kDefaultThreads = {1, 2};
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) {
-    if (!s.empty()) s += ',';
-    s += x;
+struct KernelBenchOptions {
+  // Default shapes: BitNet-2B4T and LLaMA3-8B projections.
+  std::vector<std::string> shapes{"2560x2560", "640x2560",   "6912x2560",  "2560x6912",
+                                  "4096x4096", "1024x4096", "14336x4096", "4096x14336"};
+  std::vector<int64_t> tokens{1, 128};
+  std::vector<int64_t> threads{1, 2};
+  double dram_GiB = 1.0;
+  double min_time_s = 0.2;
+  bool quick = false;
+  int64_t seed = 0x5EED;
+  std::string output = "results/bench_kernel.h5";
+  std::vector<ParamSpec> specs() {
+    return {
+        param_text_list("shapes", &shapes, "weight shapes MxK (rows x columns of W), comma-separated"),
+        param_int_list("tokens", &tokens, "tokens", "tokens per call N, comma-separated: 1 = decode GEMV, >1 = prefill GEMM",
+                       1, 65536),
+        param_int_list("threads", &threads, "threads", "OpenMP / OpenBLAS thread counts, comma-separated", 1, 4096),
+        param_real("dram_GiB", &dram_GiB, "GiB",
+                   "total size of the distinct weight copies cycled through for the DRAM figures", 0, 1e6, true),
+        param_real("min_time_s", &min_time_s, "s", "minimum timed duration of each measurement", 0, 3600, true),
+        param_flag("quick", &quick,
+                   "smoke run in seconds: shapes 640x2560,2560x6912 and tokens 1,16 unless given, dram_GiB <= 0.25, "
+                   "min_time_s <= 0.02"),
+        param_int("seed", &seed, "", "seed of the random weights and activations (each shape adds 131 M + K)", 0,
+                  int64_t(1) << 62),
+        param_text("output", &output, "HDF5 results file (written complete or not at all)"),
+    };
   }
-  return s;
-}
-std::string join(const std::vector<int>& v) {
-  std::vector<std::string> text;
-  for (int x : v) text.push_back(std::to_string(x));
-  return join(text);
-}
+  // --quick's subset, applied to the options themselves so the results file records what ran;
+  // shapes and tokens given in `opts` (command line or config file) are kept.
+  void apply_quick(const OptionSet& opts) {
+    if (!quick) return;
+    if (opts.source("shapes") == "default") shapes = {"640x2560", "2560x6912"};
+    if (opts.source("tokens") == "default") tokens = {1, 16};
+    dram_GiB = std::min(dram_GiB, 0.25);
+    min_time_s = std::min(min_time_s, 0.02);
+  }
+};
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
@@ -88,8 +109,7 @@ double seconds_since(Clock::time_point t0) {
 // so the load average is printed before and after the run.
 constexpr int kBatches = 10;
 // warmup_calls (at least 1) untimed calls come first: in dram mode one full pass over the copies,
-// because memory left idle for a few seconds was measured to be slow on its next first touch on
-// the development VM (the first pass after creation ran at ~1-2 GB/s).
+// since on a shared VM memory left idle for seconds can be slow on its next first touch.
 double time_calls(const std::function<void(std::int64_t)>& call, double min_time,
                   std::int64_t warmup_calls = 1) {
   std::int64_t c = 0;
@@ -127,8 +147,8 @@ struct Roofline {
 
 // STREAM-like triad and a read-only sum on three arrays of `elems` doubles, allocated and touched
 // once. measure() runs at the current OpenMP thread count: one warm-up pass, then the best of 5.
-// The memory bandwidth of this VM drifts by up to ~1.5x over a minute (other tenants), so the
-// roofline of each row is measured right before that row's shape and thread count is timed.
+// The memory bandwidth of a shared host drifts (other tenants), so the roofline of each row is
+// measured right before that row's shape and thread count is timed.
 class RooflineProbe {
  public:
   explicit RooflineProbe(std::int64_t elems)
@@ -170,8 +190,7 @@ class RooflineProbe {
 
  private:
   std::int64_t elems_;
-  // On huge pages (AlignedAllocator, >= 2 MiB): on 4 KiB pages the probe itself hit the VM's slow
-  // episodes and once reported a triad of 1.4 GB/s.
+  // On huge pages (AlignedAllocator, >= 2 MiB), like the weights it is compared with.
   std::vector<double, k::AlignedAllocator<double>> a_, b_, c_;
 };
 
@@ -189,32 +208,36 @@ struct Shape {
 };
 
 Shape parse_shape(const std::string& s) {
-  const auto bad = [&](const char* why) {
-    return std::invalid_argument("bad --shapes entry '" + s + "': " + why + " (expected MxK, e.g. 2560x6912)");
+  const auto bad = [&](const std::string& why) {
+    return UsageError("bench kernel: bad --shapes entry '" + s + "': " + why + " (expected MxK, e.g. 2560x6912)");
   };
   const auto x = s.find('x');
   if (x == std::string::npos) throw bad("no 'x'");
   Shape sh;
   const auto m = std::from_chars(s.data(), s.data() + x, sh.M);
   const auto k = std::from_chars(s.data() + x + 1, s.data() + s.size(), sh.K);
-  if (m.ec != std::errc() || m.ptr != s.data() + x || k.ec != std::errc() || k.ptr != s.data() + s.size()) {
+  if (m.ec != std::errc() || m.ptr != s.data() + x || k.ec != std::errc() || k.ptr != s.data() + s.size())
     throw bad("not two integers");
-  }
   if (sh.M <= 0 || sh.K <= 0) throw bad("M and K must be positive");
   sh.name = s;
   return sh;
 }
 
-// Entries may also be comma-separated ("2560x2560,640x2560").
-std::vector<Shape> parse_shapes(const std::vector<std::string>& entries) {
+// The shapes, each checked, and what the host must hold: the DRAM working set, and per shape its
+// fp32 weights (OpenBLAS) and their packed and bf16 copies, a few times over. Throws UsageError
+// naming the value and the limit (identically on every rank).
+std::vector<Shape> checked_shapes(const KernelBenchOptions& o) {
+  const double host = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
   std::vector<Shape> shapes;
-  for (const auto& e : entries) {
-    std::size_t start = 0;
-    while (start <= e.size()) {
-      const auto comma = std::min(e.find(',', start), e.size());
-      if (comma > start) shapes.push_back(parse_shape(e.substr(start, comma - start)));
-      start = comma + 1;
-    }
+  for (const std::string& s : o.shapes) {
+    shapes.push_back(parse_shape(s));
+    check_host_bytes("bench kernel: --shapes entry '" + s + "'", {shapes.back().M, shapes.back().K, 16});
+  }
+  if (host > 0 && o.dram_GiB * 1073741824.0 > host) {
+    std::ostringstream m;
+    m << "option --dram_GiB = " << o.dram_GiB << ": more than this machine's memory (" << host / 1073741824.0
+      << " GiB)";
+    throw UsageError(m.str());
   }
   return shapes;
 }
@@ -228,14 +251,21 @@ struct Row {
   double triad_GBps = NAN;  // the roofline this row's fraction is taken against
 };
 
-class Table {
+// The printed table and the results file's table, row by row.
+class Results {
  public:
-  Table(std::ostream& out, const std::string& csv_path) : out_(out) {
-    if (!csv_path.empty()) {
-      csv_.open(csv_path);
-      if (!csv_) throw std::runtime_error("cannot write --csv file '" + csv_path + "'");
-      csv_ << "shape,N,threads,kernel,mode,time_us,weight_GBps,x_vs_ref,x_vs_openblas,roofline_frac,triad_GBps\n";
-    }
+  explicit Results(std::ostream& out) : out_(out) {
+    t_.add_column("shape", "rows x columns", io::ColumnKind::text);
+    t_.add_column("N", "tokens", io::ColumnKind::integer);
+    t_.add_column("threads", "threads", io::ColumnKind::integer);
+    t_.add_column("kernel", "", io::ColumnKind::text);
+    t_.add_column("mode", "", io::ColumnKind::text);
+    t_.add_column("time_us", "us", io::ColumnKind::real);
+    t_.add_column("weight_GBps", "GB/s", io::ColumnKind::real);
+    t_.add_column("x_vs_ref", "ref time / time", io::ColumnKind::real);
+    t_.add_column("x_vs_openblas", "OpenBLAS time / time", io::ColumnKind::real);
+    t_.add_column("roofline_frac", "weight_GBps / triad_GBps", io::ColumnKind::real);
+    t_.add_column("triad_GBps", "GB/s", io::ColumnKind::real);
   }
   void header() {
     out_ << std::left << std::setw(11) << "shape" << std::right << std::setw(5) << "N" << std::setw(4)
@@ -244,6 +274,7 @@ class Table {
          << std::setw(10) << "x_vs_blas" << std::setw(14) << "roofline_frac" << std::setw(8) << "triad"
          << "\n";
   }
+  // NaN prints as "-" (and is stored as NaN).
   void add(const Row& r) {
     auto num = [](double v, int prec) {
       std::ostringstream s;
@@ -260,23 +291,20 @@ class Table {
          << std::right << std::setw(12) << num(r.time_s * 1e6, 1) << std::setw(13) << num(gbps, 2)
          << std::setw(10) << num(r.x_ref, 1) << std::setw(10) << num(r.x_blas, 2) << std::setw(14)
          << num(r.roofline_frac, 3) << std::setw(8) << num(r.triad_GBps, 1) << std::endl;
-    if (csv_) {
-      csv_ << r.shape << ',' << r.N << ',' << r.threads << ',' << r.kernel << ',' << r.mode << ','
-           << r.time_s * 1e6 << ',' << gbps << ',' << r.x_ref << ',' << r.x_blas << ','
-           << r.roofline_frac << ',' << r.triad_GBps << '\n';
-      csv_.flush();
-    }
+    t_.append_row({r.shape, int64_t(r.N), int64_t(r.threads), r.kernel, r.mode, r.time_s * 1e6, gbps, r.x_ref,
+                   r.x_blas, r.roofline_frac, r.triad_GBps});
   }
+  const io::Table& table() const { return t_; }
 
  private:
   std::ostream& out_;
-  std::ofstream csv_;
+  io::Table t_;
 };
 
 // Copies of one prepared weight object, cycled through so calls stream distinct memory. They sit
-// in one huge-page arena (aligned_buffer.hpp): on 4 KiB pages the sub-2 MiB copies of the small
-// shapes had episodes of 5-15x slower streaming on the development VM, which would be charged to
-// the kernel.
+// in one huge-page arena (aligned_buffer.hpp), as a rank's weight blocks do in the model: the
+// sub-2 MiB copies of the small shapes would otherwise each be a heap block on 4 KiB pages, and
+// what a stream over those pages loses would be charged to the kernel.
 template <class T>
 struct DramCopies {
   std::unique_ptr<k::HugePageArena> arena;  // declared first: outlives the copies
@@ -304,41 +332,34 @@ DramCopies<T> make_copies(const T& w, std::int64_t bytes_each, double GiB) {
   return d;
 }
 
-// The options as run() uses them: --quick's subset, defaults for empty lists.
-KernelBenchOptions effective(const KernelBenchOptions& in) {
-  KernelBenchOptions o = in;
-  if (o.quick) {
-    o.shapes = {"640x2560", "2560x6912"};
-    o.tokens = {1, 16};
-    o.dram_working_set_GiB = std::min(o.dram_working_set_GiB, 0.25);
-    o.min_time_s = std::min(o.min_time_s, 0.02);
-  }
-  if (o.shapes.empty()) o.shapes = kDefaultShapes;
-  if (o.tokens.empty()) o.tokens = kDefaultTokens;
-  if (o.threads.empty()) o.threads = kDefaultThreads;
-  return o;
-}
-
-int run(const KernelBenchOptions& in, std::ostream& out) {
-  check_kernel_bench_options(in);
-  const KernelBenchOptions o = effective(in);
-  const std::vector<Shape> shapes = parse_shapes(o.shapes);
-
+// Runs the benchmark on this process, prints the table with units and ratios, fills `results` and
+// `start` (the roofline per thread count at the start). Returns 1 when two kernels disagree.
+int run(const KernelBenchOptions& o, const std::vector<Shape>& shapes, std::ostream& out, Results& results,
+        io::Table& start) {
+  auto join = [](const auto& v) {
+    std::ostringstream s;
+    for (size_t i = 0; i < v.size(); ++i) s << (i ? "," : "") << v[i];
+    return s.str();
+  };
   out << "wafermesh bench kernel: ISA level " << k::isa_name(k::isa_active()) << " (best "
       << k::isa_name(k::isa_best()) << "), OpenBLAS " << openblas_get_config() << "\n";
   out << "shapes " << join(o.shapes) << "; N " << join(o.tokens) << "; threads " << join(o.threads)
-      << "; DRAM working set " << o.dram_working_set_GiB << " GiB; min time " << o.min_time_s << " s\n"
+      << "; DRAM working set " << o.dram_GiB << " GiB; min time " << o.min_time_s << " s\n"
       << "load average at start: " << load_average() << "\n";
 
   // Roofline per thread count, arrays of 3 x 256 MiB (3 x 64 MiB in quick mode); measured again
   // before every shape, N and thread count (the triad column).
   RooflineProbe probe((o.quick ? 64 : 256) * (std::int64_t{1} << 20) / 8);
   std::map<int, Roofline> roof;
-  for (int t : o.threads) {
-    omp_set_num_threads(t);
-    roof[t] = probe.measure();
+  start.add_column("threads", "threads", io::ColumnKind::integer);
+  start.add_column("triad_GBps", "GB/s", io::ColumnKind::real);
+  start.add_column("read_GBps", "GB/s", io::ColumnKind::real);
+  for (const std::int64_t t : o.threads) {
+    omp_set_num_threads(int(t));
+    roof[int(t)] = probe.measure();
+    start.append_row({t, roof[int(t)].triad_GBps, roof[int(t)].read_GBps});
     out << "roofline threads=" << t << " at start: triad " << std::fixed << std::setprecision(2)
-        << roof[t].triad_GBps << " GB/s; read-only sum " << roof[t].read_GBps << " GB/s (for reference)\n";
+        << roof[int(t)].triad_GBps << " GB/s; read-only sum " << roof[int(t)].read_GBps << " GB/s (for reference)\n";
   }
   out.unsetf(std::ios::fixed);
   out << "time_us per call; weight_GBps = format bytes / time (blas, f32pan: fp32 bytes); x_vs_ref = ref time / time\n"
@@ -350,13 +371,12 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
          "lut includes building the token's tables; f32pan (N = 1) is the fp32 GEMV on row panels that\n"
          "non-ternary models use, bf16pan the same on weights held in bf16. mode cache = same copy each call; dram = cycling\n"
          "through distinct copies of >= the DRAM working set.\n\n";
-  Table table(out, o.csv_path);
-  table.header();
+  results.header();
 
   int status = 0;
   for (const Shape& sh : shapes) {
     const std::int64_t M = sh.M, K = sh.K;
-    SplitMix rng{0x5EEDULL + static_cast<std::uint64_t>(M * 131 + K)};
+    SplitMix rng{static_cast<std::uint64_t>(o.seed) + static_cast<std::uint64_t>(M * 131 + K)};
     std::vector<std::int8_t> w8(static_cast<std::size_t>(M * K));  // (M, K) ternary
     for (auto& v : w8) v = static_cast<std::int8_t>(static_cast<int>(rng.next() % 3) - 1);
     const auto lut = k::TernaryMatrixLut::from_int8(w8.data(), M, K, K);
@@ -374,11 +394,12 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
     DramCopies<std::vector<float, k::AlignedAllocator<float>>> wf_copies, wp_copies;
     DramCopies<std::vector<std::uint16_t, k::AlignedAllocator<std::uint16_t>>> wh_copies;
     if (want_dram) {
-      lut_copies = make_copies(lut, lut.bytes(), o.dram_working_set_GiB);
-      w2b_copies = make_copies(w2b, w2b.bytes(), o.dram_working_set_GiB);
-      wf_copies = make_copies(wf, wf_bytes, o.dram_working_set_GiB);
+      lut_copies = make_copies(lut, lut.bytes(), o.dram_GiB);
+      w2b_copies = make_copies(w2b, w2b.bytes(), o.dram_GiB);
+      wf_copies = make_copies(wf, wf_bytes, o.dram_GiB);
     }
-    for (int N : o.tokens) {
+    for (const std::int64_t tokens : o.tokens) {
+      const int N = static_cast<int>(tokens);
       std::vector<std::int8_t> q(static_cast<std::size_t>(N * K));  // (N, K) full int8 range
       for (auto& v : q) v = static_cast<std::int8_t>(rng.next() & 0xFF);
       std::vector<float> xf(q.begin(), q.end());                      // (N, K)
@@ -397,7 +418,8 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
         k::mad2b_gemm_i32_ref(w2b, q.data(), n_ref, K, y2.data(), M);
       }, o.min_time_s);
 
-      for (int threads : o.threads) {
+      for (const std::int64_t thread_count : o.threads) {
+        const int threads = static_cast<int>(thread_count);
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
         // cache rows: the triad measured before the group; dram rows: the one measured right before
@@ -443,7 +465,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
           rows.push_back({sh.name, "mad2b", mode, N, threads, t_2b, b2, t_ref_2b / t_2b, NAN, NAN, triad_2b});
           if (N == 1) {
             // The panels' dram copies exist only while they are timed (another GiB or more).
-            if (dram) wp_copies = make_copies(wp, wf_bytes, o.dram_working_set_GiB);
+            if (dram) wp_copies = make_copies(wp, wf_bytes, o.dram_GiB);
             const double triad_pan = triad_for(dram);
             const double t_pan = time_calls([&](std::int64_t c) {
               const float* a = dram ? wp_copies[c].data() : wp.data();
@@ -453,7 +475,7 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
             rows.push_back({sh.name, "f32pan", mode, N, threads, t_pan, static_cast<double>(wf_bytes), NAN, NAN,
                             NAN, triad_pan});
             const std::vector<float> y_pan(yf.begin(), yf.begin() + M);
-            if (dram) wh_copies = make_copies(wh, wf_bytes / 2, o.dram_working_set_GiB);
+            if (dram) wh_copies = make_copies(wh, wf_bytes / 2, o.dram_GiB);
             const double triad_half = triad_for(dram);
             const double t_half = time_calls([&](std::int64_t c) {
               const std::uint16_t* a = dram ? wh_copies[c].data() : wh.data();
@@ -492,12 +514,12 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
         for (Row& r : rows) r.roofline_frac = r.weight_bytes / r.time_s / (r.triad_GBps * 1e9);
         for (const char* mode : {"cache", "dram"}) {
           for (const Row& r : rows) {
-            if (r.mode == mode) table.add(r);
+            if (r.mode == mode) results.add(r);
           }
         }
       }
       const double start_triad = roof.begin()->second.triad_GBps;
-      table.add({sh.name, "lut_ref", "cache", N, 1, t_ref_lut, static_cast<double>(lut.bytes()), 1.0, NAN,
+      results.add({sh.name, "lut_ref", "cache", N, 1, t_ref_lut, static_cast<double>(lut.bytes()), 1.0, NAN,
                  static_cast<double>(lut.bytes()) / t_ref_lut / (start_triad * 1e9), start_triad});
     }
   }
@@ -507,54 +529,28 @@ int run(const KernelBenchOptions& in, std::ostream& out) {
 
 }  // namespace
 
-void add_kernel_bench_options(po::options_description& desc, KernelBenchOptions& opts) {
-  desc.add_options()
-      ("shapes", po::value<std::vector<std::string>>(&opts.shapes)->multitoken()
-           ->default_value(kDefaultShapes, join(kDefaultShapes)),
-       "weight shapes MxK (rows x cols of W), space- or comma-separated [rows x cols]")
-      ("tokens", po::value<std::vector<int>>(&opts.tokens)->multitoken()
-           ->default_value(kDefaultTokens, "1 128"),
-       "tokens per call N, space-separated: 1 = decode GEMV, >1 = prefill GEMM [tokens]")
-      ("threads", po::value<std::vector<int>>(&opts.threads)->multitoken()
-           ->default_value(kDefaultThreads, "1 2"),
-       "OpenMP / OpenBLAS thread counts, space-separated [threads]")
-      ("dram-GiB", po::value<double>(&opts.dram_working_set_GiB)->default_value(1.0, "1"),
-       "total size of the distinct weight copies cycled through for the DRAM figures [GiB]")
-      ("min-time", po::value<double>(&opts.min_time_s)->default_value(0.2, "0.2"),
-       "minimum timed duration of each measurement [s]")
-      ("quick", po::bool_switch(&opts.quick),
-       "smoke run in seconds: shapes 640x2560 2560x6912, N 1 16, DRAM set <= 0.25 GiB, min time <= 0.02 s")
-      ("csv", po::value<std::string>(&opts.csv_path)->default_value(""),
-       "also write the table as CSV to this path (empty: no file) [path]");
+int cmd_bench_kernel(const Context& ctx, const std::vector<std::string>& args) {
+  MachineParams mp;
+  KernelBenchOptions o;
+  OptionSet opts;
+  const bool go = parse_command(ctx, args, opts, mp, o.specs(),
+                                "usage: wafermesh bench kernel [--config FILE] [options]\n\n"
+                                "The BitNet kernels (LUT, 2-bit multiply-add) and the fp32 panel GEMV against their scalar\n"
+                                "references, OpenBLAS and a triad roofline measured in the same run, on rank 0. The machine\n"
+                                "options only go into the results file's provenance.");
+  if (opts.help_requested()) return 0;
+  o.apply_quick(opts);
+  const std::vector<Shape> shapes = checked_shapes(o);
+  if (!go) return 0;
+  Results results(*ctx.out);
+  io::Table start;
+  int status = 0;
+  // Rank 0 measures; the others wait without taking a core from it. A failure reaches every rank
+  // as one line.
+  on_rank0(ctx, [&] { status = run(o, shapes, *ctx.out, results, start); }, std::chrono::milliseconds(20));
+  MPI_Bcast(&status, 1, mpi_type<int>(), 0, ctx.comm);
+  write_bench_results(ctx, opts, mp, o.output, "kernel", results.table(), o.seed, {{"roofline_at_start", start}});
+  return status;
 }
 
-void check_kernel_bench_options(const KernelBenchOptions& in) {
-  const KernelBenchOptions o = effective(in);
-  // What the host must hold: the DRAM working set, and per shape its fp32 weights (OpenBLAS) and
-  // their packed and bf16 copies, a few times over.
-  const double host = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
-  for (const Shape& sh : parse_shapes(o.shapes)) {
-    const std::optional<std::int64_t> bytes = checked_product({sh.M, sh.K, 16});
-    if (!bytes || (host > 0 && double(*bytes) > host))
-      throw std::invalid_argument("bad --shapes entry '" + sh.name + "': its matrices need more than this machine's " +
-                                  std::to_string(std::int64_t(host)) + " bytes of memory");
-  }
-  for (int n : o.tokens)
-    if (n < 1 || n > 65536) throw std::invalid_argument("bad --tokens entry " + std::to_string(n) + ": must be 1 to 65536");
-  for (int t : o.threads)
-    if (t < 1 || t > 4096) throw std::invalid_argument("bad --threads entry " + std::to_string(t) + ": must be 1 to 4096");
-  auto num = [](double v) {
-    std::ostringstream t;
-    t << v;
-    return t.str();
-  };
-  if (!(o.dram_working_set_GiB > 0.0) || (host > 0 && o.dram_working_set_GiB * 1073741824.0 > host))
-    throw std::invalid_argument("--dram-GiB = " + num(o.dram_working_set_GiB) +
-                                ": must be > 0 and fit this machine's memory (" + num(host / 1073741824.0) + " GiB)");
-  if (!(o.min_time_s > 0.0) || o.min_time_s > 3600.0)
-    throw std::invalid_argument("--min-time = " + num(o.min_time_s) + ": must be > 0 and <= 3600 s");
-}
-
-int run_kernel_bench(const KernelBenchOptions& opts, std::ostream& out) { return run(opts, out); }
-
-}  // namespace wm::bench
+}  // namespace wm::cli

@@ -1,0 +1,139 @@
+// The placement tuner: every candidate side probed by a timing-only run of two layers (see
+// placement_tuning.hpp for the model of the estimate).
+#include "wafermesh/model/placement_tuning.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+#include "wafermesh/model/generate.hpp"
+#include "wafermesh/model/weights.hpp"
+#include "wafermesh/util/error.hpp"
+
+namespace wm::model {
+
+std::vector<int32_t> candidate_sides(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
+                                     const MeshPlacementSpec& spec) {
+  const int32_t most = std::min(mesh.width, mesh.height);
+  std::vector<int32_t> sides;
+  for (int32_t P : {8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 720})
+    if (P <= most) sides.push_back(P);
+  if (sides.empty() || sides.back() != most) sides.push_back(most);
+  // The smallest and the largest side the model fits (plan() only: no emulation), which a ladder
+  // can miss when only a narrow band of sides fits.
+  int32_t lo = 0, hi = 0;
+  for (int32_t P = 1; P <= most; ++P) {
+    MeshPlacementSpec s = spec;
+    s.P = P;
+    try {
+      (void)MeshTransformer::plan(mesh, mp, cfg, s);
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (!lo) lo = P;
+    hi = P;
+  }
+  for (int32_t P : {lo, hi})
+    if (P && std::find(sides.begin(), sides.end(), P) == sides.end()) sides.push_back(P);
+  std::sort(sides.begin(), sides.end());
+  return sides;
+}
+
+namespace {
+
+// A position's cycles with the layers, hand-offs and classifier of the whole model: `layers` layers
+// costing what the probe's layers cost on average, `handoffs` hand-offs at the probe's price.
+uint64_t whole_model(const TokenCycles& tc, int64_t layers, int64_t handoffs) {
+  uint64_t sum = 0;
+  for (const LayerCycles& l : tc.layers) sum += l.total();
+  const uint64_t per_layer = tc.layers.empty() ? 0 : sum / uint64_t(tc.layers.size());
+  return uint64_t(layers) * per_layer + uint64_t(handoffs) * tc.handoff + tc.classifier;
+}
+
+}  // namespace
+
+PlacementChoice tune_placement(MPI_Comm comm, const MachineParams& mp, const ModelConfig& cfg,
+                               const MeshPlacementSpec& spec, int64_t prompt_tokens, bool gemm_prefill,
+                               const std::vector<int32_t>& sides,
+                               const std::function<void(const std::string&)>& progress) {
+  const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
+  PlacementChoice choice;
+  std::string last_error;
+  for (int32_t P : sides) {
+    PlacementCandidate c;
+    c.P = P;
+    MeshPlacementSpec s = spec;
+    s.P = P;
+    MeshPlacement pl;
+    try {
+      pl = MeshTransformer::plan(mesh, mp, cfg, s);
+    } catch (const std::exception& e) {
+      c.status = std::string("infeasible: ") + e.what();
+      last_error = e.what();
+      choice.candidates.push_back(c);
+      if (progress) progress("side " + std::to_string(P) + ": " + c.status);
+      continue;
+    }
+    c.layers_per_region = pl.layers_per_region;
+    c.layer_regions = int64_t(pl.layer_regions.size());
+    c.classifier_regions = int64_t(pl.classifier_regions.size());
+    // The probe: two layers on two regions (one when the whole model sits on one), timing only.
+    ModelConfig pc = cfg;
+    pc.layers = c.layer_regions > 1 ? 2 : 1;
+    pc.weights = "none";
+    const ShapeOnlySource src(pc);
+    MeshPlacementSpec ps = s;
+    ps.max_layers_per_region = 1;
+    ps.context = std::max<int64_t>(s.context, prompt_tokens + 2);
+    const std::vector<int> prompt = synthetic_prompt(prompt_tokens, 1, cfg.vocab, ps.context, ps.context);
+    const auto w0 = std::chrono::steady_clock::now();
+    try {
+      Fabric f(comm, mp);
+      MeshTransformer mt(f, src, ps);
+      const int64_t handoffs = c.layer_regions - 1;
+      int pos = 0;
+      if (gemm_prefill && prompt.size() > 1) {
+        mt.prefill(prompt);
+        c.prefill_cycles = whole_model(mt.last_token(), cfg.layers, handoffs);
+        pos = int(prompt.size());
+      } else {
+        for (; pos < int(prompt.size()); ++pos) {
+          mt.forward(prompt[size_t(pos)], pos);
+          c.prefill_cycles += whole_model(mt.last_token(), cfg.layers, handoffs);
+        }
+      }
+      mt.forward(0, pos);
+      mt.forward(0, pos + 1);
+      const TokenCycles& tc = mt.last_token();
+      c.decode_cycles = whole_model(tc, cfg.layers, handoffs);
+      c.layer_decode_cycles = whole_model(tc, 1, 0) - tc.classifier;
+      c.handoff_decode_cycles = tc.handoff;
+      c.classifier_decode_cycles = tc.classifier;
+    } catch (const LimitError& e) {  // e.g. the prompt's MeshGEMM tiles beside the weights
+      c.status = std::string("infeasible: ") + e.what();
+      last_error = e.what();
+    }
+    c.probe_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    if (progress)
+      progress("side " + std::to_string(P) + ": " +
+               (c.ok() ? std::to_string(c.decode_cycles) + " cycles per token, " + std::to_string(c.prefill_cycles) +
+                             " to first token"
+                       : c.status));
+    choice.candidates.push_back(c);
+  }
+  const PlacementCandidate* best = nullptr;
+  for (const PlacementCandidate& c : choice.candidates) {
+    if (!c.ok()) continue;
+    if (!best || c.decode_cycles < best->decode_cycles ||
+        (c.decode_cycles == best->decode_cycles && c.prefill_cycles < best->prefill_cycles))
+      best = &c;
+  }
+  if (!best)
+    throw LimitError("model " + cfg.name + ": no region side of " + std::to_string(sides.size()) +
+                     " tried fits the " + std::to_string(mesh.width) + " x " + std::to_string(mesh.height) +
+                     " mesh (the last: " + last_error + ")");
+  choice.P = best->P;
+  return choice;
+}
+
+}  // namespace wm::model

@@ -1,0 +1,130 @@
+// The placement tuner: each candidate's probe (two layers, timing only) predicts the whole model's
+// decode cycles of the second decoded token within 0.1% (exactly on one region), and its time to
+// first token within 0.1% (token by token) or 0.2% (MeshGEMM prefill), as
+// the full placement at that side gives them; the chosen side has the least decode time; sides
+// the model does not fit are kept with the reason. At 1, 2 and 4 ranks.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "fabric_test_util.hpp"
+#include "stories260K.hpp"
+#include "wafermesh/model/generate.hpp"
+#include "wafermesh/model/placement_tuning.hpp"
+#include "wafermesh/model/weights.hpp"
+
+using namespace wm;
+using namespace wm::model;
+using namespace wm::model::testing_support;
+
+namespace {
+
+struct Actual {
+  uint64_t prefill = 0, decode = 0;
+  size_t regions = 0;
+};
+
+// The full placement at side P (timing only): the prompt, then two tokens; the second's cycles.
+Actual actual(const MachineParams& mp, const ModelConfig& cfg, const MeshPlacementSpec& spec,
+              const std::vector<int>& prompt, bool gemm) {
+  ModelConfig none = cfg;
+  none.weights = "none";
+  const ShapeOnlySource src(none);
+  Fabric f(MPI_COMM_WORLD, mp);
+  MeshTransformer mt(f, src, spec);
+  Actual a;
+  a.regions = mt.placement().layer_regions.size();
+  int pos = 0;
+  if (gemm) {
+    mt.prefill(prompt);
+    a.prefill = mt.last_token().total;
+    pos = int(prompt.size());
+  } else {
+    for (; pos < int(prompt.size()); ++pos) {
+      mt.forward(prompt[size_t(pos)], pos);
+      a.prefill += mt.last_token().total;
+    }
+  }
+  mt.forward(0, pos);
+  mt.forward(0, pos + 1);
+  a.decode = mt.last_token().total;
+  return a;
+}
+
+void check(const MachineParams& mp, const ModelConfig& cfg, const std::vector<int32_t>& sides, bool gemm,
+           const std::string& what) {
+  MeshPlacementSpec spec;
+  const int64_t n = 6;
+  spec.context = n + 2;
+  const std::vector<int> prompt = synthetic_prompt(n, 1, cfg.vocab, spec.context, spec.context);
+  const PlacementChoice c = tune_placement(MPI_COMM_WORLD, mp, cfg, spec, n, gemm, sides);
+  ASSERT_EQ(c.candidates.size(), sides.size()) << what;
+  uint64_t best = 0;
+  bool several = false;
+  for (const PlacementCandidate& k : c.candidates) {
+    if (!k.ok()) continue;
+    if (best == 0 || k.decode_cycles < best) best = k.decode_cycles;
+    MeshPlacementSpec s = spec;
+    s.P = k.P;
+    const Actual a = actual(mp, cfg, s, prompt, gemm);
+    const std::string at = what + ", side " + std::to_string(k.P);
+    EXPECT_EQ(int64_t(a.regions), k.layer_regions) << at;
+    several = several || a.regions > 2;
+    if (a.regions == 1) {  // no hand-off: the probe's layer is every layer
+      EXPECT_EQ(k.decode_cycles, a.decode) << at;
+    }
+    // hand-offs between bands, and the classifier's chain, cross a little more or less
+    EXPECT_LE(std::llabs(int64_t(k.decode_cycles) - int64_t(a.decode)) * 1000, int64_t(a.decode))
+        << at << ": decode estimate " << k.decode_cycles << " vs " << a.decode;
+    if (gemm) {  // the MeshGEMM pass's layers differ by a few cycles: the probe's mean, within 0.2%
+      EXPECT_LE(std::llabs(int64_t(k.prefill_cycles) - int64_t(a.prefill)) * 500, int64_t(a.prefill))
+          << at << ": prompt estimate " << k.prefill_cycles << " vs " << a.prefill;
+    } else {
+      EXPECT_LE(std::llabs(int64_t(k.prefill_cycles) - int64_t(a.prefill)) * 1000, int64_t(a.prefill))
+          << at << ": prompt estimate " << k.prefill_cycles << " vs " << a.prefill;
+    }
+  }
+  EXPECT_TRUE(several) << what << ": meant to include a placement over more than two regions";
+  for (const PlacementCandidate& k : c.candidates)
+    if (k.P == c.P) EXPECT_EQ(k.decode_cycles, best) << what;
+}
+
+}  // namespace
+
+TEST(PlacementTuning, ProbesPredictTheFullPlacement) {
+  ASSERT_TRUE(stories_present("stories260K.bin"));
+  MachineParams mp;  // fitted costs
+  mp.width_pes = 24;
+  mp.height_pes = 20;
+  for (bool gemm : {true, false}) {
+    const std::string how = gemm ? ", MeshGEMM prefill" : ", token by token";
+    mp.sram_bytes = 24 * 1024;  // one stories260K layer per 4 x 4 region: five regions, hand-offs
+    check(mp, stories_config(), {4, 5, 6, 8}, gemm, "stories260K fp32" + how);  // 5: odd kv blocks
+    ModelConfig t = stories_config();
+    t.ternary = true;
+    mp.sram_bytes = 8 * 1024;
+    check(mp, t, {4, 6, 8}, gemm, "stories260K ternarised" + how);
+  }
+}
+
+TEST(PlacementTuning, SidesThatDoNotFitAreKeptWithTheReason) {
+  MachineParams mp;
+  mp.width_pes = 24;
+  mp.height_pes = 20;
+  ModelConfig cfg = stories_config();
+  MeshPlacementSpec spec;
+  spec.context = 8;
+  // 1: a layer is more than a PE's SRAM; 12: kv_dim 32 in blocks of 3 (RoPE pairs over the NoC);
+  // 30: larger than the mesh.
+  const PlacementChoice c = tune_placement(MPI_COMM_WORLD, mp, cfg, spec, 4, true, {1, 8, 12, 30});
+  ASSERT_EQ(c.candidates.size(), 4u);
+  EXPECT_NE(c.candidates[0].status.find("pe.sram_bytes = 49152"), std::string::npos) << c.candidates[0].status;
+  EXPECT_TRUE(c.candidates[1].ok()) << c.candidates[1].status;
+  EXPECT_TRUE(c.candidates[2].ok()) << c.candidates[2].status;
+  EXPECT_NE(c.candidates[3].status.find("does not fit"), std::string::npos) << c.candidates[3].status;
+  EXPECT_TRUE(c.P == 8 || c.P == 12);
+  mp.sram_bytes = 1000;
+  EXPECT_THROW(tune_placement(MPI_COMM_WORLD, mp, cfg, spec, 4, true, {8, 12}), LimitError);
+}
