@@ -101,7 +101,8 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   MeshPlacement pl;
   const Region probe{0, 0, P, P};
   uint64_t weights = 0;
-  for (const dist::GemvSpec* s : ProjectionSpecs(d, probe, spec.allreduce).all())
+  const ProjectionSpecs projections(d, probe, spec.allreduce);  // named: all() points into it
+  for (const dist::GemvSpec* s : projections.all())
     weights += dist::gemv_block_bytes(*s, cfg.ternary);
   const bool relu2 = cfg.ffn == "relu2";
   const uint64_t norms = 4 * uint64_t(2 * d.dim_block + (relu2 ? d.query_block + d.hidden_block : 0));
