@@ -101,7 +101,8 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   MeshPlacement pl;
   const Region probe{0, 0, P, P};
   uint64_t weights = 0;
-  for (const dist::GemvSpec* s : ProjectionSpecs(d, probe, spec.allreduce).all())
+  const ProjectionSpecs projections(d, probe, spec.allreduce);  // named: all() points into it
+  for (const dist::GemvSpec* s : projections.all())
     weights += dist::gemv_block_bytes(*s, cfg.ternary, mp);
   const bool relu2 = cfg.ffn == "relu2";
   const uint64_t fp = mp.wafer_fp_bytes();  // an fp element on the wafer (wafer.dtype)
@@ -125,7 +126,7 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   if (spec.prefill_tokens > 1) {
     const uint64_t rb = uint64_t(ceil_div(spec.prefill_tokens, P));
     uint64_t block = 0;
-    for (const dist::GemvSpec* s : ProjectionSpecs(d, probe, spec.allreduce).all())
+    for (const dist::GemvSpec* s : projections.all())
       block = std::max(block, dist::gemv_block_bytes(*s, cfg.ternary, mp));
     const uint64_t out = uint64_t(std::max({d.dim_block, d.hidden_block, d.query_block}));
     pl.prefill_bytes_per_pe = rb * pl.scratch_bytes_per_pe + 2 * block + 2 * rb * out * act;

@@ -89,7 +89,8 @@ void MeshTransformer::Impl::place(const ProgressFn& progress) {
     uint64_t bytes = 0;
     for (int64_t l = 0; l < cfg.layers; ++l) {
       const Region& R = pl.layer_regions[size_t(pl.region_of_layer[size_t(l)])];
-      for (const dist::GemvSpec* s : ProjectionSpecs(d, R, spec.allreduce).all())
+      const ProjectionSpecs ps(d, R, spec.allreduce);  // named: all() points into it
+      for (const dist::GemvSpec* s : ps.all())
         bytes += dist::gemv_host_block_bytes(*s) * uint64_t(R.intersect(f.block()).size());
     }
     weights_arena = std::make_unique<kernels::HugePageArena>(bytes + bytes / 4 + (uint64_t(4) << 20));

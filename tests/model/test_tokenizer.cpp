@@ -288,9 +288,11 @@ TEST(TokenizerMerges, CharacterWithoutATokenOrByteTokensIsAnError) {
   std::filesystem::remove_all(dir);
 }
 
-// A 1 MB prompt (story text with some UTF-8 and stray bytes) is encoded in well under a second;
-// the quadratic reference needs minutes for 100 KB. Sanitizer builds run about 10 times slower.
-TEST_F(Tok512, OneMegabytePromptIsEncodedInUnderASecond) {
+// A 1 MB prompt (story text with some UTF-8 and stray bytes) is encoded in linear time: about 0.3 s
+// on an idle 2-core machine (README), where the quadratic reference needs minutes for 100 KB. The
+// bound only tells the two apart, with room for a loaded machine; sanitizer builds run about 10
+// times slower.
+TEST_F(Tok512, OneMegabytePromptIsEncodedInLinearTime) {
   std::mt19937_64 rng(1);
   std::string text;
   while (text.size() < (std::size_t(1) << 20)) text += random_text(rng, *tok_, 64);
@@ -298,9 +300,9 @@ TEST_F(Tok512, OneMegabytePromptIsEncodedInUnderASecond) {
   const std::vector<int> ids = tok_->encode(text);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 #ifdef WM_SANITIZE
-  constexpr double kLimit = 10.0;
+  constexpr double kLimit = 60.0;
 #else
-  constexpr double kLimit = 1.0;
+  constexpr double kLimit = 6.0;
 #endif
   EXPECT_LT(s, kLimit) << ids.size() << " tokens";
   EXPECT_GT(ids.size(), std::size_t(100000));
