@@ -95,6 +95,7 @@ dist::GemmSpec PromptPass::gemm_spec(const Region& R, int64_t M, int64_t K, int6
   gs.K = K;
   gs.N = N;
   gs.transpose_b = transpose_b;
+  gs.compute = !m_.timing_only;  // timing only: every GEMM (projections and attention) charged, not computed
   return gs;
 }
 
@@ -190,8 +191,7 @@ PromptCodes PromptPass::quantize(RowAllreduces& ar, const PromptLayout& lay, con
 PromptTiles PromptPass::project(const PromptLayout& lay, const Layer& L, const Projection& p, const PromptTiles& x,
                                 const PromptCodes& xq, LayerCycles& lc, Stamp& clk, const std::string& name) {
   const WeightReader::Matrix w = m_.weights.read(p.tensor, L.index, p.layout, p.spec.M, p.spec.K);
-  dist::GemmSpec gs = gemm_spec(lay.R, n_, p.spec.K, p.spec.M, true);  // C = X W^T
-  gs.compute = !m_.timing_only;  // timing only: no weights, the products charged and not computed
+  const dist::GemmSpec gs = gemm_spec(lay.R, n_, p.spec.K, p.spec.M, true);  // C = X W^T
   dist::GemmReport rep;
   const int64_t W = ceil_div(p.spec.M, lay.side());
   PromptTiles y;
