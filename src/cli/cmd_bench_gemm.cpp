@@ -16,6 +16,7 @@
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/io/results_file.hpp"
 #include "wafermesh/kernels/activations.hpp"
@@ -88,14 +89,19 @@ std::vector<float> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemmBenchOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                      "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
                          "Runs C = A B (or A B^T) of random fp32 (or int8 x ternary) operands with each algorithm on each P x P region\n"
                          "and prints virtual cycles (total, compute, communication on the critical path), longest\n"
                          "hop, route entries and SRAM per PE, NoC bytes and the emulation's wall time. A point whose\n"
                          "tiles or routes do not fit the machine is reported as infeasible with the reason.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
+  TraceFile trace(trace_opts, mp);
   std::ostream& out = *ctx.out;
   // Every point's geometry is checked before anything runs or prints.
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
@@ -222,8 +228,18 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       dist::GemmReport r;
       try {
         auto f = std::make_unique<Fabric>(ctx.comm, mp);  // a fresh machine per point: clocks start at zero
+        std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(*f);
         r = ternary ? dist::gemm_ternary(*f, s, timing_only ? nullptr : Aq.data(), timing_only ? nullptr : Bq.data(), nullptr)
                     : dist::gemm_f32(*f, s, timing_only ? nullptr : A.data(), timing_only ? nullptr : B.data(), nullptr);
+        if (trace.on()) {
+          const Region R{s.origin.x, s.origin.y, s.P, s.P};
+          trace.add_point(name + " P=" + std::to_string(P), "region " + R.str(), "GEMM " + name, f->max_clock(R),
+                          r.total_cycles,
+                          {{"compute_cycles", int64_t(r.compute_cycles)},
+                           {"comm_cycles", int64_t(r.comm_cycles)},
+                           {"noc_bytes", int64_t(r.noc_bytes)}},
+                          pe_trace.get());
+        }
         if (single) {
           kept = std::move(f);
           kept_region = Region{s.origin.x, s.origin.y, s.P, s.P};
@@ -254,6 +270,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
     write_results_with_maps(ctx, opts, mp, o.output, "gemm", t, o.seed, *kept, kept_region);
   else
     write_bench_results(ctx, opts, mp, o.output, "gemm", t, o.seed);
+  trace.write(ctx);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
@@ -62,12 +63,17 @@ struct GemvBenchOptions {
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemvBenchOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                                  "usage: wafermesh bench gemv [--config FILE] [options]\n\n"
                                  "y = W x on P x P regions with each allreduce; virtual figures, wall time, and the ratio of\n"
                                  "the emulation's wall time to the bare kernel GEMV of the whole matrix.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
+  TraceFile trace(trace_opts, mp);
   std::ostream& out = *ctx.out;
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   auto spec_for = [&](const std::string& ar, int64_t P) {
@@ -162,6 +168,7 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
       dist::GemvReport best;
       try {
         Fabric f(ctx.comm, mp);
+        std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
         std::unique_ptr<dist::MeshGemvTernary> gt;
         std::unique_ptr<dist::MeshGemvF32> gf;
         if (ternary) gt = std::make_unique<dist::MeshGemvTernary>(f, s, Wt.data());
@@ -169,6 +176,13 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
         for (int64_t r = 0; r < o.repeats; ++r) {
           const dist::GemvReport rep = ternary ? gt->run(xt.data(), nullptr) : gf->run(xf.data(), nullptr);
           if (r == 0 || rep.wall_s < best.wall_s) best = rep;
+        }
+        if (trace.on()) {  // the last run's span (every run has the same cycles)
+          const Region R{s.origin.x, s.origin.y, s.P, s.P};
+          trace.add_point(ar + " P=" + std::to_string(P), "region " + R.str(), "GEMV (" + ar + " allreduce)",
+                          f.max_clock(R), best.total_cycles,
+                          {{"compute_cycles", int64_t(best.compute_cycles)}, {"comm_cycles", int64_t(best.comm_cycles)}},
+                          pe_trace.get());
         }
       } catch (const LimitError& e) {
         status = std::string("infeasible: ") + e.what();
@@ -192,6 +206,7 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
       out << "\n" << std::flush;
     }
   write_bench_results(ctx, opts, mp, o.output, "gemv", t, o.seed);
+  trace.write(ctx);
   return 0;
 }
 

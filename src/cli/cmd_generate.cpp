@@ -17,6 +17,7 @@
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
@@ -163,14 +164,18 @@ std::string fmt(double v, int prec) {
 int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GenerateOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                      "usage: wafermesh generate [--config FILE] [--model FILE] [--prompt TEXT] [options]\n\n"
                      "Runs a transformer placed on the emulated wafer: decode runs every projection as a\n"
                      "MeshGEMV with attention over a KV cache on the mesh; a prompt is prefilled with every\n"
                      "projection as a MeshGEMM. Prints the text as it is produced, then the wafer's figures\n"
                      "(virtual time at pe.clock_ghz) and the emulation's.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
   std::ostream& out = *ctx.out;
   // The shape: from a self-describing checkpoint (GGUF, Hugging Face directory), checked against
   // --model when that is given too; otherwise from the model config.
@@ -263,6 +268,9 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     if (show_progress) std::cerr << "\r[generate] " << line << "   " << std::flush;
   };
   model::MeshTransformer mt(f, *source, spec, progress);
+  TraceFile trace(trace_opts, mp);
+  std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
+  if (trace.on()) mt.set_tracing(true);
   if (show_progress) std::cerr << "\r\033[K" << std::flush;
   const double place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   const model::MeshPlacement& pl = mt.placement();
@@ -464,6 +472,19 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     write_results_with_maps(ctx, opts, mp, o.output, "generate", summary, o.seed, f, whole, extra);
   } else if (!o.output.empty() || ctx.sink) {
     write_bench_results(ctx, opts, mp, o.output, "generate", summary, o.seed, extra);
+  }
+  if (trace.on()) {
+    std::vector<TracedPosition> tp;
+    for (int64_t i = 0; i < n; ++i) {
+      const Pos& p = positions[size_t(i)];
+      tp.push_back({p.covers > 1 ? "prefill (" + std::to_string(p.covers) + " tokens)"
+                                 : (i < first ? "prompt position " : "decode position ") + std::to_string(p.first),
+                    &p.tc});
+    }
+    trace_generate(trace, pl, tp);
+    if (pe_trace) trace.add_pes(trace.new_process("PEs " + pe_trace->window().str()), *pe_trace);
+    pe_trace.reset();
+    trace.write(ctx);
   }
   return 0;
 }

@@ -121,6 +121,21 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   return c;
 }
 
+Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {
+  const size_t i = owned_index(x, y);
+  flush_counters();
+  PeTimes t;
+  t.clock_cycles = clock_[i];
+  t.compute_cycles = compute_[i];
+  t.inject_cycles = traffic_[i].inject_cycles;
+  t.bytes_sent = traffic_[i].bytes_sent;
+  uint64_t use = sram_all_[size_t(mesh_.id(x, y))];
+  for (const SramRegion& r : sram_regions_)  // charges still pending on a taken-up region
+    if (r.r.contains(x, y)) use = uint64_t(int64_t(use) + r.pending);
+  t.sram_bytes = use;
+  return t;
+}
+
 uint64_t Fabric::max_clock_local(const Region& r) const {
   const Region l = r.intersect(block_);
   uint64_t mx = 0;
@@ -147,7 +162,10 @@ std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
   return {sram_peak_local(r), routes};
 }
 
-void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) { charge_index(owned_index(x, y), macs); }
+void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs) {
+  charge_index(owned_index(x, y), macs);
+  observe();
+}
 
 void Fabric::charge_compute(const Region& r, uint64_t macs_each) {
   const Region l = r.intersect(block_);
@@ -161,6 +179,7 @@ void Fabric::charge_compute(const Region& r, uint64_t macs_each) {
       cp[x] += cyc;
     }
   }
+  observe();
 }
 
 void Fabric::charge_cycles(const Region& r, uint64_t cycles) {
@@ -174,6 +193,7 @@ void Fabric::charge_cycles(const Region& r, uint64_t cycles) {
       cp[x] += cycles;
     }
   }
+  observe();
 }
 
 void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
@@ -183,6 +203,7 @@ void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     for (int32_t x = 0; x < l.w; ++x) ck[x] += cycles;
   }
+  observe();
 }
 
 void Fabric::barrier_clocks(const Region& r) {
@@ -203,6 +224,7 @@ void Fabric::advance_clocks(const Region& r, uint64_t t) {
     uint64_t* row = clock_.data() + local_index(l.x0, y);
     for (int32_t x = 0; x < l.w; ++x) row[x] = std::max(row[x], t);
   }
+  observe();
 }
 
 void Fabric::reset_peaks() {

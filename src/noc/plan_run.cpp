@@ -292,6 +292,7 @@ void Fabric::wait_arrivals() {
     pending_msgs_[i] = 0;
   }
   pending_list_.clear();
+  observe();
 }
 
 void Fabric::spill_deferred(Compiled& c) {
@@ -520,6 +521,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   }
   // A step that does not defer completes, with the arrivals earlier deferred steps left waiting.
   if (keep && !defer) wait_arrivals();
+  else observe();
 }
 
 }  // namespace wm

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -218,6 +219,7 @@ class Fabric {
     const Region l = r.intersect(block_);
     for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
       for (int32_t x = l.x0; x < l.x0 + l.w; ++x) charge_index(local_index(x, y), macs_of(x, y));
+    observe();
   }
   // Applies pending arrivals: clock = max(clock, latest arrival); the difference is stall time.
   void wait_arrivals();
@@ -232,6 +234,21 @@ class Fabric {
   // Raises the clock of every local PE of `r` to at least t (the PEs wait for data from the host).
   void advance_clocks(const Region& r, uint64_t t);
 
+  // ---- observing the PEs (traces) ----
+  // f() runs on this rank after every operation that may change a local PE's clock, counters or
+  // SRAM use (compute charges, steps, arrivals, clock changes, SRAM charges); empty: none. For
+  // traces of a few PEs (noc/pe_trace.hpp); the engine's own work is unchanged.
+  void set_observer(std::function<void()> f) { observer_ = std::move(f); }
+  // What a trace of local PE (x, y) shows, as of now (counters of executed steps brought up to date).
+  struct PeTimes {
+    uint64_t clock_cycles = 0, compute_cycles = 0, inject_cycles = 0, sram_bytes = 0, bytes_sent = 0;
+    friend bool operator==(const PeTimes&, const PeTimes&) = default;
+  };
+  PeTimes pe_times(int32_t x, int32_t y) const;
+  // The highest SRAM use of any PE of `r` now. Every rank keeps every PE's use, so this is local
+  // and the same on every rank.
+  uint64_t sram_in_use_max(const Region& r) const;
+
   // ---- SRAM accounting (called by TileBuf) ----
   // Collective: every rank calls it with the same arguments (no communication: every rank keeps
   // the use of every PE). Throws LimitError on every rank when some PE of `r` would exceed
@@ -244,6 +261,7 @@ class Fabric {
     requires std::is_invocable_v<What>
   void sram_acquire(const Region& r, uint64_t bytes_each, What&& what) {
     if (!sram_try_acquire(r, bytes_each)) throw_sram(r, bytes_each, std::string(what()));
+    observe();
   }
   void sram_release(const Region& r, uint64_t bytes_each);
 
@@ -402,6 +420,10 @@ class Fabric {
     std::vector<std::pair<uint32_t, uint32_t>> routes;  // (local PE, entries)
   };
   std::map<std::string, SharedRoutes> shared_routes_;
+  std::function<void()> observer_;
+  void observe() const {
+    if (observer_) observer_();
+  }
   bool peaks_held_ = false;
   uint64_t peaks_version_ = 0;
   MpiComm line_comm_[2];  // along X, along Y; made at first use
