@@ -201,7 +201,8 @@ void MeshTransformer::Impl::classify(std::unique_ptr<TileBuf<float>>& x, TokenCy
   tc.classifier = end - clocks[size_t(t)];
   prev_end = end;
   tc.spans = clock.take_spans();
-  tc.spans.push_back({"final norm + classifier", PhaseSpan::Kind::classifier, -1, -1, clocks[size_t(t)], end, 0});
+  tc.spans.push_back({"final norm + classifier", PhaseSpan::Kind::classifier, -1, -1, clocks[size_t(t)], end, 0,
+                      clock.settled_work(ends.back()) - clock.settled_work(t)});
   tc.sram = clock.take_sram();
 }
 
@@ -217,6 +218,7 @@ uint64_t MeshTransformer::Impl::begin_token() {
   f.advance_clocks(R0, prev_end);
   const uint64_t start = std::max(prev_end, clock.now(R0));
   f.advance_clocks(R0, start);
+  work_at_start = f.work();
   return start;
 }
 
@@ -225,6 +227,7 @@ const float* MeshTransformer::Impl::end_token(std::unique_ptr<TileBuf<float>>& x
   classify(x, tc);
   tc.start = start;
   tc.total = prev_end - start;
+  tc.work = f.work() - work_at_start;
   if (tracing) tc.noc_bytes = region_bytes_sent();
   tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
   last = std::move(tc);

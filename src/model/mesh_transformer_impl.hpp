@@ -168,6 +168,7 @@ struct MeshTransformer::Impl {
   std::vector<float> logits;
   TokenCycles last;
   uint64_t prev_end = 0;  // virtual time the previous token's logits were ready
+  WorkCounts work_at_start;  // the mesh's work when the current position began
   PositionClock clock;
   // Traces (set_tracing): SRAM samples at the stamps, bytes sent per region and position.
   bool tracing = false;

@@ -11,7 +11,9 @@
 //
 // Every lap is also kept as a span (PhaseSpan: its name, what it counts as, its layer and region,
 // its settled start and end), so a trace shows exactly the cycles the figures add up: a layer's
-// laps chain from one stamp to the next, and their spans tile the layer.
+// laps chain from one stamp to the next, and their spans tile the layer. A stamp also notes this
+// rank's work totals (Fabric::work_local, no pass over the PEs); summed over the ranks at settle(),
+// they give each span the work of the whole mesh between its stamps (its energy).
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -56,6 +58,8 @@ class PositionClock {
   // The spans of the laps applied by the last settle() (and the SRAM samples), handed over once.
   std::vector<PhaseSpan> take_spans() { return std::move(spans_); }
   std::vector<SramSample> take_sram() { return std::move(sram_); }
+  // The mesh's work totals at a stamp of the last settle().
+  const WorkCounts& settled_work(Stamp s) const { return settled_work_[size_t(s)]; }
   // Forgets the stamps and laps of a position that did not finish (an error thrown mid-way).
   void discard();
   // The latest clock of R over all ranks now, noting its peaks. Collective.
@@ -86,6 +90,8 @@ class PositionClock {
 
   Fabric& f_;
   std::vector<uint64_t> stamps_;  // local maxima until settle()
+  std::vector<WorkCounts> work_;  // this rank's work totals at each stamp until settle()
+  std::vector<WorkCounts> settled_work_;
   std::vector<Lap> laps_;
   int32_t layer_ = -1, region_ = -1;
   std::vector<PhaseSpan> spans_;

@@ -108,6 +108,7 @@ struct PhaseSpan {
   int32_t region = -1;    // index into MeshPlacement::layer_regions; -1: the classifier regions
   uint64_t start = 0, end = 0;  // cycles
   uint64_t compute = 0;   // gemv: the first `compute` cycles are its block's multiply-accumulates, the rest its reduction
+  WorkCounts work;        // what every PE of the mesh did during the span (energy)
 };
 // SRAM in use on a layer region at one stamp (traces): the most any of its PEs holds.
 struct SramSample {
@@ -121,6 +122,7 @@ struct TokenCycles {
   uint64_t handoff = 0;           // moving the vector between regions
   uint64_t classifier = 0;        // final norm and logits
   double wall_s = 0;              // emulation wall time of forward() (slowest rank)
+  WorkCounts work;                // what every PE of the mesh did meanwhile (its energy: noc/energy.hpp)
   std::vector<PhaseSpan> spans;   // every lap of the position, in order
   std::vector<SramSample> sram;   // with MeshTransformer::set_tracing(true) only
   std::vector<uint64_t> noc_bytes;  // with tracing: bytes each layer region sent during the position
