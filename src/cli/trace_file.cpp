@@ -195,11 +195,11 @@ void trace_generate(TraceFile& trace, const model::MeshPlacement& pl, const std:
         else if (s.kind == PhaseSpan::Kind::allreduce) sum[1] += dur;
         else if (s.kind == PhaseSpan::Kind::kv) sum[2] += dur;
       }
-      j.span(regions, tid, s.name, kind_name(s.kind), s.start, dur, args);
+      j.span(regions, tid, s.name, kind_name(s.kind), s.start, dur, args, 2);
       if (s.kind == PhaseSpan::Kind::gemv) {
-        if (s.compute) j.span(regions, tid, "multiply-accumulate", "compute", s.start, s.compute, args);
+        if (s.compute) j.span(regions, tid, "multiply-accumulate", "compute", s.start, s.compute, args, 3);
         if (dur > s.compute)
-          j.span(regions, tid, "reduction", "allreduce", s.start + s.compute, dur - s.compute, args);
+          j.span(regions, tid, "reduction", "allreduce", s.start + s.compute, dur - s.compute, args, 3);
       }
     }
     for (const auto& [l, e] : layer_ext) {
@@ -210,7 +210,8 @@ void trace_generate(TraceFile& trace, const model::MeshPlacement& pl, const std:
               {"layer", int64_t(l)},
               {"compute_cycles", int64_t(sum[0])},
               {"allreduce_cycles", int64_t(sum[1])},
-              {"kv_cycles", int64_t(sum[2])}});
+              {"kv_cycles", int64_t(sum[2])}},
+             1);
     }
     for (size_t r = 0; r < nr; ++r) {
       const Extent& e = region_ext[r];

@@ -41,9 +41,11 @@ std::string value_text(const TraceJson::Value& v) {
 }
 }  // namespace
 
-std::string TraceJson::us(uint64_t cycles) const {
+int64_t TraceJson::ns(uint64_t cycles) const { return std::llround(double(cycles) * 1e3 / cycles_per_us_); }
+
+std::string TraceJson::us_text(int64_t ns) {
   char b[48];
-  std::snprintf(b, sizeof b, "%.6f", double(cycles) / cycles_per_us_);
+  std::snprintf(b, sizeof b, "%lld.%03lld", static_cast<long long>(ns / 1000), static_cast<long long>(ns % 1000));
   return b;
 }
 
@@ -62,20 +64,20 @@ void TraceJson::thread(int pid, int tid, const std::string& name, int sort_index
 }
 
 void TraceJson::span(int pid, int tid, const std::string& name, const std::string& category, uint64_t start,
-                     uint64_t cycles, Args args) {
+                     uint64_t cycles, Args args, int depth) {
   std::string e = "{\"ph\":\"X\",\"pid\":" + std::to_string(pid) + ",\"tid\":" + std::to_string(tid) +
-                  ",\"name\":" + json_quote(name) + ",\"cat\":" + json_quote(category) + ",\"ts\":" + us(start) +
-                  ",\"dur\":" + us(cycles) + ",\"args\":{\"start_cycle\":" + std::to_string(start) +
+                  ",\"name\":" + json_quote(name) + ",\"cat\":" + json_quote(category) + ",\"ts\":" + us_text(ns(start)) +
+                  ",\"dur\":" + us_text(ns(start + cycles) - ns(start)) + ",\"args\":{\"start_cycle\":" + std::to_string(start) +
                   ",\"cycles\":" + std::to_string(cycles);
   for (const auto& [k, v] : args) e += "," + json_quote(k) + ":" + value_text(v);
   e += "}}";
-  spans_.push_back({pid, tid, start, cycles, std::move(e)});
+  spans_.push_back({pid, tid, start, cycles, depth, std::move(e)});
 }
 
 void TraceJson::counter(int pid, const std::string& name, uint64_t at,
                         const std::vector<std::pair<std::string, double>>& series) {
   std::string e = "{\"ph\":\"C\",\"pid\":" + std::to_string(pid) + ",\"name\":" + json_quote(name) +
-                  ",\"ts\":" + us(at) + ",\"args\":{";
+                  ",\"ts\":" + us_text(ns(at)) + ",\"args\":{";
   for (size_t i = 0; i < series.size(); ++i)
     e += (i ? "," : "") + json_quote(series[i].first) + ":" + number(series[i].second);
   e += "}}";
@@ -92,12 +94,13 @@ std::string TraceJson::text() const {
     if (a->pid != b->pid) return a->pid < b->pid;
     if (a->tid != b->tid) return a->tid < b->tid;
     if (a->start != b->start) return a->start < b->start;
-    return a->cycles > b->cycles;  // the enclosing span first
+    if (a->cycles != b->cycles) return a->cycles > b->cycles;  // the enclosing span first
+    return a->depth < b->depth;
   });
   std::vector<const std::pair<std::pair<int, uint64_t>, std::string>*> cs;
   for (const auto& c : counters_) cs.push_back(&c);
   std::stable_sort(cs.begin(), cs.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-  std::string o = "{\"displayTimeUnit\":\"ns\",\"otherData\":{";
+  std::string o = "{\"otherData\":{";
   for (size_t i = 0; i < notes_.size(); ++i)
     o += (i ? "," : "") + json_quote(notes_[i].first) + ":" + json_quote(notes_[i].second);
   o += "},\"traceEvents\":[\n";

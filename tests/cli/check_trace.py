@@ -4,8 +4,9 @@
 usage: check_trace.py TRACE.json RESULTS.h5
 
 Every check prints one line, "ok - ..." or "FAIL - ...", and the exit code is the number of failures.
-  * the file is trace-event JSON: a traceEvents array of M, X and C events, ts/dur in microseconds
-    equal to the integer cycles in args at the clock the trace names;
+  * the file is trace-event JSON: a traceEvents array of M, X and C events, ts and ts + dur in
+    microseconds equal to the integer cycles in args at the clock the trace names, rounded to the
+    nanosecond;
   * spans nest on every track: a span that starts inside another ends inside it;
   * on the layer-region tracks every layer span holds its phase spans, which tile it with no gap;
   * per position and layer, the leaf spans (phases, and a GEMV's or GEMM's multiply-accumulate and
@@ -49,11 +50,15 @@ if set(kinds) <= {"M", "X", "C"} and kinds["X"] > 0 and kinds["M"] > 0:
 else:
     bad("unexpected event kinds %s" % dict(kinds))
 spans = [e for e in events if e["ph"] == "X"]
+def ns(cycles):
+    return round(cycles * 1000 / cycles_per_us)
+
+
 wrong_time = [e for e in spans
-              if abs(e["ts"] - e["args"]["start_cycle"] / cycles_per_us) > 1e-6 + 1e-12 * e["ts"]
-              or abs(e["dur"] - e["args"]["cycles"] / cycles_per_us) > 1e-6 + 1e-12 * e["dur"]]
+              if round(e["ts"] * 1000) != ns(e["args"]["start_cycle"])
+              or round((e["ts"] + e["dur"]) * 1000) != ns(e["args"]["start_cycle"] + e["args"]["cycles"])]
 if not wrong_time:
-    ok("%d spans: ts and dur are their cycles at %.1f cycles/us" % (len(spans), cycles_per_us))
+    ok("%d spans: ts and ts + dur are their cycles at %.1f cycles/us, in whole ns" % (len(spans), cycles_per_us))
 else:
     bad("%d spans whose ts/dur differ from their cycles, e.g. %s" % (len(wrong_time), wrong_time[0]))
 

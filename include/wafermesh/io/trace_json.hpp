@@ -7,11 +7,13 @@
 // Spans of one track nest by time: a span that lies inside another is drawn beneath it.
 //
 // Times are given in integer cycles of a clock and written in microseconds, as the format wants
-// them, with six decimals (a picosecond), so every cycle of a GHz clock stays distinct; the cycle
-// figures themselves go into each span's "args" (start_cycle, cycles) for exact arithmetic.
-// Events are written sorted by track, start and longest first, so a parent precedes the spans it
-// contains and the text does not depend on the order in which events were added. Generic: knows
-// no model or algorithm.
+// them, rounded to whole nanoseconds (three decimals): viewers keep times as integer nanoseconds,
+// and a span ends exactly where the next one starts when both come from one rounded figure
+// (end = round(start + cycles), never round(start) + round(cycles)). The cycle figures themselves
+// go into each span's "args" (start_cycle, cycles) for exact arithmetic. No "displayTimeUnit" is
+// written: some viewers take "ns" there to mean nanosecond timestamps.
+// Events are written sorted by track, start, longest first and depth, so a parent precedes the
+// spans it contains. Generic: knows no model or algorithm.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -32,8 +34,9 @@ class TraceJson {
   void process(int pid, const std::string& name, int sort_index);
   void thread(int pid, int tid, const std::string& name, int sort_index);
   // A span [start, start + cycles) on track (pid, tid). Its args carry start_cycle and cycles too.
+  // `depth` orders spans of equal extent (the outer one has the smaller depth).
   void span(int pid, int tid, const std::string& name, const std::string& category, uint64_t start, uint64_t cycles,
-            Args args = {});
+            Args args = {}, int depth = 0);
   // A counter sample of process pid at `at`: each series of `name` holds its value until the next
   // sample of `name`.
   void counter(int pid, const std::string& name, uint64_t at, const std::vector<std::pair<std::string, double>>& series);
@@ -49,9 +52,11 @@ class TraceJson {
   struct Span {
     int pid, tid;
     uint64_t start, cycles;
+    int depth;
     std::string text;  // the event, ready to write
   };
-  std::string us(uint64_t cycles) const;
+  int64_t ns(uint64_t cycles) const;
+  static std::string us_text(int64_t ns);
 
   double cycles_per_us_;
   std::vector<std::string> meta_;
