@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -90,6 +91,31 @@ PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y)
           int32_t(y >= 0 ? y : std::max<int64_t>(0, (mp.height_pes - P) / 2))};
 }
 
+void add_energy_columns(io::Table& t) {
+  t.add_column("macs", "MACs", io::ColumnKind::integer);
+  t.add_column("sram_read_bytes", "bytes", io::ColumnKind::integer);
+  t.add_column("sram_write_bytes", "bytes", io::ColumnKind::integer);
+  t.add_column("noc_byte_hops", "bytes*hops", io::ColumnKind::integer);
+  t.add_column("energy_j", "J", io::ColumnKind::real);
+  t.add_column("energy_compute_j", "J", io::ColumnKind::real);
+  t.add_column("energy_sram_j", "J", io::ColumnKind::real);
+  t.add_column("energy_noc_j", "J", io::ColumnKind::real);
+  t.add_column("energy_static_j", "J", io::ColumnKind::real);
+}
+
+EnergySplit append_energy_cells(std::vector<io::Table::Cell>& row, const MachineParams& mp, const WorkCounts& w,
+                                uint64_t pes, uint64_t cycles) {
+  const EnergyModel em = EnergyModel::from(mp);
+  const EnergySplit e = em.of(w, pes, cycles);
+  for (const io::Table::Cell& c :
+       {io::Table::Cell(int64_t(w.macs)), io::Table::Cell(int64_t(em.sram_read_bytes(w))),
+        io::Table::Cell(int64_t(em.sram_write_bytes(w))), io::Table::Cell(int64_t(w.byte_hops)),
+        io::Table::Cell(e.total_j()), io::Table::Cell(e.compute_j), io::Table::Cell(e.sram_j), io::Table::Cell(e.noc_j),
+        io::Table::Cell(e.static_j)})
+    row.push_back(c);
+  return e;
+}
+
 namespace {
 io::Provenance provenance(const Context& ctx, const OptionSet& opts, const MachineParams& mp, int64_t seed) {
   io::Provenance prov;
@@ -133,12 +159,21 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
   std::vector<io::PeMap> maps = {{"clock_cycles", "cycles", {}},       {"compute_cycles", "cycles", {}},
                                  {"stall_cycles", "cycles", {}},       {"inject_cycles", "cycles", {}},
                                  {"sram_peak_bytes", "bytes", {}},     {"route_peak_entries", "entries", {}},
-                                 {"bytes_sent", "bytes", {}}};
+                                 {"bytes_sent", "bytes", {}},          {"energy_pj", "pJ", {}},
+                                 {"energy_compute_pj", "pJ", {}},      {"energy_sram_pj", "pJ", {}},
+                                 {"energy_noc_pj", "pJ", {}}};
+  // Energy per PE (noc/energy.hpp), rounded to whole picojoules: its own work, and static power
+  // over the time the region ran (its latest clock).
+  const EnergyModel em = EnergyModel::from(mp);
+  const uint64_t run_cycles = f.summarize(region).max_clock_cycles;
+  auto pj = [](double j) { return uint64_t(std::llround(j * 1e12)); };
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
       const PeCounters& c = f.pe(x, y);
-      const uint64_t v[] = {c.clock_cycles, c.compute_cycles, c.stall_cycles, c.inject_cycles,
-                            c.sram_peak_bytes, c.route_peak_entries, c.bytes_sent};
+      const EnergySplit e = em.of(EnergyModel::work_of(c), 1, run_cycles);
+      const uint64_t v[] = {c.clock_cycles,  c.compute_cycles,      c.stall_cycles,  c.inject_cycles,
+                            c.sram_peak_bytes, c.route_peak_entries, c.bytes_sent,    pj(e.total_j()),
+                            pj(e.compute_j), pj(e.sram_j),         pj(e.noc_j)};
       for (size_t k = 0; k < maps.size(); ++k) maps[k].values.push_back(v[k]);
     }
   const int32_t lx = l.empty() ? 0 : l.x0 - region.x0, ly = l.empty() ? 0 : l.y0 - region.y0;

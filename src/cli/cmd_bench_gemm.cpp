@@ -16,12 +16,14 @@
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/dist/gemm.hpp"
 #include "wafermesh/io/results_file.hpp"
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
+#include "wafermesh/noc/energy.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/util/error.hpp"
 
@@ -88,14 +90,19 @@ std::vector<float> random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemmBenchOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                      "usage: wafermesh bench gemm [--config FILE] [options]\n\n"
                          "Runs C = A B (or A B^T) of random fp32 (or int8 x ternary) operands with each algorithm on each P x P region\n"
                          "and prints virtual cycles (total, compute, communication on the critical path), longest\n"
                          "hop, route entries and SRAM per PE, NoC bytes and the emulation's wall time. A point whose\n"
                          "tiles or routes do not fit the machine is reported as infeasible with the reason.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
+  TraceFile trace(trace_opts, mp);
   std::ostream& out = *ctx.out;
   const bool ternary = o.dtype == "ternary";
   const bool timing_only = o.compute == "none";
@@ -190,6 +197,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   t.add_column("wall_s", "s", io::ColumnKind::real);
   t.add_column("local_wall_s", "s", io::ColumnKind::real);
   t.add_column("wall_ratio", "emulated/local", io::ColumnKind::real);
+  add_energy_columns(t);
 
   out << "bench gemm: " << (o.transpose_b ? "C = A B^T" : "C = A B") << ", " << o.dtype << ", " << o.M << " x " << o.K << " x "
       << o.N << " on a " << mp.width_pes << " x " << mp.height_pes << " mesh, " << ctx.size << " rank(s), "
@@ -201,8 +209,8 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
   out << "\n" << std::left << std::setw(10) << "algo" << std::right << std::setw(5) << "P" << std::setw(13)
       << "total cyc" << std::setw(11) << "total us" << std::setw(12) << "compute cyc" << std::setw(11) << "comm cyc"
       << std::setw(14) << "step lat cyc" << std::setw(9) << "max hops" << std::setw(9) << "routes" << std::setw(12)
-      << "SRAM B/PE" << std::setw(14) << "NoC bytes" << std::setw(10) << "wall s" << std::setw(12) << "wall/local"
-      << "\n";
+      << "SRAM B/PE" << std::setw(14) << "NoC bytes" << std::setw(12) << "energy uJ" << std::setw(10) << "wall s"
+      << std::setw(12) << "wall/local" << "\n";
   // With a single point (as `sweep` runs it), its machine is kept for the per-PE maps.
   const bool single = o.algos.size() * o.Ps.size() == 1;
   std::unique_ptr<Fabric> kept;
@@ -212,10 +220,22 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
       const dist::GemmSpec s = spec_for(name, P);
       std::string status = "ok";
       dist::GemmReport r;
+      WorkCounts work;
       try {
         auto f = std::make_unique<Fabric>(ctx.comm, mp);  // a fresh machine per point: clocks start at zero
+        std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(*f);
         r = ternary ? dist::gemm_ternary(*f, s, timing_only ? nullptr : Aq.data(), timing_only ? nullptr : Bq.data(), nullptr)
                     : dist::gemm_f32(*f, s, timing_only ? nullptr : A.data(), timing_only ? nullptr : B.data(), nullptr);
+        work = f->work();
+        if (trace.on()) {
+          const Region R{s.origin.x, s.origin.y, s.P, s.P};
+          trace.add_point(name + " P=" + std::to_string(P), "region " + R.str(), "GEMM " + name, f->max_clock(R),
+                          r.total_cycles,
+                          {{"compute_cycles", int64_t(r.compute_cycles)},
+                           {"comm_cycles", int64_t(r.comm_cycles)},
+                           {"noc_bytes", int64_t(r.noc_bytes)}},
+                          pe_trace.get());
+        }
         if (single) {
           kept = std::move(f);
           kept_region = Region{s.origin.x, s.origin.y, s.P, s.P};
@@ -224,10 +244,14 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
         status = std::string("infeasible: ") + e.what();
       }
       const double ratio = local_s > 0 && status == "ok" ? r.wall_s / local_s : 0.0;
-      t.append_row({name, P, o.M, o.K, o.N, status, int64_t(r.total_cycles), mp.cycles_to_us(r.total_cycles),
-                    int64_t(r.compute_cycles), int64_t(r.comm_cycles), int64_t(r.max_step_latency_cycles),
-                    int64_t(r.max_hops), int64_t(r.max_route_entries), int64_t(r.peak_sram_bytes),
-                    int64_t(r.noc_bytes), r.wall_s, local_s, ratio});
+      std::vector<io::Table::Cell> row = {name, P, o.M, o.K, o.N, status, int64_t(r.total_cycles),
+                                          mp.cycles_to_us(r.total_cycles), int64_t(r.compute_cycles),
+                                          int64_t(r.comm_cycles), int64_t(r.max_step_latency_cycles),
+                                          int64_t(r.max_hops), int64_t(r.max_route_entries),
+                                          int64_t(r.peak_sram_bytes), int64_t(r.noc_bytes), r.wall_s, local_s, ratio};
+      // The region's work, and its PEs' static power over the point's cycles.
+      const EnergySplit e = append_energy_cells(row, mp, work, uint64_t(P * P), r.total_cycles);
+      t.append_row(std::move(row));
       out << std::left << std::setw(10) << name << std::right << std::setw(5) << P;
       if (status != "ok") {
         out << "  " << status << "\n" << std::flush;
@@ -237,7 +261,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
           << mp.cycles_to_us(r.total_cycles) << std::setw(12) << r.compute_cycles << std::setw(11) << r.comm_cycles
           << std::setw(14) << r.max_step_latency_cycles << std::setw(9) << r.max_hops << std::setw(9)
           << r.max_route_entries << std::setw(12) << r.peak_sram_bytes << std::setw(14) << r.noc_bytes
-          << std::setw(10) << std::setprecision(3) << r.wall_s << std::setw(12);
+          << std::setw(12) << std::setprecision(3) << e.total_j() * 1e6 << std::setw(10) << r.wall_s << std::setw(12);
       if (ratio > 0) out << std::setprecision(2) << ratio; else out << "-";
       out << "\n" << std::flush;
     }
@@ -246,6 +270,7 @@ int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args) {
     write_results_with_maps(ctx, opts, mp, o.output, "gemm", t, o.seed, *kept, kept_region);
   else
     write_bench_results(ctx, opts, mp, o.output, "gemm", t, o.seed);
+  trace.write(ctx);
   return 0;
 }
 

@@ -11,11 +11,13 @@
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/dist/gemv.hpp"
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_gemm.hpp"
 #include "wafermesh/kernels/pack.hpp"
 #include "wafermesh/kernels/ternary_lut.hpp"
+#include "wafermesh/noc/energy.hpp"
 #include "wafermesh/util/error.hpp"
 
 namespace wm::cli {
@@ -62,12 +64,17 @@ struct GemvBenchOptions {
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GemvBenchOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                                  "usage: wafermesh bench gemv [--config FILE] [options]\n\n"
                                  "y = W x on P x P regions with each allreduce; virtual figures, wall time, and the ratio of\n"
                                  "the emulation's wall time to the bare kernel GEMV of the whole matrix.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
+  TraceFile trace(trace_opts, mp);
   std::ostream& out = *ctx.out;
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   auto spec_for = [&](const std::string& ar, int64_t P) {
@@ -144,6 +151,7 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   t.add_column("wall_s", "s", io::ColumnKind::real);
   t.add_column("local_wall_s", "s", io::ColumnKind::real);
   t.add_column("wall_ratio", "emulated/local", io::ColumnKind::real);
+  add_energy_columns(t);
 
   out << "bench gemv: y = W x, " << o.dtype << ", " << o.M << " x " << o.K << ", reduction along " << o.axis
       << ", on a " << mp.width_pes << " x " << mp.height_pes << " mesh, " << ctx.size << " rank(s), " << mp.clock_ghz
@@ -154,30 +162,46 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
   out << "\n" << std::left << std::setw(10) << "allreduce" << std::right << std::setw(5) << "P" << std::setw(11)
       << "total cyc" << std::setw(10) << "total us" << std::setw(12) << "compute cyc" << std::setw(10) << "comm cyc"
       << std::setw(10) << "crit hops" << std::setw(12) << "crit stages" << std::setw(8) << "routes" << std::setw(11)
-      << "SRAM B/PE" << std::setw(11) << "wall s" << std::setw(12) << "wall/local" << "\n";
+      << "SRAM B/PE" << std::setw(12) << "energy uJ" << std::setw(11) << "wall s" << std::setw(12) << "wall/local"
+      << "\n";
   for (const auto& ar : o.allreduce)
     for (int64_t P : o.Ps) {
       const dist::GemvSpec s = spec_for(ar, P);
       std::string status = "ok";
       dist::GemvReport best;
+      WorkCounts work;  // of the fastest run
       try {
         Fabric f(ctx.comm, mp);
+        std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
         std::unique_ptr<dist::MeshGemvTernary> gt;
         std::unique_ptr<dist::MeshGemvF32> gf;
         if (ternary) gt = std::make_unique<dist::MeshGemvTernary>(f, s, Wt.data());
         else gf = std::make_unique<dist::MeshGemvF32>(f, s, Wf.data());
         for (int64_t r = 0; r < o.repeats; ++r) {
+          const WorkCounts w0 = f.work();
           const dist::GemvReport rep = ternary ? gt->run(xt.data(), nullptr) : gf->run(xf.data(), nullptr);
-          if (r == 0 || rep.wall_s < best.wall_s) best = rep;
+          const WorkCounts w = f.work() - w0;
+          if (r == 0 || rep.wall_s < best.wall_s) best = rep, work = w;
+        }
+        if (trace.on()) {  // the last run's span (every run has the same cycles)
+          const Region R{s.origin.x, s.origin.y, s.P, s.P};
+          trace.add_point(ar + " P=" + std::to_string(P), "region " + R.str(), "GEMV (" + ar + " allreduce)",
+                          f.max_clock(R), best.total_cycles,
+                          {{"compute_cycles", int64_t(best.compute_cycles)}, {"comm_cycles", int64_t(best.comm_cycles)}},
+                          pe_trace.get());
         }
       } catch (const LimitError& e) {
         status = std::string("infeasible: ") + e.what();
       }
       const double ratio = status == "ok" && local_s > 0 ? best.wall_s / local_s : 0.0;
-      t.append_row({ar, P, o.M, o.K, status, int64_t(best.total_cycles), mp.cycles_to_us(best.total_cycles),
-                    int64_t(best.compute_cycles), int64_t(best.comm_cycles), int64_t(best.critical_hops),
-                    int64_t(best.critical_stages), int64_t(best.max_route_entries), int64_t(best.peak_sram_bytes),
-                    best.wall_s, local_s, ratio});
+      std::vector<io::Table::Cell> row = {ar, P, o.M, o.K, status, int64_t(best.total_cycles),
+                                          mp.cycles_to_us(best.total_cycles), int64_t(best.compute_cycles),
+                                          int64_t(best.comm_cycles), int64_t(best.critical_hops),
+                                          int64_t(best.critical_stages), int64_t(best.max_route_entries),
+                                          int64_t(best.peak_sram_bytes), best.wall_s, local_s, ratio};
+      // The region's work, and its PEs' static power over the run's cycles.
+      const EnergySplit e = append_energy_cells(row, mp, work, uint64_t(P * P), best.total_cycles);
+      t.append_row(std::move(row));
       out << std::left << std::setw(10) << ar << std::right << std::setw(5) << P;
       if (status != "ok") {
         out << "  " << status << "\n" << std::flush;
@@ -186,12 +210,14 @@ int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args) {
       out << std::setw(11) << best.total_cycles << std::setw(10) << std::fixed << std::setprecision(2)
           << mp.cycles_to_us(best.total_cycles) << std::setw(12) << best.compute_cycles << std::setw(10)
           << best.comm_cycles << std::setw(10) << best.critical_hops << std::setw(12) << best.critical_stages
-          << std::setw(8) << best.max_route_entries << std::setw(11) << best.peak_sram_bytes << std::setw(11)
-          << std::setprecision(6) << best.wall_s << std::setw(12);
+          << std::setw(8) << best.max_route_entries << std::setw(11) << best.peak_sram_bytes << std::setw(12)
+          << std::setprecision(3) << e.total_j() * 1e6 << std::setw(11) << std::setprecision(6) << best.wall_s
+          << std::setw(12);
       if (ratio > 0) out << std::setprecision(2) << ratio; else out << "-";
       out << "\n" << std::flush;
     }
   write_bench_results(ctx, opts, mp, o.output, "gemv", t, o.seed);
+  trace.write(ctx);
   return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/model/model_config.hpp"
 #include "wafermesh/model/placement_tuning.hpp"
@@ -46,12 +47,17 @@ struct KvBenchOptions {
 int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   KvBenchOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                                  "usage: wafermesh bench kv [--config FILE] [options]\n\n"
                                  "Decodes into a KV cache of the model's shape (all layers share the region's SRAM) until a\n"
                                  "PE overflows, for each policy and region size.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
+  TraceFile trace(trace_opts, mp);
   std::ostream& out = *ctx.out;
   const model::ModelConfig mc = model::load_model_config(o.model);  // checked by `sweep` too
   for (int64_t P : o.Ps)
@@ -128,6 +134,11 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
       s.layers = grid.layers;
       Fabric f(ctx.comm, mp_run);
       const Region R{0, 0, s.P, s.P};
+      std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
+      const int pid = trace.on() ? trace.new_process(name + " P=" + std::to_string(P)) : 0;
+      uint64_t t0 = 0;  // the region's clock when decoding starts
+      // SRAM in use on the region after appends (sampled: about a thousand samples at most).
+      const int64_t every = std::max<int64_t>(1, o.max_decode / 1000);
       // Every decoded token's K and V: tiles of 0.5 in the decode layout (the values do not matter).
       TileBuf<float> kt(f, R, size_t(s.mtk()), "decoded key", TileBuf<float>::Uncharged{});
       TileBuf<float> vt(f, R, size_t(s.mtk()), "decoded value", TileBuf<float>::Uncharged{});
@@ -152,10 +163,13 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
                            std::to_string(P) + " region");
         const std::vector<float> prompt(size_t(o.prompt * D), 0.5f);
         cache->prefill(prompt.data(), prompt.data(), o.prompt);
+        if (trace.on()) t0 = f.max_clock(R);
         for (; n < o.max_decode; ++n) {
           uint64_t c = 0;
           cache->append(kt, vt, &c);
           cycles += c;
+          if (trace.on() && (n + 1) % every == 0)
+            trace.json().counter(pid, "SRAM in use (busiest PE)", t0 + cycles, {{"bytes", double(f.sram_in_use_max(R))}});
         }
         status = "kv.max_decode reached";
       } catch (const LimitError& e) {
@@ -164,6 +178,13 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
                                                   : e.what();
       }
       const int64_t tokens = cache ? cache->tokens() : 0;
+      if (trace.on()) {
+        trace.json().thread(pid, 1, "region " + R.str(), 0);
+        if (t0 > 0) trace.json().span(pid, 1, "prefill (" + std::to_string(o.prompt) + " tokens)", "point", 0, t0);
+        trace.json().span(pid, 1, "decode " + std::to_string(n) + " tokens into the cache", "point", t0, cycles,
+                          {{"tokens", n}, {"stopped_by", status}});
+        if (pe_trace) trace.add_pes(pid, *pe_trace);
+      }
       const int64_t per_token = cache ? int64_t(cache->bytes_per_token_per_pe()) : 0;
       const double wall = MPI_Wtime() - w0;
       const double per = n ? double(cycles) / double(n) : 0.0;
@@ -176,6 +197,7 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
           << std::flush;
     }
   write_bench_results(ctx, opts, mp, o.output, "kv", t, -1);
+  trace.write(ctx);
   return 0;
 }
 

@@ -4,12 +4,14 @@
 #include <mpi.h>
 
 #include <iomanip>
+#include <memory>
 #include <ostream>
 #include <sstream>
 
 #include "wafermesh/cli/bench_common.hpp"
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
 #include "wafermesh/noc/primitives.hpp"
 #include "wafermesh/util/error.hpp"
@@ -41,8 +43,11 @@ uint32_t fill_value(const MeshShape& m, int32_t x, int32_t y, size_t k) {
 int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   DemoOptions dopt;
+  TraceOptions trace_opts;
   OptionSet opts;
-  if (!parse_command(ctx, args, opts, mp, dopt.specs(),
+  std::vector<ParamSpec> specs = dopt.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  if (!parse_command(ctx, args, opts, mp, specs,
                      "usage: wafermesh demo [--config FILE] [options]\n\n"
                      "A demonstration run of the emulated fabric on the whole mesh: ring shifts in natural\n"
                      "and interleaved (MeshGEMM) order along X and Y, broadcasts and a chain reduction.\n"
@@ -51,6 +56,10 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   std::ostream& out = *ctx.out;
   if (dopt.tile_bytes % 4) throw UsageError("option --tile_bytes = " + std::to_string(dopt.tile_bytes) +
                                             ": must be a multiple of 4");
+  trace_opts.check(ctx, mp);
+  TraceFile trace(trace_opts, mp);
+  const int trace_pid = trace.new_process("mesh (virtual time)");
+  trace.json().thread(trace_pid, 1, "operations", 0);
 
   const double wall0 = MPI_Wtime();
   Fabric f(ctx.comm, mp);
@@ -58,6 +67,7 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   const Region all = m.full();
   const size_t elems = size_t(dopt.tile_bytes) / 4;
   TileBuf<uint32_t> a(f, all, elems, "demo tiles");  // fails (on every rank) before anything is printed
+  std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
   out << "fabric demo: " << m.width << " x " << m.height << " PEs on " << ctx.size << " rank(s) ("
       << f.decomposition().ranks_x() << " x " << f.decomposition().ranks_y() << "), " << dopt.tile_bytes
       << "-byte tiles, " << mp.clock_ghz << " GHz\n"
@@ -111,6 +121,14 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
     const Fabric::Summary s = f.summarize(all);
     const uint64_t cyc = s.max_clock_cycles - before;
     const bool ok = check(expect);
+    const uint64_t noc = s.total_bytes_sent - s0.total_bytes_sent;
+    trace.json().span(trace_pid, 1, name, "operation", before, cyc,
+                      {{"steps", steps}, {"max_hops", int64_t(s.max_hops)}, {"noc_bytes", int64_t(noc)}});
+    if (cyc > 0) {
+      trace.json().counter(trace_pid, "NoC bytes/us (mean over the operation)", before,
+                           {{"bytes/us", double(noc) / (double(cyc) / trace.json().cycles_per_us())}});
+      trace.json().counter(trace_pid, "NoC bytes/us (mean over the operation)", before + cyc, {{"bytes/us", 0.0}});
+    }
     table.append_row({name, steps, int64_t(cyc), mp.cycles_to_us(cyc), int64_t(s.max_hops),
                       int64_t(s.max_route_peak_entries), std::string(ok ? "ok" : "WRONG"), wall, int64_t(mpi[0]),
                       int64_t(mpi[1]), int64_t(m.width) * m.height, int64_t(s.total_messages - s0.total_messages)});
@@ -159,6 +177,9 @@ int cmd_demo(const Context& ctx, const std::vector<std::string>& args) {
   out << "emulation (wall): " << std::setprecision(2) << wall << " s on " << ctx.size << " rank(s)\n";
   out << "checks: " << (all_ok ? "every operation produced the expected tiles" : "SOME OPERATION WAS WRONG") << "\n";
   write_results_with_maps(ctx, opts, mp, dopt.output, "demo", table, -1, f, all);
+  if (pe_trace) trace.add_pes(trace.new_process("PEs " + pe_trace->window().str()), *pe_trace);
+  pe_trace.reset();
+  trace.write(ctx);
   return all_ok ? 0 : 1;
 }
 

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "wafermesh/cli/bench_common.hpp"
+#include "wafermesh/cli/energy_report.hpp"
 #include "wafermesh/cli/machine_options.hpp"
+#include "wafermesh/cli/trace_file.hpp"
 #include "wafermesh/kernels/activations.hpp"
 #include "wafermesh/kernels/fp32_tile.hpp"
 #include "wafermesh/kernels/pack.hpp"
@@ -185,14 +187,18 @@ void print_candidates(std::ostream& out, const model::PlacementChoice& c, const 
 int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   MachineParams mp;
   GenerateOptions o;
+  TraceOptions trace_opts;
   OptionSet opts;
-  const bool run = parse_command(ctx, args, opts, mp, o.specs(),
+  std::vector<ParamSpec> specs = o.specs();
+  for (const ParamSpec& s : trace_opts.specs()) specs.push_back(s);
+  const bool run = parse_command(ctx, args, opts, mp, specs,
                      "usage: wafermesh generate [--config FILE] [--model FILE] [--prompt TEXT] [options]\n\n"
                      "Runs a transformer placed on the emulated wafer: decode runs every projection as a\n"
                      "MeshGEMV with attention over a KV cache on the mesh; a prompt is prefilled with every\n"
                      "projection as a MeshGEMM. Prints the text as it is produced, then the wafer's figures\n"
                      "(virtual time at pe.clock_ghz) and the emulation's.");
   if (opts.help_requested()) return 0;
+  trace_opts.check(ctx, mp);
   std::ostream& out = *ctx.out;
   // The shape: from a self-describing checkpoint (GGUF, Hugging Face directory), checked against
   // --model when that is given too; otherwise from the model config.
@@ -281,6 +287,9 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     if (show_progress) std::cerr << "\r[generate] " << line << "   " << std::flush;
   };
   model::MeshTransformer mt(f, *source, spec, progress);
+  TraceFile trace(trace_opts, mp);
+  std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
+  if (trace.on()) mt.set_tracing(true);
   if (show_progress) std::cerr << "\r\033[K" << std::flush;
   const double place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   const model::MeshPlacement& pl = mt.placement();
@@ -407,6 +416,11 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   out << "  hand-offs between regions " << fmt(double(handoff) / double(bn), 0) << " cycles, final norm + classifier "
       << fmt(double(cls) / double(bn), 0) << " cycles\n"
       << std::flush;
+  std::vector<const model::TokenCycles*> position_figures;
+  for (const Pos& p : positions) position_figures.push_back(&p.tc);
+  const RunEnergy energy = run_energy(mp, position_figures, first, cfg.layers);
+  out << "\n";
+  print_energy(out, mp, energy);
   if (!tuned.candidates.empty()) {
     out << "\nplacement candidates (each probed timing-only on two layers, modelled for the whole model; decode at "
            "the second token after a "
@@ -456,11 +470,15 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   summary.add_column("bare_projections_s_per_token", "s", io::ColumnKind::real);
   summary.add_column("bare_classifier_s_per_token", "s", io::ColumnKind::real);
   summary.add_column("timing_only", "", io::ColumnKind::integer);
-  summary.append_row({cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
-                      int64_t(pl.classifier_regions.size()), o.kv_policy, o.allreduce, gs.prompt_tokens,
-                      gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
-                      int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s, bare_tern,
-                      bare_cls, int64_t(timing_only)});
+  add_energy_summary_columns(summary);
+  std::vector<io::Table::Cell> summary_row = {
+      cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
+      int64_t(pl.classifier_regions.size()), o.kv_policy, o.allreduce, gs.prompt_tokens,
+      gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
+      int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s, bare_tern,
+      bare_cls, int64_t(timing_only)};
+  append_energy_summary(summary_row, energy);
+  summary.append_row(std::move(summary_row));
   io::Table tokens;
   tokens.add_column("position", "", io::ColumnKind::integer);
   tokens.add_column("positions", "positions", io::ColumnKind::integer);
@@ -469,10 +487,13 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   tokens.add_column("cycles", "cycles", io::ColumnKind::integer);
   tokens.add_column("us", "us", io::ColumnKind::real);
   tokens.add_column("wall_s", "s", io::ColumnKind::real);
+  add_energy_position_columns(tokens);
   for (int64_t i = 0; i < n; ++i) {
     const Pos& p = positions[size_t(i)];
-    tokens.append_row({p.first, p.covers, int64_t(p.token), std::string(i < first ? "prefill" : "decode"), int64_t(p.cycles),
-                       mp.cycles_to_us(p.cycles), p.wall});
+    std::vector<io::Table::Cell> row = {p.first, p.covers, int64_t(p.token), std::string(i < first ? "prefill" : "decode"),
+                                        int64_t(p.cycles), mp.cycles_to_us(p.cycles), p.wall};
+    append_energy_position(row, energy, i, p.cycles, mp);
+    tokens.append_row(std::move(row));
   }
   io::Table layers;
   layers.add_column("layer", "", io::ColumnKind::integer);
@@ -481,10 +502,14 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   layers.add_column("allreduce_cycles", "cycles", io::ColumnKind::real);
   layers.add_column("kv_cycles", "cycles", io::ColumnKind::real);
   layers.add_column("total_cycles", "cycles", io::ColumnKind::real);
+  add_energy_layer_columns(layers);
   for (int64_t l = 0; l < cfg.layers; ++l) {
     const model::LayerCycles& L = layer_sum[size_t(l)];
-    layers.append_row({l, int64_t(pl.region_of_layer[size_t(l)]), double(L.compute) / double(bn),
-                       double(L.allreduce) / double(bn), double(L.kv) / double(bn), double(L.total()) / double(bn)});
+    std::vector<io::Table::Cell> row = {l, int64_t(pl.region_of_layer[size_t(l)]), double(L.compute) / double(bn),
+                                        double(L.allreduce) / double(bn), double(L.kv) / double(bn),
+                                        double(L.total()) / double(bn)};
+    append_energy_layer(row, energy, l);
+    layers.append_row(std::move(row));
   }
   const Region whole{0, 0, int32_t(mp.width_pes), int32_t(mp.height_pes)};
   std::vector<std::pair<std::string, io::Table>> extra = {{"tokens", tokens}, {"layers", layers}};
@@ -513,6 +538,19 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     write_results_with_maps(ctx, opts, mp, o.output, "generate", summary, o.seed, f, whole, extra);
   } else if (!o.output.empty() || ctx.sink) {
     write_bench_results(ctx, opts, mp, o.output, "generate", summary, o.seed, extra);
+  }
+  if (trace.on()) {
+    std::vector<TracedPosition> tp;
+    for (int64_t i = 0; i < n; ++i) {
+      const Pos& p = positions[size_t(i)];
+      tp.push_back({p.covers > 1 ? "prefill (" + std::to_string(p.covers) + " tokens)"
+                                 : (i < first ? "prompt position " : "decode position ") + std::to_string(p.first),
+                    &p.tc});
+    }
+    trace_generate(trace, pl, tp);
+    if (pe_trace) trace.add_pes(trace.new_process("PEs " + pe_trace->window().str()), *pe_trace);
+    pe_trace.reset();
+    trace.write(ctx);
   }
   return 0;
 }

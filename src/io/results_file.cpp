@@ -134,6 +134,35 @@ void check_output_path(const std::string& path) {
   ::unlink(probe.c_str());
 }
 
+void write_text_file(const std::string& path, const std::string& text) {
+  const std::string tmp = temporary_path_for(path);
+  refuse_non_regular(path, "output");
+  refuse_non_regular(tmp, "temporary output file");
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  const RemoveOnSignal guard(tmp);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw UsageError("cannot create '" + tmp + "': " + std::strerror(errno));
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !closed) {
+    std::remove(tmp.c_str());
+    throw UsageError("cannot write '" + tmp + "' (disk full?)");
+  }
+  try {
+    refuse_non_regular(path, "output");  // again at the last moment, as ResultsWriter::commit
+  } catch (const UsageError&) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw UsageError("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+  }
+}
+
 std::string host_name() {
   char b[256] = {0};
   gethostname(b, sizeof b - 1);

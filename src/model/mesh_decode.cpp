@@ -61,7 +61,7 @@ ActivationCodes MeshTransformer::Impl::quantize(const TileBuf<float>& x, Axis sp
                                          c);
   });
   f.charge_compute(R, E);
-  clock.lap(lc.allreduce, t, clock.stamp(R));
+  clock.lap(lc.allreduce, t, clock.stamp(R), "absmax + quantize", PhaseSpan::Kind::allreduce);
   return r;
 }
 
@@ -72,11 +72,11 @@ TileBuf<float> MeshTransformer::Impl::project(Projection& p, const TileBuf<float
                                                         cfg.ternary ? Work::ternary : Work::fp);
   if (!cfg.ternary) {
     TileBuf<float> y = p.fp32->run_tiles(x, nullptr);
-    clock.lap_gemv(lc, t, clock.stamp(R), block_cycles);
+    clock.lap_gemv(lc, t, clock.stamp(R), block_cycles, gemv_name(p.tensor));
     return y;
   }
   TileBuf<int32_t> yi = p.ternary->run_tiles(*xq.codes, nullptr);
-  clock.lap_gemv(lc, t, clock.stamp(R), block_cycles);
+  clock.lap_gemv(lc, t, clock.stamp(R), block_cycles, gemv_name(p.tensor));
   TileBuf<float> y(f, R, yi.elems(), "projection output", TileBuf<float>::NoInit{});
   const size_t M = yi.elems();
   per_replica(y, p.spec.reduce_axis, [&](int32_t px, int32_t py, float* r) {  // y replicated along it
@@ -101,11 +101,12 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
   ScalarAllreduces& ops = scalar_ops[size_t(L.region)];
   const Region& R = ops.R;
   PositionClock::Stamp t = clock.stamp(R);
-  auto lap = [&](uint64_t& bucket) { clock.lap(bucket, t, clock.stamp(R)); };
+  using K = PhaseSpan::Kind;
+  auto lap = [&](uint64_t& bucket, const char* name, K kind) { clock.lap(bucket, t, clock.stamp(R), name, kind); };
   // ---- attention
   TileBuf<float> xb(f, R, size_t(d.dim_block), "normed x");
   rmsnorm(xb, x, *L.rms_att, d.dim, Axis::Y, ops);
-  lap(lc.allreduce);
+  lap(lc.allreduce, "rmsnorm", K::allreduce);
   auto xq = std::make_unique<ActivationCodes>(quantize(xb, Axis::Y, ops, lc, t));
   TileBuf<float> q = project(L.wq, xb, *xq, lc, t);
   TileBuf<float> k = project(L.wk, xb, *xq, lc, t);
@@ -131,22 +132,23 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
     rope_on_tiles(f, k, 1, d.kv_block, natural, rs, col, vec, at);
   }
   f.charge_compute(R, uint64_t(4 * (d.group + 1) * d.kv_block));
-  lap(lc.compute);
+  lap(lc.compute, "RoPE", K::compute);
   L.kv->append(k, v);
+  lap(lc.kv, "KV append", K::kv);
   TileBuf<float> att = L.kv->attention(q);
-  lap(lc.kv);
+  lap(lc.kv, "attention (scores, softmax, values)", K::kv);
   if (relu2) {
     rmsnorm(att, att, *L.attn_sub, d.dim, Axis::X, ops);
-    lap(lc.allreduce);
+    lap(lc.allreduce, "attention sub-norm", K::allreduce);
   }
   {
     TileBuf<float> y = project(L.wo, att, quantize(att, Axis::X, ops, lc, t), lc, t);
     add_into(x, y);
-    lap(lc.compute);
+    lap(lc.compute, "residual add", K::compute);
   }
   // ---- feed-forward
   rmsnorm(xb, x, *L.rms_ffn, d.dim, Axis::Y, ops);
-  lap(lc.allreduce);
+  lap(lc.allreduce, "rmsnorm", K::allreduce);
   xq = std::make_unique<ActivationCodes>(quantize(xb, Axis::Y, ops, lc, t));
   TileBuf<float> h = project(L.w1, xb, *xq, lc, t);
   {
@@ -158,15 +160,15 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
       for (size_t j = 0; j < E; ++j) a[j] = gated(a[j], b[j], relu2);
     });
     f.charge_compute(R, 3 * E);
-    lap(lc.compute);
+    lap(lc.compute, "gate", K::compute);
   }
   if (relu2) {
     rmsnorm(h, h, *L.ffn_sub, d.hidden, Axis::X, ops);
-    lap(lc.allreduce);
+    lap(lc.allreduce, "FFN sub-norm", K::allreduce);
   }
   TileBuf<float> y = project(L.w2, h, quantize(h, Axis::X, ops, lc, t), lc, t);
   add_into(x, y);
-  lap(lc.compute);
+  lap(lc.compute, "residual add", K::compute);
 }
 
 void MeshTransformer::Impl::classify(std::unique_ptr<TileBuf<float>>& x, TokenCycles& tc) {
@@ -208,6 +210,10 @@ void MeshTransformer::Impl::classify(std::unique_ptr<TileBuf<float>>& x, TokenCy
   for (PositionClock::Stamp e : ends) end = std::max(end, clocks[size_t(e)]);
   tc.classifier = end - clocks[size_t(t)];
   prev_end = end;
+  tc.spans = clock.take_spans();
+  tc.spans.push_back({"final norm + classifier", PhaseSpan::Kind::classifier, -1, -1, clocks[size_t(t)], end, 0,
+                      clock.settled_work(ends.back()) - clock.settled_work(t)});
+  tc.sram = clock.take_sram();
 }
 
 void MeshTransformer::Impl::check_token(int tok) const {
@@ -222,13 +228,17 @@ uint64_t MeshTransformer::Impl::begin_token() {
   f.advance_clocks(R0, prev_end);
   const uint64_t start = std::max(prev_end, clock.now(R0));
   f.advance_clocks(R0, start);
+  work_at_start = f.work();
   return start;
 }
 
 const float* MeshTransformer::Impl::end_token(std::unique_ptr<TileBuf<float>>& x, TokenCycles& tc, uint64_t start,
                                               std::chrono::steady_clock::time_point w0) {
   classify(x, tc);
+  tc.start = start;
   tc.total = prev_end - start;
+  tc.work = f.work() - work_at_start;
+  if (tracing) tc.noc_bytes = region_bytes_sent();
   tc.wall_s = dist::max_over_ranks(f, std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
   last = std::move(tc);
   return logits.data();
@@ -261,13 +271,16 @@ const float* MeshTransformer::forward(int token, int pos) {
     Layer& L = m.layers[size_t(l)];
     if (L.region != cur) {  // move x to the next region: one column, then along the rows
       const Region& next = m.pl.layer_regions[size_t(L.region)];
+      m.clock.scope(-1, L.region);
       PositionClock::Stamp t0 = m.clock.stamp(x->region());
       auto nx = std::make_unique<TileBuf<float>>(f, next, size_t(m.d.dim_block), "residual stream");
       m.handoffs[size_t(cur)].run(f, *x, *nx);
       x = std::move(nx);
-      m.clock.lap(tc.handoff, t0, m.clock.stamp(next), PositionClock::LapKind::add_positive);
+      m.clock.lap(tc.handoff, t0, m.clock.stamp(next), "hand-off", PhaseSpan::Kind::handoff,
+                  PositionClock::LapKind::add_positive);
       cur = L.region;
     }
+    m.clock.scope(int32_t(l), L.region);
     m.layer_forward(L, *x, pos, tc.layers[size_t(l)]);
   }
   return m.end_token(x, tc, start, w0);

@@ -71,7 +71,7 @@ class PromptPass {
   void rope(const PromptLayout& lay, PromptTiles& t, int64_t vectors);
   void enter_kv_cache(const PromptLayout& lay, Layer& L, const PromptTiles& k, const PromptTiles& v);
   PromptTiles attention(RowAllreduces& ar, const PromptLayout& lay, const PromptTiles& q, const PromptTiles& k,
-                        const PromptTiles& v);
+                        const PromptTiles& v, LayerCycles& lc, Stamp& clk);
   void causal_softmax(RowAllreduces& ar, const PromptLayout& lay, TileBuf<float>& s);
   std::vector<ColumnPiece> head_pieces(const PromptLayout& lay, int64_t kv_head, int64_t offset, bool to_head) const;
   PromptTiles copy(const PromptLayout& lay, const PromptTiles& t, const std::string& name);
@@ -209,7 +209,7 @@ PromptTiles PromptPass::project(const PromptLayout& lay, const Layer& L, const P
     y.tiles = std::make_unique<TileBuf<float>>(dist::gemm_f32_tiles(f_, gs, *x.tiles, w.floats, &rep));
     y.width = W;
   }
-  m_.clock.lap_gemv(lc, clk, m_.clock.stamp(lay.R), rep.compute_cycles);
+  m_.clock.lap_gemv(lc, clk, m_.clock.stamp(lay.R), rep.compute_cycles, projection_span_name(p.tensor, true));
   return y;
 }
 
@@ -336,8 +336,9 @@ void PromptPass::causal_softmax(RowAllreduces& ar, const PromptLayout& lay, Tile
 }
 
 PromptTiles PromptPass::attention(RowAllreduces& ar, const PromptLayout& lay, const PromptTiles& q,
-                                  const PromptTiles& k, const PromptTiles& v) {
+                                  const PromptTiles& k, const PromptTiles& v, LayerCycles& lc, Stamp& clk) {
   const Region& R = lay.R;
+  auto lap = [&](const char* name) { m_.clock.lap(lc.kv, clk, m_.clock.stamp(R), name, PhaseSpan::Kind::kv); };
   const int64_t hd = d_.head_dim, hb = ceil_div(hd, lay.side());
   PromptTiles out(f_, lay, d_.query_block, "attention output (prompt)");
   for (int64_t kvh = 0; kvh < m_.cfg.kv_heads; ++kvh) {
@@ -345,6 +346,7 @@ PromptTiles PromptPass::attention(RowAllreduces& ar, const PromptLayout& lay, co
     PromptTiles kh(f_, lay, hb, "K_h"), vh(f_, lay, hb, "V_h");
     move_columns(f_, lay, k, kh, kv_to_head, "prefill: keys to the head layout");
     move_columns(f_, lay, v, vh, kv_to_head, "prefill: values to the head layout");
+    lap("keys, values to the head layout");
     for (int64_t j = 0; j < d_.group; ++j) {
       TileBuf<float> s = [&] {
         PromptTiles qh(f_, lay, hb, "Q_h");
@@ -353,7 +355,9 @@ PromptTiles PromptPass::attention(RowAllreduces& ar, const PromptLayout& lay, co
         PromptTiles kc = copy(lay, kh, "K_h (GEMM operand)");
         return dist::gemm_f32_tiles(f_, gemm_spec(R, n_, hd, n_, true), *qh.tiles, *kc.tiles);  // S = Q_h K_h^T
       }();
+      lap("Q K^T (MeshGEMM)");
       causal_softmax(ar, lay, s);
+      lap("causal softmax");
       PromptTiles vc = copy(lay, vh, "V_h (GEMM operand)");
       PromptTiles oh;
       oh.width = hb;
@@ -361,6 +365,7 @@ PromptTiles PromptPass::attention(RowAllreduces& ar, const PromptLayout& lay, co
                                                                        *vc.tiles));  // O_h = S V_h
       move_columns(f_, lay, oh, out, head_pieces(lay, kvh, j * d_.kv_block, false),
                    "prefill: attention output to the query layout");
+      lap("S V (MeshGEMM)");
     }
   }
   return out;
@@ -380,7 +385,10 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
   const bool relu2 = m_.relu2;
   RowAllreduces ar(f_, lay, m_.spec.allreduce);
   Stamp clk = m_.clock.stamp(R);
-  auto lap = [&](uint64_t& bucket) { m_.clock.lap(bucket, clk, m_.clock.stamp(R)); };
+  using K = PhaseSpan::Kind;
+  auto lap = [&](uint64_t& bucket, const char* name, K kind) {
+    m_.clock.lap(bucket, clk, m_.clock.stamp(R), name, kind);
+  };
   auto weights = [&](Tensor t, int64_t block, VectorLayout layout, const char* name) {
     return weight_tiles(lay, m_.vector_weights(t, L.index), block, layout, name);
   };
@@ -390,7 +398,7 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
     PromptTiles xb = rmsnorm(ar, lay, x, *weights(Tensor::rms_att, d_.dim_block, VectorLayout::split_x, "rms_att"),
                              d_.dim, "normed x (prompt)");
     PromptCodes xq = quantize(ar, lay, xb);
-    lap(lc.allreduce);
+    lap(lc.allreduce, m_.cfg.ternary ? "rmsnorm, absmax + quantize" : "rmsnorm", K::allreduce);
     PromptTiles q = project(lay, L, L.wq, xb, xq, lc, clk, "queries (prompt)");
     PromptTiles k = project(lay, L, L.wk, xb, xq, lc, clk, "keys (prompt)");
     PromptTiles v = project(lay, L, L.wv, xb, xq, lc, clk, "values (prompt)");
@@ -399,21 +407,20 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
     rope(lay, q, d_.group);
     rope(lay, k, 1);
     f_.charge_compute(R, uint64_t(4 * (d_.group + 1) * d_.kv_block * lay.row_block));
-    lap(lc.compute);
+    lap(lc.compute, "RoPE", K::compute);
     enter_kv_cache(lay, L, k, v);  // the layout switch to decode
-    lap(lc.kv);
-    o = attention(ar, lay, q, k, v);
-    lap(lc.kv);
+    lap(lc.kv, "keys, values into the KV cache", K::kv);
+    o = attention(ar, lay, q, k, v, lc, clk);
   }
   if (relu2)
     o = rmsnorm(ar, lay, o, *weights(Tensor::attn_sub_norm, d_.query_block, VectorLayout::query, "attn_sub_norm"),
                 d_.dim, "attention output, normed");
   {
     PromptCodes oq = quantize(ar, lay, o);
-    if (relu2 || m_.cfg.ternary) lap(lc.allreduce);
+    if (relu2 || m_.cfg.ternary) lap(lc.allreduce, relu2 ? "attention sub-norm" : "absmax + quantize", K::allreduce);
     const PromptTiles y = project(lay, L, L.wo, o, oq, lc, clk, "attention projection (prompt)");
     add_into(lay, x, y);
-    lap(lc.compute);
+    lap(lc.compute, "residual add", K::compute);
   }
   o = {};
   // ---- feed-forward
@@ -422,7 +429,7 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
     PromptTiles xb = rmsnorm(ar, lay, x, *weights(Tensor::rms_ffn, d_.dim_block, VectorLayout::split_x, "rms_ffn"),
                              d_.dim, "normed x (prompt)");
     PromptCodes xq = quantize(ar, lay, xb);
-    lap(lc.allreduce);
+    lap(lc.allreduce, m_.cfg.ternary ? "rmsnorm, absmax + quantize" : "rmsnorm", K::allreduce);
     h = project(lay, L, L.w1, xb, xq, lc, clk, "FFN gate (prompt)");
     const PromptTiles h3 = project(lay, L, L.w3, xb, xq, lc, clk, "FFN up (prompt)");
     const size_t E = h.tiles->elems();
@@ -431,16 +438,16 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
       for (size_t j = 0; j < E; ++j) a[j] = gated(a[j], b[j], relu2);
     });
     f_.charge_compute(R, 3 * E);
-    lap(lc.compute);
+    lap(lc.compute, "gate", K::compute);
   }
   if (relu2)
     h = rmsnorm(ar, lay, h, *weights(Tensor::ffn_sub_norm, d_.hidden_block, VectorLayout::split_x, "ffn_sub_norm"),
                 d_.hidden, "FFN hidden, normed");
   PromptCodes hq = quantize(ar, lay, h);
-  if (relu2 || m_.cfg.ternary) lap(lc.allreduce);
+  if (relu2 || m_.cfg.ternary) lap(lc.allreduce, relu2 ? "FFN sub-norm" : "absmax + quantize", K::allreduce);
   const PromptTiles y = project(lay, L, L.w2, h, hq, lc, clk, "FFN down (prompt)");
   add_into(lay, x, y);
-  lap(lc.compute);
+  lap(lc.compute, "residual add", K::compute);
 }
 
 std::unique_ptr<TileBuf<float>> PromptPass::last_token_vector(const PromptLayout& lay, const PromptTiles& x) {
@@ -477,6 +484,7 @@ std::unique_ptr<TileBuf<float>> PromptPass::run() {
   for (Layer& L : m_.layers) {
     if (L.region != cur) {  // the prompt's tiles move to the next region
       const PromptLayout next = layout_on(regions[size_t(L.region)]);
+      m_.clock.scope(-1, L.region);
       Stamp t0 = m_.clock.stamp(lay.R);
       PromptTiles nx(f_, next, x.width, "residual stream (prompt)");
       PromptHandoff(f_, lay.R, next.R, x.tiles->bytes_per_pe(),
@@ -484,14 +492,17 @@ std::unique_ptr<TileBuf<float>> PromptPass::run() {
           .run(*x.tiles, *nx.tiles);
       x = std::move(nx);
       lay = next;
-      m_.clock.lap(tc_.handoff, t0, m_.clock.stamp(lay.R), PositionClock::LapKind::add_positive);
+      m_.clock.lap(tc_.handoff, t0, m_.clock.stamp(lay.R), "hand-off (prompt tiles)", PhaseSpan::Kind::handoff,
+                   PositionClock::LapKind::add_positive);
       cur = L.region;
     }
+    m_.clock.scope(int32_t(L.index), L.region);
     layer(L, lay, x, tc_.layers[size_t(L.index)]);
   }
+  m_.clock.scope(-1, cur);
   Stamp t0 = m_.clock.stamp(lay.R);
   auto v = last_token_vector(lay, x);
-  m_.clock.lap(tc_.handoff, t0, m_.clock.stamp(lay.R));
+  m_.clock.lap(tc_.handoff, t0, m_.clock.stamp(lay.R), "last token to the decode layout", PhaseSpan::Kind::handoff);
   return v;
 }
 

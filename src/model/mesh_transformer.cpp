@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "mesh_transformer_impl.hpp"
+#include "wafermesh/dist/rank_reduce.hpp"
 #include "wafermesh/kernels/quantize.hpp"
 
 namespace wm::model {
@@ -178,6 +179,26 @@ MeshTransformer::~MeshTransformer() {
 }
 
 const TokenCycles& MeshTransformer::last_token() const { return impl_->last; }
+void MeshTransformer::set_tracing(bool on) {
+  Impl& m = *impl_;
+  m.tracing = on;
+  m.clock.trace_sram(on ? m.pl.layer_regions : std::vector<Region>{});
+  if (on) {
+    m.bytes_sent_so_far.clear();
+    (void)m.region_bytes_sent();  // from now on
+  }
+}
+
+std::vector<uint64_t> MeshTransformer::Impl::region_bytes_sent() {
+  std::vector<uint64_t> v;
+  for (const Region& R : pl.layer_regions) v.push_back(f.summarize_local(R).total_bytes_sent);
+  for (const Region& R : pl.classifier_regions) v.push_back(f.summarize_local(R).total_bytes_sent);
+  dist::sum_over_ranks(f, v);
+  std::vector<uint64_t> delta(v.size());
+  for (size_t i = 0; i < v.size(); ++i) delta[i] = v[i] - (i < bytes_sent_so_far.size() ? bytes_sent_so_far[i] : 0);
+  bytes_sent_so_far = std::move(v);
+  return delta;
+}
 const MeshPlacement& MeshTransformer::placement() const { return impl_->pl; }
 const ModelConfig& MeshTransformer::config() const { return impl_->cfg; }
 uint64_t MeshTransformer::peak_sram_bytes() const { return impl_->clock.peak_sram_bytes(); }

@@ -33,6 +33,21 @@ inline float gated(float a, float b, bool relu2) {
   return a * b;
 }
 
+// A projection's span in traces: its MeshGEMV (decode) or MeshGEMM (prefill).
+inline const char* projection_span_name(Tensor t, bool gemm) {
+  switch (t) {
+    case Tensor::wq: return gemm ? "GEMM W_q" : "GEMV W_q";
+    case Tensor::wk: return gemm ? "GEMM W_k" : "GEMV W_k";
+    case Tensor::wv: return gemm ? "GEMM W_v" : "GEMV W_v";
+    case Tensor::wo: return gemm ? "GEMM W_o" : "GEMV W_o";
+    case Tensor::w1: return gemm ? "GEMM W_1 (gate)" : "GEMV W_1 (gate)";
+    case Tensor::w2: return gemm ? "GEMM W_2 (down)" : "GEMV W_2 (down)";
+    case Tensor::w3: return gemm ? "GEMM W_3 (up)" : "GEMV W_3 (up)";
+    default: return gemm ? "GEMM" : "GEMV";
+  }
+}
+inline const char* gemv_name(Tensor t) { return projection_span_name(t, false); }
+
 // A projection's weights as a MeshGEMV holds them (ternary codes or fp32), and where they come
 // from (the prefill reads them again for its MeshGEMMs).
 struct Projection {
@@ -153,7 +168,15 @@ struct MeshTransformer::Impl {
   std::vector<float> logits;
   TokenCycles last;
   uint64_t prev_end = 0;  // virtual time the previous token's logits were ready
+  WorkCounts work_at_start;  // the mesh's work when the current position began
   PositionClock clock;
+  // Traces (set_tracing): SRAM samples at the stamps, bytes sent per region and position.
+  bool tracing = false;
+  std::vector<uint64_t> bytes_sent_so_far;  // per layer region, then per classifier region
+
+  // Bytes the PEs of each layer region, then each classifier region, sent since the last call.
+  // Collective.
+  std::vector<uint64_t> region_bytes_sent();
 
   Impl(Fabric& fab, const WeightSource& s, const MeshPlacementSpec& sp);
   void place(const ProgressFn& progress);  // mesh_transformer.cpp

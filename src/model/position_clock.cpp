@@ -11,7 +11,11 @@ PositionClock::Stamp PositionClock::stamp(const Region& R) {
   local_sram_peak_ = std::max(local_sram_peak_, sram);
   local_route_peak_ = std::max(local_route_peak_, routes);
   stamps_.push_back(f_.max_clock_local(R));
-  return Stamp(stamps_.size() - 1);
+  work_.push_back(f_.work_local());
+  const Stamp st = Stamp(stamps_.size() - 1);
+  for (size_t i = 0; i < sram_regions_.size(); ++i)
+    if (sram_regions_[i] == R) sram_pending_.push_back({{int32_t(i), 0, f_.sram_in_use_max(R)}, st});
+  return st;
 }
 
 std::pair<uint64_t, uint64_t> PositionClock::region_peaks(const Region& R) {
@@ -24,13 +28,15 @@ std::pair<uint64_t, uint64_t> PositionClock::region_peaks(const Region& R) {
   return peak_cache_.back().peaks;
 }
 
-void PositionClock::lap(uint64_t& bucket, Stamp& from, Stamp to, LapKind kind) {
-  laps_.push_back({kind, from, to, &bucket, nullptr, 0});
+void PositionClock::lap(uint64_t& bucket, Stamp& from, Stamp to, const char* name, PhaseSpan::Kind span,
+                        LapKind kind) {
+  laps_.push_back({kind, from, to, &bucket, nullptr, 0, name, span, layer_, region_});
   from = to;
 }
 
-void PositionClock::lap_gemv(LayerCycles& lc, Stamp& from, Stamp to, uint64_t compute_cycles) {
-  laps_.push_back({LapKind::gemv, from, to, &lc.compute, &lc.allreduce, compute_cycles});
+void PositionClock::lap_gemv(LayerCycles& lc, Stamp& from, Stamp to, uint64_t compute_cycles, const char* name) {
+  laps_.push_back(
+      {LapKind::gemv, from, to, &lc.compute, &lc.allreduce, compute_cycles, name, PhaseSpan::Kind::gemv, layer_, region_});
   from = to;
 }
 
@@ -42,18 +48,38 @@ std::vector<uint64_t> PositionClock::settle() {
   peak_sram_ = std::max(peak_sram_, stamps_[n]);
   peak_routes_ = std::max(peak_routes_, stamps_[n + 1]);
   stamps_.resize(n);
+  std::vector<uint64_t> w;
+  w.reserve(4 * n);
+  for (const WorkCounts& c : work_) w.insert(w.end(), {c.macs, c.bytes_sent, c.bytes_received, c.byte_hops});
+  dist::sum_over_ranks(f_, w);
+  settled_work_.resize(n);
+  for (size_t i = 0; i < n; ++i) settled_work_[i] = {w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]};
+  spans_.clear();
+  spans_.reserve(laps_.size());
   for (const Lap& l : laps_) {
     const uint64_t a = stamps_[size_t(l.from)], b = stamps_[size_t(l.to)];
+    PhaseSpan sp{l.name, l.span, l.layer, l.region, a, b, 0,
+                 settled_work_[size_t(l.to)] - settled_work_[size_t(l.from)]};
     switch (l.kind) {
       case LapKind::add: *l.bucket += b - a; break;
-      case LapKind::add_positive: *l.bucket += b > a ? b - a : 0; break;
+      case LapKind::add_positive:  // a region that was ahead: no cycles, a span ending where it stands
+        *l.bucket += b > a ? b - a : 0;
+        sp.start = std::min(a, b);
+        break;
       case LapKind::gemv: {
         const uint64_t dt = b - a, comp = std::min(dt, l.cap);
         *l.bucket += comp;
         *l.rest += dt - comp;
+        sp.compute = comp;
         break;
       }
     }
+    spans_.push_back(sp);
+  }
+  sram_.clear();
+  for (auto& [sample, st] : sram_pending_) {
+    sample.at = stamps_[size_t(st)];
+    sram_.push_back(sample);
   }
   std::vector<uint64_t> clocks = std::move(stamps_);
   discard();
@@ -62,7 +88,9 @@ std::vector<uint64_t> PositionClock::settle() {
 
 void PositionClock::discard() {
   stamps_.clear();
+  work_.clear();
   laps_.clear();
+  sram_pending_.clear();
   local_sram_peak_ = local_route_peak_ = 0;
 }
 

@@ -54,10 +54,12 @@ struct LineItems {
     std::vector<Run> send_runs, recv_runs;
   };
   std::vector<PeerItems> peer;  // indexed like Compiled::peers
-  // One injection per (local source, stream): the source and the longest hop count of the stream.
-  std::vector<uint32_t> inj_pos, inj_hops;
+  // One injection per (local source, stream): the source and the longest hop count of the stream,
+  // and the links the stream loads (its route, or a multicast's tree: each link once), for the
+  // energy of the bytes it moves.
+  std::vector<uint32_t> inj_pos, inj_hops, inj_links;
   std::vector<uint32_t> route_pos, route_entries;
-  std::vector<Run> loc_runs, inj_runs, route_runs;
+  std::vector<Run> loc_runs, inj_runs, inj_link_runs, route_runs;
   // Cuts every array above into runs (of one entry each when max_run == 1).
   void make_runs(uint32_t max_run);
 };
@@ -72,7 +74,7 @@ struct Span {
   int64_t c = 0, cs = 0;  // received items: the tile in the peer's message
   uint64_t v = 0;
 };
-enum class ItemKind { loc, send, recv, inj, route };
+enum class ItemKind { loc, send, recv, inj, inj_links, route };
 
 struct TransferPlan::Compiled {
   std::string name;
@@ -115,6 +117,9 @@ struct TransferPlan::Compiled {
   };
   ViewIndex vsrc, vdst;
 
+  // What one execution adds to this rank's work totals (Fabric::work_local): bytes sent and
+  // received, byte-hops (the per-PE figures are added at flush time).
+  WorkCounts per_exec;
   // Executions whose counters have not been added to the PEs yet, and the slot in Fabric::dirty_.
   uint64_t unflushed = 0;
   size_t dirty_at = 0;
@@ -143,7 +148,8 @@ struct TransferPlan::Compiled {
         case ItemKind::loc: return T.loc_from;
         case ItemKind::send: return T.peer[peer].send_from;
         case ItemKind::recv: return T.peer[peer].recv_to;
-        case ItemKind::inj: return T.inj_pos;
+        case ItemKind::inj:
+        case ItemKind::inj_links: return T.inj_pos;
         default: return T.route_pos;
       }
     };
@@ -156,6 +162,7 @@ struct TransferPlan::Compiled {
         case ItemKind::send: return 0;
         case ItemKind::recv: return T.peer[peer].recv_lat[e];
         case ItemKind::inj: return T.inj_hops[e];
+        case ItemKind::inj_links: return T.inj_links[e];
         default: return T.route_entries[e];
       }
     };
@@ -165,6 +172,7 @@ struct TransferPlan::Compiled {
         case ItemKind::send: return T.peer[peer].send_runs;
         case ItemKind::recv: return T.peer[peer].recv_runs;
         case ItemKind::inj: return T.inj_runs;
+        case ItemKind::inj_links: return T.inj_link_runs;
         default: return T.route_runs;
       }
     };

@@ -79,6 +79,7 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   clock_.assign(n, 0);
   compute_.assign(n, 0);
   traffic_.assign(n, Traffic{});
+  macs_.assign(n, 0);
   sram_peak_.assign(n, 0);
   routes_.assign(n, Routes{});
   pending_.assign(n, 0);
@@ -104,6 +105,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   const size_t i = owned_index(x, y);
   flush_counters();
   sram_settle_all();
+  settle_region_macs();
   PeCounters c;
   c.clock_cycles = clock_[i];
   c.compute_cycles = compute_[i];
@@ -118,7 +120,55 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   c.sram_peak_bytes = sram_peak_[i];
   c.route_entries = routes_[i].now;
   c.route_peak_entries = routes_[i].peak;
+  c.macs = macs_[i];
+  c.byte_hops = t.byte_hops;
   return c;
+}
+
+WorkCounts Fabric::work_local() const { return work_; }
+
+WorkCounts Fabric::work() const {
+  const WorkCounts l = work_local();
+  uint64_t v[4] = {l.macs, l.bytes_sent, l.bytes_received, l.byte_hops};
+  MPI_Allreduce(MPI_IN_PLACE, v, 4, mpi_type<uint64_t>(), MPI_SUM, comm());
+  return {v[0], v[1], v[2], v[3]};
+}
+
+void Fabric::add_region_macs(const Region& r, uint64_t macs_each) {
+  const Region l = r.intersect(block_);
+  if (l.empty() || macs_each == 0) return;
+  work_.macs += macs_each * uint64_t(l.size());
+  for (MacRegion& m : mac_regions_)
+    if (m.local == l) {
+      m.each += macs_each;
+      return;
+    }
+  if (mac_regions_.size() >= 16) settle_region_macs();  // a few regions recur (a model's layer regions)
+  mac_regions_.push_back({l, macs_each});
+}
+
+void Fabric::settle_region_macs() const {
+  for (const MacRegion& m : mac_regions_)
+    for (int32_t y = m.local.y0; y < m.local.y0 + m.local.h; ++y) {
+      uint64_t* row = macs_.data() + local_index(m.local.x0, y);
+      for (int32_t x = 0; x < m.local.w; ++x) row[x] += m.each;
+    }
+  mac_regions_.clear();
+}
+
+Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {
+  const size_t i = owned_index(x, y);
+  flush_counters();
+  PeTimes t;
+  t.clock_cycles = clock_[i];
+  t.compute_cycles = compute_[i];
+  t.inject_cycles = traffic_[i].inject_cycles;
+  t.bytes_sent = traffic_[i].bytes_sent;
+  uint64_t use = sram_all_[size_t(mesh_.id(x, y))];
+  for (const SramRegion& r : sram_regions_)  // charges still pending on a taken-up region
+    if (r.r.contains(x, y)) use = uint64_t(int64_t(use) + r.pending);
+  t.sram_bytes = use;
+  return t;
 }
 
 uint64_t Fabric::max_clock_local(const Region& r) const { return max_local(clock_.data(), r.intersect(block_)); }
@@ -139,15 +189,31 @@ std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
   return {sram_peak_local(r), routes};
 }
 
-void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs, Work w) { charge_index(owned_index(x, y), macs, w); }
+void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs, Work w) {
+  charge_index(owned_index(x, y), macs, w);
+  observe();
+}
 
 void Fabric::charge_compute(const Region& r, uint64_t macs_each, Work w) {
-  charge_cycles(r, cost_.compute_cycles(macs_each, w));
+  const Region l = r.intersect(block_);
+  const uint64_t cyc = cost_.compute_cycles(macs_each, w);
+  if (cyc == 0) return;
+  add_region_macs(r, macs_each);
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+    uint64_t* ck = clock_.data() + local_index(l.x0, y);
+    uint64_t* cp = compute_.data() + local_index(l.x0, y);
+    for (int32_t x = 0; x < l.w; ++x) {
+      ck[x] += cyc;
+      cp[x] += cyc;
+    }
+  }
+  observe();
 }
 
 void Fabric::charge_cycles(const Region& r, uint64_t cycles) {
   const Region l = r.intersect(block_);
   if (cycles == 0) return;
+  add_region_macs(r, cycles * cost_.macs_per_cycle);  // a streamed add: macs_per_cycle operations a cycle
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     uint64_t* cp = compute_.data() + local_index(l.x0, y);
@@ -156,6 +222,7 @@ void Fabric::charge_cycles(const Region& r, uint64_t cycles) {
       cp[x] += cycles;
     }
   }
+  observe();
 }
 
 void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
@@ -165,6 +232,7 @@ void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     for (int32_t x = 0; x < l.w; ++x) ck[x] += cycles;
   }
+  observe();
 }
 
 void Fabric::barrier_clocks(const Region& r) {
@@ -185,6 +253,7 @@ void Fabric::advance_clocks(const Region& r, uint64_t t) {
     uint64_t* row = clock_.data() + local_index(l.x0, y);
     for (int32_t x = 0; x < l.w; ++x) row[x] = std::max(row[x], t);
   }
+  observe();
 }
 
 void Fabric::reset_peaks() {

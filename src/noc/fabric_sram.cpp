@@ -102,6 +102,24 @@ void Fabric::sram_release(const Region& r, uint64_t bytes_each) {
   SramRegion& t = sram_region(r);
   t.max_use -= bytes_each;
   t.pending -= int64_t(bytes_each);
+  observe();
+}
+
+uint64_t Fabric::sram_in_use_max(const Region& r) const {
+  for (const SramRegion& t : sram_regions_)
+    if (t.r == r) return t.max_use;
+  for (const SramRegion& t : sram_regions_)
+    if (overlap(t.r, r)) {
+      sram_settle_all();
+      break;
+    }
+  uint32_t mx = 0;
+  const Region c = r.intersect(mesh_.full());
+  for (int32_t y = c.y0; y < c.y0 + c.h; ++y) {
+    const uint32_t* row = sram_all_.data() + size_t(mesh_.id(c.x0, y));
+    for (int32_t x = 0; x < c.w; ++x) mx = std::max(mx, row[x]);
+  }
+  return mx;
 }
 
 uint64_t Fabric::sram_peak_local(const Region& r) const {

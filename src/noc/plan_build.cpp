@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "compiled_plan.hpp"
@@ -17,7 +18,11 @@ namespace {
 // i+1 -> i (i < n-1).
 struct LineCosts {
   std::vector<uint64_t> lat, hops;                    // per transfer
-  std::vector<std::pair<int32_t, uint32_t>> injects;  // (position, hops) per (source, stream)
+  struct Inject {
+    int32_t pos;
+    uint32_t hops, links;  // the stream's longest hop count; its links (on its first injection only)
+  };
+  std::vector<Inject> injects;  // per (source, stream)
   std::vector<uint32_t> route_entries;                // per position
   uint64_t max_hops = 0, max_latency = 0;
 };
@@ -89,17 +94,22 @@ LineCosts line_costs(const std::vector<LineTransfer>& T, int32_t n, bool relay_m
     if (!relay_mode && (s.lo < s.src || s.hi > s.src))
       for (int32_t p = s.lo; p <= s.hi; ++p) out.route_entries[size_t(p)] += 1;
   }
-  // Injection: once per run of transfers of one (source, stream), in plan order.
+  // Injection: once per run of transfers of one (source, stream), in plan order. A stream's links
+  // (on a line, the positions it covers on either side of its source) go to its first injection.
+  std::map<uint32_t, uint32_t> links;  // stream -> links not yet given to an injection
+  for (const Stream& s : streams) links[T[order[s.first]].stream] = uint32_t(s.hi - s.lo);
   uint32_t last_stream = 0;
   int32_t last_src = -1;
   for (size_t k = 0; k < m; ++k) {
     if (out.hops[k] == 0) continue;
     if (!(last_src >= 0 && T[k].stream == last_stream && T[k].from == last_src)) {
-      out.injects.push_back({T[k].from, uint32_t(out.hops[k])});
+      uint32_t& l = links[T[k].stream];
+      out.injects.push_back({T[k].from, uint32_t(out.hops[k]), l});
+      l = 0;
       last_stream = T[k].stream;
       last_src = T[k].from;
     } else {
-      out.injects.back().second = std::max(out.injects.back().second, uint32_t(out.hops[k]));
+      out.injects.back().hops = std::max(out.injects.back().hops, uint32_t(out.hops[k]));
     }
   }
   return out;
@@ -183,6 +193,7 @@ void distinct_senders(LineItems::PeerItems& p, const std::vector<int64_t>& recv_
 void LineItems::make_runs(uint32_t max_run) {
   loc_runs = runs_of(loc_from, &loc_to, nullptr, [&](size_t e) { return loc_lat[e]; }, max_run);
   inj_runs = runs_of(inj_pos, nullptr, nullptr, [&](size_t e) { return uint64_t(inj_hops[e]); }, max_run);
+  inj_link_runs = runs_of(inj_pos, nullptr, nullptr, [&](size_t e) { return uint64_t(inj_links[e]); }, max_run);
   route_runs = runs_of(route_pos, nullptr, nullptr, [&](size_t e) { return uint64_t(route_entries[e]); }, max_run);
   for (PeerItems& p : peer) {
     p.send_runs = runs_of(p.send_from, nullptr, nullptr, [](size_t) { return uint64_t(0); }, max_run);
@@ -273,13 +284,17 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
   touched.reserve(tr.size() * 2);
   // Each path is walked back from its destination and stops where an earlier path of the same
   // stream joined it (links marked with the stream form a tree from the source), so a line
-  // multicast costs O(line) rather than O(line^2).
-  for (const Transfer& t : tr) {
+  // multicast costs O(line) rather than O(line^2). The links a path adds to its stream's tree are
+  // counted for the energy of the stream's bytes.
+  std::vector<uint32_t> new_links(tr.size(), 0);
+  for (size_t k = 0; k < tr.size(); ++k) {
+    const Transfer& t = tr[k];
     for_each_route_link_reverse(mesh_, t.src, t.dst, [&](uint64_t l) {
       if (link_stream_[l] == t.stream + 1) return false;
       if (link_load_[l] == 0) touched.push_back(l);
       link_stream_[l] = t.stream + 1;
       ++link_load_[l];
+      ++new_links[k];
       return true;
     });
   }
@@ -300,7 +315,8 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
   std::vector<uint64_t> chain;  // links of the current path not yet known for its stream
   uint32_t last_inject_stream = 0;
   PeCoord last_inject_src{-1, -1};
-  for (const Transfer& t : tr) {
+  for (size_t ti = 0; ti < tr.size(); ++ti) {
+    const Transfer& t = tr[ti];
     // Busiest link of the path: the prefix maximum from the source, kept per link for the stream
     // (again walked back only to where an earlier path of the stream has it).
     chain.clear();
@@ -344,10 +360,12 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
     if (src_local && hops > 0 && !(t.stream + 1 == last_inject_stream && t.src == last_inject_src)) {
       T.inj_pos.push_back(uint32_t(local_index(t.src.x, t.src.y)));
       T.inj_hops.push_back(uint32_t(hops));
+      T.inj_links.push_back(new_links[ti]);
       last_inject_stream = t.stream + 1;
       last_inject_src = t.src;
     } else if (src_local && hops > 0) {
       T.inj_hops.back() = std::max(T.inj_hops.back(), uint32_t(hops));
+      T.inj_links.back() += new_links[ti];
     }
     // Routes: one entry per stream on every local PE it touches. In relay mode the message goes
     // core to core over the neighbour links, which need no entries of the pattern's own.
@@ -478,9 +496,10 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
       }
     }
     for (const auto& in : costs[t].injects)
-      if (local(in.first)) {
-        T.inj_pos.push_back(uint32_t(in.first));
-        T.inj_hops.push_back(in.second);
+      if (local(in.pos)) {
+        T.inj_pos.push_back(uint32_t(in.pos));
+        T.inj_hops.push_back(in.hops);
+        T.inj_links.push_back(in.links);
       }
     for (int32_t pos = a; pos < b; ++pos)
       if (costs[t].route_entries[size_t(pos)] > 0) {
@@ -538,6 +557,17 @@ void Fabric::finish_build(Compiled& c) {
   for (const auto& sg : c.segs)
     for (const auto& pr : c.tmpl[size_t(sg.t)].peer)
       for (uint64_t l : pr.recv_lat) c.max_recv_lat = std::max(c.max_recv_lat, l);
+  // One execution's bytes and byte-hops on this rank's PEs (the counts flush_plan adds per PE).
+  const Compiled::Side cs = c.clock_side();
+  const uint64_t tb = c.tile_bytes;
+  c.per_exec = WorkCounts{};
+  c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) { c.per_exec.bytes_sent += uint64_t(sp.n) * tb; });
+  c.spans(ItemKind::inj_links, 0, cs, cs, [&](const Span& sp) { c.per_exec.byte_hops += uint64_t(sp.n) * tb * sp.v; });
+  c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
+    for (int64_t j = 0; j < sp.n; ++j)
+      if (!(sp.v == 0 && sp.a + j * sp.as == sp.b + j * sp.bs)) c.per_exec.bytes_received += tb;
+  });
+  c.per_exec.bytes_received += c.nrecvs * tb;
 }
 
 }  // namespace wm

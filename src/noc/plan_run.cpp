@@ -200,6 +200,11 @@ void Fabric::flush_plan(Compiled& c) const {
       t.max_hops = std::max(t.max_hops, hops);
     }
   });
+  c.spans(ItemKind::inj_links, 0, cs, cs, [&](const Span& sp) {
+    const uint64_t bh = n * tb * sp.v;
+    if (bh == 0) return;
+    for (int64_t j = 0; j < sp.n; ++j) tr[sp.a + j * sp.as].byte_hops += bh;
+  });
   c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
     for (int64_t j = 0; j < sp.n; ++j)
       if (!(sp.v == 0 && sp.a + j * sp.as == sp.b + j * sp.bs)) tr[sp.b + j * sp.bs].bytes_received += n * tb;
@@ -292,6 +297,7 @@ void Fabric::wait_arrivals() {
     pending_msgs_[i] = 0;
   }
   pending_list_.clear();
+  observe();
 }
 
 void Fabric::spill_deferred(Compiled& c) {
@@ -511,7 +517,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   } else {
     take_in(c, 1);
   }
-  // 8. Counters that only reports read: one more execution, added when read.
+  // 8. Counters that only reports read: one more execution, added when read (the rank's totals now).
+  work_ += c.per_exec;
   if (c.unflushed++ == 0) {
     c.dirty_at = dirty_.size();
     dirty_.push_back(&c);
@@ -523,6 +530,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   }
   // A step that does not defer completes, with the arrivals earlier deferred steps left waiting.
   if (keep && !defer) wait_arrivals();
+  else observe();
 }
 
 }  // namespace wm

@@ -26,10 +26,17 @@ RefCosts reference_step_costs(const MachineParams& p, const MeshShape& m, const 
       on_pe(cx, cy);
     }
   };
+  // The links each (source, stream) loads: a multicast's tree counts each link once.
+  std::map<std::pair<int64_t, uint32_t>, std::set<std::tuple<int32_t, int32_t, int>>> stream_links;
   for (const Transfer& x : t) {
     if (x.src == x.dst) continue;
+    auto& mine = stream_links[{m.id(x.src.x, x.src.y), x.stream}];
     walk(
-        x, [&](int32_t a, int32_t b, int d) { link_streams[{a, b, d}].insert(x.stream); },
+        x,
+        [&](int32_t a, int32_t b, int d) {
+          link_streams[{a, b, d}].insert(x.stream);
+          mine.insert({a, b, d});
+        },
         [&](int32_t a, int32_t b) { pe_streams[m.id(a, b)].insert(x.stream); });
   }
   RefCosts k;
@@ -45,6 +52,7 @@ RefCosts reference_step_costs(const MachineParams& p, const MeshShape& m, const 
                                                                  : cost.transfer_cycles(h, x.relays, tile_bytes, load));
   }
   for (const auto& [id, s] : pe_streams) k.routes[id] = s.size();
+  for (const auto& [key, links] : stream_links) k.stream_links[key] = links.size();
   return k;
 }
 

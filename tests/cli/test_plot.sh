@@ -111,6 +111,15 @@ if "formula" not in g.attrs: err.append("no formula")
 if err: print("\n".join(err)); sys.exit(1)
 print("ok - /scaling_model: formula, parameters and 8 inputs, units on every dataset of the file")
 PY
+# generate: per-layer cycles and energy by phase, per-PE energy maps
+(cd "$src" && mpi 1 "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --temperature 0 \
+  --steps 4 --output "$tmp/res/gen.h5") >gen.out 2>&1 || bad "generate: $(tail -3 gen.out)"
+"$plot" res/gen.h5 --out figs_gen >pgen.out 2>&1 || bad "plot gen.h5: $(cat pgen.out)"
+for png in figs_gen/layers.png figs_gen/energy_maps.png figs_gen/pe_maps.png; do
+  if [ -f "$png" ] && [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$png")" -gt 10000 ]; then
+    ok "$png is a PNG ($(stat -c %s "$png") bytes)"
+  else bad "$png missing or not a PNG"; fi
+done
 expect="launch/plot: error: cannot read 'nope.h5'"
 "$plot" nope.h5 >/dev/null 2>err.txt; rc=$?
 [ "$rc" -eq 2 ] && [ "$(wc -l <err.txt)" -eq 1 ] && grep -q "$expect" err.txt && ok "missing file: $(cat err.txt)" \

@@ -82,6 +82,35 @@ TEST(FabricHand, BroadcastIsOneMulticastStream) {
   }
 }
 
+// The energy model's counters: a multicast's bytes cross each link of its tree once, booked on its
+// source; compute tasks count their operations, not their overheads.
+TEST(FabricHand, MulticastByteHopsCountTheTreeOnce) {
+  Fabric f(MPI_COMM_WORLD, small_machine(5, 4));
+  TileBuf<float> b(f, f.mesh().full(), 3, "t");  // 12-byte tiles
+  // Stream 0 from (0, 0) to (3, 0) and (3, 2): X first, so the second path shares the three links
+  // (0,0)->(3,0) and adds (3,0)->(3,2): 5 links. Stream 1 from (4, 3) to (1, 3) and (4, 1): 3 + 2
+  // links, no sharing. Stream 2 from (0, 0) to (1, 1): 2 links.
+  TransferPlan p = f.plan({{{0, 0}, {3, 0}, 0, 0}, {{0, 0}, {3, 2}, 0, 0}, {{4, 3}, {1, 3}, 1, 0}, {{4, 3}, {4, 1}, 1, 0},
+                           {{0, 0}, {1, 1}, 2, 0}},
+                          b.bytes_per_pe(), "multicasts");
+  f.execute(p, b.view(), b.view());
+  f.charge_compute(Region{0, 0, 2, 1}, 7);  // two PEs, 7 operations each
+  if (f.is_local(1, 0)) f.charge_compute(1, 0, 5);  // and 5 more on PE (1, 0), by its owner
+  const auto all = f.gather_counters(f.mesh().full());
+  WorkCounts w = f.work_local();
+  std::vector<uint64_t> v = {w.macs, w.bytes_sent, w.bytes_received, w.byte_hops};
+  MPI_Allreduce(MPI_IN_PLACE, v.data(), 4, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].byte_hops, 12u * (5 + 2));  // (0, 0): streams 0 and 2
+    EXPECT_EQ(all[3 * 5 + 4].byte_hops, 12u * 5);  // (4, 3)
+    EXPECT_EQ(all[0].bytes_sent, 24u);
+    EXPECT_EQ(all[0].macs, 7u);
+    EXPECT_EQ(all[1].macs, 12u);
+    EXPECT_EQ(all[2].macs, 0u);
+    EXPECT_EQ(v, (std::vector<uint64_t>{19, 36, 60, 144}));  // 3 streams sent, 5 deliveries, of 12 bytes
+  }
+}
+
 TEST(FabricHand, ChainReductionChargesRelayStagesAndAdds) {
   Fabric f(MPI_COMM_WORLD, small_machine(4, 1));
   const Region line{0, 0, 3, 1};

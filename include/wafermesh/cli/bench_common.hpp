@@ -11,6 +11,7 @@
 #include "wafermesh/cli/commands.hpp"
 #include "wafermesh/io/results_file.hpp"
 #include "wafermesh/mesh/geometry.hpp"
+#include "wafermesh/noc/energy.hpp"
 #include "wafermesh/noc/fabric.hpp"
 #include "wafermesh/noc/params.hpp"
 #include "wafermesh/util/options.hpp"
@@ -31,6 +32,14 @@ void check_host_bytes(const std::string& what, std::initializer_list<int64_t> fa
 // The origin of a P x P region: the given coordinates, or (-1) centred on the mesh so that the
 // region spans the ranks' blocks rather than sitting on rank 0.
 PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y);
+
+// The energy columns of a bench table (noc/energy.hpp): the work counted (MACs, SRAM bytes read
+// and written, NoC byte-hops) and the energy of `pes` PEs over `cycles` in joules, in all and split
+// compute / SRAM / NoC / static. append_energy_cells adds a row's cells in that order and returns
+// the energy.
+void add_energy_columns(io::Table& t);
+EnergySplit append_energy_cells(std::vector<io::Table::Cell>& row, const MachineParams& mp, const WorkCounts& w,
+                                uint64_t pes, uint64_t cycles);
 
 // Writes `table` as group `group` of `path` (rank 0 only; complete or not at all), with every
 // effective option of `opts` as a parameter. Prints "wrote PATH".

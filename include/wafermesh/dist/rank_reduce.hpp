@@ -18,4 +18,9 @@ inline void max_over_ranks(const Fabric& f, std::vector<uint64_t>& v) {
   MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), mpi_type<uint64_t>(), MPI_MAX, f.comm());
 }
 
+// v[i] = the sum of v[i] over the ranks, on every rank (exact: integers). Collective.
+inline void sum_over_ranks(const Fabric& f, std::vector<uint64_t>& v) {
+  MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), mpi_type<uint64_t>(), MPI_SUM, f.comm());
+}
+
 }  // namespace wm::dist

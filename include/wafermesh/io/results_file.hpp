@@ -56,6 +56,11 @@ class RemoveOnSignal;
 // naming the path and the reason. "" is accepted (no file).
 void check_output_path(const std::string& path);
 
+// Writes `text` to `path` as results files are written: as `path`.tmpPID (parent directories
+// created), removed on failure or when a signal ends the process, then renamed over `path`, which
+// must be a regular file or absent. Throws wm::UsageError naming the path.
+void write_text_file(const std::string& path, const std::string& text);
+
 class ResultsWriter {
  public:
   // Creates `path`.tmpPID (parent directories too); removed by the destructor unless committed,

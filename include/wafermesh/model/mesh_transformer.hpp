@@ -101,12 +101,36 @@ struct LayerCycles {
   uint64_t kv = 0;         // KV append (with the shift step) and attention (its allreduces included)
   uint64_t total() const { return compute + allreduce + kv; }
 };
+// One span of a position's virtual time, between two of the stamps its figures come from (see
+// PositionClock): a phase of a layer (its cycles are in the layer's compute, allreduce or kv), a
+// hand-off between regions, or the classifier. The spans of a layer follow one another without
+// gaps and their cycles add up to the layer's LayerCycles::total().
+struct PhaseSpan {
+  enum class Kind : uint8_t { compute, allreduce, kv, gemv, handoff, classifier };
+  const char* name = "";  // e.g. "rmsnorm", "W_q", "attention"
+  Kind kind = Kind::compute;
+  int32_t layer = -1;     // -1: not in a layer
+  int32_t region = -1;    // index into MeshPlacement::layer_regions; -1: the classifier regions
+  uint64_t start = 0, end = 0;  // cycles
+  uint64_t compute = 0;   // gemv: the first `compute` cycles are its block's multiply-accumulates, the rest its reduction
+  WorkCounts work;        // what every PE of the mesh did during the span (energy)
+};
+// SRAM in use on a layer region at one stamp (traces): the most any of its PEs holds.
+struct SramSample {
+  int32_t region = 0;
+  uint64_t at = 0, bytes = 0;
+};
 struct TokenCycles {
+  uint64_t start = 0;             // virtual time the token (or prompt) entered the first region
   uint64_t total = 0;             // from the token entering the first region to its logits
   std::vector<LayerCycles> layers;
   uint64_t handoff = 0;           // moving the vector between regions
   uint64_t classifier = 0;        // final norm and logits
   double wall_s = 0;              // emulation wall time of forward() (slowest rank)
+  WorkCounts work;                // what every PE of the mesh did meanwhile (its energy: noc/energy.hpp)
+  std::vector<PhaseSpan> spans;   // every lap of the position, in order
+  std::vector<SramSample> sram;   // with MeshTransformer::set_tracing(true) only
+  std::vector<uint64_t> noc_bytes;  // with tracing: bytes each layer region sent during the position
 };
 
 using ProgressFn = std::function<void(const std::string& line)>;  // rank 0 prints, others ignore
@@ -127,6 +151,9 @@ class MeshTransformer {
   // caches must be empty. One token is forward(token, 0). Collective.
   const float* prefill(const std::vector<int>& tokens);
   const TokenCycles& last_token() const;
+  // Records, for traces, what TokenCycles keeps only when tracing (SRAM samples, NoC bytes per
+  // region). Changes no figure.
+  void set_tracing(bool on);
   const MeshPlacement& placement() const;
   const ModelConfig& config() const;
   // Largest peak SRAM bytes / route entries of any PE since construction.

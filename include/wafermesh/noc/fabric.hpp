@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,7 +64,25 @@ struct PeCounters {
   uint64_t sram_peak_bytes = 0;
   uint64_t route_entries = 0;       // route entries configured now
   uint64_t route_peak_entries = 0;
+  // What the energy model charges (noc/energy.hpp), besides the bytes above:
+  uint64_t macs = 0;                // multiply-accumulates and element operations of its compute tasks
+                                    // (a streamed add: macs_per_cycle per cycle), task overheads excluded
+  uint64_t byte_hops = 0;           // bytes it sent x links they crossed (a multicast: each link of its tree once)
   friend bool operator==(const PeCounters&, const PeCounters&) = default;
+};
+
+// The same work summed over PEs: what the wafer's energy is charged for (noc/energy.hpp).
+struct WorkCounts {
+  uint64_t macs = 0, bytes_sent = 0, bytes_received = 0, byte_hops = 0;
+  WorkCounts& operator+=(const WorkCounts& o) {
+    macs += o.macs, bytes_sent += o.bytes_sent, bytes_received += o.bytes_received, byte_hops += o.byte_hops;
+    return *this;
+  }
+  friend WorkCounts operator-(WorkCounts a, const WorkCounts& b) {
+    a.macs -= b.macs, a.bytes_sent -= b.bytes_sent, a.bytes_received -= b.bytes_received, a.byte_hops -= b.byte_hops;
+    return a;
+  }
+  friend bool operator==(const WorkCounts&, const WorkCounts&) = default;
 };
 
 // One tile moved from src to dst. Transfers that share a `stream` id form one multicast message
@@ -196,6 +215,12 @@ class Fabric {
   PeCounters pe(int32_t x, int32_t y) const;
   uint64_t clock_cycles(int32_t x, int32_t y) const { return clock_[owned_index(x, y)]; }
   uint64_t compute_cycles(int32_t x, int32_t y) const { return compute_[owned_index(x, y)]; }
+  // The work of every PE this rank owns since construction, summed (energy). Local: a sum over the
+  // ranks gives the mesh's. Running totals (a step adds its plan's per-execution figures), so this
+  // costs no pass over the PEs.
+  WorkCounts work_local() const;
+  // The same over every rank: the whole mesh's work since construction. Collective.
+  WorkCounts work() const;
   // Latest clock among this rank's PEs of `r` (0 when it owns none). Local.
   uint64_t max_clock_local(const Region& r) const;
   // Latest clock among the PEs of `r`, on every rank. Collective.
@@ -222,6 +247,7 @@ class Fabric {
     const Region l = r.intersect(block_);
     for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
       for (int32_t x = l.x0; x < l.x0 + l.w; ++x) charge_index(local_index(x, y), macs_of(x, y));
+    observe();
   }
   // Applies pending arrivals: clock = max(clock, latest arrival); the difference is stall time.
   void wait_arrivals();
@@ -236,6 +262,21 @@ class Fabric {
   // Raises the clock of every local PE of `r` to at least t (the PEs wait for data from the host).
   void advance_clocks(const Region& r, uint64_t t);
 
+  // ---- observing the PEs (traces) ----
+  // f() runs on this rank after every operation that may change a local PE's clock, counters or
+  // SRAM use (compute charges, steps, arrivals, clock changes, SRAM charges); empty: none. For
+  // traces of a few PEs (noc/pe_trace.hpp); the engine's own work is unchanged.
+  void set_observer(std::function<void()> f) { observer_ = std::move(f); }
+  // What a trace of local PE (x, y) shows, as of now (counters of executed steps brought up to date).
+  struct PeTimes {
+    uint64_t clock_cycles = 0, compute_cycles = 0, inject_cycles = 0, sram_bytes = 0, bytes_sent = 0;
+    friend bool operator==(const PeTimes&, const PeTimes&) = default;
+  };
+  PeTimes pe_times(int32_t x, int32_t y) const;
+  // The highest SRAM use of any PE of `r` now. Every rank keeps every PE's use, so this is local
+  // and the same on every rank.
+  uint64_t sram_in_use_max(const Region& r) const;
+
   // ---- SRAM accounting (called by TileBuf) ----
   // Collective: every rank calls it with the same arguments (no communication: every rank keeps
   // the use of every PE). Throws LimitError on every rank when some PE of `r` would exceed
@@ -248,6 +289,7 @@ class Fabric {
     requires std::is_invocable_v<What>
   void sram_acquire(const Region& r, uint64_t bytes_each, What&& what) {
     if (!sram_try_acquire(r, bytes_each)) throw_sram(r, bytes_each, std::string(what()));
+    observe();
   }
   void sram_release(const Region& r, uint64_t bytes_each);
 
@@ -324,7 +366,13 @@ class Fabric {
     const uint64_t cyc = cost_.compute_cycles(macs, w);
     clock_[i] += cyc;
     compute_[i] += cyc;
+    macs_[i] += macs;
+    work_.macs += macs;
   }
+  // Region-uniform work (charge_compute(r, ...), charge_cycles): kept per region as one number
+  // until a reader needs the per-PE figures (as SRAM charges are).
+  void add_region_macs(const Region& r, uint64_t macs_each);
+  void settle_region_macs() const;
   void clear_items(Compiled& c, bool relay_mode);
   void build_generic(Compiled& c, bool relay_mode);
   void build_lines(Compiled& c, bool relay_mode);
@@ -387,10 +435,17 @@ class Fabric {
   // What only reports read, brought up to date by flush_counters(); one record per PE, so adding a
   // step's counts touches one place per PE.
   struct Traffic {
-    uint64_t inject_cycles = 0, bytes_sent = 0, bytes_received = 0, messages_sent = 0;
+    uint64_t inject_cycles = 0, bytes_sent = 0, bytes_received = 0, messages_sent = 0, byte_hops = 0;
     uint32_t max_hops = 0;
   };
   mutable PeArray<Traffic> traffic_;
+  mutable PeArray<uint64_t> macs_;  // per-PE work of the energy model (PeCounters::macs)
+  struct MacRegion {
+    Region local;  // r ∩ block
+    uint64_t each = 0;
+  };
+  mutable std::vector<MacRegion> mac_regions_;
+  mutable WorkCounts work_;  // running totals of this rank's PEs
   struct Routes {
     uint32_t now = 0, peak = 0;  // route entries configured, and their peak
   };
@@ -420,6 +475,10 @@ class Fabric {
     std::vector<std::pair<uint32_t, uint32_t>> routes;  // (local PE, entries)
   };
   std::map<std::string, SharedRoutes> shared_routes_;
+  std::function<void()> observer_;
+  void observe() const {
+    if (observer_) observer_();
+  }
   bool peaks_held_ = false;
   uint64_t peaks_version_ = 0;
   MpiComm line_comm_[2];  // along X, along Y; made at first use

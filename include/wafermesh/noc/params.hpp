@@ -34,6 +34,14 @@ struct MachineParams {
   double inject_ns_per_cycle = 0.0;    // emu.inject_ns_per_cycle: real delay per modelled cycle, 0 = off
   int64_t ranks_x = 0;                 // emu.ranks_x: rank grid extent along X, 0 = automatic
   int64_t ranks_y = 0;                 // emu.ranks_y: rank grid extent along Y, 0 = automatic
+  // The energy model (noc/energy.hpp); sources and assumptions in configs/wse2.ini.
+  double mac_pj = 4.6;                  // energy.mac_pj: one fp32 multiply-accumulate (or element operation)
+  double sram_read_pj_per_byte = 1.25;  // energy.sram_read_pj_per_byte
+  double sram_write_pj_per_byte = 1.25; // energy.sram_write_pj_per_byte
+  int64_t sram_read_bytes_per_mac = 8;  // energy.sram_read_bytes_per_mac: operand bytes a MAC reads from SRAM
+  int64_t sram_write_bytes_per_mac = 4; // energy.sram_write_bytes_per_mac: bytes a MAC writes back
+  double hop_pj_per_byte = 0.2;         // energy.hop_pj_per_byte: one byte over one link of the fabric
+  double static_mw_per_pe = 5.0;        // energy.static_mw_per_pe: leakage and clock of a PE, busy or idle
 
   // The declarations of all fields above (names, units, help, limits), bound to this object.
   std::vector<ParamSpec> specs();

@@ -27,6 +27,7 @@ struct RefBuf {
 struct RefCosts {
   std::vector<uint64_t> latency, hops;    // per transfer
   std::map<int64_t, uint64_t> routes;     // PE id -> route entries this step needs
+  std::map<std::pair<int64_t, uint32_t>, uint64_t> stream_links;  // (source PE id, stream) -> distinct links
 };
 // Loads, latencies and route needs of one step (strict routes, no relay fallback).
 RefCosts reference_step_costs(const MachineParams& p, const MeshShape& m, const std::vector<Transfer>& t,
@@ -78,6 +79,7 @@ class ReferenceFabric {
     const uint64_t cyc = task_cycles(macs, w);
     pe(c).clock_cycles += cyc;
     pe(c).compute_cycles += cyc;
+    pe(c).macs += macs;
   }
 
   // Applies pending arrivals (after a deferred step): the latest arrival, then noc.receive_cycles
@@ -132,12 +134,14 @@ class ReferenceFabric {
     for (size_t i = 0; i < t.size(); ++i) {
       if (k.hops[i] == 0) continue;
       PeCounters& s = pe(t[i].src);
-      if (injected.insert({mesh_.id(t[i].src.x, t[i].src.y), t[i].stream}).second) {
+      const std::pair<int64_t, uint32_t> key{mesh_.id(t[i].src.x, t[i].src.y), t[i].stream};
+      if (injected.insert(key).second) {
         const uint64_t w = cost_.inject_cycles(bytes);
         s.clock_cycles += w;
         s.inject_cycles += w;
         s.bytes_sent += bytes;
         s.messages_sent += 1;
+        s.byte_hops += bytes * k.stream_links.at(key);
       }
       s.max_hops = std::max(s.max_hops, k.hops[i]);
     }
@@ -188,6 +192,7 @@ class ReferenceFabric {
           const uint64_t cyc = ops_cycles(b.elems, work_of<T>());
           pe(c).clock_cycles += cyc;
           pe(c).compute_cycles += cyc;
+          pe(c).macs += cyc * cost_.macs_per_cycle;
         } else {
           charge_compute(c, b.elems, work_of<T>());
         }
