@@ -17,7 +17,12 @@ rm -rf "$reports"
 mkdir -p "$reports"
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$reports/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
-export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
+# use_tls=0: LeakSanitizer does not scan thread-local storage. With it on, the leak check of a
+# process that exits early (wafermesh --help, an unknown command) crashed in LSan's own tracer on
+# a corrupted dynamic-TLS range ("Tracer caught signal 11", DTLS of a dlopen'ed library): a fault
+# of the checker, not a report. Without TLS scanning, glibc's dlopen bookkeeping shows as a leak;
+# lsan.supp names it.
+export LSAN_OPTIONS="use_tls=0:suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
 rc=0
 ctest --test-dir build-asan -LE slurm --output-on-failure "$@" || rc=$?
 if [ -n "$(ls -A "$reports")" ]; then
