@@ -98,17 +98,14 @@ template <class T, class Fn>
 void per_replica(TileBuf<T>& out, Axis rep, Fn&& fn) {
   const Region& l = out.local();
   if (l.empty()) return;
-  const size_t E = out.elems();
   if (rep == Axis::X) {
     for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-      T* first = out.tile(l.x0, y);
-      fn(l.x0, y, first);
-      for (int32_t x = l.x0 + 1; x < l.x0 + l.w; ++x) std::copy(first, first + E, out.tile(x, y));
+      fn(l.x0, y, out.tile(l.x0, y));
+      out.replicate_forward(l.x0, y, size_t(l.w));
     }
   } else {
     for (int32_t x = l.x0; x < l.x0 + l.w; ++x) fn(x, l.y0, out.tile(x, l.y0));
-    for (int32_t y = l.y0 + 1; y < l.y0 + l.h; ++y)
-      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) std::copy(out.tile(x, l.y0), out.tile(x, l.y0) + E, out.tile(x, y));
+    out.replicate_forward(l.x0, l.y0, size_t(l.h), size_t(l.w));
   }
 }
 

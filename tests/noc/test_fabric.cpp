@@ -481,3 +481,40 @@ TEST(FabricMemory, TilesAndPerPeArraysNeverTakeFromAnArena) {
   b.for_each_local([&](int32_t, int32_t, float* t) { EXPECT_FALSE(arena.owns(t)); });
   EXPECT_EQ(arena.used(), 0u);
 }
+
+// replicate_forward against tile-by-tile copies, on tiles in place and on tiles a local shift has
+// permuted (buffer swaps), for one tile and for runs of a local row (awkward 7 x 5 mesh).
+TEST(TileBufReplicate, MatchesPerTileCopiesInPlaceAndPermuted) {
+  Fabric f(MPI_COMM_WORLD, small_machine(7, 5));
+  for (bool permute : {false, true}) {
+    TileBuf<float> b(f, f.mesh().full(), 8, "t");  // > 16 bytes: local moves swap slots
+    b.for_each_local([](int32_t x, int32_t y, float* t) {
+      for (int j = 0; j < 8; ++j) t[j] = float(100 * y + 10 * x + j);
+    });
+    if (permute) shift(f, b, Axis::X, +1, true);
+    const Region l = b.local();
+    if (permute && l.w > 1) {
+      EXPECT_TRUE(*b.view().permuted) << "the shift was expected to swap slots";
+    }
+    if (l.empty()) continue;
+    // Expected: along each local row the first tile copied to all; then the first row to all rows.
+    std::vector<std::vector<float>> want(size_t(l.size()));
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+        const float* src = b.tile(l.x0, l.y0);
+        want[size_t((y - l.y0) * l.w + (x - l.x0))].assign(src, src + 8);
+      }
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y) b.replicate_forward(l.x0, y, size_t(l.w));
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) {
+        const float* row_first = b.tile(l.x0, y);
+        EXPECT_EQ(std::vector<float>(b.tile(x, y), b.tile(x, y) + 8), std::vector<float>(row_first, row_first + 8))
+            << "permuted " << permute << " PE " << x << "," << y;
+      }
+    b.replicate_forward(l.x0, l.y0, size_t(l.h), size_t(l.w));
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
+        EXPECT_EQ(std::vector<float>(b.tile(x, y), b.tile(x, y) + 8), want[size_t((y - l.y0) * l.w + (x - l.x0))])
+            << "permuted " << permute << " PE " << x << "," << y;
+  }
+}

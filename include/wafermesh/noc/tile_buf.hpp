@@ -9,6 +9,7 @@
 // floats at wafer.dtype), or a packed format's own count (WaferBytes). The host keeps its own
 // elements (elems x sizeof(T), the view's tile_bytes); only they are copied.
 //   Example: 48 floats with wafer.dtype fp16: 96 bytes of SRAM and on the wire, 192 on the host.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -70,6 +71,26 @@ class TileBuf {
   // The tile of the i-th local PE (row-major over local()).
   T* local_tile(size_t i) { return data_.data() + (*permuted_ ? size_t(slot_[i]) : i) * elems_; }
   const T* local_tile(size_t i) const { return const_cast<TileBuf*>(this)->local_tile(i); }
+
+  // Copies the `unit` consecutive tiles (row-major over local()) that start at local PE (x, y) to
+  // the (n - 1) x unit local PEs that follow them: n copies of the run in all (n >= 1). Bulk copies
+  // of doubling length when the tiles sit in place (no moves have permuted them), else one copy
+  // per tile.
+  void replicate_forward(int32_t x, int32_t y, size_t n, size_t unit = 1) {
+    const size_t first = size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0);
+    if (!*permuted_) {
+      T* base = data_.data() + first * elems_;
+      const size_t run = unit * elems_;
+      for (size_t have = 1; have < n;) {
+        const size_t k = std::min(have, n - have);
+        std::memcpy(base + have * run, base, k * run * sizeof(T));
+        have += k;
+      }
+      return;
+    }
+    for (size_t i = unit; i < n * unit; ++i)
+      std::memcpy(local_tile(first + i), local_tile(first + i % unit), elems_ * sizeof(T));
+  }
 
   // f(x, y, T* tile) for every local PE, row-major.
   template <class F>
