@@ -65,11 +65,11 @@ RunEnergy run_energy(const MachineParams& mp, const std::vector<const model::Tok
     for (const model::PhaseSpan& sp : positions[size_t(i)]->spans) {
       if (sp.layer < 0 || sp.layer >= layers) continue;
       RunEnergy::Layer& L = r.layers[size_t(sp.layer)];
-      const WorkCounts macs{sp.work.ops, 0, 0, 0}, msgs{{}, sp.work.bytes_sent, sp.work.bytes_received, sp.work.byte_hops};
+      const WorkCounts ops{sp.work.ops, 0, 0, 0}, msgs{{}, sp.work.bytes_sent, sp.work.bytes_received, sp.work.byte_hops};
       const double all = em.of(sp.work, 0, 0).total_j();
       switch (sp.kind) {
         case model::PhaseSpan::Kind::gemv:
-          L.compute_j += em.of(macs, 0, 0).total_j();
+          L.compute_j += em.of(ops, 0, 0).total_j();
           L.allreduce_j += em.of(msgs, 0, 0).total_j();
           break;
         case model::PhaseSpan::Kind::compute: L.compute_j += all; break;
