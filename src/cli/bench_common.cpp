@@ -13,6 +13,7 @@
 #include <ostream>
 #include <vector>
 
+#include "wafermesh/cli/energy_report.hpp"
 #include "wafermesh/cli/rank0.hpp"
 #include "wafermesh/cli/result_sink.hpp"
 #include "wafermesh/mesh/geometry.hpp"
@@ -92,7 +93,7 @@ PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y)
 }
 
 void add_energy_columns(io::Table& t) {
-  t.add_column("macs", "MACs", io::ColumnKind::integer);
+  add_ops_columns(t);
   t.add_column("sram_read_bytes", "bytes", io::ColumnKind::integer);
   t.add_column("sram_write_bytes", "bytes", io::ColumnKind::integer);
   t.add_column("noc_byte_hops", "bytes*hops", io::ColumnKind::integer);
@@ -107,8 +108,9 @@ EnergySplit append_energy_cells(std::vector<io::Table::Cell>& row, const Machine
                                 uint64_t pes, uint64_t cycles) {
   const EnergyModel em = EnergyModel::from(mp);
   const EnergySplit e = em.of(w, pes, cycles);
+  append_ops(row, w.ops);
   for (const io::Table::Cell& c :
-       {io::Table::Cell(int64_t(w.macs)), io::Table::Cell(int64_t(em.sram_read_bytes(w))),
+       {io::Table::Cell(int64_t(em.sram_read_bytes(w))),
         io::Table::Cell(int64_t(em.sram_write_bytes(w))), io::Table::Cell(int64_t(w.byte_hops)),
         io::Table::Cell(e.total_j()), io::Table::Cell(e.compute_j), io::Table::Cell(e.sram_j), io::Table::Cell(e.noc_j),
         io::Table::Cell(e.static_j)})
@@ -161,7 +163,9 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
                                  {"sram_peak_bytes", "bytes", {}},     {"route_peak_entries", "entries", {}},
                                  {"bytes_sent", "bytes", {}},          {"energy_pj", "pJ", {}},
                                  {"energy_compute_pj", "pJ", {}},      {"energy_sram_pj", "pJ", {}},
-                                 {"energy_noc_pj", "pJ", {}}};
+                                 {"energy_noc_pj", "pJ", {}},          {"fp_macs", "MACs", {}},
+                                 {"elem_ops", "ops", {}},              {"ternary_ops", "ops", {}},
+                                 {"int_ops", "ops", {}}};
   // Energy per PE (noc/energy.hpp), rounded to whole picojoules: its own work, and static power
   // over the time the region ran (its latest clock).
   const EnergyModel em = EnergyModel::from(mp);
@@ -173,7 +177,8 @@ void write_results_with_maps(const Context& ctx, const OptionSet& opts, const Ma
       const EnergySplit e = em.of(EnergyModel::work_of(c), 1, run_cycles);
       const uint64_t v[] = {c.clock_cycles,  c.compute_cycles,      c.stall_cycles,  c.inject_cycles,
                             c.sram_peak_bytes, c.route_peak_entries, c.bytes_sent,    pj(e.total_j()),
-                            pj(e.compute_j), pj(e.sram_j),         pj(e.noc_j)};
+                            pj(e.compute_j), pj(e.sram_j),         pj(e.noc_j),     c.ops.fp_macs,
+                            c.ops.elem_ops,  c.ops.ternary_ops,    c.ops.int_ops};
       for (size_t k = 0; k < maps.size(); ++k) maps[k].values.push_back(v[k]);
     }
   const int32_t lx = l.empty() ? 0 : l.x0 - region.x0, ly = l.empty() ? 0 : l.y0 - region.y0;

@@ -22,6 +22,14 @@ std::string split(const EnergySplit& e) {
   return "compute " + joules(e.compute_j) + ", SRAM " + joules(e.sram_j) + ", NoC " + joules(e.noc_j) + ", static " +
          joules(e.static_j);
 }
+// An energy split as columns `prefix`j, `prefix`compute_j, ... static_j, and a row's cells in that order.
+void add_split_columns(io::Table& t, const std::string& prefix) {
+  for (const char* part : {"", "compute_", "sram_", "noc_", "static_"})
+    t.add_column(prefix + part + "j", "J", io::ColumnKind::real);
+}
+void append_split(std::vector<io::Table::Cell>& row, const EnergySplit& e) {
+  for (double v : {e.total_j(), e.compute_j, e.sram_j, e.noc_j, e.static_j}) row.push_back(v);
+}
 }  // namespace
 
 RunEnergy run_energy(const MachineParams& mp, const std::vector<const model::TokenCycles*>& positions, int64_t first,
@@ -35,7 +43,9 @@ RunEnergy run_energy(const MachineParams& mp, const std::vector<const model::Tok
     const model::TokenCycles& tc = *positions[size_t(i)];
     const EnergySplit e = em.of(tc.work, pes, tc.total);
     r.positions.push_back(e);
+    r.position_ops.push_back(tc.work.ops);
     (i < first ? r.prompt : r.decode) += e;
+    if (i >= first) r.decode_ops += tc.work.ops;
     const double s = double(tc.total) / em.clock_hz;
     all_j += e.total_j();
     all_s += s;
@@ -55,11 +65,11 @@ RunEnergy run_energy(const MachineParams& mp, const std::vector<const model::Tok
     for (const model::PhaseSpan& sp : positions[size_t(i)]->spans) {
       if (sp.layer < 0 || sp.layer >= layers) continue;
       RunEnergy::Layer& L = r.layers[size_t(sp.layer)];
-      const WorkCounts macs{sp.work.macs, 0, 0, 0}, msgs{0, sp.work.bytes_sent, sp.work.bytes_received, sp.work.byte_hops};
+      const WorkCounts ops{sp.work.ops, 0, 0, 0}, msgs{{}, sp.work.bytes_sent, sp.work.bytes_received, sp.work.byte_hops};
       const double all = em.of(sp.work, 0, 0).total_j();
       switch (sp.kind) {
         case model::PhaseSpan::Kind::gemv:
-          L.compute_j += em.of(macs, 0, 0).total_j();
+          L.compute_j += em.of(ops, 0, 0).total_j();
           L.allreduce_j += em.of(msgs, 0, 0).total_j();
           break;
         case model::PhaseSpan::Kind::compute: L.compute_j += all; break;
@@ -79,53 +89,64 @@ RunEnergy run_energy(const MachineParams& mp, const std::vector<const model::Tok
 void print_energy(std::ostream& out, const MachineParams& mp, const RunEnergy& e) {
   out << "energy (modelled: energy.* parameters; static power on all " << mp.width_pes * mp.height_pes
       << " PEs of the mesh):\n";
-  if (e.decoded > 0)
-    out << "  per decoded token     " << joules(e.per_token.total_j()) << " (" << split(e.per_token) << ") -> "
-        << std::setprecision(3) << std::defaultfloat << e.tokens_per_j << " tokens/J\n";
-  out << "  prompt                " << joules(e.prompt.total_j()) << " (" << split(e.prompt) << ")\n"
+  auto line = [&out](const char* label, const EnergySplit& s) {
+    out << "  " << std::left << std::setw(22) << label << std::right << joules(s.total_j()) << " (" << split(s) << ")";
+  };
+  if (e.decoded > 0) {
+    line("per decoded token", e.per_token);
+    out << " -> " << std::setprecision(3) << std::defaultfloat << e.tokens_per_j << " tokens/J\n";
+    const double k = 1.0 / double(e.decoded);
+    out << "  operations per token  " << std::setprecision(4) << double(e.decode_ops.fp_macs) * k << " fp MACs ("
+        << mp.wafer_dtype << "), " << double(e.decode_ops.elem_ops) * k << " fp element, "
+        << double(e.decode_ops.ternary_ops) * k << " ternary, " << double(e.decode_ops.int_ops) * k << " integer\n";
+  }
+  line("prompt", e.prompt);
+  out << "\n"
       << "  wafer power           average " << std::fixed << std::setprecision(1) << e.average_w << " W, peak "
       << e.peak_w << " W (position " << e.peak_position << ")\n"
       << std::defaultfloat << std::flush;
 }
 
 void add_energy_summary_columns(io::Table& t) {
-  t.add_column("energy_per_token_j", "J", io::ColumnKind::real);
-  t.add_column("energy_per_token_compute_j", "J", io::ColumnKind::real);
-  t.add_column("energy_per_token_sram_j", "J", io::ColumnKind::real);
-  t.add_column("energy_per_token_noc_j", "J", io::ColumnKind::real);
-  t.add_column("energy_per_token_static_j", "J", io::ColumnKind::real);
+  add_split_columns(t, "energy_per_token_");
   t.add_column("tokens_per_j", "tokens/J", io::ColumnKind::real);
-  t.add_column("energy_prompt_j", "J", io::ColumnKind::real);
-  t.add_column("energy_prompt_compute_j", "J", io::ColumnKind::real);
-  t.add_column("energy_prompt_sram_j", "J", io::ColumnKind::real);
-  t.add_column("energy_prompt_noc_j", "J", io::ColumnKind::real);
-  t.add_column("energy_prompt_static_j", "J", io::ColumnKind::real);
+  add_split_columns(t, "energy_prompt_");
   t.add_column("average_power_w", "W", io::ColumnKind::real);
   t.add_column("peak_power_w", "W", io::ColumnKind::real);
 }
 
 void append_energy_summary(std::vector<io::Table::Cell>& row, const RunEnergy& e) {
-  for (double v : {e.per_token.total_j(), e.per_token.compute_j, e.per_token.sram_j, e.per_token.noc_j,
-                   e.per_token.static_j, e.tokens_per_j, e.prompt.total_j(), e.prompt.compute_j, e.prompt.sram_j,
-                   e.prompt.noc_j, e.prompt.static_j, e.average_w, e.peak_w})
-    row.push_back(v);
+  append_split(row, e.per_token);
+  row.push_back(e.tokens_per_j);
+  append_split(row, e.prompt);
+  row.push_back(e.average_w);
+  row.push_back(e.peak_w);
 }
 
 void add_energy_position_columns(io::Table& t) {
-  t.add_column("energy_j", "J", io::ColumnKind::real);
-  t.add_column("energy_compute_j", "J", io::ColumnKind::real);
-  t.add_column("energy_sram_j", "J", io::ColumnKind::real);
-  t.add_column("energy_noc_j", "J", io::ColumnKind::real);
-  t.add_column("energy_static_j", "J", io::ColumnKind::real);
+  add_split_columns(t, "energy_");
   t.add_column("power_w", "W", io::ColumnKind::real);
+  add_ops_columns(t);
 }
 
 void append_energy_position(std::vector<io::Table::Cell>& row, const RunEnergy& e, int64_t position, uint64_t cycles,
                             const MachineParams& mp) {
   const EnergySplit& s = e.positions[size_t(position)];
   const double secs = double(cycles) / (mp.clock_ghz * 1e9);
-  for (double v : {s.total_j(), s.compute_j, s.sram_j, s.noc_j, s.static_j, secs > 0 ? s.total_j() / secs : 0.0})
-    row.push_back(v);
+  append_split(row, s);
+  row.push_back(secs > 0 ? s.total_j() / secs : 0.0);
+  append_ops(row, e.position_ops[size_t(position)]);
+}
+
+void add_ops_columns(io::Table& t) {
+  t.add_column("fp_macs", "MACs", io::ColumnKind::integer);
+  t.add_column("elem_ops", "ops", io::ColumnKind::integer);
+  t.add_column("ternary_ops", "ops", io::ColumnKind::integer);
+  t.add_column("int_ops", "ops", io::ColumnKind::integer);
+}
+
+void append_ops(std::vector<io::Table::Cell>& row, const OpCounts& o) {
+  for (uint64_t v : {o.fp_macs, o.elem_ops, o.ternary_ops, o.int_ops}) row.push_back(int64_t(v));
 }
 
 void add_energy_layer_columns(io::Table& t) {

@@ -294,7 +294,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
     const int64_t n = m.rows[size_t(y - R.y0)];
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) out[h * W + t] /= scale;
-    f.charge_compute(x, y, uint64_t(H * n));
+    f.charge_compute(x, y, uint64_t(H * n), Work::elem);
   });
   if (rep) lap(&rep->score_cycles);
 
@@ -308,7 +308,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       for (int64_t t = 0; t < n; ++t) v = std::max(v, s[h * W + t]);
       o[h] = {v};
     }
-    f.charge_compute(x, y, uint64_t(H * n));
+    f.charge_compute(x, y, uint64_t(H * n), Work::elem);
   });
   m.max_ar->run(mx);
   TileBuf<float> sum(f, R, size_t(H), "softmax sum");
@@ -324,7 +324,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       }
       o[h] = acc;
     }
-    f.charge_compute(x, y, uint64_t(2 * H * n));
+    f.charge_compute(x, y, uint64_t(2 * H * n), Work::elem);
   });
   m.sum_ar->run(sum);
   sc.for_each_local([&](int32_t x, int32_t y, float* s) {
@@ -332,7 +332,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
     const float* su = sum.tile(x, y);
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) s[h * W + t] /= su[h];
-    f.charge_compute(x, y, uint64_t(H * n));
+    f.charge_compute(x, y, uint64_t(H * n), Work::elem);
   });
   if (rep) lap(&rep->softmax_cycles);
 

@@ -24,7 +24,7 @@ void MeshTransformer::Impl::rmsnorm(TileBuf<float>& out, const TileBuf<float>& v
     for (size_t j = 0; j < E; ++j) acc += a[j] * a[j];
     s[0] = acc;
   });
-  f.charge_compute(v.region(), E);
+  f.charge_compute(v.region(), E, Work::elem);
   ops.sum(split).run(ss);
   const float eps = static_cast<float>(cfg.norm_eps);
   per_replica(out, rep, [&](int32_t x, int32_t y, float* r) {
@@ -36,7 +36,7 @@ void MeshTransformer::Impl::rmsnorm(TileBuf<float>& out, const TileBuf<float>& v
     const float* g = w.tile(x, y);
     for (size_t j = 0; j < E; ++j) r[j] = g[j] * (s * a[j]);
   });
-  f.charge_compute(v.region(), E);
+  f.charge_compute(v.region(), E, Work::elem);
 }
 
 ActivationCodes MeshTransformer::Impl::quantize(const TileBuf<float>& x, Axis split, ScalarAllreduces& ops,
@@ -53,14 +53,14 @@ ActivationCodes MeshTransformer::Impl::quantize(const TileBuf<float>& x, Axis sp
     for (size_t j = 0; j < E; ++j) v = std::max(v, std::fabs(a[j]));
     m[0] = {v};
   });
-  f.charge_compute(R, E);
+  f.charge_compute(R, E, Work::elem);
   ops.max(split).run(*r.absmax);
   r.codes = std::make_unique<TileBuf<int8_t>>(f, R, E, "int8 activations", TileBuf<int8_t>::NoInit{});
   per_replica(*r.codes, rep, [&](int32_t px, int32_t py, int8_t* c) {
     kernels::quantize_activations_scaled(x.tile(px, py), int64_t(E), kernels::absmax_scale(r.absmax->tile(px, py)[0].v),
                                          c);
   });
-  f.charge_compute(R, E);
+  f.charge_compute(R, E, Work::elem);
   clock.lap(lc.allreduce, t, clock.stamp(R), "absmax + quantize", PhaseSpan::Kind::allreduce);
   return r;
 }
@@ -84,7 +84,7 @@ TileBuf<float> MeshTransformer::Impl::project(Projection& p, const TileBuf<float
     const int32_t* a = yi.tile(px, py);
     for (size_t j = 0; j < M; ++j) r[j] = static_cast<float>(a[j]) / s * p.gamma;
   });
-  f.charge_compute(R, M);
+  f.charge_compute(R, M, Work::elem);
   return y;
 }
 
@@ -94,7 +94,7 @@ void MeshTransformer::Impl::add_into(TileBuf<float>& x, const TileBuf<float>& y)
     const float* b = y.tile(px, py);
     for (size_t j = 0; j < E; ++j) a[j] += b[j];
   });
-  f.charge_compute(x.region(), E);
+  f.charge_compute(x.region(), E, Work::elem);
 }
 
 void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, LayerCycles& lc) {
@@ -131,7 +131,7 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
     rope_on_tiles(f, q, d.group, d.kv_block, natural, rs, col, vec, at);
     rope_on_tiles(f, k, 1, d.kv_block, natural, rs, col, vec, at);
   }
-  f.charge_compute(R, uint64_t(4 * (d.group + 1) * d.kv_block));
+  f.charge_compute(R, uint64_t(4 * (d.group + 1) * d.kv_block), Work::elem);
   lap(lc.compute, "RoPE", K::compute);
   L.kv->append(k, v);
   lap(lc.kv, "KV append", K::kv);
@@ -159,7 +159,7 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
       const float* b = h3.tile(px, py);
       for (size_t j = 0; j < E; ++j) a[j] = gated(a[j], b[j], relu2);
     });
-    f.charge_compute(R, 3 * E);
+    f.charge_compute(R, 3 * E, Work::elem);
     lap(lc.compute, "gate", K::compute);
   }
   if (relu2) {

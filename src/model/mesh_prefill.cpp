@@ -143,7 +143,7 @@ PromptTiles PromptPass::rmsnorm(RowAllreduces& ar, const PromptLayout& lay, cons
       s[i] = acc;
     }
   });
-  f_.charge_compute(lay.R, uint64_t(rb * W));
+  f_.charge_compute(lay.R, uint64_t(rb * W), Work::elem);
   ar.sum.run(ss);
   PromptTiles out(f_, lay, W, name);
   const float eps = static_cast<float>(m_.cfg.norm_eps);
@@ -158,7 +158,7 @@ PromptTiles PromptPass::rmsnorm(RowAllreduces& ar, const PromptLayout& lay, cons
       for (int64_t j = 0; j < W; ++j) o[i * W + j] = g[j] * (s * a[i * W + j]);
     }
   });
-  f_.charge_compute(lay.R, uint64_t(rb * W));
+  f_.charge_compute(lay.R, uint64_t(rb * W), Work::elem);
   return out;
 }
 
@@ -308,7 +308,7 @@ void PromptPass::causal_softmax(RowAllreduces& ar, const PromptLayout& lay, Tile
       o[i] = {v};
     }
   });
-  f_.charge_compute(lay.R, uint64_t(3 * rb * rb));  // scale and max, exp and sum, divide
+  f_.charge_compute(lay.R, uint64_t(3 * rb * rb), Work::elem);  // scale and max, exp and sum, divide
   ar.max.run(mx);
   TileBuf<float> sum(f_, lay.R, size_t(rb), "softmax sum");
   sum.for_each_local([&](int32_t px, int32_t py, float* o) {
@@ -377,7 +377,7 @@ void PromptPass::add_into(const PromptLayout& lay, PromptTiles& x, const PromptT
     const float* b = y.tile(px, py);
     for (size_t j = 0; j < E; ++j) a[j] += b[j];
   });
-  f_.charge_compute(lay.R, E);
+  f_.charge_compute(lay.R, E, Work::elem);
 }
 
 void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerCycles& lc) {
@@ -406,7 +406,7 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
     xb = {};
     rope(lay, q, d_.group);
     rope(lay, k, 1);
-    f_.charge_compute(R, uint64_t(4 * (d_.group + 1) * d_.kv_block * lay.row_block));
+    f_.charge_compute(R, uint64_t(4 * (d_.group + 1) * d_.kv_block * lay.row_block), Work::elem);
     lap(lc.compute, "RoPE", K::compute);
     enter_kv_cache(lay, L, k, v);  // the layout switch to decode
     lap(lc.kv, "keys, values into the KV cache", K::kv);
@@ -437,7 +437,7 @@ void PromptPass::layer(Layer& L, const PromptLayout& lay, PromptTiles& x, LayerC
       const float* b = h3.tile(px, py);
       for (size_t j = 0; j < E; ++j) a[j] = gated(a[j], b[j], relu2);
     });
-    f_.charge_compute(R, 3 * E);
+    f_.charge_compute(R, 3 * E, Work::elem);
     lap(lc.compute, "gate", K::compute);
   }
   if (relu2)

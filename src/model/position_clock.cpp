@@ -49,11 +49,12 @@ std::vector<uint64_t> PositionClock::settle() {
   peak_routes_ = std::max(peak_routes_, stamps_[n + 1]);
   stamps_.resize(n);
   std::vector<uint64_t> w;
-  w.reserve(4 * n);
-  for (const WorkCounts& c : work_) w.insert(w.end(), {c.macs, c.bytes_sent, c.bytes_received, c.byte_hops});
+  constexpr size_t kw = WorkCounts::kWords;
+  w.resize(kw * n);
+  for (size_t i = 0; i < n; ++i) work_[i].to_words(w.data() + kw * i);
   dist::sum_over_ranks(f_, w);
   settled_work_.resize(n);
-  for (size_t i = 0; i < n; ++i) settled_work_[i] = {w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]};
+  for (size_t i = 0; i < n; ++i) settled_work_[i] = WorkCounts::from_words(w.data() + kw * i);
   spans_.clear();
   spans_.reserve(laps_.size());
   for (const Lap& l : laps_) {

@@ -79,7 +79,7 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   clock_.assign(n, 0);
   compute_.assign(n, 0);
   traffic_.assign(n, Traffic{});
-  macs_.assign(n, 0);
+  ops_.assign(n, OpCounts{});
   sram_peak_.assign(n, 0);
   routes_.assign(n, Routes{});
   pending_.assign(n, 0);
@@ -105,7 +105,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   const size_t i = owned_index(x, y);
   flush_counters();
   sram_settle_all();
-  settle_region_macs();
+  settle_region_ops();
   PeCounters c;
   c.clock_cycles = clock_[i];
   c.compute_cycles = compute_[i];
@@ -120,7 +120,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   c.sram_peak_bytes = sram_peak_[i];
   c.route_entries = routes_[i].now;
   c.route_peak_entries = routes_[i].peak;
-  c.macs = macs_[i];
+  c.ops = ops_[i];
   c.byte_hops = t.byte_hops;
   return c;
 }
@@ -128,32 +128,34 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
 WorkCounts Fabric::work_local() const { return work_; }
 
 WorkCounts Fabric::work() const {
-  const WorkCounts l = work_local();
-  uint64_t v[4] = {l.macs, l.bytes_sent, l.bytes_received, l.byte_hops};
-  MPI_Allreduce(MPI_IN_PLACE, v, 4, mpi_type<uint64_t>(), MPI_SUM, comm());
-  return {v[0], v[1], v[2], v[3]};
+  uint64_t v[WorkCounts::kWords];
+  work_local().to_words(v);
+  MPI_Allreduce(MPI_IN_PLACE, v, int(WorkCounts::kWords), mpi_type<uint64_t>(), MPI_SUM, comm());
+  return WorkCounts::from_words(v);
 }
 
-void Fabric::add_region_macs(const Region& r, uint64_t macs_each) {
+void Fabric::add_region_ops(const Region& r, uint64_t ops_each, Work w) {
   const Region l = r.intersect(block_);
-  if (l.empty() || macs_each == 0) return;
-  work_.macs += macs_each * uint64_t(l.size());
-  for (MacRegion& m : mac_regions_)
+  if (l.empty() || ops_each == 0) return;
+  work_.ops.of(w) += ops_each * uint64_t(l.size());
+  for (OpsRegion& m : ops_regions_)
     if (m.local == l) {
-      m.each += macs_each;
+      m.each.of(w) += ops_each;
       return;
     }
-  if (mac_regions_.size() >= 16) settle_region_macs();  // a few regions recur (a model's layer regions)
-  mac_regions_.push_back({l, macs_each});
+  if (ops_regions_.size() >= 16) settle_region_ops();  // a few regions recur (a model's layer regions)
+  OpCounts each;
+  each.of(w) = ops_each;
+  ops_regions_.push_back({l, each});
 }
 
-void Fabric::settle_region_macs() const {
-  for (const MacRegion& m : mac_regions_)
+void Fabric::settle_region_ops() const {
+  for (const OpsRegion& m : ops_regions_)
     for (int32_t y = m.local.y0; y < m.local.y0 + m.local.h; ++y) {
-      uint64_t* row = macs_.data() + local_index(m.local.x0, y);
+      OpCounts* row = ops_.data() + local_index(m.local.x0, y);
       for (int32_t x = 0; x < m.local.w; ++x) row[x] += m.each;
     }
-  mac_regions_.clear();
+  ops_regions_.clear();
 }
 
 Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {
@@ -189,16 +191,16 @@ std::pair<uint64_t, uint64_t> Fabric::peaks_local(const Region& r) const {
   return {sram_peak_local(r), routes};
 }
 
-void Fabric::charge_compute(int32_t x, int32_t y, uint64_t macs, Work w) {
-  charge_index(owned_index(x, y), macs, w);
+void Fabric::charge_compute(int32_t x, int32_t y, uint64_t ops, Work w) {
+  charge_index(owned_index(x, y), ops, w);
   observe();
 }
 
-void Fabric::charge_compute(const Region& r, uint64_t macs_each, Work w) {
+void Fabric::charge_compute(const Region& r, uint64_t ops_each, Work w) {
   const Region l = r.intersect(block_);
-  const uint64_t cyc = cost_.compute_cycles(macs_each, w);
+  const uint64_t cyc = cost_.compute_cycles(ops_each, w);
   if (cyc == 0) return;
-  add_region_macs(r, macs_each);
+  add_region_ops(r, ops_each, w);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     uint64_t* cp = compute_.data() + local_index(l.x0, y);
@@ -210,10 +212,11 @@ void Fabric::charge_compute(const Region& r, uint64_t macs_each, Work w) {
   observe();
 }
 
-void Fabric::charge_cycles(const Region& r, uint64_t cycles) {
+void Fabric::charge_stream_add(const Region& r, uint64_t elems, Work w) {
   const Region l = r.intersect(block_);
+  const uint64_t cycles = cost_.stream_add_cycles(elems, w);
   if (cycles == 0) return;
-  add_region_macs(r, cycles * cost_.macs_per_cycle);  // a streamed add: macs_per_cycle operations a cycle
+  add_region_ops(r, elems, w);  // one operation per element added, whatever the rate
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     uint64_t* cp = compute_.data() + local_index(l.x0, y);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # usage: test_energy.sh WAFERMESH_BINARY SOURCE_DIR MPIEXEC
-# The energy model end to end, at 1, 2 and 4 ranks, with unit energies other than the defaults:
+# The energy model end to end, at 1, 2 and 4 ranks, with unit energies other than the defaults
+# (and different for each kind of operation):
 #  * bench gemm (MeshGEMM, operands preskewed) and bench gemv (pipeline allreduce along Y) on
-#    2 x 2 and 3 x 3 regions: the work (MACs, SRAM bytes, NoC byte-hops) counted by hand from the
-#    algorithms' steps, times the unit energies, must be the tables' figures;
+#    2 x 2 and 3 x 3 regions, with fp32, fp16 and bf16 on the wafer and with ternary weights: the
+#    work (operations by kind, SRAM bytes, NoC byte-hops) counted by hand from the algorithms'
+#    steps, times the unit energies, must be the tables' figures. fp16 runs at 4 MACs per cycle,
+#    so a streamed add of e elements takes ceil(e / 4) cycles and must still count e operations;
 #  * generate: the per-token energy is the mean of the decoded positions', tokens/J its inverse,
 #    static energy is the static power of every PE over each position's cycles, and the per-PE
 #    energy maps add up to the positions' energy. Needs /usr/bin/python3 with h5py.
@@ -17,18 +20,26 @@ bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
 mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
 py=/usr/bin/python3
 cd "$src" || exit 1
-units=(--energy.mac_pj 3 --energy.sram_read_pj_per_byte 0.5 --energy.sram_write_pj_per_byte 0.75
-       --energy.hop_pj_per_byte 0.25 --energy.static_mw_per_pe 2 --energy.sram_read_bytes_per_mac 8
-       --energy.sram_write_bytes_per_mac 4)
+units=(--energy.fp32_mac_pj 3 --energy.fp16_mac_pj 1.25 --energy.bf16_mac_pj 2 --energy.int_add_pj 0.125
+       --energy.sram_read_pj_per_byte 0.5 --energy.sram_write_pj_per_byte 0.75 --energy.hop_pj_per_byte 0.25
+       --energy.static_mw_per_pe 2 --energy.sram_read_bytes_per_mac 8 --energy.sram_write_bytes_per_mac 4)
+fp16=(--wafer.dtype fp16 --pe.fp16_macs_per_cycle 4)
 
+bench() {  # ranks, name, then the bench's arguments
+  local n=$1 name=$2
+  shift 2
+  mpi "$n" "$bin" bench "$@" --config configs/laptop.ini "${units[@]}" --compare_local false \
+    --output "$tmp/${name}_$n.h5" >/dev/null 2>"$tmp/err" || bad "bench $name np $n: $(cat "$tmp/err")"
+}
 for n in 1 2 4; do
-  mpi "$n" "$bin" bench gemm --config configs/laptop.ini "${units[@]}" --algo meshgemm --preskewed --P 2 --M 4 --K 4 \
-    --N 4 --compare_local false --output "$tmp/gemm2_$n.h5" >/dev/null 2>"$tmp/err" || bad "bench gemm P=2 np $n: $(cat "$tmp/err")"
-  mpi "$n" "$bin" bench gemm --config configs/laptop.ini "${units[@]}" --algo meshgemm --preskewed --P 3 --M 6 --K 6 \
-    --N 6 --compare_local false --output "$tmp/gemm3_$n.h5" >/dev/null 2>"$tmp/err" || bad "bench gemm P=3 np $n: $(cat "$tmp/err")"
-  mpi "$n" "$bin" bench gemv --config configs/laptop.ini "${units[@]}" --allreduce pipeline --axis Y --dtype fp32 \
-    --P 2,3 --M 6 --K 6 --repeats 2 --compare_local false --output "$tmp/gemv_$n.h5" >/dev/null 2>"$tmp/err" \
-    || bad "bench gemv np $n: $(cat "$tmp/err")"
+  bench "$n" gemm2 gemm --algo meshgemm --preskewed --P 2 --M 4 --K 4 --N 4
+  bench "$n" gemm3 gemm --algo meshgemm --preskewed --P 3 --M 6 --K 6 --N 6
+  bench "$n" gemm2_fp16 gemm "${fp16[@]}" --algo meshgemm --preskewed --P 2 --M 4 --K 4 --N 4
+  bench "$n" gemm2_bf16 gemm --wafer.dtype bf16 --algo meshgemm --preskewed --P 2 --M 4 --K 4 --N 4
+  bench "$n" gemm_ternary gemm --dtype ternary --algo meshgemm --preskewed --P 2,3 --M 6 --K 6 --N 6
+  bench "$n" gemv gemv --allreduce pipeline --axis Y --dtype fp32 --P 2,3 --M 6 --K 6 --repeats 2
+  bench "$n" gemv_fp16 gemv "${fp16[@]}" --allreduce pipeline --axis Y --dtype fp32 --P 2,3 --M 6 --K 6 --repeats 2
+  bench "$n" gemv_ternary gemv --allreduce pipeline --axis Y --dtype ternary --P 2,3 --M 6 --K 6 --repeats 2
 done
 
 "$py" - "$tmp" <<'EOF'
@@ -37,49 +48,75 @@ import h5py
 
 tmp = sys.argv[1]
 fails = 0
-MAC, RD, WR, HOP, STATIC_W, RB, WB, HZ = 3e-12, 0.5e-12, 0.75e-12, 0.25e-12, 2e-3, 8, 4, 1.1e9
+# pJ per fp32, fp16, bf16 MAC (or fp element operation), per integer add (a ternary weight applied
+# or an integer operation); SRAM, hop, static; SRAM bytes per operation; the clock.
+MAC = {"fp32": 3e-12, "fp16": 1.25e-12, "bf16": 2e-12}
+INT = 0.125e-12
+RD, WR, HOP, STATIC_W, RB, WB, HZ = 0.5e-12, 0.75e-12, 0.25e-12, 2e-3, 8, 4, 1.1e9
+KINDS = ("fp_macs", "elem_ops", "ternary_ops", "int_ops")
 
 
-def check(what, row, macs, sent, received, byte_hops, pes):
-    """The table's figures against hand counts times the unit energies."""
+def check(what, row, ops, dtype, sent, received, byte_hops, pes):
+    """The table's figures against hand counts times the unit energies. ops: {kind: count}."""
     global fails
-    read, write = macs * RB + sent, macs * WB + received
-    e = {"energy_compute_j": macs * MAC, "energy_sram_j": read * RD + write * WR, "energy_noc_j": byte_hops * HOP,
+    ops = {k: ops.get(k, 0) for k in KINDS}
+    n = sum(ops.values())
+    read, write = n * RB + sent, n * WB + received
+    e = {"energy_compute_j": (ops["fp_macs"] + ops["elem_ops"]) * MAC[dtype] + (ops["ternary_ops"] + ops["int_ops"]) * INT,
+         "energy_sram_j": read * RD + write * WR, "energy_noc_j": byte_hops * HOP,
          "energy_static_j": STATIC_W * pes * int(row["total_cycles"]) / HZ}
     e["energy_j"] = sum(e.values())
-    counts = {"macs": macs, "sram_read_bytes": read, "sram_write_bytes": write, "noc_byte_hops": byte_hops}
+    counts = dict(ops, sram_read_bytes=read, sram_write_bytes=write, noc_byte_hops=byte_hops)
     bad = [(k, int(row[k]), v) for k, v in counts.items() if int(row[k]) != v]
     bad += [(k, float(row[k]), v) for k, v in e.items() if abs(float(row[k]) - v) > 1e-12 * abs(v)]
     if bad:
         fails += 1
         print("FAIL - %s: (figure, table, hand) %s" % (what, bad))
     else:
-        print("ok - %s: %d MACs, %d/%d SRAM bytes read/written, %d byte-hops, %.6g J as counted by hand"
-              % (what, macs, read, write, byte_hops, e["energy_j"]))
+        print("ok - %s: %s, %d/%d SRAM bytes read/written, %d byte-hops, %.6g J as counted by hand"
+              % (what, ", ".join("%d %s" % (v, k) for k, v in ops.items() if v), read, write, byte_hops, e["energy_j"]))
+
+
+def table(name, n, group):
+    return h5py.File("%s/%s_%d.h5" % (tmp, name, n), "r")[group + "/table"][()]
+
+
+def gemm(what, row, P, t, kind, dtype, a, b, hops_per_line):
+    """MeshGEMM, C = A B, preskewed, P x P PEs with t x t tiles: P steps of t^3 multiply-accumulates
+    (or ternary weights applied) on every PE; between them P - 1 shifts of A along X and of B along
+    Y, every PE sending one tile of each (a and b bytes) in each, over hops_per_line links per line
+    and shift."""
+    sends = (P - 1) * P * P  # tiles of each operand sent (= received)
+    check(what, row, {kind: P ** 3 * t ** 3}, dtype, sends * (a + b), sends * (a + b),
+          (P - 1) * P * hops_per_line * (a + b), P * P)
 
 
 for n in (1, 2, 4):
-    # MeshGEMM, C = A B, preskewed, P x P PEs with t x t tiles (t = 2): P steps of t^3 MACs on every
-    # PE; between them P - 1 shifts of A along X and of B along Y, every PE sending one tile of
-    # 4 t^2 bytes in each. The interleaved ring puts logical neighbours 1 hop apart for P = 2 and
-    # 2, 1, 1 hops apart for P = 3 (physical order 0 2 1): hops per line and shift 2 and 4.
-    for P, hops_per_line in ((2, 2), (3, 4)):
-        row = h5py.File("%s/gemm%d_%d.h5" % (tmp, P, n), "r")["gemm/table"][()][0]
-        t, tile = 2, 4 * 2 * 2
-        sends = 2 * (P - 1) * P * P  # tiles sent (= received)
-        check("bench gemm meshgemm P=%d np %d" % (P, n), row, P * P * P * t ** 3, sends * tile, sends * tile,
-              2 * (P - 1) * P * hops_per_line * tile, P * P)
-    # MeshGEMV y = W x, 6 x 6 fp32, reduced along Y by the pipeline into row 0, then broadcast down
-    # each column. Per column of P PEs, with b = 4 mt bytes (mt = 6 / P rows per block): P - 1 chain
-    # messages of 1 hop, P - 1 streamed adds of mt elements, one broadcast stream over P - 1 links
-    # received by P - 1 PEs.
-    rows = h5py.File("%s/gemv_%d.h5" % (tmp, n), "r")["gemv/table"][()]
-    for row in rows:
-        P = int(row["P"])
-        mt = 6 // P
-        b = 4 * mt
-        check("bench gemv pipeline P=%d np %d" % (P, n), row, 36 + P * (P - 1) * mt, P * P * b,
-              P * 2 * (P - 1) * b, P * 2 * (P - 1) * b, P * P)
+    # The interleaved ring puts logical neighbours 1 hop apart for P = 2 and 2, 1, 1 hops apart for
+    # P = 3 (physical order 0 2 1): hops per line and shift 2 and 4. fp tiles are t^2 elements of
+    # 4 bytes (fp32) or 2 (fp16, bf16); ternary: A is t^2 int8 activations, B t^2 weights at 2 bits
+    # (ceil(t^2 / 4) bytes).
+    gemm("bench gemm meshgemm fp32 P=2 np %d" % n, table("gemm2", n, "gemm")[0], 2, 2, "fp_macs", "fp32", 16, 16, 2)
+    gemm("bench gemm meshgemm fp32 P=3 np %d" % n, table("gemm3", n, "gemm")[0], 3, 2, "fp_macs", "fp32", 16, 16, 4)
+    gemm("bench gemm meshgemm fp16 P=2 np %d" % n, table("gemm2_fp16", n, "gemm")[0], 2, 2, "fp_macs", "fp16", 8, 8, 2)
+    gemm("bench gemm meshgemm bf16 P=2 np %d" % n, table("gemm2_bf16", n, "gemm")[0], 2, 2, "fp_macs", "bf16", 8, 8, 2)
+    tern = {int(r["P"]): r for r in table("gemm_ternary", n, "gemm")}
+    gemm("bench gemm meshgemm ternary P=2 np %d" % n, tern[2], 2, 3, "ternary_ops", "fp32", 9, 3, 2)  # t = 3
+    gemm("bench gemm meshgemm ternary P=3 np %d" % n, tern[3], 3, 2, "ternary_ops", "fp32", 4, 1, 4)  # t = 2
+    # MeshGEMV y = W x, 6 x 6, reduced along Y by the pipeline into row 0, then broadcast down each
+    # column. Per column of P PEs, with mt = 6 / P rows per block of w bytes each (fp32 4, fp16 2,
+    # the ternary GEMV's int32 partial sums 4): P - 1 chain messages of 1 hop, P - 1 streamed adds
+    # of mt elements (fp element operations, or integer ones), one broadcast stream over P - 1
+    # links received by P - 1 PEs; 36 multiply-accumulates (or ternary weights) on the region.
+    for name, dtype, product, add, w in (("gemv", "fp32", "fp_macs", "elem_ops", 4),
+                                         ("gemv_fp16", "fp16", "fp_macs", "elem_ops", 2),
+                                         ("gemv_ternary", "fp32", "ternary_ops", "int_ops", 4)):
+        for row in table(name, n, "gemv"):
+            P = int(row["P"])
+            mt = 6 // P
+            b = w * mt
+            check("bench %s pipeline P=%d np %d" % (name, P, n), row, {product: 36, add: P * (P - 1) * mt}, dtype,
+                  P * P * b, P * 2 * (P - 1) * b, P * 2 * (P - 1) * b, P * P)
 sys.exit(fails)
 EOF
 rc=$?
@@ -137,6 +174,15 @@ dyn = float(maps["energy_compute_pj"][()].sum() + maps["energy_sram_pj"][()].sum
 expect("per-PE dynamic energy maps add up to the positions' (within rounding)", dyn * 1e-12,
        (tok["energy_compute_j"] + tok["energy_sram_j"] + tok["energy_noc_j"]).sum(),
        rel=3 * pes * 0.5e-12 / (tok["energy_compute_j"] + tok["energy_sram_j"] + tok["energy_noc_j"]).sum() + 1e-12)
+# Operations by kind: the tokens table's and the per-PE maps' (exact integers), and each position's
+# compute energy from them at the unit energies (wafer.dtype fp32: 3 pJ per MAC or element
+# operation, 0.125 pJ per ternary or integer operation).
+for k in ("fp_macs", "elem_ops", "ternary_ops", "int_ops"):
+    expect("per-PE %s maps add up to the positions'" % k, float(maps[k][()].sum()), float(tok[k].sum()), rel=0)
+expect("decoding does fp MACs and fp element operations", float(min(tok["fp_macs"][dec].min(), tok["elem_ops"][dec].min()) > 0), 1.0)
+hand = (tok["fp_macs"] + tok["elem_ops"]) * 3e-12 + (tok["ternary_ops"] + tok["int_ops"]) * 0.125e-12
+expect("each position: compute energy = operations x unit energies (largest relative difference)",
+       float((np.abs(tok["energy_compute_j"] - hand) / hand).max()) + 1.0, 1.0, rel=1e-12)
 expect("layers: static energy over the per-layer cycles", float(lay["energy_static_j"].sum()),
        2e-3 * pes * float(lay["total_cycles"].sum()) / 1.1e9)
 sys.exit(fails)

@@ -5,11 +5,19 @@
 #include <mpi.h>
 
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <vector>
 
 #include "wafermesh/noc/primitives.hpp"
 #include "wafermesh/noc/reference_fabric.hpp"
+
+namespace wm {
+// Operation counts in test failures: {fp MACs, element, ternary, integer}.
+inline void PrintTo(const OpCounts& o, std::ostream* os) {
+  *os << "{" << o.fp_macs << ", " << o.elem_ops << ", " << o.ternary_ops << ", " << o.int_ops << "}";
+}
+}  // namespace wm
 
 namespace wm::test {
 

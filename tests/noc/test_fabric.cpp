@@ -94,20 +94,25 @@ TEST(FabricHand, MulticastByteHopsCountTheTreeOnce) {
                            {{0, 0}, {1, 1}, 2, 0}},
                           b.bytes_per_pe(), "multicasts");
   f.execute(p, b.view(), b.view());
-  f.charge_compute(Region{0, 0, 2, 1}, 7);  // two PEs, 7 operations each
-  if (f.is_local(1, 0)) f.charge_compute(1, 0, 5);  // and 5 more on PE (1, 0), by its owner
+  f.charge_compute(Region{0, 0, 2, 1}, 7);  // two PEs, 7 fp MACs each
+  f.charge_compute(Region{1, 0, 2, 1}, 4, Work::elem);  // (1, 0) and (2, 0): 4 fp element operations each
+  if (f.is_local(1, 0)) f.charge_compute(1, 0, 5, Work::ternary);  // 5 ternary weights on PE (1, 0), by its owner
+  if (f.is_local(2, 0)) f.charge_compute(2, 0, 3, Work::integer);  // 3 integer adds on PE (2, 0)
   const auto all = f.gather_counters(f.mesh().full());
   WorkCounts w = f.work_local();
-  std::vector<uint64_t> v = {w.macs, w.bytes_sent, w.bytes_received, w.byte_hops};
-  MPI_Allreduce(MPI_IN_PLACE, v.data(), 4, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  std::vector<uint64_t> v(WorkCounts::kWords);
+  w.to_words(v.data());
+  MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
   if (world_rank() == 0) {
     EXPECT_EQ(all[0].byte_hops, 12u * (5 + 2));  // (0, 0): streams 0 and 2
     EXPECT_EQ(all[3 * 5 + 4].byte_hops, 12u * 5);  // (4, 3)
     EXPECT_EQ(all[0].bytes_sent, 24u);
-    EXPECT_EQ(all[0].macs, 7u);
-    EXPECT_EQ(all[1].macs, 12u);
-    EXPECT_EQ(all[2].macs, 0u);
-    EXPECT_EQ(v, (std::vector<uint64_t>{19, 36, 60, 144}));  // 3 streams sent, 5 deliveries, of 12 bytes
+    EXPECT_EQ(all[0].ops, (OpCounts{7, 0, 0, 0}));  // fp MACs, element, ternary, integer operations
+    EXPECT_EQ(all[1].ops, (OpCounts{7, 4, 5, 0}));
+    EXPECT_EQ(all[2].ops, (OpCounts{0, 4, 0, 3}));
+    EXPECT_EQ(all[3].ops, (OpCounts{}));
+    // Operations by kind; 3 streams sent, 5 deliveries, of 12 bytes.
+    EXPECT_EQ(v, (std::vector<uint64_t>{14, 8, 5, 3, 36, 60, 144}));
   }
 }
 

@@ -125,6 +125,52 @@ TEST(WaferDtype, ComputeIsChargedAtTheRateOfItsKindOfWork) {
   }
 }
 
+// The energy model's counts follow the kind of work, whatever its rate: PE 0 does 100 fp MACs and
+// 30 fp element operations, PE 1 applies 100 ternary weights, PE 2 does 100 integer adds (fp16 at
+// 4 per cycle, ternary at 8: the rates differ from one per cycle).
+TEST(WaferDtype, OperationsAreCountedByKindOfWork) {
+  MachineParams mp = machine("fp16");
+  mp.fp16_macs_per_cycle = 4;
+  mp.ternary_ops_per_cycle = 8;
+  Fabric f(MPI_COMM_WORLD, mp);
+  f.charge_compute(Region{0, 0, 1, 1}, 100);
+  f.charge_compute(Region{0, 0, 1, 1}, 30, Work::elem);
+  f.charge_compute(Region{1, 0, 1, 1}, 100, Work::ternary);
+  if (f.is_local(2, 0)) f.charge_compute(2, 0, 100, Work::integer);
+  const std::vector<PeCounters> c = f.gather_counters(f.mesh().full());
+  const WorkCounts w = f.work();
+  if (world_rank() != 0) return;
+  EXPECT_EQ(c[0].ops, (OpCounts{100, 30, 0, 0}));
+  EXPECT_EQ(c[0].compute_cycles, (10u + 25) + (10 + 8));  // ceil(30 / 4) = 8
+  EXPECT_EQ(c[1].ops, (OpCounts{0, 0, 100, 0}));
+  EXPECT_EQ(c[2].ops, (OpCounts{0, 0, 0, 100}));
+  EXPECT_EQ(c[3].ops, (OpCounts{}));
+  EXPECT_EQ(w.ops, (OpCounts{100, 30, 100, 100}));
+}
+
+// A streamed reduction (noc.stream_reductions) of 48 floats along the row into PE 0 with fp16 at
+// 4 per cycle: PEs 2, 1 and 0 each add 48 elements in ceil(48 / 4) = 12 cycles. The energy model
+// counts the 48 element operations each, not cycles x pe.macs_per_cycle (12); PE 3 adds nothing.
+TEST(WaferDtype, StreamedReductionCountsTheElementsAdded) {
+  MachineParams mp = machine("fp16");
+  mp.fp16_macs_per_cycle = 4;
+  mp.stream_reductions = true;
+  Fabric f(MPI_COMM_WORLD, mp);
+  TileBuf<float> b(f, f.mesh().full(), 48, "t");
+  reduce(f, b, Axis::X, 0);
+  const std::vector<PeCounters> c = f.gather_counters(f.mesh().full());
+  ReferenceFabric ref(mp);
+  RefBuf<float> rb = ref.alloc<float>(f.mesh().full(), 48);
+  ref.reduce(rb, Axis::X, 0);
+  if (world_rank() != 0) return;
+  for (int x = 0; x < 3; ++x) {
+    EXPECT_EQ(c[size_t(x)].ops, (OpCounts{0, 48, 0, 0})) << "engine, PE " << x;
+    EXPECT_EQ(ref.pe({x, 0}).ops, (OpCounts{0, 48, 0, 0})) << "reference, PE " << x;
+  }
+  EXPECT_EQ(c[3].ops, (OpCounts{}));
+  EXPECT_EQ(ref.pe({3, 0}).ops, (OpCounts{}));
+}
+
 // A chain reduction of 48 floats along the row into PE 0 (one relay stage per step, beta 30; a
 // tile departs at its sender's clock before the sender pays injection):
 //   fp32: a step 1 + 30 + ceil(192 / 4) = 79 cycles, an add 10 + 48 = 58;

@@ -33,10 +33,10 @@ void check_host_bytes(const std::string& what, std::initializer_list<int64_t> fa
 // region spans the ranks' blocks rather than sitting on rank 0.
 PeCoord centred_origin(const MachineParams& mp, int64_t P, int64_t x, int64_t y);
 
-// The energy columns of a bench table (noc/energy.hpp): the work counted (MACs, SRAM bytes read
-// and written, NoC byte-hops) and the energy of `pes` PEs over `cycles` in joules, in all and split
-// compute / SRAM / NoC / static. append_energy_cells adds a row's cells in that order and returns
-// the energy.
+// The energy columns of a bench table (noc/energy.hpp): the work counted (operations by kind:
+// fp_macs, elem_ops, ternary_ops, int_ops; SRAM bytes read and written; NoC byte-hops) and the
+// energy of `pes` PEs over `cycles` in joules, in all and split compute / SRAM / NoC / static.
+// append_energy_cells adds a row's cells in that order and returns the energy.
 void add_energy_columns(io::Table& t);
 EnergySplit append_energy_cells(std::vector<io::Table::Cell>& row, const MachineParams& mp, const WorkCounts& w,
                                 uint64_t pes, uint64_t cycles);

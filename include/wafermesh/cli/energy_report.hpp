@@ -17,7 +17,9 @@ namespace wm::cli {
 
 struct RunEnergy {
   std::vector<EnergySplit> positions;  // per position
+  std::vector<OpCounts> position_ops;  // per position: its operations on the whole mesh, by kind
   EnergySplit prompt, decode;          // positions [0, first) and [first, n)
+  OpCounts decode_ops;                 // the operations of positions [first, n)
   int64_t decoded = 0;
   EnergySplit per_token;               // decode / decoded (0 without a decoded token)
   double tokens_per_j = 0;
@@ -44,6 +46,10 @@ void add_energy_position_columns(io::Table& t);
 void append_energy_position(std::vector<io::Table::Cell>& row, const RunEnergy& e, int64_t position, uint64_t cycles,
                             const MachineParams& mp);
 void add_energy_layer_columns(io::Table& t);
+// The operations by kind of work (OpCounts) as columns fp_macs, elem_ops, ternary_ops, int_ops, and
+// a row's cells in that order (also the tokens table's last four columns).
+void add_ops_columns(io::Table& t);
+void append_ops(std::vector<io::Table::Cell>& row, const OpCounts& o);
 void append_energy_layer(std::vector<io::Table::Cell>& row, const RunEnergy& e, int64_t layer);
 
 }  // namespace wm::cli

@@ -214,7 +214,7 @@ class LineAllreduce {
           T* b = buf->tile(x, y);
           for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
         }
-    if (f_.cost().stream_reductions) f_.charge_cycles(strip, f_.cost().stream_add_cycles(elems_, work_of<T>()));
+    if (f_.cost().stream_reductions) f_.charge_stream_add(strip, elems_, work_of<T>());
     else f_.charge_compute(strip, elems_, work_of<T>());
   }
 

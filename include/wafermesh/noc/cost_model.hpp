@@ -2,9 +2,10 @@
 // The PLMR cost rules of DESIGN.md §3, in one place.
 //
 //   compute:  cycles = task_overhead + ceil(macs / rate)                    (0 when macs == 0)
-//             rate by the kind of work (Work): fp multiply-accumulates at the wafer's dtype
-//             (pe.macs_per_cycle for fp32, pe.fp16_macs_per_cycle for fp16/bf16), ternary weights
-//             applied (pe.ternary_ops_per_cycle), integer arithmetic (pe.macs_per_cycle).
+//             rate by the kind of work (Work): fp multiply-accumulates and fp element operations
+//             at the wafer's dtype (pe.macs_per_cycle for fp32, pe.fp16_macs_per_cycle for
+//             fp16/bf16), ternary weights applied (pe.ternary_ops_per_cycle), integer arithmetic
+//             (pe.macs_per_cycle). The kinds also set the energy of an operation (energy.hpp).
 //   transfer: arrival = depart + alpha*hops + beta*relays + ceil(bytes / link_bytes_per_cycle) * load
 //             the sender's core pays injection: inject_fraction of ceil(bytes / link_bytes_per_cycle);
 //             the receiver's clock becomes max(its clock, arrival), then receive_cycles per message
@@ -38,8 +39,12 @@ namespace wm {
 
 enum class Axis { X, Y };
 
-// The kind of work a compute task does, which sets its rate (see the rules above).
-enum class Work { fp, ternary, integer };
+// The kind of work a compute task does, which sets its rate (see the rules above) and its energy
+// per operation (energy.hpp): fp multiply-accumulates (the block products of GEMV, GEMM and
+// attention), fp element operations (norms, softmax, residual adds, the adds of fp reductions: one
+// operation per element, at the rate of fp work), ternary weights applied (an add or subtract of an
+// int8 activation each), integer arithmetic (the adds of integer reductions).
+enum class Work { fp, elem, ternary, integer };
 
 // Directed link leaving PE (x, y): id = pe_id * 4 + dir.
 enum LinkDir : int { kLinkEast = 0, kLinkWest = 1, kLinkSouth = 2, kLinkNorth = 3 };
@@ -62,7 +67,7 @@ struct CostModel {
             p.wafer_dtype == "fp32" ? 0 : uint64_t(p.fp16_macs_per_cycle), uint64_t(p.ternary_ops_per_cycle)};
   }
   uint64_t rate(Work w) const {
-    const uint64_t r = w == Work::fp ? fp_macs_per_cycle : w == Work::ternary ? ternary_ops_per_cycle : 0;
+    const uint64_t r = w == Work::fp || w == Work::elem ? fp_macs_per_cycle : w == Work::ternary ? ternary_ops_per_cycle : 0;
     return r ? r : macs_per_cycle;
   }
   // ceil(bytes / link bandwidth); exact in double for every realistic size, the same on every rank.
@@ -82,7 +87,7 @@ struct CostModel {
     return macs == 0 ? 0 : task_overhead_cycles + (macs + rate(w) - 1) / rate(w);
   }
   // An add folded into a stream: its element operations without a task of its own.
-  uint64_t stream_add_cycles(uint64_t elems, Work w = Work::fp) const { return (elems + rate(w) - 1) / rate(w); }
+  uint64_t stream_add_cycles(uint64_t elems, Work w = Work::elem) const { return (elems + rate(w) - 1) / rate(w); }
 };
 
 inline uint64_t hop_count(PeCoord a, PeCoord b) {

@@ -50,6 +50,36 @@
 
 namespace wm {
 
+// Operations of compute tasks by kind of work (cost_model.hpp, Work): what the energy model charges
+// per operation (noc/energy.hpp), each kind at its own energy.
+struct OpCounts {
+  uint64_t fp_macs = 0;      // fp multiply-accumulates at the wafer's dtype
+  uint64_t elem_ops = 0;     // fp element operations at the wafer's dtype
+  uint64_t ternary_ops = 0;  // ternary weights applied (an int8 add or subtract each)
+  uint64_t int_ops = 0;      // integer element operations
+  static constexpr size_t kWords = 4;
+  uint64_t& of(Work w) {
+    switch (w) {
+      case Work::fp: return fp_macs;
+      case Work::elem: return elem_ops;
+      case Work::ternary: return ternary_ops;
+      default: return int_ops;
+    }
+  }
+  uint64_t total() const { return fp_macs + elem_ops + ternary_ops + int_ops; }
+  OpCounts& operator+=(const OpCounts& o) {
+    fp_macs += o.fp_macs, elem_ops += o.elem_ops, ternary_ops += o.ternary_ops, int_ops += o.int_ops;
+    return *this;
+  }
+  friend OpCounts operator-(OpCounts a, const OpCounts& b) {
+    a.fp_macs -= b.fp_macs, a.elem_ops -= b.elem_ops, a.ternary_ops -= b.ternary_ops, a.int_ops -= b.int_ops;
+    return a;
+  }
+  friend bool operator==(const OpCounts&, const OpCounts&) = default;
+  void to_words(uint64_t* w) const { w[0] = fp_macs, w[1] = elem_ops, w[2] = ternary_ops, w[3] = int_ops; }
+  static OpCounts from_words(const uint64_t* w) { return {w[0], w[1], w[2], w[3]}; }
+};
+
 // Per-PE figures, all integers. Plain struct so it can be gathered with MPI as bytes.
 struct PeCounters {
   uint64_t clock_cycles = 0;        // the PE's virtual time
@@ -65,24 +95,37 @@ struct PeCounters {
   uint64_t route_entries = 0;       // route entries configured now
   uint64_t route_peak_entries = 0;
   // What the energy model charges (noc/energy.hpp), besides the bytes above:
-  uint64_t macs = 0;                // multiply-accumulates and element operations of its compute tasks
-                                    // (a streamed add: macs_per_cycle per cycle), task overheads excluded
+  OpCounts ops;                     // operations of its compute tasks by kind of work (task overheads
+                                    // and receive tasks excluded; a streamed add: its elements)
   uint64_t byte_hops = 0;           // bytes it sent x links they crossed (a multicast: each link of its tree once)
   friend bool operator==(const PeCounters&, const PeCounters&) = default;
 };
 
 // The same work summed over PEs: what the wafer's energy is charged for (noc/energy.hpp).
 struct WorkCounts {
-  uint64_t macs = 0, bytes_sent = 0, bytes_received = 0, byte_hops = 0;
+  OpCounts ops;
+  uint64_t bytes_sent = 0, bytes_received = 0, byte_hops = 0;
+  static constexpr size_t kWords = OpCounts::kWords + 3;
   WorkCounts& operator+=(const WorkCounts& o) {
-    macs += o.macs, bytes_sent += o.bytes_sent, bytes_received += o.bytes_received, byte_hops += o.byte_hops;
+    ops += o.ops, bytes_sent += o.bytes_sent, bytes_received += o.bytes_received, byte_hops += o.byte_hops;
     return *this;
   }
   friend WorkCounts operator-(WorkCounts a, const WorkCounts& b) {
-    a.macs -= b.macs, a.bytes_sent -= b.bytes_sent, a.bytes_received -= b.bytes_received, a.byte_hops -= b.byte_hops;
+    a.ops = a.ops - b.ops, a.bytes_sent -= b.bytes_sent, a.bytes_received -= b.bytes_received, a.byte_hops -= b.byte_hops;
     return a;
   }
   friend bool operator==(const WorkCounts&, const WorkCounts&) = default;
+  // As kWords integers (for sums over ranks), and back.
+  void to_words(uint64_t* w) const {
+    ops.to_words(w);
+    w[OpCounts::kWords] = bytes_sent, w[OpCounts::kWords + 1] = bytes_received, w[OpCounts::kWords + 2] = byte_hops;
+  }
+  static WorkCounts from_words(const uint64_t* w) {
+    WorkCounts c;
+    c.ops = OpCounts::from_words(w);
+    c.bytes_sent = w[OpCounts::kWords], c.bytes_received = w[OpCounts::kWords + 1], c.byte_hops = w[OpCounts::kWords + 2];
+    return c;
+  }
 };
 
 // One tile moved from src to dst. Transfers that share a `stream` id form one multicast message
@@ -230,25 +273,18 @@ class Fabric {
   // Changes whenever the peak SRAM or route entries of some local PE change (rise or reset), so a
   // caller may keep peaks_local(r) until it changes.
   uint64_t peaks_version() const { return peaks_version_; }
-  // Charges `macs` multiply-accumulates (or ternary weights, integer operations: `w`, at its rate)
-  // as one task on local PE (x, y).
-  void charge_compute(int32_t x, int32_t y, uint64_t macs, Work w = Work::fp);
-  // Charges every PE of `r` one task of `macs_each`: each rank charges the PEs it owns, so every
+  // Charges `ops` operations of kind `w` (fp multiply-accumulates by default; cost_model.hpp) as
+  // one task on local PE (x, y), at the kind's rate.
+  void charge_compute(int32_t x, int32_t y, uint64_t ops, Work w = Work::fp);
+  // Charges every PE of `r` one task of `ops_each`: each rank charges the PEs it owns, so every
   // rank calls it with the same arguments.
-  void charge_compute(const Region& r, uint64_t macs_each, Work w = Work::fp);
-  // Advances every PE of `r` by `cycles` of compute with no task overhead (work folded into a
-  // stream, e.g. the adds of a streaming reduction; each rank its own PEs).
-  void charge_cycles(const Region& r, uint64_t cycles);
+  void charge_compute(const Region& r, uint64_t ops_each, Work w = Work::fp);
+  // Every PE of `r` adds `elems` elements folded into a stream (the adds of a streaming reduction):
+  // CostModel::stream_add_cycles of compute with no task overhead, `elems` operations of kind `w`
+  // (each rank its own PEs).
+  void charge_stream_add(const Region& r, uint64_t elems, Work w);
   // Every PE of `r` waits `cycles` (stall), e.g. for the tail of a stream to arrive.
   void wait_cycles(const Region& r, uint64_t cycles);
-  // Charges every PE of `r` one task of macs_of(x, y) multiply-accumulates (each rank its own PEs).
-  template <class F>
-  void charge_compute_each(const Region& r, F&& macs_of) {
-    const Region l = r.intersect(block_);
-    for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
-      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) charge_index(local_index(x, y), macs_of(x, y));
-    observe();
-  }
   // Applies pending arrivals: clock = max(clock, latest arrival); the difference is stall time.
   void wait_arrivals();
   // Sets every PE of `r` to the latest clock among them (a barrier in virtual time). Collective.
@@ -362,17 +398,17 @@ class Fabric {
   void check_owned(int32_t x, int32_t y) const {
     if (!block_.contains(x, y)) fail_unowned(x, y);
   }
-  void charge_index(size_t i, uint64_t macs, Work w = Work::fp) {
-    const uint64_t cyc = cost_.compute_cycles(macs, w);
+  void charge_index(size_t i, uint64_t ops, Work w) {
+    const uint64_t cyc = cost_.compute_cycles(ops, w);
     clock_[i] += cyc;
     compute_[i] += cyc;
-    macs_[i] += macs;
-    work_.macs += macs;
+    ops_[i].of(w) += ops;
+    work_.ops.of(w) += ops;
   }
-  // Region-uniform work (charge_compute(r, ...), charge_cycles): kept per region as one number
-  // until a reader needs the per-PE figures (as SRAM charges are).
-  void add_region_macs(const Region& r, uint64_t macs_each);
-  void settle_region_macs() const;
+  // Region-uniform work (charge_compute(r, ...), charge_stream_add): kept per region as one set of
+  // counts until a reader needs the per-PE figures (as SRAM charges are).
+  void add_region_ops(const Region& r, uint64_t ops_each, Work w);
+  void settle_region_ops() const;
   void clear_items(Compiled& c, bool relay_mode);
   void build_generic(Compiled& c, bool relay_mode);
   void build_lines(Compiled& c, bool relay_mode);
@@ -439,12 +475,12 @@ class Fabric {
     uint32_t max_hops = 0;
   };
   mutable PeArray<Traffic> traffic_;
-  mutable PeArray<uint64_t> macs_;  // per-PE work of the energy model (PeCounters::macs)
-  struct MacRegion {
+  mutable PeArray<OpCounts> ops_;  // per-PE work of the energy model (PeCounters::ops)
+  struct OpsRegion {
     Region local;  // r ∩ block
-    uint64_t each = 0;
+    OpCounts each;
   };
-  mutable std::vector<MacRegion> mac_regions_;
+  mutable std::vector<OpsRegion> ops_regions_;
   mutable WorkCounts work_;  // running totals of this rank's PEs
   struct Routes {
     uint32_t now = 0, peak = 0;  // route entries configured, and their peak

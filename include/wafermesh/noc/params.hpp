@@ -35,7 +35,10 @@ struct MachineParams {
   int64_t ranks_x = 0;                 // emu.ranks_x: rank grid extent along X, 0 = automatic
   int64_t ranks_y = 0;                 // emu.ranks_y: rank grid extent along Y, 0 = automatic
   // The energy model (noc/energy.hpp); sources and assumptions in configs/wse2.ini.
-  double mac_pj = 4.6;                  // energy.mac_pj: one fp32 multiply-accumulate (or element operation)
+  double fp32_mac_pj = 4.6;             // energy.fp32_mac_pj: one fp32 multiply-accumulate (or fp32 element operation)
+  double fp16_mac_pj = 1.5;             // energy.fp16_mac_pj: the same at wafer.dtype fp16
+  double bf16_mac_pj = 1.5;             // energy.bf16_mac_pj: the same at wafer.dtype bf16
+  double int_add_pj = 0.1;              // energy.int_add_pj: one ternary weight applied, or one integer operation
   double sram_read_pj_per_byte = 1.25;  // energy.sram_read_pj_per_byte
   double sram_write_pj_per_byte = 1.25; // energy.sram_write_pj_per_byte
   int64_t sram_read_bytes_per_mac = 8;  // energy.sram_read_bytes_per_mac: operand bytes a MAC reads from SRAM
@@ -50,6 +53,10 @@ struct MachineParams {
   // floating-point element (4 for fp32, 2 for fp16 and bf16), and of n ternary weights
   // (2bit: ceil(n / 4); base3, five weights per byte as 3^5 = 243 <= 256: ceil(n / 5)).
   uint64_t wafer_fp_bytes() const { return wafer_dtype == "fp32" ? 4 : 2; }
+  // The energy of one fp multiply-accumulate at the wafer's dtype (energy.fp32/fp16/bf16_mac_pj).
+  double wafer_fp_mac_pj() const {
+    return wafer_dtype == "fp16" ? fp16_mac_pj : wafer_dtype == "bf16" ? bf16_mac_pj : fp32_mac_pj;
+  }
   uint64_t wafer_ternary_bytes(uint64_t n) const { return wafer_ternary_format == "base3" ? (n + 4) / 5 : (n + 3) / 4; }
 };
 

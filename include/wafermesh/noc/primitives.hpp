@@ -54,7 +54,7 @@ void reduce(Fabric& f, TileBuf<T>& buf, Axis axis, int32_t root) {
       for (size_t k = 0; k < e; ++k) b[k] = a[k] + b[k];
     }
     const Region strip = axis == Axis::X ? Region{r.x0 + pos, r.y0, 1, r.h} : Region{r.x0, r.y0 + pos, r.w, 1};
-    if (stream) f.charge_cycles(strip, f.cost().stream_add_cycles(e, work_of<T>()));
+    if (stream) f.charge_stream_add(strip, e, work_of<T>());
     else f.charge_compute(strip, e, work_of<T>());
   };
   const int32_t steps = std::max(root, n - 1 - root);

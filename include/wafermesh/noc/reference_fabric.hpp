@@ -66,20 +66,20 @@ class ReferenceFabric {
   }
 
   // Cycles of `n` operations at the rate of their kind of work: pe.fp16_macs_per_cycle for fp work
-  // with an fp16/bf16 wafer, pe.ternary_ops_per_cycle for ternary, else (and for a rate of 0)
+  // (multiply-accumulates and element operations) with an fp16/bf16 wafer, pe.ternary_ops_per_cycle for ternary, else (and for a rate of 0)
   // pe.macs_per_cycle. A task adds its overhead.
   uint64_t ops_cycles(uint64_t n, Work w) const {
     uint64_t rate = uint64_t(p_.macs_per_cycle);
-    if (w == Work::fp && p_.wafer_dtype != "fp32" && p_.fp16_macs_per_cycle > 0) rate = uint64_t(p_.fp16_macs_per_cycle);
+    if ((w == Work::fp || w == Work::elem) && p_.wafer_dtype != "fp32" && p_.fp16_macs_per_cycle > 0) rate = uint64_t(p_.fp16_macs_per_cycle);
     if (w == Work::ternary && p_.ternary_ops_per_cycle > 0) rate = uint64_t(p_.ternary_ops_per_cycle);
     return (n + rate - 1) / rate;
   }
   uint64_t task_cycles(uint64_t n, Work w) const { return n ? uint64_t(p_.task_overhead_cycles) + ops_cycles(n, w) : 0; }
-  void charge_compute(PeCoord c, uint64_t macs, Work w = Work::fp) {
-    const uint64_t cyc = task_cycles(macs, w);
+  void charge_compute(PeCoord c, uint64_t ops, Work w = Work::fp) {
+    const uint64_t cyc = task_cycles(ops, w);
     pe(c).clock_cycles += cyc;
     pe(c).compute_cycles += cyc;
-    pe(c).macs += macs;
+    pe(c).ops.of(w) += ops;
   }
 
   // Applies pending arrivals (after a deferred step): the latest arrival, then noc.receive_cycles
@@ -192,7 +192,7 @@ class ReferenceFabric {
           const uint64_t cyc = ops_cycles(b.elems, work_of<T>());
           pe(c).clock_cycles += cyc;
           pe(c).compute_cycles += cyc;
-          pe(c).macs += cyc * cost_.macs_per_cycle;
+          pe(c).ops.of(work_of<T>()) += b.elems;  // one operation per element added
         } else {
           charge_compute(c, b.elems, work_of<T>());
         }

@@ -6,7 +6,8 @@
 //                     float and says so by specialising WaferFp (dist::MaxFloat).
 //   wafer_elem_bytes  bytes one element occupies on the wafer: wafer.dtype's width for fp data
 //                     (MachineParams::wafer_fp_bytes), sizeof(T) for integers (held as they are).
-//   work_of           the kind of work arithmetic on T is charged as (cost_model.hpp).
+//   work_of           the kind of work element-wise arithmetic on T (the adds of a reduction) is
+//                     charged as (cost_model.hpp): fp element operations, or integer ones.
 // Example: 48 floats per PE are 192 bytes of SRAM with wafer.dtype fp32 and 96 with fp16 or bf16;
 // 48 int32 are 192 bytes either way.
 #include <cstdint>
@@ -27,7 +28,7 @@ uint64_t wafer_elem_bytes(const MachineParams& p) {
 
 template <class T>
 constexpr Work work_of() {
-  return WaferFp<T>::value ? Work::fp : Work::integer;
+  return WaferFp<T>::value ? Work::elem : Work::integer;
 }
 
 }  // namespace wm
