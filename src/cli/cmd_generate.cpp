@@ -306,10 +306,14 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                        "prefill infeasible at every side); use --prefill decode");
     dspec.P = tuned.P;
     pspec.P = gemm_prefill ? tuned.prefill_P : tuned.P;
+    // The prefill's working set as the tuner measured it at that side (forced sides: the estimate).
+    if (const model::PlacementCandidate* k = tuned.find(pspec.P); k && gemm_prefill)
+      pspec.prefill_reserve_bytes = k->prefill_reserve_bytes;
     const model::MeshPlacement dpl = model::MeshTransformer::plan(mesh, mp, cfg, dspec);
     const model::MeshPlacement ppl = model::MeshTransformer::plan(mesh, mp, cfg, pspec);
     switching = gemm_prefill && (pspec.P != dspec.P || ppl.layers_per_region != dpl.layers_per_region);
-    spec.P = tuned.P;  // one placement for both phases when they agree: today's, with the prefill's room
+    if (!switching) spec = pspec;  // one placement for both phases, with the prefill's room
+    spec.P = tuned.P;
   }
 
   const auto w0 = std::chrono::steady_clock::now();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 
+#include "wafermesh/dist/host_io.hpp"
 #include "wafermesh/model/generate.hpp"
 #include "wafermesh/model/weights.hpp"
 #include "wafermesh/util/error.hpp"
@@ -126,7 +127,9 @@ PlacementChoice tune_placement(MPI_Comm comm, const MachineParams& mp, const Mod
       }
       return pos;
     };
-    bool joint = c.prefill_ok() && c.same_stacking();
+    // With a MeshGEMM prefill the prefill placement's stacking depends on its measured working set:
+    // the probes are separate (below).
+    bool joint = !gemm && c.prefill_ok() && c.same_stacking();
     if (joint) {  // one placement serves both phases: one probe
       try {
         const ModelConfig pc = probe_config(c.layer_regions);
@@ -157,7 +160,43 @@ PlacementChoice tune_placement(MPI_Comm comm, const MachineParams& mp, const Mod
         c.status = std::string("infeasible: ") + e.what();
         last_error = e.what();
       }
-      if (c.prefill_ok()) {
+      if (gemm) {
+        // The prefill placement: the prompt on two layers, one a region, with nothing reserved for
+        // the prefill beyond the decode scratch (the fabric enforces every PE's real SRAM); its
+        // working set is the most any layer PE then holds above what it held before the prompt.
+        // The placement of the whole model reserves that much and stacks its layers accordingly.
+        c.prefill_status = "ok";
+        try {
+          const ModelConfig pc = probe_config(cfg.layers);
+          const ShapeOnlySource src(pc);
+          Fabric f(comm, mp);
+          MeshPlacementSpec s1 = probe_spec(ps);
+          s1.prefill_reserve_bytes = 1;
+          MeshTransformer mt(f, src, s1);
+          const std::vector<Region> regions = mt.placement().layer_regions;
+          std::vector<uint64_t> before;
+          for (const Region& R : regions)
+            for (const PeCounters& k : f.gather_counters(R)) before.push_back(k.sram_bytes);
+          mt.prefill(prompt);
+          const TokenCycles tc = mt.last_token();
+          std::vector<uint64_t> ws(1, 0);
+          size_t i = 0;
+          for (const Region& R : regions)
+            for (const PeCounters& k : f.gather_counters(R)) ws[0] = std::max(ws[0], k.sram_peak_bytes - before[i++]);
+          dist::broadcast_from_rank0(f, ws);
+          c.prefill_reserve_bytes = std::max<uint64_t>(ws[0], 1);
+          MeshPlacementSpec full = ps;
+          full.prefill_reserve_bytes = c.prefill_reserve_bytes;
+          const MeshPlacement ppl2 = MeshTransformer::plan(mesh, mp, cfg, full);
+          c.prefill_layers_per_region = ppl2.layers_per_region;
+          c.prefill_layer_regions = int64_t(ppl2.layer_regions.size());
+          c.prefill_cycles = whole_model(tc, cfg.layers, c.prefill_layer_regions - 1);
+        } catch (const LimitError& e) {
+          c.prefill_status = std::string("infeasible: ") + e.what();
+        } catch (const UsageError& e) {
+          c.prefill_status = std::string("infeasible: ") + e.what();
+        }
+      } else if (c.prefill_ok()) {
         try {  // the prefill placement: the prompt
           const ModelConfig pc = probe_config(c.prefill_layer_regions);
           const ShapeOnlySource src(pc);

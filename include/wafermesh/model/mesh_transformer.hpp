@@ -76,6 +76,10 @@ struct MeshPlacementSpec {
   // A prompt of this many tokens will be prefilled as MeshGEMMs (0 or 1: none): every layer region
   // keeps room for the prefill's working set beside its layers.
   int64_t prefill_tokens = 0;
+  // The prefill's working set per PE as measured (placement_tuning.hpp: the peak SRAM of a probe's
+  // prefill above what its PEs held before), reserved instead of plan()'s upper estimate; 0: the
+  // estimate.
+  uint64_t prefill_reserve_bytes = 0;
 };
 
 // Where the model sits.

@@ -56,6 +56,7 @@ struct PlacementCandidate {
   std::string prefill_status = "ok";  // or "infeasible: <reason>"
   int32_t prefill_layers_per_region = 0;
   int64_t prefill_layer_regions = 0;
+  uint64_t prefill_reserve_bytes = 0;  // the prefill's measured working set per PE (MeshGEMM prefill)
   double probe_wall_s = 0;         // emulation time of the probes
   bool ok() const { return status == "ok"; }
   bool prefill_ok() const { return prefill_status == "ok"; }
