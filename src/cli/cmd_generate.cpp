@@ -437,6 +437,9 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   const double tok_s = per_tok_us > 0 ? 1e6 / per_tok_us : 0.0;
   const double wall_per_tok = decode_n ? decode_wall / double(decode_n) : 0.0;
   model::MeshTransformer& mt = *mt_dec;
+  // The switch's energy: its work, and the wafer's static power over its cycles (in no position).
+  const EnergySplit switch_energy =
+      EnergyModel::from(mp).of(sw.work, uint64_t(mp.width_pes * mp.height_pes), switching ? sw.cycles() : 0);
   const uint64_t sram = std::max(pre_sram, mt.peak_sram_bytes()), routes = std::max(pre_routes, mt.peak_route_entries());
 
   out << "\nprompt tokens " << gs.prompt_tokens << " (BOS included), generated " << gs.sampled_tokens
@@ -448,7 +451,8 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     out << "  prefill -> decode     " << fmt(mp.cycles_to_us(sw.cycles()), 2) << " us (" << sw.cycles()
         << " cycles) re-placing side " << pspec.P << " onto side " << dspec.P << ": weights " << sw.weight_bytes
         << " bytes, KV cache " << sw.kv_bytes << " bytes over the NoC in " << sw.rounds
-        << " fabric steps, after the prompt's token and before the first decoded one\n";
+        << " fabric steps, " << fmt(switch_energy.total_j() * 1e3, 3)
+        << " mJ; after the prompt's token and before the first decoded one\n";
   if (decode_n)
     out << "  decode                " << fmt(per_tok_us, 2) << " us per token (" << fmt(per_tok_cycles, 0)
         << " cycles) -> " << fmt(tok_s, 0) << " tokens/s per request\n";
@@ -546,6 +550,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   summary.add_column("switch_us", "us", io::ColumnKind::real);
   summary.add_column("switch_weight_bytes", "bytes", io::ColumnKind::integer);
   summary.add_column("switch_kv_bytes", "bytes", io::ColumnKind::integer);
+  summary.add_column("switch_energy_j", "J", io::ColumnKind::real);
   add_energy_summary_columns(summary);
   std::vector<io::Table::Cell> summary_row = {
       cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
@@ -553,7 +558,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
       gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
       int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s, bare_tern,
       bare_cls, int64_t(timing_only), int64_t(switching ? pspec.P : spec.P), int64_t(sw.cycles()),
-      mp.cycles_to_us(sw.cycles()), int64_t(sw.weight_bytes), int64_t(sw.kv_bytes)};
+      mp.cycles_to_us(sw.cycles()), int64_t(sw.weight_bytes), int64_t(sw.kv_bytes), switch_energy.total_j()};
   append_energy_summary(summary_row, energy);
   summary.append_row(std::move(summary_row));
   io::Table tokens;

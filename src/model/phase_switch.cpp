@@ -71,7 +71,9 @@ std::unique_ptr<MeshTransformer> switch_placement(Fabric& f, const WeightSource&
       if (!(p.src == p.dst)) b += p.bytes;
     (is_kv[i] ? report.kv_bytes : report.weight_bytes) += b;
   }
+  const WorkCounts before = f.work();
   rep.run_timing();
+  report.work = f.work() - before;
   // The switch ends when every PE of both placements has its data.
   uint64_t end = report.start_cycles;
   for (const Region& R : pa.layer_regions) end = std::max(end, f.max_clock(R));

@@ -36,6 +36,7 @@ struct PhaseSwitchReport {
   uint64_t weight_bytes = 0;  // moved between PEs
   uint64_t kv_bytes = 0;
   size_t rounds = 0;          // fabric steps
+  WorkCounts work;            // what the mesh did for it (its dynamic energy: noc/energy.hpp)
   double wall_s = 0;          // emulation time of the switch (placing the decode placement included)
   uint64_t cycles() const { return end_cycles - start_cycles; }
 };
