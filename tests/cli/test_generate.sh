@@ -190,6 +190,9 @@ expect_error "prompt without tokenizer" 2 "prompt.*tokenizer" -- mpi 2 "$bin" ge
   --prompt hello --output "$tmp/x.h5"
 expect_error "steps beyond the context" 2 "steps = 600.*seq_len = 512" -- mpi 2 "$bin" generate \
   --model configs/models/stories260K.ini --steps 600 --output "$tmp/x.h5"
+expect_error "prefill_region without a MeshGEMM prefill" 2 "prefill_region = 8 needs a MeshGEMM prefill" -- mpi 2 \
+  "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --prompt "Once upon a time" \
+  --prefill decode --prefill_region 8 --output "$tmp/x.h5"
 expect_error "region larger than the mesh" 2 "region side 64" -- mpi 2 "$bin" generate \
   --model configs/models/stories260K.ini --config configs/laptop.ini --region 64 --output "$tmp/x.h5"
 expect_error "model that does not fit" 3 "needs .* per PE.*pe.sram_bytes = 2048" -- mpi 2 "$bin" generate \
