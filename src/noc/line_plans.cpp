@@ -179,6 +179,9 @@ std::vector<std::vector<Transfer>> route_rounds(const std::vector<Transfer>& tra
     for (; r < rounds.size(); ++r)
       if (walk(t, [&](size_t i) { return use[r][i] < b; })) break;
     if (r == rounds.size()) {
+      // Rounds are kept open to the end: beyond 256 MiB of them, the plain version's maps (the
+      // same rounds, memory in proportion to the routes) take over.
+      if ((rounds.size() + 1) * cells * sizeof(uint16_t) > (size_t(256) << 20)) return route_rounds_ref(transfers, budget);
       rounds.emplace_back();
       use.emplace_back(cells, uint16_t(0));
     }
