@@ -27,6 +27,7 @@
 #include "wafermesh/model/generate.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
 #include "wafermesh/model/model_config.hpp"
+#include "wafermesh/model/phase_switch.hpp"
 #include "wafermesh/model/placement_tuning.hpp"
 #include "wafermesh/model/weights.hpp"
 #include "wafermesh/util/error.hpp"
@@ -45,6 +46,7 @@ struct GenerateOptions {
   double temperature = 1.0, top_p = 0.9;
   int64_t seed = 42;
   int64_t region = 0;
+  int64_t prefill_region = 0;
   std::string kv_policy = "shift";
   std::string prefill = "gemm";
   std::string allreduce = "ktree";
@@ -76,8 +78,14 @@ struct GenerateOptions {
         param_real("top-p", &top_p, "", "nucleus sampling mass (0 or 1 = off)", 0.0, 1.0),
         param_int("seed", &seed, "", "seed of the sampler and of synthetic weights", 1, int64_t(1) << 62),
         param_int("region", &region, "PEs",
-                  "side of the square region a group of layers occupies (0 = tuned: every candidate side probed "
-                  "by a short timing-only run, the least modelled decode time per token wins)",
+                  "side of the square region a group of layers occupies, for both phases (0 = tuned per phase: "
+                  "every candidate side probed by a short timing-only run; the least modelled decode time per "
+                  "token wins the decode side, the least time to first token the prefill side)",
+                  0, 1 << 20),
+        param_int("prefill_region", &prefill_region, "PEs",
+                  "side of the prefill placement's regions (MeshGEMM prefill), the decode side then --region or "
+                  "tuned; when the two placements differ, the KV cache and the weights are re-placed over the "
+                  "NoC after the prompt, charged (0 = --region, or tuned with it)",
                   0, 1 << 20),
         param_text("kv-policy", &kv_policy, "KV cache policy", {"shift", "concat"}),
         param_text("prefill", &prefill,
@@ -177,8 +185,10 @@ void print_candidates(std::ostream& out, const model::PlacementChoice& c, const 
     const double us = mp.cycles_to_us(k.decode_cycles);
     out << std::setw(9) << k.layers_per_region << std::setw(9)
         << (std::to_string(k.layer_regions) + "+" + std::to_string(k.classifier_regions)) << std::setw(14)
-        << k.decode_cycles << std::setw(11) << fmt(us > 0 ? 1e6 / us : 0.0, 0) << std::setw(14) << k.prefill_cycles
-        << (k.P == c.P ? "  <- chosen" : "") << "\n";
+        << k.decode_cycles << std::setw(11) << fmt(us > 0 ? 1e6 / us : 0.0, 0) << std::setw(14)
+        << (k.prefill_ok() ? std::to_string(k.prefill_cycles) : std::string("-"))
+        << (k.P == c.prefill_P && c.phases_differ() ? "  <- prefill" : "") << (k.P == c.P ? "  <- chosen" : "")
+        << "\n";
   }
 }
 
@@ -260,23 +270,51 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                                ? o.prompt_tokens
                                : int64_t(model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len).size());
   spec.prefill_tokens = o.prefill == "gemm" ? prompt_n : 0;  // its working set is kept free
+  const bool gemm_prefill = o.prefill == "gemm" && prompt_n > 1;
+  if (o.prefill_region > 0 && !gemm_prefill)
+    throw UsageError("option --prefill_region = " + std::to_string(o.prefill_region) +
+                     " needs a MeshGEMM prefill (--prefill gemm and a prompt of at least 2 tokens)");
   model::PlacementChoice tuned;
   double tune_s = 0;
-  if (o.region > 0) {
+  // The decode placement (dspec) and the prefill placement (pspec); `switching`: they differ, and
+  // the prompt runs on pspec, the decode on dspec, with a re-placement between (phase_switch.hpp).
+  model::MeshPlacementSpec dspec = spec, pspec = spec;
+  dspec.prefill_tokens = 0;
+  bool switching = false;
+  if (o.region > 0 && o.prefill_region == 0) {
     spec.P = int32_t(o.region);
     (void)model::MeshTransformer::plan(mesh, mp, cfg, spec);  // the one-line error, before placing
   } else {
-    // Tuned: every candidate side probed by a short timing-only run (placement_tuning.hpp).
-    const std::vector<int32_t> sides = model::candidate_sides(mesh, mp, cfg, spec);
-    const auto t0 = std::chrono::steady_clock::now();
-    const bool tty = ctx.rank == 0 && !ctx.sink && isatty(STDERR_FILENO);
-    tuned = model::tune_placement(ctx.comm, mp, cfg, spec, prompt_n, o.prefill == "gemm", sides,
-                                  [&](const std::string& line) {
-                                    if (tty) std::cerr << "\r[placement] " << line << "\033[K" << std::flush;
-                                  });
-    if (tty) std::cerr << "\r\033[K" << std::flush;
-    tune_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spec.P = tuned.P;  }
+    if (o.region > 0) {
+      tuned.P = int32_t(o.region);
+    } else {
+      // Tuned: every candidate side probed by a short timing-only run (placement_tuning.hpp).
+      const std::vector<int32_t> sides = model::candidate_sides(mesh, mp, cfg, dspec);
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool tty = ctx.rank == 0 && !ctx.sink && isatty(STDERR_FILENO);
+      tuned = model::tune_placement(ctx.comm, mp, cfg, spec, prompt_n, o.prefill == "gemm", sides,
+                                    [&](const std::string& line) {
+                                      if (tty) std::cerr << "\r[placement] " << line << "\033[K" << std::flush;
+                                    });
+      if (tty) std::cerr << "\r\033[K" << std::flush;
+      tune_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    if (o.prefill_region > 0) tuned.prefill_P = int32_t(o.prefill_region);
+    if (gemm_prefill && tuned.prefill_P == 0)
+      throw LimitError("model " + cfg.name + ": no region side tried holds the MeshGEMM prefill of " +
+                       std::to_string(prompt_n) + " tokens beside a layer's weights (placement candidates: "
+                       "prefill infeasible at every side); use --prefill decode");
+    dspec.P = tuned.P;
+    pspec.P = gemm_prefill ? tuned.prefill_P : tuned.P;
+    // The prefill's working set as the tuner measured it at that side (forced sides: the estimate).
+    if (const model::PlacementCandidate* k = tuned.find(pspec.P); k && gemm_prefill)
+      pspec.prefill_reserve_bytes = k->prefill_reserve_bytes;
+    const model::MeshPlacement dpl = model::MeshTransformer::plan(mesh, mp, cfg, dspec);
+    const model::MeshPlacement ppl = model::MeshTransformer::plan(mesh, mp, cfg, pspec);
+    switching = gemm_prefill && (pspec.P != dspec.P || ppl.layers_per_region != dpl.layers_per_region);
+    if (!switching) spec = pspec;  // one placement for both phases, with the prefill's room
+    spec.P = tuned.P;
+  }
 
   const auto w0 = std::chrono::steady_clock::now();
   Fabric f(ctx.comm, mp);
@@ -286,18 +324,28 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   auto progress = [&](const std::string& line) {
     if (show_progress) std::cerr << "\r[generate] " << line << "   " << std::flush;
   };
-  model::MeshTransformer mt(f, *source, spec, progress);
+  // Without a switch one placement serves both phases; with one, the prefill placement is placed
+  // now and the decode placement after the prompt (model::switch_placement).
+  std::unique_ptr<model::MeshTransformer> mt_pre, mt_dec;
+  if (switching) mt_pre = std::make_unique<model::MeshTransformer>(f, *source, pspec, progress);
+  else mt_dec = std::make_unique<model::MeshTransformer>(f, *source, spec, progress);
   TraceFile trace(trace_opts, mp);
   std::unique_ptr<PeWindowTrace> pe_trace = trace.record_pes(f);
-  if (trace.on()) mt.set_tracing(true);
+  if (trace.on()) (switching ? mt_pre : mt_dec)->set_tracing(true);
   if (show_progress) std::cerr << "\r\033[K" << std::flush;
   const double place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
-  const model::MeshPlacement& pl = mt.placement();
+  // The decode placement (the figures per layer refer to it), planned ahead when it is placed later.
+  const model::MeshPlacement pl = switching ? model::MeshTransformer::plan(mesh, mp, cfg, dspec) : mt_dec->placement();
+  const model::MeshPlacement ppl_shown = switching ? mt_pre->placement() : pl;
   out << "generate: " << cfg.name << (cfg.ternary ? " (ternary BitLinear)" : " (fp32)") << ", on the wafer "
       << (cfg.ternary ? mp.wafer_ternary_format + " weights and " : std::string()) << mp.wafer_dtype << ", " << cfg.layers
       << " layers on " << pl.layer_regions.size() << " region(s) of " << spec.P << " x " << spec.P << " PEs ("
-      << pl.layers_per_region << " per region) + " << pl.classifier_regions.size()
-      << " classifier region(s), mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size
+      << pl.layers_per_region << " per region) + " << pl.classifier_regions.size() << " classifier region(s)"
+      << (switching ? " for decode; prefill on " + std::to_string(ppl_shown.layer_regions.size()) + " region(s) of " +
+                          std::to_string(pspec.P) + " x " + std::to_string(pspec.P) + " PEs (" +
+                          std::to_string(ppl_shown.layers_per_region) + " per region), re-placed after the prompt"
+                    : std::string())
+      << ", mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size
       << " rank(s); KV " << o.kv_policy << ", allreduce " << o.allreduce << "; placed in " << fmt(place_s, 1)
       << " s" << (tuned.candidates.empty() ? "" : "; side tuned (placement candidates below)") << "\n"
       << (timing_only ? "timing only (weights none): no weights held, compute charged but not performed; the "
@@ -317,15 +365,26 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   };
   std::vector<Pos> positions;
   model::ForwardFn forward = [&](int token, int pos) -> const float* {
-    const float* l = mt.forward(token, pos);
-    positions.push_back({token, pos, 1, mt.last_token().total, mt.last_token().wall_s, mt.last_token()});
+    model::MeshTransformer& m = *mt_dec;
+    const float* l = m.forward(token, pos);
+    positions.push_back({token, pos, 1, m.last_token().total, m.last_token().wall_s, m.last_token()});
     return l;
   };
+  model::PhaseSwitchReport sw;
+  uint64_t pre_sram = 0, pre_routes = 0;
+  std::vector<float> prompt_logits;  // the prefill placement's, kept across the switch
   model::PrefillFn prefill = [&](const std::vector<int>& tokens) -> const float* {
-    const float* l = mt.prefill(tokens);
-    positions.push_back({tokens.back(), 0, int64_t(tokens.size()), mt.last_token().total, mt.last_token().wall_s,
-                         mt.last_token()});
-    return l;
+    model::MeshTransformer& m = switching ? *mt_pre : *mt_dec;
+    const float* l = m.prefill(tokens);
+    positions.push_back({tokens.back(), 0, int64_t(tokens.size()), m.last_token().total, m.last_token().wall_s,
+                         m.last_token()});
+    if (!switching) return l;
+    prompt_logits.assign(l, l + cfg.vocab);
+    pre_sram = mt_pre->peak_sram_bytes(), pre_routes = mt_pre->peak_route_entries();
+    mt_dec = model::switch_placement(f, *source, std::move(mt_pre), dspec, sw, progress);
+    if (show_progress) std::cerr << "\r\033[K" << std::flush;
+    if (trace.on()) mt_dec->set_tracing(true);
+    return prompt_logits.data();
   };
   // Timing only: the logits are zeros, so greedy sampling picks id 0 every time (the figures do not
   // depend on which token is fed).
@@ -377,13 +436,23 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   const double per_tok_us = per_tok_cycles / (mp.clock_ghz * 1e3);
   const double tok_s = per_tok_us > 0 ? 1e6 / per_tok_us : 0.0;
   const double wall_per_tok = decode_n ? decode_wall / double(decode_n) : 0.0;
-  const uint64_t sram = mt.peak_sram_bytes(), routes = mt.peak_route_entries();
+  model::MeshTransformer& mt = *mt_dec;
+  // The switch's energy: its work, and the wafer's static power over its cycles (in no position).
+  const EnergySplit switch_energy =
+      EnergyModel::from(mp).of(sw.work, uint64_t(mp.width_pes * mp.height_pes), switching ? sw.cycles() : 0);
+  const uint64_t sram = std::max(pre_sram, mt.peak_sram_bytes()), routes = std::max(pre_routes, mt.peak_route_entries());
 
   out << "\nprompt tokens " << gs.prompt_tokens << " (BOS included), generated " << gs.sampled_tokens
       << (gs.stopped_at_bos ? " (stopped at BOS)" : "") << "\n"
       << "wafer (virtual, " << mp.clock_ghz << " GHz):\n"
       << "  time to first token   " << fmt(mp.cycles_to_us(ttft), 2) << " us (" << ttft << " cycles, " << covered
       << " position(s)" << (first == 1 && covered > 1 ? ", prefill as MeshGEMM" : "") << ")\n";
+  if (switching)
+    out << "  prefill -> decode     " << fmt(mp.cycles_to_us(sw.cycles()), 2) << " us (" << sw.cycles()
+        << " cycles) re-placing side " << pspec.P << " onto side " << dspec.P << ": weights " << sw.weight_bytes
+        << " bytes, KV cache " << sw.kv_bytes << " bytes over the NoC in " << sw.rounds
+        << " fabric steps, " << fmt(switch_energy.total_j() * 1e3, 3)
+        << " mJ; after the prompt's token and before the first decoded one\n";
   if (decode_n)
     out << "  decode                " << fmt(per_tok_us, 2) << " us per token (" << fmt(per_tok_cycles, 0)
         << " cycles) -> " << fmt(tok_s, 0) << " tokens/s per request\n";
@@ -393,7 +462,9 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
       << "  route entries per PE  " << routes << " of " << mp.route_entries << "\n"
       << "emulation: " << fmt(prefill_wall + decode_wall, 2) << " s wall for " << n << " positions";
   if (decode_n) out << ", " << fmt(wall_per_tok, 4) << " s per decoded token";
-  out << " (" << ctx.size << " rank(s)); placement " << fmt(place_s, 1) << " s\n\n";
+  out << " (" << ctx.size << " rank(s)); placement " << fmt(place_s, 1) << " s";
+  if (switching) out << ", switch " << fmt(sw.wall_s, 1) << " s";
+  out << "\n\n";
   out << (decode_n ? "per layer, mean cycles per decoded token:\n" : "per layer, cycles of the last position:\n")
       << std::setw(7) << "layer" << std::setw(8) << "region" << std::setw(12) << "compute" << std::setw(12)
       << "allreduce" << std::setw(12) << "kv" << std::setw(12) << "total" << "\n";
@@ -426,7 +497,11 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
            "the second token after a "
         << prompt_n << "-token prompt):\n";
     print_candidates(out, tuned, mp);
-    out << "placement: side " << tuned.P << " chosen (least modelled decode time per token); probes took "
+    out << "placement: side " << tuned.P << " chosen (least modelled decode time per token) for decode; prefill side "
+        << (gemm_prefill ? std::to_string(pspec.P) + " (least modelled prompt time" +
+                               (o.prefill_region > 0 ? ", forced by --prefill_region" : "") + ")"
+                         : std::to_string(pspec.P) + " (the prompt through the decode path)")
+        << (switching ? ", re-placed between the phases" : ", one placement for both phases") << "; probes took "
         << fmt(tune_s, 1) << " s wall\n"
         << std::flush;
   }
@@ -470,13 +545,20 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   summary.add_column("bare_projections_s_per_token", "s", io::ColumnKind::real);
   summary.add_column("bare_classifier_s_per_token", "s", io::ColumnKind::real);
   summary.add_column("timing_only", "", io::ColumnKind::integer);
+  summary.add_column("prefill_region_side", "PEs", io::ColumnKind::integer);
+  summary.add_column("switch_cycles", "cycles", io::ColumnKind::integer);
+  summary.add_column("switch_us", "us", io::ColumnKind::real);
+  summary.add_column("switch_weight_bytes", "bytes", io::ColumnKind::integer);
+  summary.add_column("switch_kv_bytes", "bytes", io::ColumnKind::integer);
+  summary.add_column("switch_energy_j", "J", io::ColumnKind::real);
   add_energy_summary_columns(summary);
   std::vector<io::Table::Cell> summary_row = {
       cfg.name, int64_t(cfg.ternary), int64_t(spec.P), int64_t(pl.layer_regions.size()),
       int64_t(pl.classifier_regions.size()), o.kv_policy, o.allreduce, gs.prompt_tokens,
       gs.sampled_tokens, int64_t(ttft), mp.cycles_to_us(ttft), per_tok_cycles, per_tok_us, tok_s,
       int64_t(sram), int64_t(routes), wall_per_tok, prefill_wall + decode_wall, place_s, bare_tern,
-      bare_cls, int64_t(timing_only)};
+      bare_cls, int64_t(timing_only), int64_t(switching ? pspec.P : spec.P), int64_t(sw.cycles()),
+      mp.cycles_to_us(sw.cycles()), int64_t(sw.weight_bytes), int64_t(sw.kv_bytes), switch_energy.total_j()};
   append_energy_summary(summary_row, energy);
   summary.append_row(std::move(summary_row));
   io::Table tokens;
@@ -527,11 +609,16 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     cand.add_column("decode_cycles_per_token", "cycles", io::ColumnKind::integer);
     cand.add_column("prefill_cycles", "cycles", io::ColumnKind::integer);
     cand.add_column("probe_wall_s", "s", io::ColumnKind::real);
+    cand.add_column("prefill_status", "", io::ColumnKind::text);
+    cand.add_column("chosen_prefill", "", io::ColumnKind::integer);
+    cand.add_column("prefill_layers_per_region", "layers", io::ColumnKind::integer);
+    cand.add_column("prefill_layer_regions", "regions", io::ColumnKind::integer);
     for (const model::PlacementCandidate& k : tuned.candidates)
       cand.append_row({int64_t(k.P), k.status, int64_t(k.P == tuned.P), int64_t(k.layers_per_region), k.layer_regions,
                        k.classifier_regions, int64_t(k.layer_decode_cycles), int64_t(k.handoff_decode_cycles),
                        int64_t(k.classifier_decode_cycles), int64_t(k.decode_cycles), int64_t(k.prefill_cycles),
-                       k.probe_wall_s});
+                       k.probe_wall_s, k.prefill_status, int64_t(k.P == pspec.P && gemm_prefill),
+                       int64_t(k.prefill_layers_per_region), k.prefill_layer_regions});
     extra.push_back({"placement_candidates", cand});
   }
   if (o.maps) {
@@ -547,7 +634,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                                  : (i < first ? "prompt position " : "decode position ") + std::to_string(p.first),
                     &p.tc});
     }
-    trace_generate(trace, pl, tp);
+    trace_generate(trace, pl, tp, sw.start_cycles, sw.cycles());
     if (pe_trace) trace.add_pes(trace.new_process("PEs " + pe_trace->window().str()), *pe_trace);
     pe_trace.reset();
     trace.write(ctx);

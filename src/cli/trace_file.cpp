@@ -131,11 +131,14 @@ const char* kind_name(PhaseSpan::Kind k) {
 
 }  // namespace
 
-void trace_generate(TraceFile& trace, const model::MeshPlacement& pl, const std::vector<TracedPosition>& positions) {
+void trace_generate(TraceFile& trace, const model::MeshPlacement& pl, const std::vector<TracedPosition>& positions,
+                    uint64_t switch_start, uint64_t switch_cycles) {
   io::TraceJson& j = trace.json();
   const int wafer = trace.new_process("wafer (virtual time)");
   constexpr int kPositions = 1, kClassifier = 2;
   j.thread(wafer, kPositions, "positions (tokens table)", 0);
+  if (switch_cycles)
+    j.span(wafer, kPositions, "prefill -> decode switch (re-placement)", "handoff", switch_start, switch_cycles, {});
   j.thread(wafer, kClassifier, "final norm + classifier (" + std::to_string(pl.classifier_regions.size()) + " regions)",
            1);
   const int regions = trace.new_process("layer regions");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -166,26 +167,39 @@ int32_t KvCache::entry_row() const {
 }
 
 void KvCache::prefill(const float* keys, const float* values, int64_t n) {
+  const Block1D split(n, impl_->s.P);
+  std::vector<int64_t> rows(size_t(impl_->s.P));
+  for (int32_t r = 0; r < impl_->s.P; ++r) rows[size_t(r)] = split.size(r);
+  place_rows(keys, values, rows);
+}
+
+void KvCache::load(const float* keys, const float* values, int64_t n) {
+  place_rows(keys, values, rows_after(impl_->s.policy, impl_->s.P, n));
+}
+
+std::vector<int64_t> KvCache::rows_after(KvPolicy p, int32_t P, int64_t n) { return dist::rows_after(p, P, n); }
+
+void KvCache::place_rows(const float* keys, const float* values, const std::vector<int64_t>& rows) {
   Impl& m = *impl_;
   if (tokens() != 0) throw std::logic_error("prefill into a non-empty KV cache");
-  const Block1D split(n, m.s.P);
   // Charge every row first, so an overflow leaves the cache empty.
   int32_t charged = 0;
   try {
     for (; charged < m.s.P; ++charged)
-      m.f.sram_acquire(m.row_region(charged), uint64_t(split.size(charged)) * m.token_bytes(), [&] {
-        return std::to_string(split.size(charged)) + " prompt tokens of the KV cache";
+      m.f.sram_acquire(m.row_region(charged), uint64_t(rows[size_t(charged)]) * m.token_bytes(), [&] {
+        return std::to_string(rows[size_t(charged)]) + " prompt tokens of the KV cache";
       });
   } catch (...) {
-    for (int32_t r = 0; r < charged; ++r) m.f.sram_release(m.row_region(r), uint64_t(split.size(r)) * m.token_bytes());
+    for (int32_t r = 0; r < charged; ++r) m.f.sram_release(m.row_region(r), uint64_t(rows[size_t(r)]) * m.token_bytes());
     throw;
   }
   const int64_t kvd = m.s.kv_dim(), S = m.mtk;
   m.block.resize(m.token_floats);
+  int64_t first = 0;
   for (int32_t r = 0; r < m.s.P; ++r) {
     const int32_t y = m.R.y0 + r;
     if (y >= m.local.y0 && y < m.local.y0 + m.local.h)
-      for (int64_t t = split.start(r); t < split.start(r) + split.size(r); ++t) {
+      for (int64_t t = first; t < first + rows[size_t(r)]; ++t) {
         for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
           const int64_t c = x - m.R.x0;
           float* o = m.block.data() + size_t(x - m.local.x0) * 2 * size_t(S);
@@ -197,7 +211,39 @@ void KvCache::prefill(const float* keys, const float* values, int64_t n) {
         }
         m.kv[size_t(y - m.local.y0)].push(m.block.data(), m.token_floats);
       }
-    m.rows[size_t(r)] = split.size(r);
+    m.rows[size_t(r)] = rows[size_t(r)];
+    first += rows[size_t(r)];
+  }
+}
+
+void KvCache::read_tokens(std::vector<float>& keys, std::vector<float>& values) const {
+  const Impl& m = *impl_;
+  const int64_t n = tokens(), kvd = m.s.kv_dim(), S = m.mtk;
+  // Every rank writes the elements its PEs hold into zeroed arrays; a bitwise OR over the ranks
+  // then gives every element's exact bits (a sum would turn -0.0 into +0.0).
+  std::vector<uint32_t> bits(size_t(2 * n * kvd), 0);
+  int64_t first = 0;
+  for (int32_t r = 0; r < m.s.P; ++r) {
+    const int32_t y = m.R.y0 + r;
+    if (y >= m.local.y0 && y < m.local.y0 + m.local.h)
+      for (int64_t t = 0; t < m.rows[size_t(r)]; ++t)
+        for (int32_t x = m.local.x0; x < m.local.x0 + m.local.w; ++x) {
+          const int64_t c = x - m.R.x0;
+          const float* blk = m.token(x, y, t);
+          for (int64_t e = 0; e < S && c * S + e < kvd; ++e) {
+            std::memcpy(&bits[size_t((first + t) * kvd + c * S + e)], blk + e, 4);
+            std::memcpy(&bits[size_t(n * kvd + (first + t) * kvd + c * S + e)], blk + S + e, 4);
+          }
+        }
+    first += m.rows[size_t(r)];
+  }
+  if (!bits.empty())
+    MPI_Allreduce(MPI_IN_PLACE, bits.data(), int(bits.size()), MPI_UINT32_T, MPI_BOR, m.f.comm());
+  keys.resize(size_t(n * kvd));
+  values.resize(size_t(n * kvd));
+  if (n) {
+    std::memcpy(keys.data(), bits.data(), size_t(n * kvd) * 4);
+    std::memcpy(values.data(), bits.data() + n * kvd, size_t(n * kvd) * 4);
   }
 }
 

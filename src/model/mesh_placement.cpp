@@ -123,7 +123,9 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   // and its partial sums (rb x its output block) travelling double-buffered.
   //   Example: BitNet 2B4T on 32 x 32 PEs, 5 tokens (rb = 1), 2bit weights: W_1's block 4,324
   //   bytes and 216 int32 sums: 7,240 + 2 x 4,324 + 2 x 864 = 17,616 bytes.
-  if (spec.prefill_tokens > 1) {
+  if (spec.prefill_tokens > 1 && spec.prefill_reserve_bytes > 0) {
+    pl.prefill_bytes_per_pe = spec.prefill_reserve_bytes;
+  } else if (spec.prefill_tokens > 1) {
     const uint64_t rb = uint64_t(ceil_div(spec.prefill_tokens, P));
     uint64_t block = 0;
     for (const dist::GemvSpec* s : projections.all())

@@ -199,6 +199,33 @@ std::vector<uint64_t> MeshTransformer::Impl::region_bytes_sent() {
   bytes_sent_so_far = std::move(v);
   return delta;
 }
+void MeshTransformer::read_kv(int64_t layer, std::vector<float>& keys, std::vector<float>& values) const {
+  keys.clear();
+  values.clear();
+  if (impl_->timing_only) return;
+  impl_->layers.at(size_t(layer)).kv->read_tokens(keys, values);
+}
+
+void MeshTransformer::load_kv(int64_t n, const KvFill& fill) {
+  Impl& m = *impl_;
+  std::vector<float> k, v;
+  for (Layer& L : m.layers) {
+    if (m.timing_only) {
+      k.assign(size_t(n * m.d.kv_dim), 0.0f);
+      v = k;
+    } else {
+      fill(L.index, k, v);
+      if (int64_t(k.size()) != n * m.d.kv_dim || int64_t(v.size()) != n * m.d.kv_dim)
+        throw std::logic_error("MeshTransformer::load_kv: layer " + std::to_string(L.index) + " has the wrong size");
+    }
+    L.kv->load(k.data(), v.data(), n);
+  }
+}
+
+uint64_t MeshTransformer::end_cycles() const { return impl_->prev_end; }
+int64_t MeshTransformer::kv_tokens() const { return impl_->layers.front().kv->tokens(); }
+void MeshTransformer::start_after(uint64_t cycles) { impl_->prev_end = std::max(impl_->prev_end, cycles); }
+
 const MeshPlacement& MeshTransformer::placement() const { return impl_->pl; }
 const ModelConfig& MeshTransformer::config() const { return impl_->cfg; }
 uint64_t MeshTransformer::peak_sram_bytes() const { return impl_->clock.peak_sram_bytes(); }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 
+#include "wafermesh/dist/host_io.hpp"
 #include "wafermesh/model/generate.hpp"
 #include "wafermesh/model/weights.hpp"
 #include "wafermesh/util/error.hpp"
@@ -57,82 +58,178 @@ PlacementChoice tune_placement(MPI_Comm comm, const MachineParams& mp, const Mod
                                const std::vector<int32_t>& sides,
                                const std::function<void(const std::string&)>& progress) {
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
+  const bool gemm = gemm_prefill && prompt_tokens > 1;
   PlacementChoice choice;
   std::string last_error;
+  // The probe's model: two layers (one when the whole model sits on one region), timing only.
+  auto probe_config = [&](int64_t layer_regions) {
+    ModelConfig pc = cfg;
+    pc.layers = layer_regions > 1 ? 2 : 1;
+    pc.weights = "none";
+    return pc;
+  };
+  auto probe_spec = [&](MeshPlacementSpec s) {
+    s.max_layers_per_region = 1;
+    s.context = std::max<int64_t>(s.context, prompt_tokens + 2);
+    return s;
+  };
   for (int32_t P : sides) {
     PlacementCandidate c;
     c.P = P;
-    MeshPlacementSpec s = spec;
-    s.P = P;
-    MeshPlacement pl;
+    MeshPlacementSpec ds = spec, ps = spec;  // the decode and the prefill placement
+    ds.P = ps.P = P;
+    ds.prefill_tokens = 0;
+    if (!gemm) ps.prefill_tokens = 0;
+    MeshPlacement dpl, ppl;
     try {
-      pl = MeshTransformer::plan(mesh, mp, cfg, s);
+      dpl = MeshTransformer::plan(mesh, mp, cfg, ds);
     } catch (const std::exception& e) {
-      c.status = std::string("infeasible: ") + e.what();
+      c.status = c.prefill_status = std::string("infeasible: ") + e.what();
       last_error = e.what();
       choice.candidates.push_back(c);
       if (progress) progress("side " + std::to_string(P) + ": " + c.status);
       continue;
     }
-    c.layers_per_region = pl.layers_per_region;
-    c.layer_regions = int64_t(pl.layer_regions.size());
-    c.classifier_regions = int64_t(pl.classifier_regions.size());
-    // The probe: two layers on two regions (one when the whole model sits on one), timing only.
-    ModelConfig pc = cfg;
-    pc.layers = c.layer_regions > 1 ? 2 : 1;
-    pc.weights = "none";
-    const ShapeOnlySource src(pc);
-    MeshPlacementSpec ps = s;
-    ps.max_layers_per_region = 1;
-    ps.context = std::max<int64_t>(s.context, prompt_tokens + 2);
-    const std::vector<int> prompt = synthetic_prompt(prompt_tokens, 1, cfg.vocab, ps.context, ps.context);
-    const auto w0 = std::chrono::steady_clock::now();
+    c.layers_per_region = dpl.layers_per_region;
+    c.layer_regions = int64_t(dpl.layer_regions.size());
+    c.classifier_regions = int64_t(dpl.classifier_regions.size());
     try {
-      Fabric f(comm, mp);
-      MeshTransformer mt(f, src, ps);
-      const int64_t handoffs = c.layer_regions - 1;
-      int pos = 0;
-      if (gemm_prefill && prompt.size() > 1) {
-        mt.prefill(prompt);
-        c.prefill_cycles = whole_model(mt.last_token(), cfg.layers, handoffs);
-        pos = int(prompt.size());
-      } else {
-        for (; pos < int(prompt.size()); ++pos) {
-          mt.forward(prompt[size_t(pos)], pos);
-          c.prefill_cycles += whole_model(mt.last_token(), cfg.layers, handoffs);
-        }
-      }
+      ppl = MeshTransformer::plan(mesh, mp, cfg, ps);
+      c.prefill_layers_per_region = ppl.layers_per_region;
+      c.prefill_layer_regions = int64_t(ppl.layer_regions.size());
+    } catch (const std::exception& e) {
+      c.prefill_status = std::string("infeasible: ") + e.what();
+    }
+    const std::vector<int> prompt =
+        synthetic_prompt(prompt_tokens, 1, cfg.vocab, probe_spec(ds).context, probe_spec(ds).context);
+    const auto w0 = std::chrono::steady_clock::now();
+    // Decodes two tokens after the prompt on `mt` (whose caches hold the prompt) into c.
+    auto decode_two = [&](MeshTransformer& mt, int pos) {
       mt.forward(0, pos);
       mt.forward(0, pos + 1);
       const TokenCycles& tc = mt.last_token();
-      c.decode_cycles = whole_model(tc, cfg.layers, handoffs);
+      c.decode_cycles = whole_model(tc, cfg.layers, c.layer_regions - 1);
       c.layer_decode_cycles = whole_model(tc, 1, 0) - tc.classifier;
       c.handoff_decode_cycles = tc.handoff;
       c.classifier_decode_cycles = tc.classifier;
-    } catch (const LimitError& e) {  // e.g. the prompt's MeshGEMM tiles beside the weights
-      c.status = std::string("infeasible: ") + e.what();
-      last_error = e.what();
+    };
+    // The prompt on `mt` (empty caches) into c.prefill_cycles, with `handoffs` hand-offs.
+    auto run_prompt = [&](MeshTransformer& mt, int64_t handoffs) {
+      if (gemm) {
+        mt.prefill(prompt);
+        c.prefill_cycles = whole_model(mt.last_token(), cfg.layers, handoffs);
+        return int(prompt.size());
+      }
+      int pos = 0;
+      for (; pos < int(prompt.size()); ++pos) {
+        mt.forward(prompt[size_t(pos)], pos);
+        c.prefill_cycles += whole_model(mt.last_token(), cfg.layers, handoffs);
+      }
+      return pos;
+    };
+    // With a MeshGEMM prefill the prefill placement's stacking depends on its measured working set:
+    // the probes are separate (below).
+    bool joint = !gemm && c.prefill_ok() && c.same_stacking();
+    if (joint) {  // one placement serves both phases: one probe
+      try {
+        const ModelConfig pc = probe_config(c.layer_regions);
+        const ShapeOnlySource src(pc);
+        Fabric f(comm, mp);
+        MeshTransformer mt(f, src, probe_spec(ps));
+        const int pos = run_prompt(mt, c.layer_regions - 1);
+        decode_two(mt, pos);
+      } catch (const LimitError& e) {  // e.g. the prompt's MeshGEMM tiles beside the weights
+        c.prefill_status = std::string("infeasible: ") + e.what();
+        c.prefill_cycles = 0;
+        joint = false;
+        if (!gemm) {  // the prompt ran through the decode path: the side does not fit at all
+          c.status = c.prefill_status;
+          last_error = e.what();
+        }
+      }
     }
+    if (!joint && c.ok()) {
+      try {  // the decode placement: the caches loaded with the prompt, then two tokens
+        const ModelConfig pc = probe_config(c.layer_regions);
+        const ShapeOnlySource src(pc);
+        Fabric f(comm, mp);
+        MeshTransformer mt(f, src, probe_spec(ds));
+        mt.load_kv(int64_t(prompt.size()), {});
+        decode_two(mt, int(prompt.size()));
+      } catch (const LimitError& e) {
+        c.status = std::string("infeasible: ") + e.what();
+        last_error = e.what();
+      }
+      if (gemm) {
+        // The prefill placement: the prompt on two layers, one a region, with nothing reserved for
+        // the prefill beyond the decode scratch (the fabric enforces every PE's real SRAM); its
+        // working set is the most any layer PE then holds above what it held before the prompt.
+        // The placement of the whole model reserves that much and stacks its layers accordingly.
+        c.prefill_status = "ok";
+        try {
+          const ModelConfig pc = probe_config(cfg.layers);
+          const ShapeOnlySource src(pc);
+          Fabric f(comm, mp);
+          MeshPlacementSpec s1 = probe_spec(ps);
+          s1.prefill_reserve_bytes = 1;
+          MeshTransformer mt(f, src, s1);
+          const std::vector<Region> regions = mt.placement().layer_regions;
+          std::vector<uint64_t> before;
+          for (const Region& R : regions)
+            for (const PeCounters& k : f.gather_counters(R)) before.push_back(k.sram_bytes);
+          mt.prefill(prompt);
+          const TokenCycles tc = mt.last_token();
+          std::vector<uint64_t> ws(1, 0);
+          size_t i = 0;
+          for (const Region& R : regions)
+            for (const PeCounters& k : f.gather_counters(R)) ws[0] = std::max(ws[0], k.sram_peak_bytes - before[i++]);
+          dist::broadcast_from_rank0(f, ws);
+          c.prefill_reserve_bytes = std::max<uint64_t>(ws[0], 1);
+          MeshPlacementSpec full = ps;
+          full.prefill_reserve_bytes = c.prefill_reserve_bytes;
+          const MeshPlacement ppl2 = MeshTransformer::plan(mesh, mp, cfg, full);
+          c.prefill_layers_per_region = ppl2.layers_per_region;
+          c.prefill_layer_regions = int64_t(ppl2.layer_regions.size());
+          c.prefill_cycles = whole_model(tc, cfg.layers, c.prefill_layer_regions - 1);
+        } catch (const LimitError& e) {
+          c.prefill_status = std::string("infeasible: ") + e.what();
+        } catch (const UsageError& e) {
+          c.prefill_status = std::string("infeasible: ") + e.what();
+        }
+      } else if (c.prefill_ok()) {
+        try {  // the prefill placement: the prompt
+          const ModelConfig pc = probe_config(c.prefill_layer_regions);
+          const ShapeOnlySource src(pc);
+          Fabric f(comm, mp);
+          MeshTransformer mt(f, src, probe_spec(ps));
+          (void)run_prompt(mt, c.prefill_layer_regions - 1);
+        } catch (const LimitError& e) {
+          c.prefill_status = std::string("infeasible: ") + e.what();
+        }
+      }
+    }
+    if (!c.prefill_ok()) c.prefill_cycles = 0;
     c.probe_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     if (progress)
       progress("side " + std::to_string(P) + ": " +
-               (c.ok() ? std::to_string(c.decode_cycles) + " cycles per token, " + std::to_string(c.prefill_cycles) +
-                             " to first token"
-                       : c.status));
+               (c.ok() ? std::to_string(c.decode_cycles) + " cycles per token" : c.status) + "; " +
+               (c.prefill_ok() ? std::to_string(c.prefill_cycles) + " to first token" : "prefill " + c.prefill_status));
     choice.candidates.push_back(c);
   }
-  const PlacementCandidate* best = nullptr;
+  const PlacementCandidate *best = nullptr, *best_prefill = nullptr;
   for (const PlacementCandidate& c : choice.candidates) {
-    if (!c.ok()) continue;
-    if (!best || c.decode_cycles < best->decode_cycles ||
-        (c.decode_cycles == best->decode_cycles && c.prefill_cycles < best->prefill_cycles))
+    if (c.ok() && (!best || c.decode_cycles < best->decode_cycles ||
+                   (c.decode_cycles == best->decode_cycles && c.prefill_cycles < best->prefill_cycles)))
       best = &c;
+    if (c.prefill_ok() && (!best_prefill || c.prefill_cycles < best_prefill->prefill_cycles)) best_prefill = &c;
   }
   if (!best)
     throw LimitError("model " + cfg.name + ": no region side of " + std::to_string(sides.size()) +
                      " tried fits the " + std::to_string(mesh.width) + " x " + std::to_string(mesh.height) +
                      " mesh (the last: " + last_error + ")");
   choice.P = best->P;
+  // Without a MeshGEMM prefill the prompt runs through the decode placement.
+  choice.prefill_P = !gemm ? best->P : best_prefill ? best_prefill->P : 0;
   return choice;
 }
 

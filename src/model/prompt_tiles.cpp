@@ -8,57 +8,6 @@ namespace wm::model {
 
 int32_t move_route_budget(const Fabric& f) { return std::max<int32_t>(1, int32_t(f.params().route_entries / 4)); }
 
-namespace {
-
-// Greedy packing: each item goes to the first round where every PE it touches still has room.
-template <class T, class Touches>
-std::vector<std::vector<T>> pack_rounds(const std::vector<T>& items, int32_t budget, Touches&& touches) {
-  std::vector<std::vector<T>> rounds;
-  std::vector<std::map<int64_t, int32_t>> use;  // per round: streams touching each PE
-  for (const T& t : items) {
-    const std::vector<int64_t> pes = touches(t);
-    size_t r = 0;
-    for (; r < rounds.size(); ++r)
-      if (std::all_of(pes.begin(), pes.end(), [&](int64_t pe) {
-            const auto it = use[r].find(pe);
-            return it == use[r].end() || it->second < budget;
-          }))
-        break;
-    if (r == rounds.size()) {
-      rounds.emplace_back();
-      use.emplace_back();
-    }
-    rounds[r].push_back(t);
-    for (int64_t pe : pes) ++use[r][pe];
-  }
-  for (auto& round : rounds)  // stream ids numbered afresh per round
-    for (size_t i = 0; i < round.size(); ++i) round[i].stream = uint32_t(i);
-  return rounds;
-}
-
-}  // namespace
-
-std::vector<std::vector<Transfer>> route_rounds(const std::vector<Transfer>& transfers, int32_t budget) {
-  return pack_rounds(transfers, budget, [](const Transfer& t) {
-    std::vector<int64_t> pes;  // PE (x, y) as y * 2^32 + x; along X first, then along Y
-    if (t.src == t.dst) return pes;  // no route
-    auto id = [](int32_t x, int32_t y) { return (int64_t(y) << 32) + x; };
-    const int32_t stepx = t.dst.x >= t.src.x ? 1 : -1, stepy = t.dst.y >= t.src.y ? 1 : -1;
-    for (int32_t x = t.src.x; x != t.dst.x; x += stepx) pes.push_back(id(x, t.src.y));
-    for (int32_t y = t.src.y; y != t.dst.y; y += stepy) pes.push_back(id(t.dst.x, y));
-    pes.push_back(id(t.dst.x, t.dst.y));
-    return pes;
-  });
-}
-
-std::vector<std::vector<LineTransfer>> route_rounds(const std::vector<LineTransfer>& transfers, int32_t budget) {
-  return pack_rounds(transfers, budget, [](const LineTransfer& t) {
-    std::vector<int64_t> pes;
-    for (int32_t p = std::min(t.from, t.to); p <= std::max(t.from, t.to); ++p) pes.push_back(p);
-    return pes;
-  });
-}
-
 PromptLayout::PromptLayout(const Region& region, LinePerm line_perm, int64_t n)
     : R(region), perm(std::move(line_perm)), tokens(n), row_block((n + region.w - 1) / region.w) {}
 

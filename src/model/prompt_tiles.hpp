@@ -56,13 +56,6 @@ struct PromptTiles {
 // the routes the resident decode path (allreduces, GEMVs, KV cache) keeps configured.
 int32_t move_route_budget(const Fabric& f);
 
-// `transfers` cut into rounds run one after another, in each of which no PE is touched by more
-// than `budget` of the round's streams (each transfer its own stream, routed X then Y): a step
-// whose streams would otherwise overflow the routers. Transfers keep their order within a round.
-std::vector<std::vector<Transfer>> route_rounds(const std::vector<Transfer>& transfers, int32_t budget);
-// The same for the transfers of one line (positions along it).
-std::vector<std::vector<LineTransfer>> route_rounds(const std::vector<LineTransfer>& transfers, int32_t budget);
-
 // Elements from_off .. from_off + len of every tile row at logical column from_col go to
 // to_off .. of the same rows at logical column to_col (the same in every row of PEs).
 struct ColumnPiece {

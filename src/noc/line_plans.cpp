@@ -1,5 +1,7 @@
 #include "wafermesh/noc/line_plans.hpp"
 
+#include <map>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -118,6 +120,101 @@ TransferPlan plan_chain_step(Fabric& f, const Region& r, Axis axis, int32_t from
   return f.plan(std::move(lp), tile_bytes,
                 std::string("chain reduction step along ") + axis_name(axis) + " " + std::to_string(from) + "->" +
                     std::to_string(to) + " on " + r.str());
+}
+
+namespace {
+
+// Greedy packing: each item goes to the first round where every PE it touches still has room.
+template <class T, class Touches>
+std::vector<std::vector<T>> pack_rounds(const std::vector<T>& items, int32_t budget, Touches&& touches) {
+  std::vector<std::vector<T>> rounds;
+  std::vector<std::map<int64_t, int32_t>> use;  // per round: streams touching each PE
+  for (const T& t : items) {
+    const std::vector<int64_t> pes = touches(t);
+    size_t r = 0;
+    for (; r < rounds.size(); ++r)
+      if (std::all_of(pes.begin(), pes.end(), [&](int64_t pe) {
+            const auto it = use[r].find(pe);
+            return it == use[r].end() || it->second < budget;
+          }))
+        break;
+    if (r == rounds.size()) {
+      rounds.emplace_back();
+      use.emplace_back();
+    }
+    rounds[r].push_back(t);
+    for (int64_t pe : pes) ++use[r][pe];
+  }
+  for (auto& round : rounds)  // stream ids numbered afresh per round
+    for (size_t i = 0; i < round.size(); ++i) round[i].stream = uint32_t(i);
+  return rounds;
+}
+
+}  // namespace
+
+std::vector<std::vector<Transfer>> route_rounds(const std::vector<Transfer>& transfers, int32_t budget) {
+  if (transfers.empty() || budget < 1 || budget > 65535) return route_rounds_ref(transfers, budget);
+  // route_rounds_ref's first fit, with each round's use of the PEs in a flat array over the box the
+  // transfers span (the same rounds, without a map lookup per PE).
+  int32_t x0 = transfers[0].src.x, x1 = x0, y0 = transfers[0].src.y, y1 = y0;
+  for (const Transfer& t : transfers)
+    for (const PeCoord& c : {t.src, t.dst}) x0 = std::min(x0, c.x), x1 = std::max(x1, c.x), y0 = std::min(y0, c.y), y1 = std::max(y1, c.y);
+  const size_t w = size_t(x1 - x0 + 1), cells = w * size_t(y1 - y0 + 1);
+  std::vector<std::vector<Transfer>> rounds;
+  std::vector<std::vector<uint16_t>> use;  // per round: streams touching each PE of the box
+  // Calls f(index) for every PE of t's route (the order of route_rounds_ref) until f is false.
+  auto walk = [&](const Transfer& t, auto&& f) {
+    if (t.src == t.dst) return true;
+    const int32_t stepx = t.dst.x >= t.src.x ? 1 : -1, stepy = t.dst.y >= t.src.y ? 1 : -1;
+    auto at = [&](int32_t x, int32_t y) { return size_t(y - y0) * w + size_t(x - x0); };
+    for (int32_t x = t.src.x; x != t.dst.x; x += stepx)
+      if (!f(at(x, t.src.y))) return false;
+    for (int32_t y = t.src.y; y != t.dst.y; y += stepy)
+      if (!f(at(t.dst.x, y))) return false;
+    return f(at(t.dst.x, t.dst.y));
+  };
+  const uint16_t b = uint16_t(budget);
+  for (const Transfer& t : transfers) {
+    size_t r = 0;
+    for (; r < rounds.size(); ++r)
+      if (walk(t, [&](size_t i) { return use[r][i] < b; })) break;
+    if (r == rounds.size()) {
+      // Rounds are kept open to the end: beyond 256 MiB of them, the plain version's maps (the
+      // same rounds, memory in proportion to the routes) take over.
+      if ((rounds.size() + 1) * cells * sizeof(uint16_t) > (size_t(256) << 20)) return route_rounds_ref(transfers, budget);
+      rounds.emplace_back();
+      use.emplace_back(cells, uint16_t(0));
+    }
+    rounds[r].push_back(t);
+    walk(t, [&](size_t i) {
+      ++use[r][i];
+      return true;
+    });
+  }
+  for (auto& round : rounds)  // stream ids numbered afresh per round
+    for (size_t i = 0; i < round.size(); ++i) round[i].stream = uint32_t(i);
+  return rounds;
+}
+
+std::vector<std::vector<Transfer>> route_rounds_ref(const std::vector<Transfer>& transfers, int32_t budget) {
+  return pack_rounds(transfers, budget, [](const Transfer& t) {
+    std::vector<int64_t> pes;  // PE (x, y) as y * 2^32 + x; along X first, then along Y
+    if (t.src == t.dst) return pes;  // no route
+    auto id = [](int32_t x, int32_t y) { return (int64_t(y) << 32) + x; };
+    const int32_t stepx = t.dst.x >= t.src.x ? 1 : -1, stepy = t.dst.y >= t.src.y ? 1 : -1;
+    for (int32_t x = t.src.x; x != t.dst.x; x += stepx) pes.push_back(id(x, t.src.y));
+    for (int32_t y = t.src.y; y != t.dst.y; y += stepy) pes.push_back(id(t.dst.x, y));
+    pes.push_back(id(t.dst.x, t.dst.y));
+    return pes;
+  });
+}
+
+std::vector<std::vector<LineTransfer>> route_rounds(const std::vector<LineTransfer>& transfers, int32_t budget) {
+  return pack_rounds(transfers, budget, [](const LineTransfer& t) {
+    std::vector<int64_t> pes;
+    for (int32_t p = std::min(t.from, t.to); p <= std::max(t.from, t.to); ++p) pes.push_back(p);
+    return pes;
+  });
 }
 
 }  // namespace wm

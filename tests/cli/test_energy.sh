@@ -166,13 +166,18 @@ expect("each position: split adds up", float(np.abs(tok["energy_compute_j"] + to
                                                     + tok["energy_static_j"] - tok["energy_j"]).max()) + 1.0, 1.0)
 expect("peak power = the largest position's", float(s["peak_power_w"]), float(tok["power_w"].max()))
 expect("average power = energy / time", float(s["average_power_w"]), tok["energy_j"].sum() / (tok["cycles"].sum() / 1.1e9))
-# The maps: each PE's own work plus static power over the run, in whole picojoules.
+# The maps: each PE's own work plus static power over the run, in whole picojoules; the run is the
+# positions and, when the prompt ran on another placement than the decode, the switch between them
+# (its work, and static power over its cycles).
 total_pj = float(maps["energy_pj"][()].sum())
-expect("per-PE energy maps add up to the positions' energy (within rounding)", total_pj * 1e-12, tok["energy_j"].sum(),
-       rel=pes * 0.5e-12 / tok["energy_j"].sum() + 1e-12)
+switch_j = float(s["switch_energy_j"])
+switch_static_j = 2e-3 * pes * float(s["switch_cycles"]) / 1.1e9
+print("# the switch: %d cycles, %.9g J" % (int(s["switch_cycles"]), switch_j))
+expect("per-PE energy maps add up to the positions' and the switch's energy (within rounding)", total_pj * 1e-12,
+       tok["energy_j"].sum() + switch_j, rel=pes * 0.5e-12 / tok["energy_j"].sum() + 1e-12)
 dyn = float(maps["energy_compute_pj"][()].sum() + maps["energy_sram_pj"][()].sum() + maps["energy_noc_pj"][()].sum())
-expect("per-PE dynamic energy maps add up to the positions' (within rounding)", dyn * 1e-12,
-       (tok["energy_compute_j"] + tok["energy_sram_j"] + tok["energy_noc_j"]).sum(),
+expect("per-PE dynamic energy maps add up to the positions' and the switch's (within rounding)", dyn * 1e-12,
+       (tok["energy_compute_j"] + tok["energy_sram_j"] + tok["energy_noc_j"]).sum() + switch_j - switch_static_j,
        rel=3 * pes * 0.5e-12 / (tok["energy_compute_j"] + tok["energy_sram_j"] + tok["energy_noc_j"]).sum() + 1e-12)
 # Operations by kind: the tokens table's and the per-PE maps' (exact integers), and each position's
 # compute energy from them at the unit energies (wafer.dtype fp32: 3 pJ per MAC or element

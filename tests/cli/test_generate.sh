@@ -105,6 +105,44 @@ if grep -q 'prefill as MeshGEMM' "$tmp/p_gemm.txt" && [ -n "$tg" ] && [ -n "$td"
   ok "MeshGEMM prefill: time to first token $tg cycles vs $td token by token"
 else bad "prefill figures: '$tg' vs '$td': $(grep 'time to first' "$tmp/p_gemm.txt" "$tmp/p_decode.txt")"; fi
 
+figures() { sed -n '/^wafer (virtual/,/^emulation/p' "$1" | grep -v '^emulation'; sed -n '/^per layer/,/hand-offs between/p' "$1"; }
+# --- per-phase placements: the prompt on 8 x 8 regions, decode on 16 x 16, the KV cache and the
+# weights re-placed between them over the NoC (model/phase_switch.hpp): the golden text (its first
+# sentence as the prompt), identical figures and per-PE maps at 1, 2 and 4 ranks, the switch's
+# cycles printed and in the results file; with equal sides no switch and the figures of one
+# placement.
+gp="Once upon a time, there was a little girl named Lily."
+for n in 1 2 4; do
+  mpi "$n" "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --temperature 0 \
+    --prompt "$gp" --steps 200 --region 16 --prefill_region 8 --output "$tmp/sw$n.h5" >"$tmp/sw$n.txt" 2>"$tmp/sw$n.err" \
+    || bad "generate with a switch, np $n: $(tail -3 "$tmp/sw$n.err")"
+  awk 'NR > 2' "$tmp/sw$n.txt" | head -c "$(wc -c < "$stories/expected_t0_n200.txt")" > "$tmp/swtext$n"
+  if cmp -s "$tmp/swtext$n" "$stories/expected_t0_n200.txt"; then ok "prefill on side 8, decode on 16, np $n: expected_t0_n200.txt"
+  else bad "switch np $n text differs: $(head -c 300 "$tmp/swtext$n")"; fi
+  grep -vE 'wall|placed in|rank\(s\)|^wrote' "$tmp/sw$n.txt" > "$tmp/swfig$n"
+done
+for n in 2 4; do
+  cmp -s "$tmp/swfig1" "$tmp/swfig$n" && ok "switch: virtual figures identical at 1 and $n ranks" \
+    || bad "switch figures differ between 1 and $n ranks: $(diff "$tmp/swfig1" "$tmp/swfig$n" | head -5)"
+done
+swc=$(h5dump -d /generate/switch_cycles "$tmp/sw1.h5" 2>/dev/null | sed -nE 's/^ *\(0\): ([0-9]+).*/\1/p')
+if grep -qE "prefill -> decode .*\($swc cycles\) re-placing side 8 onto side 16: weights [1-9][0-9]* bytes, KV cache [1-9][0-9]* bytes" "$tmp/sw1.txt" \
+   && [ -n "$swc" ] && [ "$swc" -gt 0 ]; then
+  ok "switch reported: $(grep 'prefill -> decode' "$tmp/sw1.txt" | xargs | cut -c1-120)"
+else bad "switch not reported: '$swc' $(grep -A2 'time to first' "$tmp/sw1.txt")"; fi
+if command -v h5diff >/dev/null; then
+  h5diff "$tmp/sw1.h5" "$tmp/sw4.h5" /generate/pe_maps /generate/pe_maps >"$tmp/swhd" 2>&1 \
+    && ok "switch: per-PE maps identical at 1 and 4 ranks" || bad "switch maps: $(head -5 "$tmp/swhd")"
+fi
+for a in "--region 8 --prefill_region 8" "--region 8"; do
+  mpi 2 "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --temperature 0 \
+    --prompt "$gp" --steps 40 $a --output "" >"$tmp/eq_${a// /_}.txt" 2>&1 || bad "generate $a: $(tail -3 "$tmp/eq_${a// /_}.txt")"
+done
+if diff <(figures "$tmp/eq_--region_8_--prefill_region_8.txt") <(figures "$tmp/eq_--region_8.txt") >"$tmp/eqd" \
+   && ! grep -q 'prefill -> decode' "$tmp/eq_--region_8_--prefill_region_8.txt" && grep -q 'decode  ' "$tmp/eq_--region_8.txt"; then
+  ok "equal sides: no switch, the figures of one placement"
+else bad "equal sides: $(head -10 "$tmp/eqd")"; fi
+
 # --- a BitNet-shaped synthetic model (small: 2 layers) runs and reports ternary figures
 sed -e 's/^layers = 30/layers = 2/' -e 's/^vocab = 128256/vocab = 3000/' configs/models/bitnet_2b4t.ini > "$tmp/bn.ini"
 mpi 2 "$bin" generate --model "$tmp/bn.ini" --region 32 --steps 4 --output "$tmp/bn.h5" --maps false >"$tmp/bn.txt" 2>"$tmp/bn.err" \
@@ -114,7 +152,6 @@ mpi 2 "$bin" generate --model "$tmp/bn.ini" --region 32 --steps 4 --output "$tmp
 # Timing only (--weights none): the same virtual figures and per-PE maps as the full run, at 1 and 2
 # ranks, on stories260K (its greedy text does not end before --steps) and on the BitNet shape above
 # with a prompt of token ids.
-figures() { sed -n '/^wafer (virtual/,/^emulation/p' "$1" | grep -v '^emulation'; sed -n '/^per layer/,/hand-offs between/p' "$1"; }
 for n in 1 2; do
   for w in full none; do
     extra=(); [ "$w" = none ] && extra=(--weights none)
@@ -153,6 +190,9 @@ expect_error "prompt without tokenizer" 2 "prompt.*tokenizer" -- mpi 2 "$bin" ge
   --prompt hello --output "$tmp/x.h5"
 expect_error "steps beyond the context" 2 "steps = 600.*seq_len = 512" -- mpi 2 "$bin" generate \
   --model configs/models/stories260K.ini --steps 600 --output "$tmp/x.h5"
+expect_error "prefill_region without a MeshGEMM prefill" 2 "prefill_region = 8 needs a MeshGEMM prefill" -- mpi 2 \
+  "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --prompt "Once upon a time" \
+  --prefill decode --prefill_region 8 --output "$tmp/x.h5"
 expect_error "region larger than the mesh" 2 "region side 64" -- mpi 2 "$bin" generate \
   --model configs/models/stories260K.ini --config configs/laptop.ini --region 64 --output "$tmp/x.h5"
 expect_error "model that does not fit" 3 "needs .* per PE.*pe.sram_bytes = 2048" -- mpi 2 "$bin" generate \

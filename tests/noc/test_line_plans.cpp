@@ -207,3 +207,33 @@ TEST(LinePlans, RelayFallbackMatchesTheTransferList) {
   for (const PeCounters& c : from_list.pes) relayed |= c.clock_cycles > 0;
   EXPECT_TRUE(relayed);
 }
+
+// route_rounds (flat arrays over the transfers' box) gives exactly route_rounds_ref's rounds: the
+// same transfers in the same rounds and order, streams renumbered alike; budgets 1, 2 and 6, long
+// crossing routes, transfers that stay on their PE, and a PE sending several.
+TEST(LinePlans, RouteRoundsEqualTheirReference) {
+  std::mt19937 g(7);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int32_t w = 3 + int32_t(g() % 40), h = 2 + int32_t(g() % 30);
+    const int32_t x0 = int32_t(g() % 9), y0 = int32_t(g() % 9);
+    std::vector<Transfer> t;
+    const int n = 1 + int(g() % 400);
+    for (int i = 0; i < n; ++i) {
+      const PeCoord s{x0 + int32_t(g() % uint32_t(w)), y0 + int32_t(g() % uint32_t(h))};
+      const PeCoord d = g() % 10 == 0 ? s : PeCoord{x0 + int32_t(g() % uint32_t(w)), y0 + int32_t(g() % uint32_t(h))};
+      t.push_back({s, d, uint32_t(i), uint32_t(g() % 2)});
+    }
+    for (int32_t budget : {1, 2, 6}) {
+      const auto a = route_rounds(t, budget), b = route_rounds_ref(t, budget);
+      ASSERT_EQ(a.size(), b.size()) << "trial " << trial << ", budget " << budget;
+      for (size_t r = 0; r < a.size(); ++r) {
+        ASSERT_EQ(a[r].size(), b[r].size()) << "trial " << trial << ", round " << r;
+        for (size_t k = 0; k < a[r].size(); ++k) {
+          EXPECT_TRUE(a[r][k].src == b[r][k].src && a[r][k].dst == b[r][k].dst && a[r][k].stream == b[r][k].stream &&
+                      a[r][k].relays == b[r][k].relays)
+              << "trial " << trial << ", round " << r << ", transfer " << k;
+        }
+      }
+    }
+  }
+}

@@ -84,7 +84,10 @@ struct TracedPosition {
   std::string label;  // "prefill (12 tokens)", "decode 7"
   const model::TokenCycles* tc = nullptr;
 };
-// The tracks of a `generate` run (see above) into `trace`.
-void trace_generate(TraceFile& trace, const model::MeshPlacement& pl, const std::vector<TracedPosition>& positions);
+// The tracks of a `generate` run (see above) into `trace`; with switch_cycles, the switch between
+// the prefill and the decode placement as a span of the positions' track (the layer regions'
+// tracks are the decode placement's, also for the prompt's spans).
+void trace_generate(TraceFile& trace, const model::MeshPlacement& pl, const std::vector<TracedPosition>& positions,
+                    uint64_t switch_start = 0, uint64_t switch_cycles = 0);
 
 }  // namespace wm::cli

@@ -103,6 +103,14 @@ class KvCache {
   // empty cache: SRAM is charged (all rows or none), no clock moves. keys, values: (n, kv_dim) on
   // every rank. Collective.
   void prefill(const float* keys, const float* values, int64_t n);
+  // The same, in the layout n append()s leave (rows_after): a cache filled elsewhere continues as
+  // if it had been filled here token by token. Collective.
+  void load(const float* keys, const float* values, int64_t n);
+  // Every token's key and value, (tokens, kv_dim) each, on every rank, bit for bit. Collective.
+  void read_tokens(std::vector<float>& keys, std::vector<float>& values) const;
+  // Tokens per row, top to bottom, after n appends under policy p on P rows (row r holds the
+  // tokens after those of rows 0 .. r-1).
+  static std::vector<int64_t> rows_after(KvPolicy p, int32_t P, int64_t n);
   // q: tiles of (g, mtk) per PE. Returns the output tiles, (g, mtk) per PE, same layout. Collective.
   TileBuf<float> attention(const TileBuf<float>& q, AttentionReport* rep = nullptr);
   int64_t tokens() const;
@@ -112,6 +120,7 @@ class KvCache {
   static int64_t row_capacity(KvPolicy p, int32_t P, int64_t context);
 
  private:
+  void place_rows(const float* keys, const float* values, const std::vector<int64_t>& rows);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -76,6 +76,10 @@ struct MeshPlacementSpec {
   // A prompt of this many tokens will be prefilled as MeshGEMMs (0 or 1: none): every layer region
   // keeps room for the prefill's working set beside its layers.
   int64_t prefill_tokens = 0;
+  // The prefill's working set per PE as measured (placement_tuning.hpp: the peak SRAM of a probe's
+  // prefill above what its PEs held before), reserved instead of plan()'s upper estimate; 0: the
+  // estimate.
+  uint64_t prefill_reserve_bytes = 0;
 };
 
 // Where the model sits.
@@ -151,6 +155,20 @@ class MeshTransformer {
   // caches must be empty. One token is forward(token, 0). Collective.
   const float* prefill(const std::vector<int>& tokens);
   const TokenCycles& last_token() const;
+  // The switch between placements (a prefill placement and a decode placement, model/phase_switch.hpp):
+  // the KV cache of `layer`, (tokens, kv_dim) keys and values, on every rank (empty in a
+  // timing-only run). Collective.
+  void read_kv(int64_t layer, std::vector<float>& keys, std::vector<float>& values) const;
+  // Fills the empty KV caches with n tokens, layer by layer from fill(layer, keys, values) ((n,
+  // kv_dim) each; not called in a timing-only run, whose caches hold zeros), in the layout n
+  // decoded positions leave: the next position is n. Charges SRAM, moves no clock. Collective.
+  using KvFill = std::function<void(int64_t layer, std::vector<float>& keys, std::vector<float>& values)>;
+  void load_kv(int64_t n, const KvFill& fill);
+  // Virtual time the last position's logits were ready (0 before any), and a later time the next
+  // position may not start before (the end of a switch between placements).
+  uint64_t end_cycles() const;
+  int64_t kv_tokens() const;  // tokens in every layer's KV cache
+  void start_after(uint64_t cycles);
   // Records, for traces, what TokenCycles keeps only when tracing (SRAM samples, NoC bytes per
   // region). Changes no figure.
   void set_tracing(bool on);

@@ -68,4 +68,13 @@ TransferPlan plan_shift_lines(Fabric& f, const Region& r, Axis axis, const std::
 // (one relay stage). Used by reduce() in primitives.hpp.
 TransferPlan plan_chain_step(Fabric& f, const Region& r, Axis axis, int32_t from, int32_t root, size_t tile_bytes);
 
+// `transfers` cut into rounds run one after another, in each of which no PE is touched by more
+// than `budget` of the round's streams (each transfer its own stream, routed X then Y): a step
+// whose streams would otherwise overflow the routers. Transfers keep their order within a round.
+std::vector<std::vector<Transfer>> route_rounds(const std::vector<Transfer>& transfers, int32_t budget);
+// The same, plainly (per round a map of the PEs' use); route_rounds gives exactly its rounds.
+std::vector<std::vector<Transfer>> route_rounds_ref(const std::vector<Transfer>& transfers, int32_t budget);
+// The same for the transfers of one line (positions along it).
+std::vector<std::vector<LineTransfer>> route_rounds(const std::vector<LineTransfer>& transfers, int32_t budget);
+
 }  // namespace wm
