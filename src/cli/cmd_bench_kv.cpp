@@ -81,11 +81,7 @@ int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args) {
     }
     MachineParams tm = mp;
     const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
-    if (tm.ranks_x == 0 && tm.ranks_y == 0 && ctx.size > 1) {
-      const RankGrid g = model::MeshTransformer::preferred_rank_grid(mesh, ctx.size);
-      tm.ranks_x = g.px;
-      tm.ranks_y = g.py;
-    }
+    model::MeshTransformer::use_preferred_rank_grid(tm, ctx.size);
     model::MeshPlacementSpec spec;
     spec.context = std::max<int64_t>(o.prompt, 1) + 1;
     const int64_t n = std::max<int64_t>(o.prompt, 1);

@@ -261,11 +261,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   const MeshShape mesh{int32_t(mp.width_pes), int32_t(mp.height_pes)};
   // With the rank grid left automatic, split the ranks across the bands of regions, so that every
   // layer in the middle band keeps two ranks busy (the virtual figures do not depend on the grid).
-  if (mp.ranks_x == 0 && mp.ranks_y == 0 && ctx.size > 1) {
-    const RankGrid g = model::MeshTransformer::preferred_rank_grid(mesh, ctx.size);
-    mp.ranks_x = g.px;
-    mp.ranks_y = g.py;
-  }
+  model::MeshTransformer::use_preferred_rank_grid(mp, ctx.size);
   const int64_t prompt_n = o.prompt_tokens > 0
                                ? o.prompt_tokens
                                : int64_t(model::encode_prompt(tok.get(), o.prompt, o.steps, cfg.seq_len).size());

@@ -182,6 +182,13 @@ MeshPlacement MeshTransformer::plan(const MeshShape& mesh, const MachineParams& 
   return pl;
 }
 
+void MeshTransformer::use_preferred_rank_grid(MachineParams& mp, int ranks) {
+  if (mp.ranks_x != 0 || mp.ranks_y != 0 || ranks <= 1) return;
+  const RankGrid g = preferred_rank_grid(MeshShape{int32_t(mp.width_pes), int32_t(mp.height_pes)}, ranks);
+  mp.ranks_x = g.px;
+  mp.ranks_y = g.py;
+}
+
 RankGrid MeshTransformer::preferred_rank_grid(const MeshShape& mesh, int ranks) {
   const bool columns = mesh.height > mesh.width;
   const RankGrid g = choose_rank_grid(mesh, ranks);

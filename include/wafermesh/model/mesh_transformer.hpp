@@ -184,6 +184,9 @@ class MeshTransformer {
   // block boundary. The default grid (choose_rank_grid) when it has two across, else the fewest
   // ranks across (at least two) that fit, else the default. Virtual figures do not depend on it.
   static RankGrid preferred_rank_grid(const MeshShape& mesh, int ranks);
+  // Sets mp's rank grid to preferred_rank_grid when the user left it automatic (emu.ranks_x and
+  // emu.ranks_y both 0) and there are several ranks; otherwise leaves mp alone.
+  static void use_preferred_rank_grid(MachineParams& mp, int ranks);
   // The placement a spec would get, without placing anything (for errors before any work).
   static MeshPlacement plan(const MeshShape& mesh, const MachineParams& mp, const ModelConfig& cfg,
                             const MeshPlacementSpec& spec);
