@@ -9,12 +9,7 @@
 # and 2 ranks.
 set -u
 bin=$1 src=$2 mpiexec=$3 ck=$4
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-ok() { echo "ok - $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+. "$(dirname "$0")/harness.sh"
 cd "$src" || exit 1
 golden=tests/data/stories260K/expected_t0_n200.txt
 for f in "$golden" "$ck/stories_f32.gguf" "$ck/stories_hf/model.safetensors"; do

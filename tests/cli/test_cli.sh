@@ -3,13 +3,8 @@
 # Each check prints "ok - ..." or "FAIL - ..."; the script fails if any check failed.
 set -u
 bin=$1 src=$2 mpiexec=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-ok() { echo "ok - $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-# --quiet: mpirun's own banner about non-zero exits is not ours to test.
-mpi() { local n=$1; shift; timeout 120 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+mpi_timeout=120
+. "$(dirname "$0")/harness.sh"
 
 # expect_error NAME CODE PATTERN -- command...: exit code CODE, exactly one line on stderr
 # matching PATTERN, and nothing on stdout.

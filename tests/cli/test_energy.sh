@@ -12,12 +12,7 @@
 #    energy maps add up to the positions' energy. Needs /usr/bin/python3 with h5py.
 set -u
 bin=$1 src=$2 mpiexec=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-ok() { echo "ok - $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+. "$(dirname "$0")/harness.sh"
 py=/usr/bin/python3
 cd "$src" || exit 1
 units=(--energy.fp32_mac_pj 3 --energy.fp16_mac_pj 1.25 --energy.bf16_mac_pj 2 --energy.int_add_pj 0.125

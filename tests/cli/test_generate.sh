@@ -6,12 +6,7 @@
 # Uses the repository's stories260K (weights/, tests/data/; a missing file fails, naming it).
 set -u
 bin=$1 src=$2 mpiexec=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-ok() { echo "ok - $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+. "$(dirname "$0")/harness.sh"
 expect_error() {  # NAME CODE PATTERN -- command...
   local name=$1 code=$2 pat=$3; shift 4
   "$@" >"$tmp/out" 2>"$tmp/err"

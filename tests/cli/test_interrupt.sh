@@ -10,12 +10,8 @@
 # Prints "ok - ..." / "FAIL - ..."; fails if any check failed.
 set -u
 bin=$1 src=$2 mpiexec=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/harness.sh"
 cd "$src"
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
 export WM_BINARY=$bin
 descendants() { local p; for p in $(pgrep -P "$1"); do echo "$p"; descendants "$p"; done; }
 # The wafermesh process of rank $2 under launch/run's pid $1 (empty until it runs).

@@ -8,13 +8,8 @@ set -u
 bin=$1 src=$2 mpiexec=$3
 py=/usr/bin/python3
 plot=$src/launch/plot
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/harness.sh"
 cd "$tmp"
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
 $py -c "import h5py, matplotlib" 2>/dev/null || { bad "$py lacks h5py or matplotlib (python3-h5py, python3-matplotlib)"; exit 1; }
 
 # --- (1) synthetic: wall times made from known parameters

@@ -7,13 +7,8 @@
 set -u
 bin=$1 src=$2 mpiexec=$3
 py=/usr/bin/python3   # Debian's python3-h5py lives there
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/harness.sh"
 cd "$tmp"
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
 $py -c "import h5py, numpy" 2>/dev/null || { bad "$py cannot import h5py (Debian package python3-h5py)"; exit 1; }
 command -v h5dump >/dev/null || { bad "h5dump missing (Debian package hdf5-tools)"; exit 1; }
 

@@ -7,12 +7,7 @@
 # exit code 2 (a model that does not fit: 3) and leave no file. Needs /usr/bin/python3 with h5py.
 set -u
 bin=$1 src=$2 mpiexec=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-ok() { echo "ok - $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-mpi() { local n=$1; shift; timeout 300 "$mpiexec" --quiet --oversubscribe -np "$n" "$@"; }
+. "$(dirname "$0")/harness.sh"
 export OMPI_MCA_odls_base_sigkill_timeout=0  # a failing job ends at once (mpirun waits 2 s otherwise)
 py=/usr/bin/python3
 cd "$src" || exit 1
