@@ -320,6 +320,17 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   auto progress = [&](const std::string& line) {
     if (show_progress) std::cerr << "\r[generate] " << line << "   " << std::flush;
   };
+  // The prefill's progress: on a terminal the same line; in a log a line at most every 30 s (a
+  // long prompt on a large model takes minutes).
+  auto last_line = std::chrono::steady_clock::now();
+  auto prompt_progress = [&](const std::string& line) {
+    if (show_progress) return progress(line);
+    if (ctx.rank != 0 || ctx.sink) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_line < std::chrono::seconds(30)) return;
+    last_line = now;
+    std::cerr << "[generate] " << line << std::endl;
+  };
   // Without a switch one placement serves both phases; with one, the prefill placement is placed
   // now and the decode placement after the prompt (model::switch_placement).
   std::unique_ptr<model::MeshTransformer> mt_pre, mt_dec;
@@ -371,7 +382,8 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   std::vector<float> prompt_logits;  // the prefill placement's, kept across the switch
   model::PrefillFn prefill = [&](const std::vector<int>& tokens) -> const float* {
     model::MeshTransformer& m = switching ? *mt_pre : *mt_dec;
-    const float* l = m.prefill(tokens);
+    const float* l = m.prefill(tokens, prompt_progress);
+    if (show_progress) std::cerr << "\r\033[K" << std::flush;
     positions.push_back({tokens.back(), 0, int64_t(tokens.size()), m.last_token().total, m.last_token().wall_s,
                          m.last_token()});
     if (!switching) return l;

@@ -48,11 +48,31 @@ void check_gemm_spec(const MeshShape& m, const GemmSpec& s) {
 
 namespace {
 
+// A plan kept by the fabric (Fabric::kept_plan) for as long as a step uses it: its routes are
+// given back when the holder goes, as destroying a plan of the step's own would.
+class KeptPlan {
+ public:
+  KeptPlan(Fabric& f, const std::string& key, const std::function<TransferPlan()>& make) : p_(f.kept_plan(key, make)) {}
+  ~KeptPlan() { p_->release_routes(); }
+  KeptPlan(const KeptPlan&) = delete;
+  KeptPlan& operator=(const KeptPlan&) = delete;
+  TransferPlan& operator*() const { return *p_; }
+
+ private:
+  std::shared_ptr<TransferPlan> p_;
+};
+
+std::string plan_key(const char* what, const Region& R, Axis axis, const LinePerm& perm, size_t tile_bytes) {
+  return std::string(what) + (axis == Axis::X ? " X " : " Y ") + R.str() + " " + perm.name() + " " +
+         std::to_string(tile_bytes);
+}
+
 // Moves the tile at logical position l of every line to l + amount(logical line) (mod P), the
-// shorter way round, one logical place per step: at most P/2 steps.
+// shorter way round, one logical place per step: at most P/2 steps. The fabric keeps the steps'
+// plans under `amount_name` (which must name `amount`): every MeshGEMM on a region skews alike.
 template <class T>
 void skew(Fabric& f, const Region& R, TileBuf<T>& buf, Axis axis, const LinePerm& perm,
-          const std::function<int64_t(int32_t)>& amount) {
+          const std::function<int64_t(int32_t)>& amount, const char* amount_name) {
   const int32_t P = R.w;
   std::vector<int64_t> dir(static_cast<size_t>(P)), count(static_cast<size_t>(P));
   int64_t steps = 0;
@@ -63,21 +83,28 @@ void skew(Fabric& f, const Region& R, TileBuf<T>& buf, Axis axis, const LinePerm
     steps = std::max(steps, count[size_t(line)]);
   }
   if (steps == 0) return;
+  const std::string base = plan_key("skew", R, axis, perm, buf.bytes_per_pe()) + " by " + amount_name;
   // The routes of the first step (every line that moves) stay configured for the whole skew: a
   // line moves in steps 0 .. count - 1 and its PEs hold no other routes meanwhile, so every PE's
   // route entries and peak are those of its line's steps, and no step configures routes of its own.
   std::vector<int64_t> d(static_cast<size_t>(P));
   for (int32_t line = 0; line < P; ++line) d[size_t(line)] = count[size_t(line)] > 0 ? dir[size_t(line)] : 0;
   const std::string key = "skew routes " + std::string(axis == Axis::X ? "X" : "Y") + " on " + R.str();
-  TransferPlan first = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(), "skew on " + R.str());
-  first.share_routes(key);
-  f.configure_routes(first);
+  KeptPlan first(f, base + " routes", [&] {
+    TransferPlan p = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(), "skew on " + R.str());
+    p.share_routes(key);
+    return p;
+  });
+  f.configure_routes(*first);
   for (int64_t t = 0; t < steps; ++t) {
-    for (int32_t line = 0; line < P; ++line) d[size_t(line)] = t < count[size_t(line)] ? dir[size_t(line)] : 0;
-    TransferPlan p = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(),
-                                      std::string("skew step ") + std::to_string(t) + " on " + R.str());
-    p.share_routes(key);  // a subset of the configured routes
-    f.execute(p, buf.view(), buf.view());
+    KeptPlan p(f, base + " step " + std::to_string(t), [&] {
+      for (int32_t line = 0; line < P; ++line) d[size_t(line)] = t < count[size_t(line)] ? dir[size_t(line)] : 0;
+      TransferPlan q = plan_shift_lines(f, R, axis, d, true, perm, buf.bytes_per_pe(),
+                                        std::string("skew step ") + std::to_string(t) + " on " + R.str());
+      q.share_routes(key);  // a subset of the configured routes
+      return q;
+    });
+    f.execute(*p, buf.view(), buf.view());
   }
 }
 
@@ -129,6 +156,11 @@ struct Run {
   uint64_t max_latency = 0;
 
   void note(const TransferPlan& p) { max_latency = std::max(max_latency, p.max_latency_cycles()); }
+  // The ring shift by one logical place back along `axis` of every MeshGEMM step, kept by the fabric.
+  KeptPlan shift_plan(Axis axis, size_t tile_bytes) const {
+      return KeptPlan(f, plan_key("shift -1", R, axis, perm, tile_bytes),
+                    [&] { return plan_shift(f, R, axis, -1, true, perm, tile_bytes); });
+  }
   // B tiles, charged as the wafer holds them (packed ternary weights: wafer.ternary_format).
   std::unique_ptr<TileBuf<TB>> b_tiles(const std::string& name) const {
     return std::make_unique<TileBuf<TB>>(f, R, pol.b_elems(), name,
@@ -146,8 +178,8 @@ struct Run {
   TileBuf<TC> cannon(TileBuf<TA>& a, TileBuf<TB>& b) {
     const int32_t P = s.P;
     if (!s.preskewed) {
-      skew(f, R, a, Axis::X, perm, [](int32_t r) { return -int64_t(r); });
-      skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
+      skew(f, R, a, Axis::X, perm, [](int32_t r) { return -int64_t(r); }, "-line");
+      skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); }, "-line");
     }
     TileBuf<TC> c(f, R, pol.c_elems(), "C tiles");
     const bool db = s.double_buffer && P > 1;
@@ -156,18 +188,17 @@ struct Run {
       a2 = std::make_unique<SramCharge>(f, R, a.bytes_per_pe(), "tile buffer 'A tiles (second buffer)'");
       b2 = std::make_unique<SramCharge>(f, R, b.bytes_per_pe(), "tile buffer 'B tiles (second buffer)'");
     }
-    TransferPlan pa = plan_shift(f, R, Axis::X, -1, true, perm, a.bytes_per_pe());
-    TransferPlan pb = plan_shift(f, R, Axis::Y, -1, true, perm, b.bytes_per_pe());
-    note(pa);
-    note(pb);
+    const KeptPlan pa = shift_plan(Axis::X, a.bytes_per_pe()), pb = shift_plan(Axis::Y, b.bytes_per_pe());
+    note(*pa);
+    note(*pb);
     for (int32_t step = 0; step < P; ++step) {
       const bool more = step + 1 < P;
       compute_all(f, R, pol, a, b, c, true);
       if (!more) break;
       // Double-buffered, the tiles left before the compute (which took the same cycles on every PE).
       const Depart dep = db ? Depart::before(f.cost().compute_cycles(pol.macs(), Pol::work)) : Depart::now();
-      f.execute(pa, a.view(), a.view(), db ? Sync::defer : Sync::wait, dep);
-      f.execute(pb, b.view(), b.view(), db ? Sync::defer : Sync::wait, dep);
+      f.execute(*pa, a.view(), a.view(), db ? Sync::defer : Sync::wait, dep);
+      f.execute(*pb, b.view(), b.view(), db ? Sync::defer : Sync::wait, dep);
       if (db) f.wait_arrivals();
     }
     return c;
@@ -176,7 +207,7 @@ struct Run {
   // meshgemm / cannon, C = A B^T with B (N, K): B moves along Y, partial sums of C along X.
   TileBuf<TC> cannon_t(TileBuf<TA>& a, TileBuf<TB>& b) {
     const int32_t P = s.P;
-    skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); });
+    skew(f, R, b, Axis::Y, perm, [](int32_t c) { return -int64_t(c); }, "-line");
     TileBuf<TC> acc(f, R, pol.c_elems(), "C partial sums");
     const bool db = s.double_buffer && P > 1;
     std::unique_ptr<SramCharge> b2, acc2;
@@ -184,26 +215,25 @@ struct Run {
       b2 = std::make_unique<SramCharge>(f, R, b.bytes_per_pe(), "tile buffer 'B tiles (second buffer)'");
       acc2 = std::make_unique<SramCharge>(f, R, acc.bytes_per_pe(), "tile buffer 'C partial sums (second buffer)'");
     }
-    TransferPlan pb = plan_shift(f, R, Axis::Y, -1, true, perm, b.bytes_per_pe());
-    TransferPlan pc = plan_shift(f, R, Axis::X, -1, true, perm, acc.bytes_per_pe());
-    note(pb);
-    note(pc);
+    const KeptPlan pb = shift_plan(Axis::Y, b.bytes_per_pe()), pc = shift_plan(Axis::X, acc.bytes_per_pe());
+    note(*pb);
+    note(*pc);
     for (int32_t step = 0; step < P; ++step) {
       const bool more = step + 1 < P;
       compute_all(f, R, pol, a, b, acc, true);
       if (!more) break;
       if (db) {
         // B was already on its way during the compute (the same cycles on every PE).
-        f.execute(pb, b.view(), b.view(), Sync::defer, Depart::before(f.cost().compute_cycles(pol.macs(), Pol::work)));
-        f.execute(pc, acc.view(), acc.view(), Sync::defer);  // the partial sums leave once computed
+        f.execute(*pb, b.view(), b.view(), Sync::defer, Depart::before(f.cost().compute_cycles(pol.macs(), Pol::work)));
+        f.execute(*pc, acc.view(), acc.view(), Sync::defer);  // the partial sums leave once computed
         f.wait_arrivals();
       } else {
-        f.execute(pc, acc.view(), acc.view());
-        f.execute(pb, b.view(), b.view());
+        f.execute(*pc, acc.view(), acc.view());
+        f.execute(*pb, b.view(), b.view());
       }
     }
     // The partial sum of C[r][j] ends at column (j - r + 1) mod P: move it to column j.
-    skew(f, R, acc, Axis::X, perm, [](int32_t r) { return int64_t(r) - 1; });
+    skew(f, R, acc, Axis::X, perm, [](int32_t r) { return int64_t(r) - 1; }, "line-1");
     return acc;
   }
 

@@ -104,7 +104,8 @@ std::vector<ReplaceStep> replace_schedule(const std::vector<ReplacePiece>& piece
   return out;
 }
 
-Replacement::Replacement(Fabric& f, std::vector<ReplaceItem> items, std::string name) : f_(f), items_(std::move(items)) {
+Replacement::Replacement(Fabric& f, std::vector<ReplaceItem> items, std::string name)
+    : f_(f), name_(std::move(name)), items_(std::move(items)) {
   for (const ReplaceItem& it : items_) {
     std::vector<ReplacePiece> p = replace_pieces(it);
     pieces_.insert(pieces_.end(), p.begin(), p.end());
@@ -125,17 +126,23 @@ Replacement::Replacement(Fabric& f, std::vector<ReplaceItem> items, std::string 
       Round r;
       r.bytes = st.bytes;
       for (const Transfer& x : round) r.pieces.push_back(piece_of.at({m.id(x.src.x, x.src.y), m.id(x.dst.x, x.dst.y)}));
-      r.plan = f.plan(std::move(round), size_t(st.bytes), name + " (" + std::to_string(st.bytes) + "-byte pieces)");
       rounds_.push_back(std::move(r));
     }
   }
 }
 
+TransferPlan Replacement::plan(const Round& r) const {
+  std::vector<Transfer> t;
+  t.reserve(r.pieces.size());
+  for (size_t k : r.pieces) t.push_back({pieces_[k].src, pieces_[k].dst, uint32_t(t.size()), 0});
+  return f_.plan(std::move(t), size_t(r.bytes), name_ + " (" + std::to_string(r.bytes) + "-byte pieces)");
+}
+
 void Replacement::run_timing() {
-  for (Round& r : rounds_) {
-    f_.execute_timing(r.plan);
-    r.plan.release_routes();  // the rounds run one after another
-  }
+  for (const Round& r : rounds_) {
+    TransferPlan p = plan(r);
+    f_.execute_timing(p);
+  }  // the rounds run one after another: each gives its routes back as it goes
 }
 
 }  // namespace wm::dist

@@ -22,7 +22,7 @@ std::size_t huge_rounded(std::size_t bytes) {
 
 // Mappings given back, kept for the next request of the same size (up to kKeptBytes in all).
 struct KeptMappings {
-  static constexpr std::size_t kKeptBytes = std::size_t(256) << 20;
+  static constexpr std::size_t kKeptBytes = std::size_t(1) << 30;
   std::mutex m;
   std::multimap<std::size_t, void*> kept;  // rounded size -> mapping
   std::size_t bytes = 0;

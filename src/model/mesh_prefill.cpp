@@ -13,7 +13,9 @@
 // (MeshOrderReference::prefill sums them so). The last token's vector then switches to the decode
 // layout for the classifier, and the prompt moves between layer regions as tiles (PromptHandoff).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -49,9 +51,9 @@ class PromptPass {
   PromptPass(MeshTransformer::Impl& m, const std::vector<int>& tokens, TokenCycles& tc)
       : m_(m), f_(m.f), d_(m.d), tokens_(tokens), tc_(tc), n_(int64_t(tokens.size())) {}
 
-  // Runs every layer; returns the last token's residual stream in the decode layout (split along
-  // Y) on the last layer region.
-  std::unique_ptr<TileBuf<float>> run();
+  // Runs every layer (done(k) after the k-th); returns the last token's residual stream in the
+  // decode layout (split along Y) on the last layer region.
+  std::unique_ptr<TileBuf<float>> run(const std::function<void(int64_t layers_done)>& done);
 
  private:
   // The prefill layout on region R: the MeshGEMM's placement of its operands.
@@ -242,20 +244,23 @@ void PromptPass::enter_kv_cache(const PromptLayout& lay, Layer& L, const PromptT
   const Region& R = lay.R;
   const int64_t kb = d_.kv_block;
   std::vector<PeCoord> dests(size_t(lay.side()));
+  // A token's blocks wait on the cache's entry row in kt and vt while the cache takes them in (the
+  // other rows of kt and vt are not read).
+  TileBuf<float> kt(f_, R, size_t(kb), "prefill k"), vt(f_, R, size_t(kb), "prefill v");
+  TokenRowPlans plans;  // of the last token, by (tile row, entry row)
   for (int64_t t = 0; t < n_; ++t) {
     // Token t's key and value blocks to the row of the decode cache that takes it (block c to
     // column c), then appended there.
-    const int32_t entry = L.kv->entry_row();
-    for (int32_t c = 0; c < lay.side(); ++c) dests[size_t(c)] = {R.x0 + c, R.y0 + entry};
-    TileBuf<float> kv(f_, R, size_t(2 * kb), "prefill: a token's key and value", TileBuf<float>::Uncharged{});
+    const int32_t entry = L.kv->entry_row(), ye = R.y0 + entry;
+    for (int32_t c = 0; c < lay.side(); ++c) dests[size_t(c)] = {R.x0 + c, ye};
+    TileBuf<float> kv(f_, Region{R.x0, ye, R.w, 1}, size_t(2 * kb), "prefill: a token's key and value",
+                      TileBuf<float>::Uncharged{});
     send_token_row(f_, lay, {&k, &v}, int32_t(t / lay.row_block), t % lay.row_block, dests, kv,
-                   "prefill: a token's key and value to the KV cache");
-    TileBuf<float> kt(f_, R, size_t(kb), "prefill k"), vt(f_, R, size_t(kb), "prefill v");
-    kt.for_each_local([&](int32_t x, int32_t y, float* o) {
-      if (y != R.y0 + entry) return;
-      std::copy(kv.tile(x, y), kv.tile(x, y) + kb, o);
-      std::copy(kv.tile(x, y) + kb, kv.tile(x, y) + 2 * kb, vt.tile(x, y));
-    });
+                   "prefill: a token's key and value to the KV cache", &plans, entry);
+    for (int32_t x = kv.local().x0; x < kv.local().x0 + kv.local().w; ++x) {
+      std::copy(kv.tile(x, ye), kv.tile(x, ye) + kb, kt.tile(x, ye));
+      std::copy(kv.tile(x, ye) + kb, kv.tile(x, ye) + 2 * kb, vt.tile(x, ye));
+    }
     L.kv->append(kt, vt);
   }
 }
@@ -295,8 +300,10 @@ void PromptPass::causal_softmax(RowAllreduces& ar, const PromptLayout& lay, Tile
     const int64_t t = lay.token(py, i), u = int64_t(lay.col_of(px)) * rb + k;
     return t < n_ && u <= t;
   };
+  // Timing only: the host does not compute (the tiles still travel the allreduces).
+  const bool host = !m_.timing_only;
   TileBuf<dist::MaxFloat> mx(f_, lay.R, size_t(rb), "softmax max");
-  mx.for_each_local([&](int32_t px, int32_t py, dist::MaxFloat* o) {
+  if (host) mx.for_each_local([&](int32_t px, int32_t py, dist::MaxFloat* o) {
     float* row = s.tile(px, py);
     for (int64_t i = 0; i < rb; ++i) {
       float v = -std::numeric_limits<float>::infinity();
@@ -311,7 +318,7 @@ void PromptPass::causal_softmax(RowAllreduces& ar, const PromptLayout& lay, Tile
   f_.charge_compute(lay.R, uint64_t(3 * rb * rb), Work::elem);  // scale and max, exp and sum, divide
   ar.max.run(mx);
   TileBuf<float> sum(f_, lay.R, size_t(rb), "softmax sum");
-  sum.for_each_local([&](int32_t px, int32_t py, float* o) {
+  if (host) sum.for_each_local([&](int32_t px, int32_t py, float* o) {
     float* row = s.tile(px, py);
     for (int64_t i = 0; i < rb; ++i) {
       float acc = 0.0f;
@@ -328,7 +335,7 @@ void PromptPass::causal_softmax(RowAllreduces& ar, const PromptLayout& lay, Tile
     }
   });
   ar.sum.run(sum);
-  s.for_each_local([&](int32_t px, int32_t py, float* row) {
+  if (host) s.for_each_local([&](int32_t px, int32_t py, float* row) {
     for (int64_t i = 0; i < rb; ++i)
       for (int64_t k = 0; k < rb; ++k)
         if (live(px, py, i, k)) row[i * rb + k] /= sum.tile(px, py)[i];
@@ -476,7 +483,7 @@ std::unique_ptr<TileBuf<float>> PromptPass::last_token_vector(const PromptLayout
   return v;
 }
 
-std::unique_ptr<TileBuf<float>> PromptPass::run() {
+std::unique_ptr<TileBuf<float>> PromptPass::run(const std::function<void(int64_t layers_done)>& done) {
   const std::vector<Region>& regions = m_.pl.layer_regions;
   int32_t cur = 0;
   PromptLayout lay = layout_on(regions.front());
@@ -498,6 +505,7 @@ std::unique_ptr<TileBuf<float>> PromptPass::run() {
     }
     m_.clock.scope(int32_t(L.index), L.region);
     layer(L, lay, x, tc_.layers[size_t(L.index)]);
+    done(L.index + 1);
   }
   m_.clock.scope(-1, cur);
   Stamp t0 = m_.clock.stamp(lay.R);
@@ -508,7 +516,7 @@ std::unique_ptr<TileBuf<float>> PromptPass::run() {
 
 }  // namespace
 
-const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
+const float* MeshTransformer::prefill(const std::vector<int>& tokens, const ProgressFn& progress) {
   Impl& m = *impl_;
   const int64_t n = int64_t(tokens.size());
   if (n == 0) throw std::logic_error("MeshTransformer::prefill: no tokens");
@@ -520,7 +528,12 @@ const float* MeshTransformer::prefill(const std::vector<int>& tokens) {
   const auto w0 = std::chrono::steady_clock::now();
   TokenCycles tc;
   tc.layers.resize(size_t(m.cfg.layers));
-  auto x = PromptPass(m, tokens, tc).run();
+  auto x = PromptPass(m, tokens, tc).run([&](int64_t done) {
+    if (!progress) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    progress("prefill of " + std::to_string(n) + " tokens: layer " + std::to_string(done) + "/" +
+             std::to_string(m.cfg.layers) + " done, " + std::to_string(int64_t(s)) + " s");
+  });
   return m.end_token(x, tc, start, w0);
 }
 

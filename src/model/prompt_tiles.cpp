@@ -104,27 +104,43 @@ void PromptHandoff::run(const TileBuf<float>& from, TileBuf<float>& to) {
 }
 
 void send_token_row(Fabric& f, const PromptLayout& lay, const std::vector<const PromptTiles*>& srcs, int32_t tile_row,
-                    int64_t row, const std::vector<PeCoord>& dests, TileBuf<float>& out, const std::string& what) {
+                    int64_t row, const std::vector<PeCoord>& dests, TileBuf<float>& out, const std::string& what,
+                    TokenRowPlans* keep, int64_t dest_key) {
   const int32_t P = lay.side();
   int64_t width = 0;
   for (const PromptTiles* s : srcs) width += s->width;
   if (int64_t(out.elems()) != width || dests.size() != size_t(P))
     throw std::logic_error("send_token_row: the destination does not match the rows");
-  TileBuf<float> staged(f, lay.R, size_t(width), what + ": outgoing", TileBuf<float>::Uncharged{});
+  // The outgoing row is staged on its own row of PEs only.
   const int32_t y = lay.y_of(tile_row);
-  if (y >= staged.local().y0 && y < staged.local().y0 + staged.local().h)
-    for (int32_t x = staged.local().x0; x < staged.local().x0 + staged.local().w; ++x) {
-      float* o = staged.tile(x, y);
-      for (const PromptTiles* s : srcs) {
-        const float* r = s->tile(x, y) + row * s->width;
-        o = std::copy(r, r + s->width, o);
-      }
+  TileBuf<float> staged(f, Region{lay.R.x0, y, P, 1}, size_t(width), what + ": outgoing", TileBuf<float>::Uncharged{});
+  for (int32_t x = staged.local().x0; x < staged.local().x0 + staged.local().w; ++x) {
+    float* o = staged.tile(x, y);
+    for (const PromptTiles* s : srcs) {
+      const float* r = s->tile(x, y) + row * s->width;
+      o = std::copy(r, r + s->width, o);
     }
-  std::vector<Transfer> t;
-  for (int32_t c = 0; c < P; ++c) t.push_back({{lay.x_of(c), y}, dests[size_t(c)], uint32_t(c), 0});
-  for (std::vector<Transfer>& round : route_rounds(t, move_route_budget(f))) {
-    TransferPlan plan = f.plan(std::move(round), staged.bytes_per_pe(), what);
+  }
+  auto build = [&] {
+    std::vector<Transfer> t;
+    for (int32_t c = 0; c < P; ++c) t.push_back({{lay.x_of(c), y}, dests[size_t(c)], uint32_t(c), 0});
+    std::vector<TransferPlan> plans;
+    for (std::vector<Transfer>& round : route_rounds(t, move_route_budget(f)))
+      plans.push_back(f.plan(std::move(round), staged.bytes_per_pe(), what));
+    return plans;
+  };
+  if (!keep) {
+    for (TransferPlan& plan : build()) f.execute(plan, staged.view(), out.view());
+    return;
+  }
+  if (keep->key != std::make_pair(tile_row, dest_key)) {
+    keep->rounds.clear();  // the old plans go first: at most one key's plans at a time
+    keep->rounds = build();
+    keep->key = {tile_row, dest_key};
+  }
+  for (TransferPlan& plan : keep->rounds) {
     f.execute(plan, staged.view(), out.view());
+    plan.release_routes();
   }
 }
 

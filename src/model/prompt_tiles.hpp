@@ -17,6 +17,7 @@
 // inside a PE (free, as the wafer's cores stream from and into their memory); the host's staging
 // tiles for them are not SRAM.
 #include <cstdint>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,10 +85,21 @@ class PromptHandoff {
   std::vector<TransferPlan> rounds_;
 };
 
+// The plans of send_token_row's last call, kept for the next: consecutive tokens of a prompt on one
+// tile row go to the same cache row alike. Only the last key's plans are kept (the host's memory
+// stays O(side)); a kept plan gives its route entries back after every use.
+struct TokenRowPlans {
+  std::pair<int32_t, int64_t> key{-1, -1};  // (tile row, the caller's name for the destinations)
+  std::vector<TransferPlan> rounds;
+};
+
 // Row `row` (a token) of the tiles at logical tile row `tile_row` of each matrix of `srcs`, side
 // by side, from logical column c to PE dests[c] of `out` (whose tiles hold the widths of `srcs`
-// together): one transfer per column, in route_rounds. Collective.
+// together; `out` may cover only the destinations): one transfer per column, in route_rounds.
+// With `keep`, the plans are kept there under (tile_row, dest_key) until a call with another key,
+// and a call with the same key must pass the same destinations. Collective.
 void send_token_row(Fabric& f, const PromptLayout& lay, const std::vector<const PromptTiles*>& srcs, int32_t tile_row,
-                    int64_t row, const std::vector<PeCoord>& dests, TileBuf<float>& out, const std::string& what);
+                    int64_t row, const std::vector<PeCoord>& dests, TileBuf<float>& out, const std::string& what,
+                    TokenRowPlans* keep = nullptr, int64_t dest_key = 0);
 
 }  // namespace wm::model

@@ -93,7 +93,14 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   summary_op_ = make_op(&reduce_summary, true);
 }
 
-Fabric::~Fabric() = default;
+Fabric::~Fabric() { kept_plans_.clear(); }  // the plans give their routes and counts back first
+
+std::shared_ptr<TransferPlan> Fabric::kept_plan(const std::string& key, const std::function<TransferPlan()>& make) {
+  auto it = kept_plans_.find(key);
+  if (it != kept_plans_.end()) return it->second;
+  if (kept_plans_.size() >= kKeptPlans) kept_plans_.clear();
+  return kept_plans_[key] = std::make_shared<TransferPlan>(make());
+}
 
 void Fabric::fail_unowned(int32_t x, int32_t y) const {
   throw std::logic_error("PE (" + std::to_string(x) + ", " + std::to_string(y) + ") is not owned by rank " +

@@ -442,3 +442,46 @@ TEST(Gemm, TileEntryPointsEqualTheHostPathWithTheSameClocks) {
           }
         }
 }
+
+// The fabric keeps the skew and shift plans of a MeshGEMM for the next one on the region: a second
+// product on the same fabric costs exactly what the first did, and every route entry is given back
+// after each (a kept plan holds none between uses).
+TEST(Gemm, ASecondProductReusesTheKeptPlansWithTheFirstOnesFigures) {
+  const MachineParams mp = small_machine(8, 7);
+  for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon})
+    for (bool tb : {false, true})
+      for (int32_t P : {3, 4, 5}) {
+        GemmSpec s;
+        s.algo = algo;
+        s.P = P;
+        s.origin = {1, 1};
+        s.M = 9;
+        s.K = 7;
+        s.N = 11;
+        s.transpose_b = tb;
+        const auto A = random_matrix(s.M, s.K, 3), B = random_matrix(s.K, s.N, 4);
+        Fabric f(MPI_COMM_WORLD, mp);
+        std::vector<float> C1(size_t(s.M * s.N)), C2(C1.size());
+        const GemmReport r1 = gemm_f32(f, s, A.data(), B.data(), C1.data());
+        const std::vector<PeCounters> after1 = f.gather_counters(f.mesh().full());
+        const GemmReport r2 = gemm_f32(f, s, A.data(), B.data(), C2.data());
+        const std::vector<PeCounters> after2 = f.gather_counters(f.mesh().full());
+        const std::string what = std::string(gemm_algo_name(algo)) + (tb ? " A B^T" : " A B") + " P " + std::to_string(P);
+        EXPECT_EQ(r2.total_cycles, r1.total_cycles) << what;
+        EXPECT_EQ(r2.compute_cycles, r1.compute_cycles) << what;
+        EXPECT_EQ(r2.comm_cycles, r1.comm_cycles) << what;
+        EXPECT_EQ(r2.noc_bytes, r1.noc_bytes) << what;
+        EXPECT_EQ(r2.max_route_entries, r1.max_route_entries) << what;
+        EXPECT_EQ(r2.max_step_latency_cycles, r1.max_step_latency_cycles) << what;
+        if (world_rank() == 0) {
+          EXPECT_EQ(0, std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float))) << what;
+          for (size_t i = 0; i < after2.size(); ++i) {
+            EXPECT_EQ(after1[i].route_entries, 0u) << what << ": PE " << i << " holds routes after the first";
+            EXPECT_EQ(after2[i].route_entries, 0u) << what << ": PE " << i << " holds routes after the second";
+            // Every PE of the region did the same work twice.
+            EXPECT_EQ(after2[i].bytes_sent, 2 * after1[i].bytes_sent) << what << ": PE " << i;
+            EXPECT_EQ(after2[i].compute_cycles, 2 * after1[i].compute_cycles) << what << ": PE " << i;
+          }
+        }
+      }
+}

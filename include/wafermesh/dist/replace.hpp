@@ -79,7 +79,9 @@ std::vector<ReplaceStep> replace_schedule(const std::vector<ReplacePiece>& piece
 
 class Replacement {
  public:
-  // Plans every step (collective only in that every rank must build the same Replacement).
+  // Schedules every step into rounds (collective only in that every rank must build the same
+  // Replacement). Each round's plan is built when the round runs and dropped after it: a switch
+  // of a large model has thousands of rounds of a whole region's pieces each.
   Replacement(Fabric& f, std::vector<ReplaceItem> items, std::string name);
   // Charges every step (clocks and counters as the data would move; no data). Collective.
   void run_timing();
@@ -95,9 +97,10 @@ class Replacement {
   struct Round {
     uint64_t bytes = 0;
     std::vector<size_t> pieces;  // in the order of the round's transfers
-    TransferPlan plan;
   };
+  TransferPlan plan(const Round& r) const;
   Fabric& f_;
+  std::string name_;
   std::vector<ReplaceItem> items_;
   std::vector<ReplacePiece> pieces_;
   std::vector<Round> rounds_;
@@ -141,8 +144,9 @@ void Replacement::run(const TileBuf<T>& src, TileBuf<T>& dst) {
       const ReplacePiece& p = pieces_[k];
       if (src.is_local(p.src.x, p.src.y)) pack_piece(p, it.from, src.tile(p.src.x, p.src.y), out.tile(p.src.x, p.src.y));
     }
-    f_.execute(r.plan, out.view(), in.view());
-    r.plan.release_routes();  // the rounds run one after another
+    TransferPlan pl = plan(r);
+    f_.execute(pl, out.view(), in.view());
+    pl.release_routes();  // the rounds run one after another
     for (size_t k : r.pieces) {
       const ReplacePiece& p = pieces_[k];
       if (dst.is_local(p.dst.x, p.dst.y)) unpack_piece(p, it.to, in.tile(p.dst.x, p.dst.y), dst.tile(p.dst.x, p.dst.y));

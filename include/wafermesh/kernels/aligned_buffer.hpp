@@ -8,7 +8,7 @@
 // block is freed, and blocks below the new threshold then come from the brk heap on 4 KiB pages,
 // where a stream over them costs a TLB miss (and a cold hardware prefetcher) every 4 KiB, and the
 // huge-page advice cannot help pages already faulted in. Mappings given back are kept, up to
-// 256 MiB in all, for the next request of the same size (a kept mapping is not zeroed): tile buffers
+// 1 GiB in all, for the next request of the same size (a kept mapping is not zeroed): tile buffers
 // of one shape come and go every step, and a fresh mapping costs page faults and the kernel's
 // zeroing of every page.
 //

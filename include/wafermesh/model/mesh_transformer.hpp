@@ -152,8 +152,9 @@ class MeshTransformer {
   // the KV caches). Collective.
   const float* forward(int token, int pos);
   // Logits (vocab) of the last of `tokens` at positions 0 .. n-1, all at once (see above); the KV
-  // caches must be empty. One token is forward(token, 0). Collective.
-  const float* prefill(const std::vector<int>& tokens);
+  // caches must be empty. One token is forward(token, 0). `progress` hears of every layer done.
+  // Collective.
+  const float* prefill(const std::vector<int>& tokens, const ProgressFn& progress = {});
   const TokenCycles& last_token() const;
   // The switch between placements (a prefill placement and a decode placement, model/phase_switch.hpp):
   // the KV cache of `layer`, (tokens, kv_dim) keys and values, on every rank (empty in a

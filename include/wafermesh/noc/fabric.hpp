@@ -20,7 +20,9 @@
 // plan is emitted line by line, never by walking mesh links. Counters that only reports read
 // (bytes, messages, longest hop, injection cycles) are accumulated per plan as an execution count
 // and added to the PEs when something reads them; stall cycles are derived
-// (clock = compute + injection + stall holds for every PE at all times).
+// (clock = compute + injection + stall holds for every PE at all times). Steps that recur with the
+// same transfers (the skews and shifts of every MeshGEMM on a region) are planned once and kept
+// (kept_plan).
 #include <mpi.h>
 
 #include <cstddef>
@@ -350,6 +352,14 @@ class Fabric {
   // it, but no tile bytes move (the caller produces the data the step would deliver by other
   // means, e.g. an exact integer reduction). Collective.
   void execute_timing(TransferPlan& plan, Sync sync = Sync::wait, Depart depart = Depart::now());
+  // A plan kept under `key`, built by make() at the first request: for steps that recur with the
+  // same transfers and tile size (the skew and shift steps of every MeshGEMM on one region).
+  // Executing a kept plan is executing any plan; between uses it should hold no route entries, so
+  // the caller gives them back (TransferPlan::release_routes) when its step is done, as destroying
+  // a plan of its own would. The fabric keeps up to kKeptPlans plans (then forgets them all and
+  // starts again); a plan lives on while a caller holds it.
+  static constexpr size_t kKeptPlans = 4096;
+  std::shared_ptr<TransferPlan> kept_plan(const std::string& key, const std::function<TransferPlan()>& make);
   // The ranks whose blocks share lines along `axis` (rows for X: the same Cartesian row), as a
   // communicator, created once. For exchanging per-rank partial results of whole lines.
   MPI_Comm line_comm(Axis axis);
@@ -512,6 +522,7 @@ class Fabric {
   };
   std::map<std::string, SharedRoutes> shared_routes_;
   std::function<void()> observer_;
+  std::map<std::string, std::shared_ptr<TransferPlan>> kept_plans_;  // released first (~Fabric)
   void observe() const {
     if (observer_) observer_();
   }
