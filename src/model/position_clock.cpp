@@ -96,7 +96,7 @@ void PositionClock::discard() {
 }
 
 uint64_t PositionClock::now(const Region& R) {
-  const Fabric::Summary s = f_.summarize(R);
+  const Fabric::ClockPeaks s = f_.clock_and_peaks(R);
   peak_sram_ = std::max(peak_sram_, s.max_sram_peak_bytes);
   peak_routes_ = std::max(peak_routes_, s.max_route_peak_entries);
   return s.max_clock_cycles;

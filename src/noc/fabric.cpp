@@ -366,6 +366,22 @@ Fabric::Summary Fabric::summarize(const Region& r) const {
   return {all[0], all[1], all[2], all[3], all[4], all[5], all[6], all[7]};
 }
 
+Fabric::ClockPeaks Fabric::clock_and_peaks(const Region& r) const {
+  sram_settle_all();
+  const Region l = r.intersect(block_);
+  uint64_t mx[3] = {0, 0, 0};
+  for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+    const size_t i0 = local_index(l.x0, y);
+    for (size_t i = i0; i < i0 + size_t(l.w); ++i) {
+      mx[0] = std::max(mx[0], clock_[i]);
+      mx[1] = std::max<uint64_t>(mx[1], sram_peak_[i]);
+      mx[2] = std::max<uint64_t>(mx[2], routes_[i].peak);
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, mx, 3, mpi_type<uint64_t>(), MPI_MAX, comm());
+  return {mx[0], mx[1], mx[2]};
+}
+
 Fabric::Summary Fabric::summarize_local(const Region& r) const {
   flush_counters();
   sram_settle_all();

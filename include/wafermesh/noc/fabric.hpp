@@ -377,6 +377,13 @@ class Fabric {
     uint64_t total_bytes_sent = 0, total_messages = 0;
   };
   Summary summarize(const Region& r) const;
+  // summarize(r)'s latest clock, peak SRAM and peak route entries only, without bringing the
+  // counters that only reports read up to date (once per decoded token, that costs a pass over
+  // every plan the token ran). Collective.
+  struct ClockPeaks {
+    uint64_t max_clock_cycles = 0, max_sram_peak_bytes = 0, max_route_peak_entries = 0;
+  };
+  ClockPeaks clock_and_peaks(const Region& r) const;
   // This rank's part of summarize(r): its figures over r ∩ its block (all 0 when that is empty).
   // Local: reducing it by max (the six maxima) and sum (the two totals) over the ranks gives
   // summarize(r) as it stood at this call.
