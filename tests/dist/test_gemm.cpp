@@ -485,3 +485,46 @@ TEST(Gemm, ASecondProductReusesTheKeptPlansWithTheFirstOnesFigures) {
         }
       }
 }
+
+// Without a report the tile entry points skip the report's collectives and passes; every PE's
+// figures stay those of a run that asks for one (two products in a row, so that the second starts
+// from the uneven clocks the first leaves).
+TEST(Gemm, TileEntryPointsWithoutAReportLeaveThePesAsAReportedRun) {
+  const MachineParams mp = small_machine(8, 7);
+  for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon, GemmAlgo::summa})
+    for (bool tb : {false, true})
+      for (int32_t P : {1, 3, 4}) {
+        GemmSpec s;
+        s.algo = algo;
+        s.P = P;
+        s.origin = {2, 1};
+        s.M = 10;
+        s.K = 7;
+        s.N = 9;
+        s.transpose_b = tb;
+        const int64_t mt = (s.M + P - 1) / P, kt = (s.K + P - 1) / P;
+        const auto A = random_matrix(s.M, s.K, 11), B = random_matrix(tb ? s.N : s.K, tb ? s.K : s.N, 12);
+        auto run = [&](bool report) {
+          Fabric f(MPI_COMM_WORLD, mp);
+          std::vector<float> out;
+          for (int k = 0; k < 2; ++k) {
+            TileBuf<float> a(f, Region{s.origin.x, s.origin.y, P, P}, size_t(mt * kt), "A");
+            a.for_each_local([&](int32_t x, int32_t y, float* t) {
+              for (int64_t i = 0; i < mt * kt; ++i) t[i] = A[size_t((x * 31 + y * 7 + i) % int64_t(A.size()))];
+            });
+            GemmReport rep;
+            TileBuf<float> c = gemm_f32_tiles(f, s, a, B.data(), report ? &rep : nullptr);
+            const std::vector<float> all = c.gather();
+            out.insert(out.end(), all.begin(), all.end());
+          }
+          return std::pair{f.gather_counters(f.mesh().full()), out};
+        };
+        const auto [with, c_with] = run(true);
+        const auto [without, c_without] = run(false);
+        const std::string what = std::string(gemm_algo_name(algo)) + (tb ? " A B^T" : " A B") + " P " + std::to_string(P);
+        if (world_rank() == 0) {
+          EXPECT_TRUE(with == without) << what << ": per-PE counters differ";
+          EXPECT_EQ(0, std::memcmp(c_with.data(), c_without.data(), c_with.size() * sizeof(float))) << what;
+        }
+      }
+}

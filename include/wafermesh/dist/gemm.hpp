@@ -89,7 +89,8 @@ GemmReport gemm_ternary(Fabric& f, const GemmSpec& s, const int8_t* A, const int
 // beyond the matrix. The steps, clocks and results are those of gemm_f32 / gemm_ternary on the
 // same matrices; only the loading from and the gathering to the host are left out. A is left as it
 // was for C = A B^T and summa; cannon and meshgemm C = A B skew and shift A (and B always) in place.
-// Collective. `rep` (optional) receives the run's figures. With s.compute = false (timing only) the
+// Collective. `rep` (optional) receives the run's figures; without it the run skips the report's
+// collectives and passes over the region (the PEs' figures are the same). With s.compute = false (timing only) the
 // tiles move and every product is charged but none is computed (C is zero, B may be nullptr);
 // s.preskewed is not accepted here.
 LinePerm gemm_line_perm(const GemmSpec& s);
