@@ -443,6 +443,20 @@ TEST(Gemm, TileEntryPointsEqualTheHostPathWithTheSameClocks) {
         }
 }
 
+namespace {
+GemmSpec spec_of(GemmAlgo algo, int32_t P, PeCoord origin, int64_t M, int64_t K, int64_t N, bool transpose_b) {
+  GemmSpec s;
+  s.algo = algo;
+  s.P = P;
+  s.origin = origin;
+  s.M = M;
+  s.K = K;
+  s.N = N;
+  s.transpose_b = transpose_b;
+  return s;
+}
+}  // namespace
+
 // The fabric keeps the skew and shift plans of a MeshGEMM for the next one on the region: a second
 // product on the same fabric costs exactly what the first did, and every route entry is given back
 // after each (a kept plan holds none between uses).
@@ -451,14 +465,7 @@ TEST(Gemm, ASecondProductReusesTheKeptPlansWithTheFirstOnesFigures) {
   for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon})
     for (bool tb : {false, true})
       for (int32_t P : {3, 4, 5}) {
-        GemmSpec s;
-        s.algo = algo;
-        s.P = P;
-        s.origin = {1, 1};
-        s.M = 9;
-        s.K = 7;
-        s.N = 11;
-        s.transpose_b = tb;
+        const GemmSpec s = spec_of(algo, P, {1, 1}, 9, 7, 11, tb);
         const auto A = random_matrix(s.M, s.K, 3), B = random_matrix(s.K, s.N, 4);
         Fabric f(MPI_COMM_WORLD, mp);
         std::vector<float> C1(size_t(s.M * s.N)), C2(C1.size());
@@ -494,14 +501,7 @@ TEST(Gemm, TileEntryPointsWithoutAReportLeaveThePesAsAReportedRun) {
   for (GemmAlgo algo : {GemmAlgo::meshgemm, GemmAlgo::cannon, GemmAlgo::summa})
     for (bool tb : {false, true})
       for (int32_t P : {1, 3, 4}) {
-        GemmSpec s;
-        s.algo = algo;
-        s.P = P;
-        s.origin = {2, 1};
-        s.M = 10;
-        s.K = 7;
-        s.N = 9;
-        s.transpose_b = tb;
+        const GemmSpec s = spec_of(algo, P, {2, 1}, 10, 7, 9, tb);
         const int64_t mt = (s.M + P - 1) / P, kt = (s.K + P - 1) / P;
         const auto A = random_matrix(s.M, s.K, 11), B = random_matrix(tb ? s.N : s.K, tb ? s.K : s.N, 12);
         auto run = [&](bool report) {
