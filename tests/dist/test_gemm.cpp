@@ -48,6 +48,16 @@ void expect_close_to_naive(const GemmSpec& s, const std::vector<float>& A, const
   EXPECT_EQ(bad, 0u) << what;
 }
 
+// The virtual figures of two runs' reports: cycles, NoC bytes, peak SRAM and route entries.
+void expect_same_figures(const GemmReport& a, const GemmReport& b, const std::string& what) {
+  EXPECT_EQ(a.total_cycles, b.total_cycles) << what;
+  EXPECT_EQ(a.compute_cycles, b.compute_cycles) << what;
+  EXPECT_EQ(a.comm_cycles, b.comm_cycles) << what;
+  EXPECT_EQ(a.noc_bytes, b.noc_bytes) << what;
+  EXPECT_EQ(a.peak_sram_bytes, b.peak_sram_bytes) << what;
+  EXPECT_EQ(a.max_route_entries, b.max_route_entries) << what;
+}
+
 }  // namespace
 
 TEST(Gemm, EveryAlgorithmMatchesReferencesOnAwkwardShapes) {
@@ -251,12 +261,7 @@ TEST(Gemm, TimingOnlyGivesEveryPeTheFullRunsClocksAndCounters) {
             const std::string what = std::string(gemm_algo_name(algo)) + (tb ? " A B^T" : " A B") +
                                      (ternary ? " ternary" : " fp32") + " P " + std::to_string(P) + " " +
                                      std::to_string(sh.M) + "x" + std::to_string(sh.K) + "x" + std::to_string(sh.N);
-            EXPECT_EQ(timing.total_cycles, full.total_cycles) << what;
-            EXPECT_EQ(timing.compute_cycles, full.compute_cycles) << what;
-            EXPECT_EQ(timing.comm_cycles, full.comm_cycles) << what;
-            EXPECT_EQ(timing.noc_bytes, full.noc_bytes) << what;
-            EXPECT_EQ(timing.peak_sram_bytes, full.peak_sram_bytes) << what;
-            EXPECT_EQ(timing.max_route_entries, full.max_route_entries) << what;
+            expect_same_figures(timing, full, what);
             if (world_rank() == 0) {
               EXPECT_TRUE(timing_pes == full_pes) << what << ": per-PE counters differ";
             }
@@ -474,11 +479,7 @@ TEST(Gemm, ASecondProductReusesTheKeptPlansWithTheFirstOnesFigures) {
         const GemmReport r2 = gemm_f32(f, s, A.data(), B.data(), C2.data());
         const std::vector<PeCounters> after2 = f.gather_counters(f.mesh().full());
         const std::string what = std::string(gemm_algo_name(algo)) + (tb ? " A B^T" : " A B") + " P " + std::to_string(P);
-        EXPECT_EQ(r2.total_cycles, r1.total_cycles) << what;
-        EXPECT_EQ(r2.compute_cycles, r1.compute_cycles) << what;
-        EXPECT_EQ(r2.comm_cycles, r1.comm_cycles) << what;
-        EXPECT_EQ(r2.noc_bytes, r1.noc_bytes) << what;
-        EXPECT_EQ(r2.max_route_entries, r1.max_route_entries) << what;
+        expect_same_figures(r2, r1, what);
         EXPECT_EQ(r2.max_step_latency_cycles, r1.max_step_latency_cycles) << what;
         if (world_rank() == 0) {
           EXPECT_EQ(0, std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float))) << what;
