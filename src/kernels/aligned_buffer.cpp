@@ -13,11 +13,18 @@ namespace {
 
 constexpr std::size_t kLine = 64;
 constexpr std::size_t kHugePage = std::size_t(2) << 20;
+constexpr std::size_t kMapped = std::size_t(256) << 10;  // smallest block with a mapping of its own
+constexpr std::size_t kMidUnit = std::size_t(64) << 10;  // such blocks below kHugePage: rounded to this
 
 thread_local HugePageArena* current_arena = nullptr;
 
 std::size_t huge_rounded(std::size_t bytes) {
   return (std::max<std::size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
+}
+// The size of the mapping that holds a block of `bytes` (>= kMapped): whole huge pages from
+// kHugePage on, whole kMidUnit below.
+std::size_t mapped_size(std::size_t bytes) {
+  return bytes >= kHugePage ? huge_rounded(bytes) : (bytes + kMidUnit - 1) / kMidUnit * kMidUnit;
 }
 
 // Mappings given back, kept for the next request of the same size (up to kKeptBytes in all).
@@ -35,11 +42,12 @@ KeptMappings& kept_mappings() {
   return k;
 }
 
-// `bytes` rounded up to whole huge pages, mapped privately at a 2 MiB boundary (a larger
-// reservation trimmed at both ends) and advised as transparent huge pages, or a kept mapping of that
-// size. Throws std::bad_alloc when the system refuses the mapping.
-void* map_huge(std::size_t bytes) {
-  const std::size_t size = huge_rounded(bytes), reserve = size + kHugePage;
+// A kept mapping of mapped_size(bytes), else a new one: from kHugePage on, whole huge pages mapped
+// privately at a 2 MiB boundary (a larger reservation trimmed at both ends) and advised as
+// transparent huge pages; below, a plain private mapping (page aligned). Throws std::bad_alloc when
+// the system refuses the mapping.
+void* map_block(std::size_t bytes) {
+  const std::size_t size = mapped_size(bytes), reserve = size + kHugePage;
   {
     KeptMappings& k = kept_mappings();
     std::lock_guard<std::mutex> lock(k.m);
@@ -50,6 +58,11 @@ void* map_huge(std::size_t bytes) {
       k.bytes -= size;
       return p;
     }
+  }
+  if (size < kHugePage) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return p;
   }
   void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
@@ -63,9 +76,9 @@ void* map_huge(std::size_t bytes) {
   return p;
 }
 
-// Gives back a map_huge mapping of the same `bytes`: kept for reuse while the cache has room.
-void unmap_huge(void* p, std::size_t bytes) noexcept {
-  const std::size_t size = huge_rounded(bytes);
+// Gives back a map_block mapping of the same `bytes`: kept for reuse while the cache has room.
+void unmap_block(void* p, std::size_t bytes) noexcept {
+  const std::size_t size = mapped_size(bytes);
   KeptMappings& k = kept_mappings();
   {
     std::lock_guard<std::mutex> lock(k.m);
@@ -87,7 +100,7 @@ void* aligned_buffer_alloc(std::size_t bytes, HugePageArena* arena) {
   if (arena != nullptr) {
     if (void* p = arena->take(bytes == 0 ? 1 : bytes)) return p;
   }
-  if (bytes >= kHugePage) return map_huge(bytes);
+  if (bytes >= kMapped) return map_block(bytes);
   const std::size_t size = (bytes + kLine - 1) / kLine * kLine;  // aligned_alloc needs a multiple
   void* p = std::aligned_alloc(kLine, size == 0 ? kLine : size);
   if (p == nullptr) throw std::bad_alloc();
@@ -96,13 +109,14 @@ void* aligned_buffer_alloc(std::size_t bytes, HugePageArena* arena) {
 
 void aligned_buffer_free(void* p, std::size_t bytes, HugePageArena* arena) noexcept {
   if (p == nullptr || (arena != nullptr && arena->owns(p))) return;
-  if (bytes >= kHugePage) unmap_huge(p, bytes);
+  if (bytes >= kMapped) unmap_block(p, bytes);
   else std::free(p);
 }
 
-HugePageArena::HugePageArena(std::size_t bytes) : base_(static_cast<char*>(map_huge(bytes))), size_(huge_rounded(bytes)) {}
+HugePageArena::HugePageArena(std::size_t bytes)
+    : base_(static_cast<char*>(map_block(std::max(bytes, kHugePage)))), size_(huge_rounded(bytes)) {}
 
-HugePageArena::~HugePageArena() { unmap_huge(base_, size_); }
+HugePageArena::~HugePageArena() { unmap_block(base_, size_); }
 
 void* HugePageArena::take(std::size_t bytes) noexcept {
   const std::size_t need = (bytes + kLine - 1) / kLine * kLine;

@@ -31,7 +31,7 @@ TEST(AlignedBuffer, HeapBuffersAreLineAlignedAndLargeOnesHugePageAligned) {
 
 // Large buffers never come from the brk heap, even after glibc has raised its mmap threshold (it
 // does so when a large mmapped block is freed; blocks below the new threshold then come from the
-// heap, on 4 KiB pages): every block of 2 MiB and more is a mapping of its own.
+// heap, on 4 KiB pages): every block of 256 KiB and more is a mapping of its own.
 TEST(AlignedBuffer, LargeBuffersAreMappedOutsideTheMallocHeap) {
   void* big = std::malloc(std::size_t{24} << 20);  // mmapped; freeing it raises the threshold to 24 MiB
   ASSERT_NE(big, nullptr);
@@ -50,6 +50,13 @@ TEST(AlignedBuffer, LargeBuffersAreMappedOutsideTheMallocHeap) {
   EXPECT_FALSE(in_heap(b.data()));
   EXPECT_TRUE(aligned(a.data(), std::uintptr_t{2} << 20));
   EXPECT_TRUE(aligned(b.data(), std::uintptr_t{2} << 20));
+  // From 256 KiB on, smaller blocks are mappings of their own too (page aligned): a decode step's
+  // scratch tiles of this size come and go every step, and the heap would give its top back.
+  const Bytes mid(std::size_t{1536} << 10, 3), low(std::size_t{256} << 10, 4);
+  EXPECT_FALSE(in_heap(mid.data()));
+  EXPECT_FALSE(in_heap(low.data()));
+  EXPECT_TRUE(aligned(mid.data(), 4096));
+  EXPECT_TRUE(aligned(low.data(), 4096));
   std::printf("a plain 3 MiB malloc after freeing 24 MiB came from the heap: %s\n", threshold_raised ? "yes" : "no");
 }
 
@@ -62,6 +69,15 @@ TEST(AlignedBuffer, MappingsGivenBackAreReusedForTheSameSize) {
   void* again = aligned_buffer_alloc(bytes, nullptr);
   EXPECT_EQ(again, first);
   aligned_buffer_free(again, bytes, nullptr);
+  // Below 2 MiB as well (a size no other test uses), and the kept block keeps its bytes.
+  const std::size_t mid = (std::size_t{700} << 10) + 3;
+  auto* m1 = static_cast<volatile char*>(aligned_buffer_alloc(mid, nullptr));
+  m1[mid - 1] = 7;
+  aligned_buffer_free(const_cast<char*>(m1), mid, nullptr);
+  auto* m2 = static_cast<volatile char*>(aligned_buffer_alloc(mid, nullptr));
+  EXPECT_EQ(m2, m1);
+  EXPECT_EQ(m2[mid - 1], 7);
+  aligned_buffer_free(const_cast<char*>(m2), mid, nullptr);
 }
 
 TEST(AlignedBuffer, ScopeRoutesAllocationsIntoTheArenaUntilItEnds) {

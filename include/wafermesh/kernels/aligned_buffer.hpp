@@ -2,15 +2,17 @@
 // The one allocator of large host buffers: per-PE tiles (TileBuf), the fabric's per-PE arrays, packed
 // weights and activation tables.
 //
-// Every block is 64-byte aligned (one cache line, one AVX-512 vector). A block of 2 MiB or more is a
-// mapping of its own, 2 MiB aligned and advised as transparent huge pages (committed on first touch),
-// never a block of the malloc heap: glibc raises its mmap threshold (up to 32 MiB) after a large
-// block is freed, and blocks below the new threshold then come from the brk heap on 4 KiB pages,
-// where a stream over them costs a TLB miss (and a cold hardware prefetcher) every 4 KiB, and the
-// huge-page advice cannot help pages already faulted in. Mappings given back are kept, up to
-// 1 GiB in all, for the next request of the same size (a kept mapping is not zeroed): tile buffers
-// of one shape come and go every step, and a fresh mapping costs page faults and the kernel's
-// zeroing of every page.
+// Every block is 64-byte aligned (one cache line, one AVX-512 vector). A block of 256 KiB or more is
+// a mapping of its own, never a block of the malloc heap; from 2 MiB on it is 2 MiB aligned and
+// advised as transparent huge pages (committed on first touch). glibc raises its mmap threshold (up
+// to 32 MiB) after a large block is freed, and blocks below the new threshold then come from the
+// brk heap on 4 KiB pages, where a stream over them costs a TLB miss (and a cold hardware
+// prefetcher) every 4 KiB, the huge-page advice cannot help pages already faulted in, and the heap
+// gives its top back to the system whenever a large block at the top is freed. Mappings given back
+// are kept, up to 1 GiB in all, for the next request of the same size (a kept mapping is not
+// zeroed): tile buffers of one shape come and go every step (a decode step's scratch tiles over a
+// 160 x 160 region are 100 KiB - 2 MiB), and a fresh mapping or a trimmed heap costs page faults
+// and the kernel's zeroing of every page.
 //
 // Smaller buffers streamed one after another (a rank's per-PE weight blocks, the copies of `bench
 // kernel`) can share a HugePageArena instead. A container created while an ArenaScope is alive on
