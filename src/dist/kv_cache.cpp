@@ -294,9 +294,19 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   };
   // Query head of (kv element e of block c, group member j): kvh * g + j.
   auto head_of = [&](int32_t c, int64_t e, int64_t j) { return ((int64_t(c) * S + e) / hd) * G + j; };
+  // Work of every PE in proportion to its row's tokens: charged per band of consecutive rows that
+  // hold the same number of tokens (two bands at most under either policy), as region-uniform work.
+  auto charge_rows = [&](uint64_t per_token, Work w) {
+    for (int32_t r0 = 0; r0 < m.s.P;) {
+      int32_t r1 = r0 + 1;
+      while (r1 < m.s.P && m.rows[size_t(r1)] == m.rows[size_t(r0)]) ++r1;
+      f.charge_compute(Region{R.x0, R.y0 + r0, R.w, r1 - r0}, per_token * uint64_t(m.rows[size_t(r0)]), w);
+      r0 = r1;
+    }
+  };
 
   // 1. Partial scores, (H, W) per PE: head-major, tokens of the row.
-  TileBuf<float> sc(f, R, size_t(H * W), "attention scores");
+  TileBuf<float> sc(f, R, size_t(H * W), "attention scores", TileBuf<float>::NoInit{});  // zeroed below
   sc.for_each_local([&](int32_t x, int32_t y, float* out) {
     const int32_t c = x - R.x0;
     const int64_t n = m.rows[size_t(y - R.y0)];
@@ -332,20 +342,20 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       }
       e0 = end;
     }
-    f.charge_compute(x, y, uint64_t(G * n * S));
   });
+  charge_rows(uint64_t(G * S), Work::fp);
   m.score_ar->run(sc);
   const float scale = std::sqrt(static_cast<float>(hd));
-  sc.for_each_local([&](int32_t x, int32_t y, float* out) {
+  sc.for_each_local([&](int32_t, int32_t y, float* out) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) out[h * W + t] /= scale;
-    f.charge_compute(x, y, uint64_t(H * n), Work::elem);
   });
+  charge_rows(uint64_t(H), Work::elem);
   if (rep) lap(&rep->score_cycles);
 
   // 2. Softmax over all tokens: per head max, then sum of exponentials, along the columns.
-  TileBuf<MaxFloat> mx(f, R, size_t(H), "softmax max");
+  TileBuf<MaxFloat> mx(f, R, size_t(H), "softmax max", TileBuf<MaxFloat>::NoInit{});  // written below
   mx.for_each_local([&](int32_t x, int32_t y, MaxFloat* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     const float* s = sc.tile(x, y);
@@ -354,10 +364,10 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       for (int64_t t = 0; t < n; ++t) v = std::max(v, s[h * W + t]);
       o[h] = {v};
     }
-    f.charge_compute(x, y, uint64_t(H * n), Work::elem);
   });
+  charge_rows(uint64_t(H), Work::elem);
   m.max_ar->run(mx);
-  TileBuf<float> sum(f, R, size_t(H), "softmax sum");
+  TileBuf<float> sum(f, R, size_t(H), "softmax sum", TileBuf<float>::NoInit{});  // written below
   sum.for_each_local([&](int32_t x, int32_t y, float* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     float* s = sc.tile(x, y);
@@ -370,20 +380,20 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       }
       o[h] = acc;
     }
-    f.charge_compute(x, y, uint64_t(2 * H * n), Work::elem);
   });
+  charge_rows(uint64_t(2 * H), Work::elem);
   m.sum_ar->run(sum);
   sc.for_each_local([&](int32_t x, int32_t y, float* s) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     const float* su = sum.tile(x, y);
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) s[h * W + t] /= su[h];
-    f.charge_compute(x, y, uint64_t(H * n), Work::elem);
   });
+  charge_rows(uint64_t(H), Work::elem);
   if (rep) lap(&rep->softmax_cycles);
 
   // 3. Weighted values over the row's tokens, then the sum along each column.
-  TileBuf<float> o(f, R, size_t(G * S), "attention output");
+  TileBuf<float> o(f, R, size_t(G * S), "attention output", TileBuf<float>::NoInit{});  // zeroed below
   o.for_each_local([&](int32_t x, int32_t y, float* out) {
     const int32_t c = x - R.x0;
     const int64_t n = m.rows[size_t(y - R.y0)];
@@ -410,8 +420,8 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
         out[j * S + e] = acc;
       }
     }
-    f.charge_compute(x, y, uint64_t(G * n * S));
   });
+  charge_rows(uint64_t(G * S), Work::fp);
   m.out_ar->run(o);
   if (rep) lap(&rep->output_cycles);
   return o;

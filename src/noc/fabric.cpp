@@ -150,7 +150,11 @@ void Fabric::add_region_ops(const Region& r, uint64_t ops_each, Work w) {
       m.each.of(w) += ops_each;
       return;
     }
-  if (ops_regions_.size() >= 16) settle_region_ops();  // a few regions recur (a model's layer regions)
+  // Regions recur: a model's layer regions, and the strips of PEs at one position of every line that
+  // the allreduces' adders are (two dozen positions per axis and region under ktree). Enough are kept
+  // that a decode step's strips stay pending across steps; a scan of the list costs less than one
+  // settled strip.
+  if (ops_regions_.size() >= 256) settle_region_ops();
   OpCounts each;
   each.of(w) = ops_each;
   ops_regions_.push_back({l, each});
