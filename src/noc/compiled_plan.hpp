@@ -81,6 +81,9 @@ struct TransferPlan::Compiled {
   size_t tile_bytes = 0;
   uint64_t max_hops = 0, max_latency = 0;
   bool relay_mode = false, routes_active = false, permutes = false;
+  // No tile that a move inside the rank writes is read by a move inside the rank (a PE keeping its
+  // own tile reads and writes one tile): the moves can run within one buffer without staging.
+  bool moves_disjoint = false;
   std::string route_key;
   // What the plan was built from, kept to rebuild it with software relays.
   bool from_lines = false;

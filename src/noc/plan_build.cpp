@@ -137,6 +137,16 @@ bool permutes_positions(const LineItems& T, uint32_t* marks) {
   }
   return ok;
 }
+// Does no local move of the template write a position that a local move reads (moves from a
+// position to itself aside)? `marks` is zero on entry and left zero.
+bool moves_disjoint(const LineItems& T, uint32_t* marks) {
+  for (uint32_t p : T.loc_from) marks[p] = 1;
+  bool ok = true;
+  for (size_t k = 0; k < T.loc_to.size(); ++k)
+    if (T.loc_to[k] != T.loc_from[k] && marks[T.loc_to[k]]) ok = false;
+  for (uint32_t p : T.loc_from) marks[p] = 0;
+  return ok;
+}
 // Runs of entries whose positions (a, and b and c when given) step evenly and whose value is the
 // same.
 template <class Value>
@@ -252,6 +262,7 @@ void Fabric::clear_items(Compiled& c, bool relay_mode) {
   c.clock = Affine{};
   c.touched = Region{};
   c.vsrc.ready = c.vdst.ready = false;
+  c.moves_disjoint = false;
 }
 
 void Fabric::build_generic(Compiled& c, bool relay_mode) {
@@ -405,6 +416,7 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
     pe_stream_[i] = 0;
   }
   c.permutes = permutes_positions(T, pe_mark_.data());
+  c.moves_disjoint = moves_disjoint(T, pe_mark_.data());
   for (size_t i = 0; i < T.peer.size(); ++i) distinct_senders(T.peer[i], recv_keys[i]);
   T.make_runs(1);  // buffers index these items through a table: one entry per run
   finish_build(c);
@@ -432,6 +444,7 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
   }
   const Region mine = r.intersect(block_);
   c.permutes = true;
+  c.moves_disjoint = true;
   if (mine.empty() || n == 0) {
     finish_build(c);
     return;
@@ -512,6 +525,7 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
     LineItems& T = c.tmpl[t];
     T.peer.resize(c.peers.size());
     if (here[t] && !permutes_positions(T, marks.data())) c.permutes = false;
+    if (here[t] && !moves_disjoint(T, marks.data())) c.moves_disjoint = false;
     // Received items' senders, by position (the template's order is both ranks' order).
     for (size_t i = 0; i < T.peer.size(); ++i) {
       std::vector<int64_t> keys;

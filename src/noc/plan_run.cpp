@@ -86,7 +86,8 @@ inline void copy_tile(std::byte* to, const std::byte* from, size_t tb) {
 }
 
 // The tiles moving inside the rank, copied (TB: the tile size when it is fixed, else 0). With
-// `staging`, the buffers alias: every source is read before any destination is written.
+// `staging`, the buffers alias: every source is read before any destination is written. Without,
+// a tile may still be its own destination (the buffers are one and the move keeps a PE's tile).
 template <size_t TB>
 void copy_local(const TransferPlan::Compiled& c, const Side& vs, const Side& vd, const Tiles src, const Tiles dst,
                 std::byte* staging) {
@@ -100,7 +101,11 @@ void copy_local(const TransferPlan::Compiled& c, const Side& vs, const Side& vd,
     });
   } else {
     c.spans(ItemKind::loc, 0, vs, vd, [&](const Span& p) {
-      for (int64_t j = 0; j < p.n; ++j) copy_tile<TB>(dst.at(p.b + j * p.bs), src.at(p.a + j * p.as), tb);
+      for (int64_t j = 0; j < p.n; ++j) {
+        std::byte* const to = dst.at(p.b + j * p.bs);
+        const std::byte* const from = src.at(p.a + j * p.as);
+        if (to != from) copy_tile<TB>(to, from, tb);
+      }
     });
   }
 }
@@ -445,7 +450,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     ts = td = Tiles(*src);
   } else if (data && nl > 0) {
     std::byte* staging = nullptr;
-    if (src->base == dst->base) {
+    if (src->base == dst->base && !c.moves_disjoint) {
       staging_.resize(nl * tb);
       staging = staging_.data();
     }
