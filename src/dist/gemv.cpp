@@ -135,7 +135,37 @@ struct MeshGemvTernary::Impl {
   bool fused_sum = false;     // the line sums from the ranks' partials (broadcast allreduce only)
   std::vector<int32_t> sums;  // (P lines, mt): this rank's partials, then the line sums
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
+  // The fused GEMV of the local blocks: (local lines, mt) partial sums of x's local blocks.
+  std::vector<int32_t> local_partials(const TileBuf<int8_t>& xt) const;
+  // With fused_sum: the line sums into `sums` (every line's, on every rank sharing it) and the
+  // allreduce's steps for their figures.
+  void sum_lines();
 };
+
+std::vector<int32_t> MeshGemvTernary::Impl::local_partials(const TileBuf<int8_t>& xt) const {
+  const bool ax = L.along_x();
+  // The local x blocks, in position order, from the first local line.
+  std::vector<int8_t> xs(static_cast<size_t>(int64_t(positions) * L.kt));
+  for (int32_t p = 0; p < positions; ++p) {
+    const int32_t px = ax ? local.x0 + p : local.x0, py = ax ? local.y0 : local.y0 + p;
+    std::copy(xt.tile(px, py), xt.tile(px, py) + L.kt, xs.begin() + int64_t(p) * L.kt);
+  }
+  std::vector<int32_t> ys(static_cast<size_t>(int64_t(lines) * L.mt));
+  if (!timing_only) {
+    const auto tables = kernels::LutTables::from_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
+    kernels::lut_gemv_i32(fused, tables, ys.data());
+  }
+  return ys;
+}
+
+void MeshGemvTernary::Impl::sum_lines() {
+  // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
+  // sums, exchanged once per GEMV among the ranks sharing lines; the allreduce's steps run for
+  // their clocks and counters only, so every figure is what run() would give.
+  MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), mpi_type<int32_t>(), MPI_SUM,
+                f.line_comm(L.s.reduce_axis));
+  root = ar->run_timing();
+}
 
 namespace {
 // mt x kt of a block, refusing a block whose fp32 bytes would not fit 63 bits (an error quoting
@@ -206,17 +236,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<int32_t>::NoInit{});  // every tile written below
   if (!m.local.empty()) {
     const bool ax = L.along_x();
-    // The local x blocks, in position order, from the first local line.
-    std::vector<int8_t> xs(static_cast<size_t>(int64_t(m.positions) * L.kt));
-    for (int32_t p = 0; p < m.positions; ++p) {
-      const int32_t px = ax ? m.local.x0 + p : m.local.x0, py = ax ? m.local.y0 : m.local.y0 + p;
-      std::copy(xt.tile(px, py), xt.tile(px, py) + L.kt, xs.begin() + int64_t(p) * L.kt);
-    }
-    std::vector<int32_t> ys(static_cast<size_t>(int64_t(m.lines) * L.mt));
-    if (!m.timing_only) {
-      const auto tables = kernels::LutTables::from_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
-      kernels::lut_gemv_i32(m.fused, tables, ys.data());
-    }
+    const std::vector<int32_t> ys = m.local_partials(xt);
     if (!m.fused_sum) {
       yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
         const int32_t line = (ax ? L.r(py) : L.c(px)) - m.line0;
@@ -230,24 +250,45 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   }
   f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
   if (m.fused_sum) {
-    // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
-    // sums, exchanged once per GEMV among the ranks sharing lines; the allreduce's steps run for
-    // their clocks and counters only, so every figure is what run() would give.
-    MPI_Allreduce(MPI_IN_PLACE, m.sums.data(), int(m.sums.size()), mpi_type<int32_t>(), MPI_SUM,
-                  f.line_comm(L.s.reduce_axis));
-    const bool ax = L.along_x();
+    m.sum_lines();
     yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
-      const int64_t line = ax ? L.r(py) : L.c(px);
+      const int64_t line = line_of(px, py);
       std::copy(m.sums.begin() + line * L.mt, m.sums.begin() + (line + 1) * L.mt, t);
     });
     std::fill(m.sums.begin(), m.sums.end(), 0);
-    m.root = m.ar->run_timing();
   } else {
     m.root = m.ar->run(yt);
   }
   if (rep) *rep = gemv_report(*win, m.root);
   else if (win) win->finish();
   return yt;
+}
+
+bool MeshGemvTernary::has_line_sums() const { return impl_->fused_sum; }
+
+int64_t MeshGemvTernary::line_of(int32_t x, int32_t y) const {
+  const Layout& L = impl_->L;
+  return L.along_x() ? L.r(y) : L.c(x);
+}
+
+MeshGemvTernary::LineSums MeshGemvTernary::run_line_sums(const TileBuf<int8_t>& xt) {
+  Impl& m = *impl_;
+  Fabric& f = m.f;
+  const Layout& L = m.L;
+  if (!m.fused_sum) throw std::logic_error("run_line_sums: the GEMV's allreduce does not broadcast");
+  if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
+  std::optional<RunWindow> win = open_window(f, L, nullptr);
+  // run_tiles' y tiles, on the wafer (the bytes and the text of an overflow are theirs).
+  SramCharge tiles(f, L.R, uint64_t(L.mt) * wafer_elem_bytes<int32_t>(f.params()), "tile buffer 'y partial sums'");
+  std::fill(m.sums.begin(), m.sums.end(), 0);
+  if (!m.local.empty()) {
+    const std::vector<int32_t> ys = m.local_partials(xt);
+    std::copy(ys.begin(), ys.end(), m.sums.begin() + int64_t(m.line0) * L.mt);
+  }
+  f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
+  m.sum_lines();
+  if (win) win->finish();
+  return {m.sums.data(), std::move(tiles)};
 }
 
 GemvReport MeshGemvTernary::run(const int8_t* x, int32_t* y) { return run_global(*this, *impl_, x, y); }

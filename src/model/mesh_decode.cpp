@@ -75,15 +75,27 @@ TileBuf<float> MeshTransformer::Impl::project(Projection& p, const TileBuf<float
     clock.lap_gemv(lc, t, clock.stamp(R), block_cycles, gemv_name(p.tensor));
     return y;
   }
+  // y = the int32 sums / the activations' scale * gamma, replicated along the reduce axis like the
+  // sums; from each line's sums directly when the GEMV keeps them per line.
+  const size_t M = size_t(ceil_div(p.spec.M, p.spec.P));
+  auto scaled = [&](int32_t px, int32_t py, const int32_t* a, float* r) {
+    const float s = kernels::absmax_scale(xq.absmax->tile(px, py)[0].v);
+    for (size_t j = 0; j < M; ++j) r[j] = static_cast<float>(a[j]) / s * p.gamma;
+  };
+  if (p.ternary->has_line_sums()) {
+    const dist::MeshGemvTernary::LineSums yl = p.ternary->run_line_sums(*xq.codes);
+    clock.lap_gemv(lc, t, clock.stamp(R), block_cycles, gemv_name(p.tensor));
+    TileBuf<float> y(f, R, M, "projection output", TileBuf<float>::NoInit{});
+    per_replica(y, p.spec.reduce_axis, [&](int32_t px, int32_t py, float* r) {
+      scaled(px, py, yl.sums + p.ternary->line_of(px, py) * int64_t(M), r);
+    });
+    f.charge_compute(R, M, Work::elem);
+    return y;
+  }
   TileBuf<int32_t> yi = p.ternary->run_tiles(*xq.codes, nullptr);
   clock.lap_gemv(lc, t, clock.stamp(R), block_cycles, gemv_name(p.tensor));
-  TileBuf<float> y(f, R, yi.elems(), "projection output", TileBuf<float>::NoInit{});
-  const size_t M = yi.elems();
-  per_replica(y, p.spec.reduce_axis, [&](int32_t px, int32_t py, float* r) {  // y replicated along it
-    const float s = kernels::absmax_scale(xq.absmax->tile(px, py)[0].v);
-    const int32_t* a = yi.tile(px, py);
-    for (size_t j = 0; j < M; ++j) r[j] = static_cast<float>(a[j]) / s * p.gamma;
-  });
+  TileBuf<float> y(f, R, M, "projection output", TileBuf<float>::NoInit{});
+  per_replica(y, p.spec.reduce_axis, [&](int32_t px, int32_t py, float* r) { scaled(px, py, yi.tile(px, py), r); });
   f.charge_compute(R, M, Work::elem);
   return y;
 }

@@ -187,6 +187,59 @@ TEST(MeshGemv, ConsecutiveGemvsAlternateAxesWithoutRelayout) {
       }
 }
 
+// run_line_sums gives every line's y block exactly as run_tiles leaves it on each PE of the line,
+// and leaves every PE's clocks, counters and SRAM (peak included, while the caller holds the
+// tiles' charge) as run_tiles does; twice in a row (the sums start from zero every run).
+TEST(MeshGemv, LineSumsAreTheRunTilesBlocksWithItsFigures) {
+  const MachineParams mp = small_machine(8, 8);
+  struct Shape { int64_t M, K; };
+  for (int32_t P : {1, 3, 5})
+    for (Shape sh : {Shape{7, 11}, Shape{65, 130}})
+      for (Axis ax : {Axis::X, Axis::Y})
+        for (AllreduceAlgo algo : {AllreduceAlgo::pipeline, AllreduceAlgo::ring, AllreduceAlgo::ktree}) {
+          GemvSpec s;
+          s.P = P;
+          s.origin = {1, 2};
+          s.M = sh.M;
+          s.K = sh.K;
+          s.reduce_axis = ax;
+          s.allreduce.algo = algo;
+          s.report = false;
+          const int64_t kt = (s.K + P - 1) / P, mt = (s.M + P - 1) / P;
+          const Region R{1, 2, P, P};
+          const auto W = ternary(s.M * s.K, 7);
+          Fabric fa(MPI_COMM_WORLD, mp), fb(MPI_COMM_WORLD, mp);
+          MeshGemvTernary ga(fa, s, W.data()), gb(fb, s, W.data());
+          ASSERT_TRUE(gb.has_line_sums());
+          const std::string what = std::string(allreduce_algo_name(algo)) + " P=" + std::to_string(P) + " " +
+                                   std::to_string(s.M) + "x" + std::to_string(s.K) + (ax == Axis::X ? " X" : " Y");
+          for (uint32_t seed : {8u, 9u}) {
+            const auto x = int8s(s.K, seed);
+            auto x_tiles = [&](Fabric& f) {
+              TileBuf<int8_t> t(f, R, size_t(kt), "x");
+              t.for_each_local([&](int32_t px, int32_t py, int8_t* o) {
+                const int64_t b = ax == Axis::X ? px - R.x0 : py - R.y0;
+                for (int64_t k = 0; k < kt; ++k) o[k] = b * kt + k < s.K ? x[size_t(b * kt + k)] : int8_t(0);
+              });
+              return t;
+            };
+            TileBuf<int8_t> xa = x_tiles(fa), xb = x_tiles(fb);
+            TileBuf<int32_t> ya = ga.run_tiles(xa, nullptr);
+            const MeshGemvTernary::LineSums yb = gb.run_line_sums(xb);
+            ya.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
+              const int32_t* l = yb.sums + gb.line_of(px, py) * mt;
+              for (int64_t i = 0; i < mt; ++i) ASSERT_EQ(t[i], l[i]) << what << " PE " << px << "," << py << " " << i;
+            });
+            const std::vector<PeCounters> a = fa.gather_counters(fa.mesh().full()),
+                                          b = fb.gather_counters(fb.mesh().full());
+            if (world_rank() == 0) {
+              ASSERT_EQ(a.size(), b.size());
+              for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i] == b[i]) << what << ": PE " << i << " differs";
+            }
+          }
+        }
+}
+
 // The host's packed block size is computed from the shape: equal to what packing a block gives,
 // and for a block beyond 2^63 bytes an error quoting the block's shape (no allocation, no wrapped
 // byte count in a message), from the host's size and from the wafer's.

@@ -70,6 +70,19 @@ class MeshGemvTernary {
   // On tiles already in place: x_tiles holds kt = ceil(K/P) elements per PE of the region in the
   // x layout of the spec; returns y tiles (mt = ceil(M/P) per PE) in the y layout. Collective.
   TileBuf<int32_t> run_tiles(const TileBuf<int8_t>& x_tiles, GemvReport* rep);
+  // When every PE of a line ends with the line's y block (a broadcasting allreduce): run_tiles
+  // without building the y tiles on the host, for a caller that turns them into something else at
+  // once. The same steps, charges and figures (no report): the y tiles' SRAM is charged as
+  // run_tiles charges it, and stays held while the caller keeps `tiles` (as long as it would keep
+  // run_tiles' result). `sums`: every line's y block, (P, mt) in line order, valid until the next
+  // run; PE (x, y)'s y tile is the block of line_of(x, y). Collective.
+  struct LineSums {
+    const int32_t* sums;
+    SramCharge tiles;
+  };
+  bool has_line_sums() const;
+  LineSums run_line_sums(const TileBuf<int8_t>& x_tiles);
+  int64_t line_of(int32_t x, int32_t y) const;
 
  private:
   struct Impl;
