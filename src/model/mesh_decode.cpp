@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "mesh_transformer_impl.hpp"
 #include "rope.hpp"
@@ -168,7 +169,7 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
     xq.reset();
     const size_t E = h.elems();
     per_replica(h, Axis::Y, [&](int32_t px, int32_t py, float* a) {
-      const float* b = h3.tile(px, py);
+      const float* b = std::as_const(h3).tile(px, py);  // const: reads the line head
       for (size_t j = 0; j < E; ++j) a[j] = gated(a[j], b[j], relu2);
     });
     f.charge_compute(R, 3 * E, Work::elem);

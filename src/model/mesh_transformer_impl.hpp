@@ -91,22 +91,13 @@ struct VectorHandoff {
 };
 
 // Elementwise work on a vector replicated along `rep` (every PE of a line along `rep` holds the
-// same tile): fn(x, y, tile) runs on the first local PE of each such line and the others copy its
-// tile. The copies hold the values every PE would compute (same inputs, same code); the caller
-// still charges every PE its own work.
+// same tile): fn(x, y, tile) runs on the first local PE of each such line, whose tile stands for
+// the line's (TileBuf::for_each_line_head: the other PEs' copies are made when a transfer or a
+// writer needs them). They hold the values every PE would compute (same inputs, same code); the
+// caller still charges every PE its own work. fn reads its inputs through const tiles.
 template <class T, class Fn>
 void per_replica(TileBuf<T>& out, Axis rep, Fn&& fn) {
-  const Region& l = out.local();
-  if (l.empty()) return;
-  if (rep == Axis::X) {
-    for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
-      fn(l.x0, y, out.tile(l.x0, y));
-      out.replicate_forward(l.x0, y, size_t(l.w));
-    }
-  } else {
-    for (int32_t x = l.x0; x < l.x0 + l.w; ++x) fn(x, l.y0, out.tile(x, l.y0));
-    out.replicate_forward(l.x0, l.y0, size_t(l.h), size_t(l.w));
-  }
+  out.for_each_line_head(rep, std::forward<Fn>(fn));
 }
 
 // A projection's weight matrix read from the weight source as the mesh stores it, (M, K) in its

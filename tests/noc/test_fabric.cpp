@@ -487,6 +487,52 @@ TEST(FabricMemory, TilesAndPerPeArraysNeverTakeFromAnArena) {
   EXPECT_EQ(arena.used(), 0u);
 }
 
+// for_each_line_head: only the heads of the lines are written. A const tile() of any PE reads its
+// line's head; gather (through view()) and for_each_local see every PE holding its line's tile; a
+// second pass along the same axis works on the heads in place; a pass along the other axis first
+// brings every PE up to date (its heads read their own tiles). On tiles in place and permuted.
+TEST(TileBufReplicate, LineHeadsStandForTheirLinesUntilTheTilesAreRead) {
+  Fabric f(MPI_COMM_WORLD, small_machine(7, 5));
+  for (bool permute : {false, true})
+    for (Axis rep : {Axis::X, Axis::Y}) {
+      const std::string what = std::string(permute ? "permuted" : "in place") + (rep == Axis::X ? " X" : " Y");
+      TileBuf<float> b(f, f.mesh().full(), 8, "t");  // > 16 bytes: local moves swap slots
+      b.for_each_local([](int32_t x, int32_t y, float* t) {
+        for (int j = 0; j < 8; ++j) t[j] = float(100 * y + 10 * x + j);  // what the heads replace
+      });
+      if (permute) shift(f, b, Axis::X, +1, true);
+      auto line = [&](int32_t x, int32_t y) { return rep == Axis::X ? y : x; };
+      b.for_each_line_head(rep, [&](int32_t x, int32_t y, float* t) {
+        for (int j = 0; j < 8; ++j) t[j] = float(1000 + 10 * line(x, y) + j);
+      });
+      b.for_each_line_head(rep, [&](int32_t, int32_t, float* t) {
+        for (int j = 0; j < 8; ++j) t[j] += 0.5f;
+      });
+      auto want = [&](int32_t x, int32_t y, int j) { return float(1000 + 10 * line(x, y) + j) + 0.5f; };
+      const TileBuf<float>& cb = b;
+      const Region l = b.local();
+      for (int32_t y = l.y0; y < l.y0 + l.h; ++y)
+        for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
+          for (int j = 0; j < 8; ++j) ASSERT_EQ(cb.tile(x, y)[j], want(x, y, j)) << what << " PE " << x << "," << y;
+      const std::vector<float> all = b.gather();
+      if (world_rank() == 0)
+        for (int32_t y = 0; y < 5; ++y)
+          for (int32_t x = 0; x < 7; ++x)
+            for (int j = 0; j < 8; ++j)
+              ASSERT_EQ(all[(size_t(y) * 7 + size_t(x)) * 8 + size_t(j)], want(x, y, j)) << what << " PE " << x << "," << y;
+      // Values the same on every PE, then doubled in place along the other axis.
+      b.for_each_line_head(rep, [&](int32_t, int32_t, float* t) {
+        for (int j = 0; j < 8; ++j) t[j] = float(j);
+      });
+      b.for_each_line_head(rep == Axis::X ? Axis::Y : Axis::X, [&](int32_t, int32_t, float* t) {
+        for (int j = 0; j < 8; ++j) t[j] *= 2.0f;
+      });
+      b.for_each_local([&](int32_t x, int32_t y, float* t) {
+        for (int j = 0; j < 8; ++j) ASSERT_EQ(t[j], float(2 * j)) << what << " PE " << x << "," << y;
+      });
+    }
+}
+
 // replicate_forward against tile-by-tile copies, on tiles in place and on tiles a local shift has
 // permuted (buffer swaps), for one tile and for runs of a local row (awkward 7 x 5 mesh).
 TEST(TileBufReplicate, MatchesPerTileCopiesInPlaceAndPermuted) {

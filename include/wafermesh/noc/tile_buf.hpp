@@ -1,6 +1,13 @@
 #pragma once
 // Per-PE tiles of one element type over a region: every PE of the region holds `elems` elements;
-// this rank stores the tiles of the PEs it owns, row-major. Creating a TileBuf charges its bytes
+// this rank stores the tiles of the PEs it owns, row-major.
+//
+// Line-replicated tiles (for_each_line_head): when every PE of each line along an axis holds the
+// same tile, only the first local PE of each line (its head) is written; the other PEs' storage is
+// brought up to date when something could read or write it other than through a const tile():
+// view() (every transfer, gather), for_each_local, a non-const tile() or local_tile(), and
+// replicate_forward. Until then a const tile() of any PE reads its line's head. The host keeps one
+// tile per line instead of copying it to every PE; what each PE holds is unchanged. Creating a TileBuf charges its bytes
 // to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
 // same order); destroying it gives them back.
 //
@@ -51,7 +58,7 @@ class TileBuf {
   TileBuf(TileBuf&& o) noexcept
       : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), wafer_bytes_(o.wafer_bytes_),
         name_(std::move(o.name_)), data_(std::move(o.data_)), slot_(std::move(o.slot_)),
-        permuted_(std::move(o.permuted_)), charged_(o.charged_) {
+        permuted_(std::move(o.permuted_)), charged_(o.charged_), heads_only_(o.heads_only_), heads_axis_(o.heads_axis_) {
     o.fabric_ = nullptr;
   }
   TileBuf& operator=(TileBuf&&) = delete;
@@ -67,39 +74,52 @@ class TileBuf {
 
   // The tile of local PE (x, y): `elems` elements.
   T* tile(int32_t x, int32_t y) { return local_tile(size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0)); }
-  const T* tile(int32_t x, int32_t y) const { return const_cast<TileBuf*>(this)->tile(x, y); }
+  const T* tile(int32_t x, int32_t y) const {
+    return local_tile(size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0));
+  }
   // The tile of the i-th local PE (row-major over local()).
-  T* local_tile(size_t i) { return data_.data() + (*permuted_ ? size_t(slot_[i]) : i) * elems_; }
-  const T* local_tile(size_t i) const { return const_cast<TileBuf*>(this)->local_tile(i); }
+  T* local_tile(size_t i) {
+    fill_lines();
+    return stored(i);
+  }
+  const T* local_tile(size_t i) const { return const_cast<TileBuf*>(this)->stored(holder(i)); }
+
+  // fn(x, y, T* tile) on the head of every local line along `rep` (its first local PE), whose tile
+  // then stands for every PE of the line: the caller has made every PE of a line hold the same
+  // values. fn may read the buffer's own tiles (const) at the head it is given.
+  template <class F>
+  void for_each_line_head(Axis rep, F&& fn) {
+    if (local_.empty()) return;
+    if (heads_only_ && heads_axis_ != rep) fill_lines();
+    const Region& l = local_;
+    if (rep == Axis::X) {
+      for (int32_t y = l.y0; y < l.y0 + l.h; ++y) fn(l.x0, y, stored(size_t(y - l.y0) * size_t(l.w)));
+    } else {
+      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) fn(x, l.y0, stored(size_t(x - l.x0)));
+    }
+    heads_only_ = true;
+    heads_axis_ = rep;
+  }
 
   // Copies the `unit` consecutive tiles (row-major over local()) that start at local PE (x, y) to
   // the (n - 1) x unit local PEs that follow them: n copies of the run in all (n >= 1). Bulk copies
   // of doubling length when the tiles sit in place (no moves have permuted them), else one copy
   // per tile.
   void replicate_forward(int32_t x, int32_t y, size_t n, size_t unit = 1) {
-    const size_t first = size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0);
-    if (!*permuted_) {
-      T* base = data_.data() + first * elems_;
-      const size_t run = unit * elems_;
-      for (size_t have = 1; have < n;) {
-        const size_t k = std::min(have, n - have);
-        std::memcpy(base + have * run, base, k * run * sizeof(T));
-        have += k;
-      }
-      return;
-    }
-    for (size_t i = unit; i < n * unit; ++i)
-      std::memcpy(local_tile(first + i), local_tile(first + i % unit), elems_ * sizeof(T));
+    fill_lines();
+    copy_forward(x, y, n, unit);
   }
 
   // f(x, y, T* tile) for every local PE, row-major.
   template <class F>
   void for_each_local(F&& f) {
+    fill_lines();
     for (int32_t y = local_.y0; y < local_.y0 + local_.h; ++y)
       for (int32_t x = local_.x0; x < local_.x0 + local_.w; ++x) f(x, y, tile(x, y));
   }
 
   TileView view() const {
+    fill_lines();
     return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, elems_ * sizeof(T),
             const_cast<uint32_t*>(slot_.data()), permuted_.get(), wafer_bytes_};
   }
@@ -123,6 +143,41 @@ class TileBuf {
   }
   static uint64_t by_type(const Fabric& f, size_t elems) { return uint64_t(elems) * wafer_elem_bytes<T>(f.params()); }
 
+  T* stored(size_t i) { return data_.data() + (*permuted_ ? size_t(slot_[i]) : i) * elems_; }
+  // The local PE whose storage holds local PE i's tile: its line's head while only heads are written.
+  size_t holder(size_t i) const {
+    if (!heads_only_) return i;
+    const size_t w = size_t(local_.w);
+    return heads_axis_ == Axis::X ? i / w * w : i % w;
+  }
+  // Every PE's storage brought up to date from its line's head (a no-op when it is).
+  void fill_lines() const {
+    if (!heads_only_) return;
+    TileBuf& me = *const_cast<TileBuf*>(this);
+    me.heads_only_ = false;
+    const Region& l = local_;
+    if (heads_axis_ == Axis::X) {
+      for (int32_t y = l.y0; y < l.y0 + l.h; ++y) me.copy_forward(l.x0, y, size_t(l.w));
+    } else {
+      me.copy_forward(l.x0, l.y0, size_t(l.h), size_t(l.w));
+    }
+  }
+  void copy_forward(int32_t x, int32_t y, size_t n, size_t unit = 1) {
+    const size_t first = size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0);
+    if (!*permuted_) {
+      T* base = data_.data() + first * elems_;
+      const size_t run = unit * elems_;
+      for (size_t have = 1; have < n;) {
+        const size_t k = std::min(have, n - have);
+        std::memcpy(base + have * run, base, k * run * sizeof(T));
+        have += k;
+      }
+      return;
+    }
+    for (size_t i = unit; i < n * unit; ++i)
+      std::memcpy(stored(first + i), stored(first + i % unit), elems_ * sizeof(T));
+  }
+
   Fabric* fabric_;
   Region region_, local_;
   size_t elems_;
@@ -133,6 +188,8 @@ class TileBuf {
   std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
   std::unique_ptr<bool> permuted_ = std::make_unique<bool>(false);  // slot_ differs from identity
   bool charged_ = true;
+  bool heads_only_ = false;   // only the heads of the lines along heads_axis_ are up to date
+  Axis heads_axis_ = Axis::X;
 };
 
 // SRAM held by data the caller stores in its own form (packed weights, caches): charged to every
