@@ -314,31 +314,30 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
     const float* kd = n > 0 ? m.token(x, y, 0) : nullptr;  // key blocks, m.token_floats apart
     const size_t tf = m.token_floats;
     std::fill(out, out + H * W, 0.0f);
+    if (n == 0) return;
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);  // real elements of the block
     for (int64_t e0 = 0; e0 < live;) {  // one run per key head inside the block
       const int64_t end = std::min(live, ((int64_t(c) * S + e0) / hd + 1) * hd - int64_t(c) * S);
-      // One sum per (group member j, token t), each over e in ascending order; four of them run
-      // side by side so their additions overlap (each sum's own order is unchanged).
-      const int64_t chains = G * n;
-      int64_t i = 0;
-      for (; i + 4 <= chains; i += 4) {
-        const float* qa[4];
-        const float* ka[4];
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int u = 0; u < 4; ++u) {
-          qa[u] = q + (i + u) / n * S;
-          ka[u] = kd + size_t((i + u) % n) * tf;
+      // One sum per (group member j, token t), each over e in ascending order; four tokens' sums
+      // run side by side so their additions overlap (each sum's own order is unchanged).
+      for (int64_t j = 0; j < G; ++j) {
+        const float* qa = q + j * S;
+        float* o = out + head_of(c, e0, j) * W;
+        int64_t t = 0;
+        for (; t + 4 <= n; t += 4) {
+          const float* ka[4];
+          float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          for (int u = 0; u < 4; ++u) ka[u] = kd + size_t(t + u) * tf;
+          for (int64_t e = e0; e < end; ++e)
+            for (int u = 0; u < 4; ++u) acc[u] += qa[e] * ka[u][e];
+          for (int u = 0; u < 4; ++u) o[t + u] = acc[u];
         }
-        for (int64_t e = e0; e < end; ++e)
-          for (int u = 0; u < 4; ++u) acc[u] += qa[u][e] * ka[u][e];
-        for (int u = 0; u < 4; ++u) out[head_of(c, e0, (i + u) / n) * W + (i + u) % n] = acc[u];
-      }
-      for (; i < chains; ++i) {
-        const float* qa = q + i / n * S;
-        const float* ka = kd + size_t(i % n) * tf;
-        float acc = 0.0f;
-        for (int64_t e = e0; e < end; ++e) acc += qa[e] * ka[e];
-        out[head_of(c, e0, i / n) * W + i % n] = acc;
+        for (; t < n; ++t) {
+          const float* ka = kd + size_t(t) * tf;
+          float acc = 0.0f;
+          for (int64_t e = e0; e < end; ++e) acc += qa[e] * ka[e];
+          o[t] = acc;
+        }
       }
       e0 = end;
     }
@@ -348,6 +347,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   const float scale = std::sqrt(static_cast<float>(hd));
   sc.for_each_local([&](int32_t, int32_t y, float* out) {
     const int64_t n = m.rows[size_t(y - R.y0)];
+    if (n == 0) return;
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) out[h * W + t] /= scale;
   });
@@ -358,6 +358,10 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   TileBuf<MaxFloat> mx(f, R, size_t(H), "softmax max", TileBuf<MaxFloat>::NoInit{});  // written below
   mx.for_each_local([&](int32_t x, int32_t y, MaxFloat* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
+    if (n == 0) {
+      std::fill(o, o + H, MaxFloat{-std::numeric_limits<float>::infinity()});
+      return;
+    }
     const float* s = sc.tile(x, y);
     for (int64_t h = 0; h < H; ++h) {
       float v = -std::numeric_limits<float>::infinity();
@@ -370,6 +374,10 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   TileBuf<float> sum(f, R, size_t(H), "softmax sum", TileBuf<float>::NoInit{});  // written below
   sum.for_each_local([&](int32_t x, int32_t y, float* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
+    if (n == 0) {
+      std::fill(o, o + H, 0.0f);
+      return;
+    }
     float* s = sc.tile(x, y);
     const MaxFloat* mm = mx.tile(x, y);
     for (int64_t h = 0; h < H; ++h) {
@@ -385,6 +393,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   m.sum_ar->run(sum);
   sc.for_each_local([&](int32_t x, int32_t y, float* s) {
     const int64_t n = m.rows[size_t(y - R.y0)];
+    if (n == 0) return;
     const float* su = sum.tile(x, y);
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) s[h * W + t] /= su[h];
@@ -400,6 +409,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
     const float* a = sc.tile(x, y);
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
     std::fill(out, out + G * S, 0.0f);
+    if (n == 0) return;
     const float* vd = n > 0 ? m.token(x, y, 0) + S : nullptr;  // value blocks, m.token_floats apart
     const int64_t tf = int64_t(m.token_floats);
     for (int64_t j = 0; j < G; ++j) {
