@@ -31,6 +31,21 @@ std::vector<int8_t> int8s(int64_t n, uint32_t seed) {
   return v;
 }
 std::vector<float> floats(int64_t n, uint32_t seed) { return random_floats(n, seed, -1.0f, 1.0f); }
+// A P x P GEMV at (1, 2), and its name in failure messages.
+GemvSpec spec_of(int32_t P, int64_t M, int64_t K, Axis ax, AllreduceAlgo algo) {
+  GemvSpec s;
+  s.P = P;
+  s.origin = {1, 2};
+  s.M = M;
+  s.K = K;
+  s.reduce_axis = ax;
+  s.allreduce.algo = algo;
+  return s;
+}
+std::string name_of(const GemvSpec& s) {
+  return std::string(allreduce_algo_name(s.allreduce.algo)) + " P=" + std::to_string(s.P) + " " + std::to_string(s.M) +
+         "x" + std::to_string(s.K) + (s.reduce_axis == Axis::X ? " X" : " Y");
+}
 }  // namespace
 
 TEST(MeshGemv, TernaryIsExactForEveryAllreduceAxisAndShape) {
@@ -41,20 +56,13 @@ TEST(MeshGemv, TernaryIsExactForEveryAllreduceAxisAndShape) {
     for (Shape sh : {Shape{1, 1}, Shape{7, 11}, Shape{65, 130}, Shape{13, 200}})
       for (Axis ax : {Axis::X, Axis::Y})
         for (AllreduceAlgo algo : {AllreduceAlgo::pipeline, AllreduceAlgo::ring, AllreduceAlgo::ktree}) {
-          GemvSpec s;
-          s.P = P;
-          s.origin = {1, 2};
-          s.M = sh.M;
-          s.K = sh.K;
-          s.reduce_axis = ax;
-          s.allreduce.algo = algo;
+          const GemvSpec s = spec_of(P, sh.M, sh.K, ax, algo);
           const auto W = ternary(s.M * s.K, 5), x = int8s(s.K, 6);
           MeshGemvTernary g(f, s, W.data());
           std::vector<int32_t> y(size_t(s.M), -1);
           const GemvReport rep = g.run(x.data(), y.data());
           if (world_rank() != 0) continue;
-          const std::string what = std::string(allreduce_algo_name(algo)) + " P=" + std::to_string(P) + " " +
-                                   std::to_string(s.M) + "x" + std::to_string(s.K) + (ax == Axis::X ? " X" : " Y");
+          const std::string what = name_of(s);
           for (int64_t i = 0; i < s.M; ++i) {
             int32_t want = 0;
             for (int64_t k = 0; k < s.K; ++k) want += int32_t(W[size_t(i * s.K + k)]) * int32_t(x[size_t(k)]);
@@ -197,13 +205,7 @@ TEST(MeshGemv, LineSumsAreTheRunTilesBlocksWithItsFigures) {
     for (Shape sh : {Shape{7, 11}, Shape{65, 130}})
       for (Axis ax : {Axis::X, Axis::Y})
         for (AllreduceAlgo algo : {AllreduceAlgo::pipeline, AllreduceAlgo::ring, AllreduceAlgo::ktree}) {
-          GemvSpec s;
-          s.P = P;
-          s.origin = {1, 2};
-          s.M = sh.M;
-          s.K = sh.K;
-          s.reduce_axis = ax;
-          s.allreduce.algo = algo;
+          GemvSpec s = spec_of(P, sh.M, sh.K, ax, algo);
           s.report = false;
           const int64_t kt = (s.K + P - 1) / P, mt = (s.M + P - 1) / P;
           const Region R{1, 2, P, P};
@@ -211,8 +213,7 @@ TEST(MeshGemv, LineSumsAreTheRunTilesBlocksWithItsFigures) {
           Fabric fa(MPI_COMM_WORLD, mp), fb(MPI_COMM_WORLD, mp);
           MeshGemvTernary ga(fa, s, W.data()), gb(fb, s, W.data());
           ASSERT_TRUE(gb.has_line_sums());
-          const std::string what = std::string(allreduce_algo_name(algo)) + " P=" + std::to_string(P) + " " +
-                                   std::to_string(s.M) + "x" + std::to_string(s.K) + (ax == Axis::X ? " X" : " Y");
+          const std::string what = name_of(s);
           for (uint32_t seed : {8u, 9u}) {
             const auto x = int8s(s.K, seed);
             auto x_tiles = [&](Fabric& f) {
