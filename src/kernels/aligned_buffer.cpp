@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
+#include <list>
 #include <map>
 #include <mutex>
 
@@ -27,14 +29,50 @@ std::size_t mapped_size(std::size_t bytes) {
   return bytes >= kHugePage ? huge_rounded(bytes) : (bytes + kMidUnit - 1) / kMidUnit * kMidUnit;
 }
 
-// Mappings given back, kept for the next request of the same size (up to kKeptBytes in all).
+// Mappings given back, kept for the next request of the same size: up to kKeptBytes in all, the
+// ones given back longest ago returned to the system first (a placement's temporaries would
+// otherwise fill the cache for good, and every decode step's scratch tiles would fault their pages
+// in again).
 struct KeptMappings {
   static constexpr std::size_t kKeptBytes = std::size_t(1) << 30;
+  struct Entry {
+    std::size_t size;
+    void* p;
+  };
   std::mutex m;
-  std::multimap<std::size_t, void*> kept;  // rounded size -> mapping
+  std::list<Entry> order;                                          // oldest first
+  std::multimap<std::size_t, std::list<Entry>::iterator> by_size;  // rounded size -> entry
   std::size_t bytes = 0;
+  // A kept mapping of `size` (taken out of the cache), or nullptr.
+  void* take(std::size_t size) {
+    const auto it = by_size.find(size);
+    if (it == by_size.end()) return nullptr;
+    void* p = it->second->p;
+    order.erase(it->second);
+    by_size.erase(it);
+    bytes -= size;
+    return p;
+  }
+  // Keeps p, giving back the oldest mappings while the cache would exceed kKeptBytes. False when
+  // p alone exceeds it (the caller gives it back).
+  bool keep(std::size_t size, void* p) {
+    if (size > kKeptBytes) return false;
+    while (bytes + size > kKeptBytes) {
+      const Entry old = order.front();
+      auto [lo, hi] = by_size.equal_range(old.size);
+      while (lo != hi && lo->second != order.begin()) ++lo;
+      by_size.erase(lo);
+      order.pop_front();
+      bytes -= old.size;
+      munmap(old.p, old.size);
+    }
+    order.push_back({size, p});
+    by_size.emplace(size, std::prev(order.end()));
+    bytes += size;
+    return true;
+  }
   ~KeptMappings() {
-    for (auto& [size, p] : kept) munmap(p, size);
+    for (const Entry& e : order) munmap(e.p, e.size);
   }
 };
 KeptMappings& kept_mappings() {
@@ -51,13 +89,7 @@ void* map_block(std::size_t bytes) {
   {
     KeptMappings& k = kept_mappings();
     std::lock_guard<std::mutex> lock(k.m);
-    const auto it = k.kept.find(size);
-    if (it != k.kept.end()) {
-      void* p = it->second;
-      k.kept.erase(it);
-      k.bytes -= size;
-      return p;
-    }
+    if (void* p = k.take(size)) return p;
   }
   if (size < kHugePage) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -82,13 +114,9 @@ void unmap_block(void* p, std::size_t bytes) noexcept {
   KeptMappings& k = kept_mappings();
   {
     std::lock_guard<std::mutex> lock(k.m);
-    if (k.bytes + size <= KeptMappings::kKeptBytes) {
-      try {
-        k.kept.emplace(size, p);
-        k.bytes += size;
-        return;
-      } catch (...) {  // no room to remember it: give it back
-      }
+    try {
+      if (k.keep(size, p)) return;
+    } catch (...) {  // no room to remember it: give it back
     }
   }
   munmap(p, size);
