@@ -7,7 +7,9 @@
 // brought up to date when something could read or write it other than through a const tile():
 // view() (every transfer, gather), for_each_local, a non-const tile() or local_tile(), and
 // replicate_forward. Until then a const tile() of any PE reads its line's head. The host keeps one
-// tile per line instead of copying it to every PE; what each PE holds is unchanged. Creating a TileBuf charges its bytes
+// tile per line instead of copying it to every PE; what each PE holds is unchanged. The copying
+// is not thread-safe: threads that share such a buffer read it through const tiles (or call
+// view() before they start). Creating a TileBuf charges its bytes
 // to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
 // same order); destroying it gives them back.
 //
