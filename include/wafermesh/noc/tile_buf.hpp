@@ -1,17 +1,16 @@
 #pragma once
 // Per-PE tiles of one element type over a region: every PE of the region holds `elems` elements;
-// this rank stores the tiles of the PEs it owns, row-major.
+// this rank stores the tiles of the PEs it owns, row-major. Creating a TileBuf charges its bytes
+// to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
+// same order); destroying it gives them back.
 //
 // Line-replicated tiles (for_each_line_head): when every PE of each line along an axis holds the
 // same tile, only the first local PE of each line (its head) is written; the other PEs' storage is
 // brought up to date when something could read or write it other than through a const tile():
-// view() (every transfer, gather), for_each_local, a non-const tile() or local_tile(), and
-// replicate_forward. Until then a const tile() of any PE reads its line's head. The host keeps one
-// tile per line instead of copying it to every PE; what each PE holds is unchanged. The copying
-// is not thread-safe: threads that share such a buffer read it through const tiles (or call
-// view() before they start). Creating a TileBuf charges its bytes
-// to the SRAM of every PE of the region (collective: every rank creates the same buffers in the
-// same order); destroying it gives them back.
+// view() (every transfer, gather), for_each_local, a non-const tile() or local_tile(). Until then a
+// const tile() of any PE reads its line's head. The host keeps one tile per line instead of
+// copying it to every PE; what each PE holds is unchanged. The copying is not thread-safe: threads
+// that share such a buffer read it through const tiles (or call view() before they start).
 //
 // The bytes charged, and moved over the wire by the plans built with bytes_per_pe(), are the
 // tile's bytes on the wafer, fixed at construction: elems x wafer_elem_bytes<T> (wafer_data.hpp:
@@ -103,15 +102,6 @@ class TileBuf {
     heads_axis_ = rep;
   }
 
-  // Copies the `unit` consecutive tiles (row-major over local()) that start at local PE (x, y) to
-  // the (n - 1) x unit local PEs that follow them: n copies of the run in all (n >= 1). Bulk copies
-  // of doubling length when the tiles sit in place (no moves have permuted them), else one copy
-  // per tile.
-  void replicate_forward(int32_t x, int32_t y, size_t n, size_t unit = 1) {
-    fill_lines();
-    copy_forward(x, y, n, unit);
-  }
-
   // f(x, y, T* tile) for every local PE, row-major.
   template <class F>
   void for_each_local(F&& f) {
@@ -164,6 +154,10 @@ class TileBuf {
       me.copy_forward(l.x0, l.y0, size_t(l.h), size_t(l.w));
     }
   }
+  // Copies the `unit` consecutive tiles (row-major over local()) that start at local PE (x, y) to
+  // the (n - 1) x unit local PEs that follow them: n copies of the run in all (n >= 1). Bulk copies
+  // of doubling length when the tiles sit in place (no moves have permuted them), else one copy
+  // per tile.
   void copy_forward(int32_t x, int32_t y, size_t n, size_t unit = 1) {
     const size_t first = size_t(y - local_.y0) * size_t(local_.w) + size_t(x - local_.x0);
     if (!*permuted_) {
