@@ -137,9 +137,10 @@ struct MeshGemvTernary::Impl {
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
   // The fused GEMV of the local blocks: (local lines, mt) partial sums of x's local blocks.
   std::vector<int32_t> local_partials(const TileBuf<int8_t>& xt) const;
-  // With fused_sum: the line sums into `sums` (every line's, on every rank sharing it) and the
+  // With fused_sum, the whole GEMV but the y tiles: the local blocks' partials, every PE charged
+  // its block, the line sums into `sums` (every line's, on every rank sharing it) and the
   // allreduce's steps for their figures.
-  void sum_lines();
+  void fused_gemv(const TileBuf<int8_t>& xt);
 };
 
 std::vector<int32_t> MeshGemvTernary::Impl::local_partials(const TileBuf<int8_t>& xt) const {
@@ -158,7 +159,13 @@ std::vector<int32_t> MeshGemvTernary::Impl::local_partials(const TileBuf<int8_t>
   return ys;
 }
 
-void MeshGemvTernary::Impl::sum_lines() {
+void MeshGemvTernary::Impl::fused_gemv(const TileBuf<int8_t>& xt) {
+  std::fill(sums.begin(), sums.end(), 0);
+  if (!local.empty()) {
+    const std::vector<int32_t> ys = local_partials(xt);
+    std::copy(ys.begin(), ys.end(), sums.begin() + int64_t(line0) * L.mt);
+  }
+  f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
   // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
   // sums, exchanged once per GEMV among the ranks sharing lines; the allreduce's steps run for
   // their clocks and counters only, so every figure is what run() would give.
@@ -234,29 +241,24 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   if (!(xt.region() == L.R) || xt.elems() != size_t(L.kt)) throw std::logic_error("x tiles do not match the GEMV");
   std::optional<RunWindow> win = open_window(f, L, rep);
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<int32_t>::NoInit{});  // every tile written below
-  if (!m.local.empty()) {
-    const bool ax = L.along_x();
-    const std::vector<int32_t> ys = m.local_partials(xt);
-    if (!m.fused_sum) {
+  if (m.fused_sum) {
+    m.fused_gemv(xt);
+    yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
+      const int64_t line = line_of(px, py);
+      std::copy(m.sums.begin() + line * L.mt, m.sums.begin() + (line + 1) * L.mt, t);
+    });
+  } else {
+    if (!m.local.empty()) {
+      const bool ax = L.along_x();
+      const std::vector<int32_t> ys = m.local_partials(xt);
       yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
         const int32_t line = (ax ? L.r(py) : L.c(px)) - m.line0;
         const bool first = ax ? px == m.local.x0 : py == m.local.y0;
         if (first) std::copy(ys.begin() + int64_t(line) * L.mt, ys.begin() + int64_t(line + 1) * L.mt, t);
         else std::fill(t, t + L.mt, 0);
       });
-    } else {
-      std::copy(ys.begin(), ys.end(), m.sums.begin() + int64_t(m.line0) * L.mt);
     }
-  }
-  f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
-  if (m.fused_sum) {
-    m.sum_lines();
-    yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
-      const int64_t line = line_of(px, py);
-      std::copy(m.sums.begin() + line * L.mt, m.sums.begin() + (line + 1) * L.mt, t);
-    });
-    std::fill(m.sums.begin(), m.sums.end(), 0);
-  } else {
+    f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
     m.root = m.ar->run(yt);
   }
   if (rep) *rep = gemv_report(*win, m.root);
@@ -280,13 +282,7 @@ MeshGemvTernary::LineSums MeshGemvTernary::run_line_sums(const TileBuf<int8_t>& 
   std::optional<RunWindow> win = open_window(f, L, nullptr);
   // run_tiles' y tiles, on the wafer (the bytes and the text of an overflow are theirs).
   SramCharge tiles(f, L.R, uint64_t(L.mt) * wafer_elem_bytes<int32_t>(f.params()), "tile buffer 'y partial sums'");
-  std::fill(m.sums.begin(), m.sums.end(), 0);
-  if (!m.local.empty()) {
-    const std::vector<int32_t> ys = m.local_partials(xt);
-    std::copy(ys.begin(), ys.end(), m.sums.begin() + int64_t(m.line0) * L.mt);
-  }
-  f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
-  m.sum_lines();
+  m.fused_gemv(xt);
   if (win) win->finish();
   return {m.sums.data(), std::move(tiles)};
 }
