@@ -2,9 +2,12 @@
 # A single-node SLURM cluster on this machine, in a temporary directory (sourced by test_slurm.sh).
 #   slurm_up DIR     writes DIR/slurm.conf, starts munged, slurmctld and slurmd (as root), waits
 #                    until the node is idle, exports SLURM_CONF; returns non-zero with a reason
+#                    (and the daemons' last log lines) within about 90 s
 #   slurm_down       stops the daemons it started (by pid) and waits for them
-# Debian 12 packages: slurm-wlm (slurmctld, slurmd, client), munge. Ports are picked per run so
-# that a system SLURM on the default ports is left alone.
+# Debian 12 packages: slurm-wlm (slurmctld, slurmd, client), munge. Ports are picked per run, free
+# and below the kernel's ephemeral range, so that neither a system SLURM on the default ports nor
+# an outgoing connection holds them. Every client command runs under `timeout`: a client that
+# cannot reach slurmctld retries for about 10 s per call.
 set -u
 
 slurm_pids=()
@@ -13,8 +16,11 @@ slurm_down() {
   local i p
   # Jobs first, so that no step outlives its slurmd.
   if [ -n "${SLURM_CONF:-}" ] && [ ${#slurm_pids[@]} -gt 0 ]; then
-    scancel --full --quiet --user=root 2>/dev/null
-    for _ in $(seq 50); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.1; done
+    timeout 10 scancel --full --quiet --user=root 2>/dev/null
+    local until=$((SECONDS + 10))
+    while [ $SECONDS -lt $until ]; do
+      [ -z "$(timeout 5 squeue -h 2>/dev/null || echo unreachable)" ] && break; sleep 0.1
+    done
   fi
   # Last started first: slurmd, slurmctld, munged.
   for (( i=${#slurm_pids[@]}-1; i>=0; i-- )); do
@@ -54,7 +60,7 @@ slurm_up() {
   # The node as slurmd sees it (CPUs, sockets, cores, memory).
   node=$(hostname -s)
   line=$(slurmd -C | head -1 | sed 's/^NodeName=[^ ]*//')
-  port=$(( 20000 + RANDOM % 20000 ))
+  port=$(slurm_free_port) || { echo "slurm_up: no free pair of ports in 20000-32000"; return 1; }
   cat >"$dir/slurm.conf" <<CONF
 ClusterName=wmtest
 SlurmctldHost=$node(127.0.0.1)
@@ -95,12 +101,33 @@ CONF
   slurm_pids+=($!)
   slurmd -D -f "$dir/slurm.conf" -N "$node" >"$dir/log/slurmd.out" 2>&1 &
   slurm_pids+=($!)
-  local state=""
-  for _ in $(seq 300); do
-    state=$(sinfo -h -N -o %t 2>/dev/null | head -1)
+  local state="" ctld=${slurm_pids[-2]} sd=${slurm_pids[-1]} until=$((SECONDS + 60))
+  while [ $SECONDS -lt $until ]; do
+    kill -0 "$ctld" 2>/dev/null || { echo "slurm_up: slurmctld exited: $(slurm_logs "$dir")"; return 1; }
+    kill -0 "$sd" 2>/dev/null || { echo "slurm_up: slurmd exited: $(slurm_logs "$dir")"; return 1; }
+    state=$(timeout 5 sinfo -h -N -o %t 2>/dev/null | head -1)
     [ "$state" = idle ] && return 0
     sleep 0.2
   done
-  echo "slurm_up: node not idle after 60 s (state '$state'): $(tail -3 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" 2>/dev/null)"
+  echo "slurm_up: node not idle after 60 s (state '$state', port $port): $(slurm_logs "$dir")"
   return 1
+}
+
+# A port P with P and P+1 free for listening, in 20000-32000 (below the ephemeral range).
+slurm_free_port() {
+  local p used
+  used=$(ss -Htan 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}')
+  for _ in $(seq 100); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    grep -qx -e "$p" -e "$((p + 1))" <<<"$used" || { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# The last lines the daemons wrote, on one line each.
+slurm_logs() {
+  local f
+  for f in "$1"/log/slurmctld.out "$1"/log/slurmctld.log "$1"/log/slurmd.out "$1"/log/slurmd.log; do
+    [ -s "$f" ] && printf ' [%s] %s' "$(basename "$f")" "$(tail -3 "$f" | tr '\n' ' ')"
+  done
 }
