@@ -344,8 +344,11 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   });
   charge_rows(uint64_t(G * S), Work::fp);
   m.score_ar->run(sc);
+  // From here on every PE of a row holds the same scores (and, after their allreduces along the
+  // columns, every PE the same maxima and sums): what each PE computes from them is computed once
+  // per row, at the row's head (TileBuf::for_each_line_head), and charged to every PE.
   const float scale = std::sqrt(static_cast<float>(hd));
-  sc.for_each_local([&](int32_t, int32_t y, float* out) {
+  sc.for_each_line_head(Axis::X, [&](int32_t, int32_t y, float* out) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     if (n == 0) return;
     for (int64_t h = 0; h < H; ++h)
@@ -362,7 +365,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       std::fill(o, o + H, MaxFloat{-std::numeric_limits<float>::infinity()});
       return;
     }
-    const float* s = sc.tile(x, y);
+    const float* s = std::as_const(sc).tile(x, y);
     for (int64_t h = 0; h < H; ++h) {
       float v = -std::numeric_limits<float>::infinity();
       for (int64_t t = 0; t < n; ++t) v = std::max(v, s[h * W + t]);
@@ -371,30 +374,28 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   });
   charge_rows(uint64_t(H), Work::elem);
   m.max_ar->run(mx);
+  sc.for_each_line_head(Axis::X, [&](int32_t x, int32_t y, float* s) {
+    const int64_t n = m.rows[size_t(y - R.y0)];
+    const MaxFloat* mm = std::as_const(mx).tile(x, y);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < n; ++t) s[h * W + t] = std::exp(s[h * W + t] - mm[h].v);
+  });
   TileBuf<float> sum(f, R, size_t(H), "softmax sum", TileBuf<float>::NoInit{});  // written below
   sum.for_each_local([&](int32_t x, int32_t y, float* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
-    if (n == 0) {
-      std::fill(o, o + H, 0.0f);
-      return;
-    }
-    float* s = sc.tile(x, y);
-    const MaxFloat* mm = mx.tile(x, y);
+    const float* s = std::as_const(sc).tile(x, y);
     for (int64_t h = 0; h < H; ++h) {
       float acc = 0.0f;
-      for (int64_t t = 0; t < n; ++t) {
-        s[h * W + t] = std::exp(s[h * W + t] - mm[h].v);
-        acc += s[h * W + t];
-      }
+      for (int64_t t = 0; t < n; ++t) acc += s[h * W + t];
       o[h] = acc;
     }
   });
   charge_rows(uint64_t(2 * H), Work::elem);
   m.sum_ar->run(sum);
-  sc.for_each_local([&](int32_t x, int32_t y, float* s) {
+  sc.for_each_line_head(Axis::X, [&](int32_t x, int32_t y, float* s) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     if (n == 0) return;
-    const float* su = sum.tile(x, y);
+    const float* su = std::as_const(sum).tile(x, y);
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < n; ++t) s[h * W + t] /= su[h];
   });
@@ -406,7 +407,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   o.for_each_local([&](int32_t x, int32_t y, float* out) {
     const int32_t c = x - R.x0;
     const int64_t n = m.rows[size_t(y - R.y0)];
-    const float* a = sc.tile(x, y);
+    const float* a = std::as_const(sc).tile(x, y);
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
     std::fill(out, out + G * S, 0.0f);
     if (n == 0) return;

@@ -145,19 +145,29 @@ void Fabric::add_region_ops(const Region& r, uint64_t ops_each, Work w) {
   const Region l = r.intersect(block_);
   if (l.empty() || ops_each == 0) return;
   work_.ops.of(w) += ops_each * uint64_t(l.size());
-  for (OpsRegion& m : ops_regions_)
+  // Regions recur: a model's layer regions, and the strips of PEs at one position of every line that
+  // the allreduces' adders are (nearly every position of the line, per axis and region, under
+  // ktree). They stay pending, found through an open-addressing table, until the per-PE counts are
+  // read or the list is full.
+  const uint64_t h = (uint64_t(uint32_t(l.x0)) * 0x9E3779B97F4A7C15ull) ^ (uint64_t(uint32_t(l.y0)) * 0xC2B2AE3D27D4EB4Full) ^
+                     (uint64_t(uint32_t(l.w)) * 0x165667B19E3779F9ull) ^ (uint64_t(uint32_t(l.h)) * 0x27D4EB2F165667C5ull);
+  if (ops_slot_.empty()) ops_slot_.assign(kOpsSlots, -1);
+  if (ops_regions_.size() >= kOpsSlots / 2) settle_region_ops();  // full: settle all, start a new list
+  for (size_t k = size_t(h >> 40) & (kOpsSlots - 1);; k = (k + 1) & (kOpsSlots - 1)) {
+    const int32_t at = ops_slot_[k];
+    if (at < 0) {
+      OpCounts each;
+      each.of(w) = ops_each;
+      ops_slot_[k] = int32_t(ops_regions_.size());
+      ops_regions_.push_back({l, each});
+      return;
+    }
+    OpsRegion& m = ops_regions_[size_t(at)];
     if (m.local == l) {
       m.each.of(w) += ops_each;
       return;
     }
-  // Regions recur: a model's layer regions, and the strips of PEs at one position of every line that
-  // the allreduces' adders are (two dozen positions per axis and region under ktree). Enough are kept
-  // that a decode step's strips stay pending across steps; a scan of the list costs less than one
-  // settled strip.
-  if (ops_regions_.size() >= 256) settle_region_ops();
-  OpCounts each;
-  each.of(w) = ops_each;
-  ops_regions_.push_back({l, each});
+  }
 }
 
 void Fabric::settle_region_ops() const {
@@ -167,6 +177,7 @@ void Fabric::settle_region_ops() const {
       for (int32_t x = 0; x < m.local.w; ++x) row[x] += m.each;
     }
   ops_regions_.clear();
+  if (!ops_slot_.empty()) std::fill(ops_slot_.begin(), ops_slot_.end(), -1);
 }
 
 Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {

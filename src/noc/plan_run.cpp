@@ -334,6 +334,16 @@ void Fabric::spill_deferred(Compiled& c) {
 
 // ---------------------------------------------------------------- executing steps
 void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, Sync sync, Depart depart) {
+  check_views(p, src, dst);
+  run(p, &src, &dst, sync, depart);
+}
+
+void Fabric::execute_remote(TransferPlan& p, const TileView& src, const TileView& dst, Sync sync, Depart depart) {
+  check_views(p, src, dst);
+  run(p, &src, &dst, sync, depart, false);
+}
+
+void Fabric::check_views(const TransferPlan& p, const TileView& src, const TileView& dst) const {
   if (!p.c_ || p.fabric_ != this) throw std::logic_error("plan " + p.name() + " belongs to another fabric");
   if (src.charged_bytes() != p.c_->tile_bytes || dst.charged_bytes() != p.c_->tile_bytes ||
       src.tile_bytes != dst.tile_bytes)
@@ -341,7 +351,6 @@ void Fabric::execute(TransferPlan& p, const TileView& src, const TileView& dst, 
                            "-byte tiles, buffers hold " + std::to_string(src.charged_bytes()) + "/" +
                            std::to_string(dst.charged_bytes()) + " (host " + std::to_string(src.tile_bytes) + "/" +
                            std::to_string(dst.tile_bytes) + ")");
-  run(p, &src, &dst, sync, depart);
 }
 
 void Fabric::configure_routes(TransferPlan& p) {
@@ -354,7 +363,8 @@ void Fabric::execute_timing(TransferPlan& p, Sync sync, Depart depart) {
   run(p, nullptr, nullptr, sync, depart);
 }
 
-void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart) {
+void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart,
+                 bool local_moves) {
   activate_routes(p);  // may rebuild the plan with software relays
   Compiled& c = *p.c_;
   const bool data = src != nullptr;
@@ -429,8 +439,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   // that arrive. (Small tiles move as cheaply as their slot numbers, and staying in PE order keeps
   // the buffer's own sweeps over its PEs sequential.) If the buffers alias otherwise, every
   // source is read before any destination is written.
-  const bool by_slot = data && tb > 16 && src->base == dst->base && src->slot != nullptr && src->slot == dst->slot &&
-                       c.permutes;
+  const bool by_slot = data && local_moves && tb > 16 && src->base == dst->base && src->slot != nullptr &&
+                       src->slot == dst->slot && c.permutes;
   if (by_slot) {
     if (src->permuted) *src->permuted = true;  // the table held the identity until now
     uint32_t* const slot = src->slot;
@@ -448,7 +458,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
       for (int64_t j = 0; j < sp.n; ++j) slot[sp.b + j * sp.bs] = moved[sp.k + size_t(j)];
     });
     ts = td = Tiles(*src);
-  } else if (data && nl > 0) {
+  } else if (data && local_moves && nl > 0) {
     std::byte* staging = nullptr;
     if (src->base == dst->base && !c.moves_disjoint) {
       staging_.resize(nl * tb);

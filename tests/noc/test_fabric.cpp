@@ -243,6 +243,47 @@ TEST(FabricHand, StreamingReductionPaysTheWireOnceAtTheRoot) {
   }
 }
 
+// Operation counts charged to regions stay pending per distinct region (strips of the allreduces'
+// adders recur thousands of times) and are added to the PEs when read. More distinct regions than
+// the pending list holds (4,096), each charged several times with several kinds of work, interleaved
+// with reads: every PE's counts equal the sums a plain loop gives.
+TEST(FabricOps, PendingRegionChargesSumToEveryPe) {
+  const int W = 37, H = 29;
+  Fabric f(MPI_COMM_WORLD, small_machine(W, H));
+  std::vector<OpCounts> want(size_t(W * H));
+  auto charge = [&](Region r, uint64_t ops, Work w) {
+    f.charge_compute(r, ops, w);
+    for (int32_t y = r.y0; y < r.y0 + r.h; ++y)
+      for (int32_t x = r.x0; x < r.x0 + r.w; ++x) want[size_t(y * W + x)].of(w) += ops;
+  };
+  auto check = [&](const std::string& when) {
+    const auto all = f.gather_counters(f.mesh().full());
+    if (world_rank() != 0) return;
+    size_t bad = 0;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (!(all[i].ops == want[i]) && bad++ < 3)
+        ADD_FAILURE() << when << ": PE " << i << " ops " << all[i].ops.fp_macs << "/" << all[i].ops.elem_ops << "/"
+                      << all[i].ops.int_ops << ", want " << want[i].fp_macs << "/" << want[i].elem_ops << "/"
+                      << want[i].int_ops;
+    EXPECT_EQ(bad, 0u) << when;
+  };
+  for (int round = 0; round < 3; ++round) {
+    for (int32_t y = 0; y < H; ++y)  // 1,073 single PEs, then 2,146 rows and columns of every length
+      for (int32_t x = 0; x < W; ++x) charge(Region{x, y, 1, 1}, uint64_t(1 + round), Work::fp);
+    for (int32_t y = 0; y < H; ++y)
+      for (int32_t w = 1; w <= W; ++w) charge(Region{0, y, w, 1}, 2, round == 1 ? Work::elem : Work::integer);
+    for (int32_t x = 0; x < W; ++x)
+      for (int32_t h = 1; h <= H; ++h) charge(Region{x, H - h, 1, h}, 3, Work::elem);
+    if (round != 1)  // 1,044 pairs: 4,264 distinct regions in this round
+      for (int32_t y = 0; y < H; ++y)
+        for (int32_t x = 0; x + 1 < W; ++x) charge(Region{x, y, 2, 1}, 11, Work::integer);
+    charge(Region{3, 2, 20, 11}, 5, Work::fp);  // a block again and again
+    charge(Region{3, 2, 20, 11}, 7, Work::fp);
+    if (round == 1) check("after round 1");
+  }
+  check("at the end");
+}
+
 TEST(FabricLimits, SramOverflowNamesPeNeedAndLimitOnEveryRank) {
   MachineParams mp = small_machine(6, 4);
   mp.sram_bytes = 1000;

@@ -116,17 +116,20 @@ class LineAllreduce {
   }
 
  private:
-  struct Side {                 // one chain step on one side of every group
+  struct Add {  // the PEs at line position `to` add the tile of those at `from`
+    int32_t from, to;
+  };
+  struct Side {         // one chain step on one side of every group
     TransferPlan plan;
-    std::vector<int32_t> adders;  // receivers that add at once (roots add at the end)
+    std::vector<Add> adders;  // receivers that add at once (roots add at the end)
   };
   struct Step {
     std::vector<Side> sides;  // left and/or right
   };
   struct Level {
     std::vector<Step> steps;
-    std::vector<int32_t> roots_left, roots_right;  // roots that received from that side
-    std::vector<int32_t> roots;                    // roots that received at all
+    std::vector<Add> roots_left, roots_right;  // roots that received from that side, and from whom
+    std::vector<int32_t> roots;                // roots that received at all
   };
 
   // What determines the routes: algorithm, shape of the tree, region, axis.
@@ -166,7 +169,7 @@ class LineAllreduce {
             const int32_t from = side == 0 ? g.members[s] : g.members[n - 1 - s];
             const int32_t to = side == 0 ? g.members[s + 1] : g.members[n - 2 - s];
             hops = std::max<uint64_t>(hops, uint64_t(std::abs(to - from)));
-            if (to != g.members[g.root]) sd.adders.push_back(to);
+            if (to != g.members[g.root]) sd.adders.push_back({from, to});
             t.push_back({from, to, uint32_t(t.size()), 1});
           }
           if (hops == 0) continue;
@@ -186,8 +189,8 @@ class LineAllreduce {
         lv.steps.push_back(std::move(st));
       }
       for (const TreeGroup& g : groups) {
-        if (g.root > 0) lv.roots_left.push_back(g.members[g.root]);
-        if (g.root + 1 < g.members.size()) lv.roots_right.push_back(g.members[g.root]);
+        if (g.root > 0) lv.roots_left.push_back({g.members[g.root - 1], g.members[g.root]});
+        if (g.root + 1 < g.members.size()) lv.roots_right.push_back({g.members[g.root + 1], g.members[g.root]});
         if (g.members.size() > 1) lv.roots.push_back(g.members[g.root]);
       }
       levels_.push_back(std::move(lv));
@@ -203,19 +206,30 @@ class LineAllreduce {
     }
   }
 
-  // buf == nullptr: charge only (run_timing). Every PE at position `pos` of its line adds.
-  void add_into(TileBuf<T>* buf, const TileBuf<T>& in, int32_t pos) {
-    const Region strip = axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1};
+  // Every PE at line position a.to adds the tile its line's PE at a.from sent it: read where it
+  // lies when the sender is on this rank (the step moved only the tiles crossing ranks, into `in`),
+  // else from `in`. buf == nullptr: charge only (run_timing).
+  void add_into(TileBuf<T>* buf, const TileBuf<T>& in, Add a) {
+    const Region strip = line_strip(a.to);
     const Region mine = strip.intersect(f_.block());
-    if (buf)
+    if (buf && !mine.empty()) {
+      const Region from = line_strip(a.from).intersect(f_.block());
+      const bool here = !from.empty();  // the sender's strip is on this rank (blocks are rectangles)
+      const int32_t dx = axis_ == Axis::X ? a.from - a.to : 0, dy = axis_ == Axis::Y ? a.from - a.to : 0;
+      const TileBuf<T>& cb = *buf;
       for (int32_t y = mine.y0; y < mine.y0 + mine.h; ++y)
         for (int32_t x = mine.x0; x < mine.x0 + mine.w; ++x) {
-          const T* a = in.tile(x, y);
+          const T* s = here ? cb.tile(x + dx, y + dy) : in.tile(x, y);
           T* b = buf->tile(x, y);
-          for (size_t k = 0; k < elems_; ++k) b[k] = a[k] + b[k];
+          for (size_t k = 0; k < elems_; ++k) b[k] = s[k] + b[k];
         }
+    }
     if (f_.cost().stream_reductions) f_.charge_stream_add(strip, elems_, work_of<T>());
     else f_.charge_compute(strip, elems_, work_of<T>());
+  }
+  // The PEs at position `pos` of every line.
+  Region line_strip(int32_t pos) const {
+    return axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1};
   }
 
   template <bool Data>
@@ -225,24 +239,36 @@ class LineAllreduce {
       for (Step& st : lv.steps)
         for (Side& sd : st.sides) {
           TileBuf<T>& in = side_of_[si++] == 0 ? *in_left_ : *in_right_;
-          if constexpr (Data) f_.execute(sd.plan, buf->view(), in.view());
+          if constexpr (Data) f_.execute_remote(sd.plan, buf->view(), in.view());
           else f_.execute_timing(sd.plan);
-          for (int32_t pos : sd.adders) add_into(buf, in, pos);
+          for (const Add& a : sd.adders) add_into(buf, in, a);
         }
-      // Roots: (left + own), then right + that.
-      for (int32_t pos : lv.roots_left) add_into(buf, *in_left_, pos);
-      for (int32_t pos : lv.roots_right) add_into(buf, *in_right_, pos);
+      // Roots: (left + own), then right + that. A sender keeps its tile unchanged for the rest of
+      // the level once it has sent, so the root reads the same tile the chain step delivered.
+      for (const Add& a : lv.roots_left) add_into(buf, *in_left_, a);
+      for (const Add& a : lv.roots_right) add_into(buf, *in_right_, a);
       // Streaming chains: each root waits for its streams' tail once, after the level.
       if (f_.cost().stream_reductions) {
         const uint64_t tail = f_.cost().wire_cycles(in_left_->bytes_per_pe());
-        for (int32_t pos : lv.roots)
-          f_.wait_cycles(axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1}, tail);
+        for (int32_t pos : lv.roots) f_.wait_cycles(line_strip(pos), tail);
       }
     }
     if (has_bcast_) {
-      if constexpr (Data) f_.execute(bcast_, buf->view(), buf->view());
+      if constexpr (Data) broadcast(*buf);
       else f_.execute_timing(bcast_);
     }
+  }
+  // The root's tile to every PE of its line. On the root's rank the line's head takes a copy and
+  // stands for the line's PEs (TileBuf::for_each_line_head); the other ranks receive theirs.
+  void broadcast(TileBuf<T>& buf) {
+    f_.execute_remote(bcast_, buf.view(), buf.view());
+    const Region root = line_strip(stats_.root).intersect(f_.block());
+    if (root.empty() || buf.local().empty()) return;
+    const TileBuf<T>& cb = buf;
+    buf.for_each_line_head(axis_, [&](int32_t x, int32_t y, T* head) {
+      const T* s = axis_ == Axis::X ? cb.tile(root.x0, y) : cb.tile(x, root.y0);
+      if (s != head) std::copy(s, s + elems_, head);
+    });
   }
 
   void build_ring() {

@@ -352,6 +352,12 @@ class Fabric {
   // it, but no tile bytes move (the caller produces the data the step would deliver by other
   // means, e.g. an exact integer reduction). Collective.
   void execute_timing(TransferPlan& plan, Sync sync = Sync::wait, Depart depart = Depart::now());
+  // Executes a step with every figure exactly as execute() sets it, but moves only the tiles that
+  // cross ranks (into their receivers' tiles of `dst`); a tile moving inside the rank stays where it
+  // is, for a caller that reads it at its sender (a reduction adding each incoming tile where it
+  // lies). Collective.
+  void execute_remote(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait,
+                      Depart depart = Depart::now());
   // A plan kept under `key`, built by make() at the first request: for steps that recur with the
   // same transfers and tile size (the skew and shift steps of every MeshGEMM on one region).
   // Executing a kept plan is executing any plan; between uses it should hold no route entries, so
@@ -440,7 +446,11 @@ class Fabric {
       default: return {co.x, co.y - 1};
     }
   }
-  void run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart);
+  // Throws when the plan is another fabric's or was built for another tile size than the views'.
+  void check_views(const TransferPlan& p, const TileView& src, const TileView& dst) const;
+  // local_moves: copy the tiles moving inside the rank (else only those crossing ranks move).
+  void run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart,
+           bool local_moves = true);
   void activate_routes(TransferPlan& p);
   void release_routes(Compiled& c);
   void rebuild(Compiled& c, bool relay_mode);
@@ -498,6 +508,8 @@ class Fabric {
     OpCounts each;
   };
   mutable std::vector<OpsRegion> ops_regions_;
+  static constexpr size_t kOpsSlots = 8192;  // a power of two; at most half of them used
+  mutable std::vector<int32_t> ops_slot_;    // (kOpsSlots): index into ops_regions_, or -1
   mutable WorkCounts work_;  // running totals of this rank's PEs
   struct Routes {
     uint32_t now = 0, peak = 0;  // route entries configured, and their peak
