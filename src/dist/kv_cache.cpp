@@ -359,7 +359,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
 
   // 2. Softmax over all tokens: per head max, then sum of exponentials, along the columns.
   TileBuf<MaxFloat> mx(f, R, size_t(H), "softmax max", TileBuf<MaxFloat>::NoInit{});  // written below
-  mx.for_each_local([&](int32_t x, int32_t y, MaxFloat* o) {
+  mx.for_each_line_head(Axis::X, [&](int32_t x, int32_t y, MaxFloat* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     if (n == 0) {
       std::fill(o, o + H, MaxFloat{-std::numeric_limits<float>::infinity()});
@@ -381,7 +381,7 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
       for (int64_t t = 0; t < n; ++t) s[h * W + t] = std::exp(s[h * W + t] - mm[h].v);
   });
   TileBuf<float> sum(f, R, size_t(H), "softmax sum", TileBuf<float>::NoInit{});  // written below
-  sum.for_each_local([&](int32_t x, int32_t y, float* o) {
+  sum.for_each_line_head(Axis::X, [&](int32_t x, int32_t y, float* o) {
     const int64_t n = m.rows[size_t(y - R.y0)];
     const float* s = std::as_const(sc).tile(x, y);
     for (int64_t h = 0; h < H; ++h) {

@@ -216,13 +216,26 @@ class LineAllreduce {
       const Region from = line_strip(a.from).intersect(f_.block());
       const bool here = !from.empty();  // the sender's strip is on this rank (blocks are rectangles)
       const int32_t dx = axis_ == Axis::X ? a.from - a.to : 0, dy = axis_ == Axis::Y ? a.from - a.to : 0;
-      const TileBuf<T>& cb = *buf;
-      for (int32_t y = mine.y0; y < mine.y0 + mine.h; ++y)
-        for (int32_t x = mine.x0; x < mine.x0 + mine.w; ++x) {
-          const T* s = here ? cb.tile(x + dx, y + dy) : in.tile(x, y);
-          T* b = buf->tile(x, y);
-          for (size_t k = 0; k < elems_; ++k) b[k] = s[k] + b[k];
-        }
+      const TileView bv = buf->view(), iv = in.view();
+      const TileView& sv = here ? bv : iv;
+      const size_t E = elems_;
+      // The strip's tiles, one line after another: PEs (x0, y0 + i) or (x0 + i, y0).
+      const int64_t n = int64_t(axis_ == Axis::X ? mine.h : mine.w);
+      if (!bv.slotted() && !sv.slotted()) {  // tiles in PE order: a fixed step from PE to PE
+        const int64_t step = axis_ == Axis::X ? int64_t(bv.local.w) * int64_t(E) : int64_t(E);
+        const int64_t sstep = axis_ == Axis::X ? int64_t(sv.local.w) * int64_t(E) : int64_t(E);
+        T* b = reinterpret_cast<T*>(bv.at(mine.x0, mine.y0));
+        const T* s = reinterpret_cast<const T*>(here ? sv.at(mine.x0 + dx, mine.y0 + dy) : sv.at(mine.x0, mine.y0));
+        for (int64_t i = 0; i < n; ++i, b += step, s += sstep)
+          for (size_t k = 0; k < E; ++k) b[k] = s[k] + b[k];
+      } else {
+        for (int32_t y = mine.y0; y < mine.y0 + mine.h; ++y)
+          for (int32_t x = mine.x0; x < mine.x0 + mine.w; ++x) {
+            const T* s = reinterpret_cast<const T*>(here ? sv.at(x + dx, y + dy) : sv.at(x, y));
+            T* b = reinterpret_cast<T*>(bv.at(x, y));
+            for (size_t k = 0; k < E; ++k) b[k] = s[k] + b[k];
+          }
+      }
     }
     if (f_.cost().stream_reductions) f_.charge_stream_add(strip, elems_, work_of<T>());
     else f_.charge_compute(strip, elems_, work_of<T>());
