@@ -16,7 +16,7 @@ namespace wm::model {
 
 void MeshTransformer::Impl::rmsnorm(TileBuf<float>& out, const TileBuf<float>& v, const TileBuf<float>& w, int64_t n,
                                     Axis split, ScalarAllreduces& ops) {
-  TileBuf<float> ss(f, v.region(), 1, "rmsnorm sum");
+  TileBuf<float> ss(f, v.region(), 1, "rmsnorm sum", TileBuf<float>::NoInit{});  // every head written below
   const size_t E = v.elems();
   const Axis rep = other_axis(split);
   per_replica(ss, rep, [&](int32_t x, int32_t y, float* s) {
@@ -47,7 +47,7 @@ ActivationCodes MeshTransformer::Impl::quantize(const TileBuf<float>& x, Axis sp
   const Region& R = x.region();
   const size_t E = x.elems();
   const Axis rep = other_axis(split);  // x is replicated across the axis it is split along
-  r.absmax = std::make_unique<TileBuf<dist::MaxFloat>>(f, R, 1, "absmax");
+  r.absmax = std::make_unique<TileBuf<dist::MaxFloat>>(f, R, 1, "absmax", TileBuf<dist::MaxFloat>::NoInit{});
   per_replica(*r.absmax, rep, [&](int32_t px, int32_t py, dist::MaxFloat* m) {
     const float* a = x.tile(px, py);
     float v = 0.0f;
@@ -117,7 +117,7 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
   using K = PhaseSpan::Kind;
   auto lap = [&](uint64_t& bucket, const char* name, K kind) { clock.lap(bucket, t, clock.stamp(R), name, kind); };
   // ---- attention
-  TileBuf<float> xb(f, R, size_t(d.dim_block), "normed x");
+  TileBuf<float> xb(f, R, size_t(d.dim_block), "normed x", TileBuf<float>::NoInit{});  // rmsnorm writes it
   rmsnorm(xb, x, *L.rms_att, d.dim, Axis::Y, ops);
   lap(lc.allreduce, "rmsnorm", K::allreduce);
   auto xq = std::make_unique<ActivationCodes>(quantize(xb, Axis::Y, ops, lc, t));
@@ -187,7 +187,7 @@ void MeshTransformer::Impl::layer_forward(Layer& L, TileBuf<float>& x, int pos, 
 void MeshTransformer::Impl::classify(std::unique_ptr<TileBuf<float>>& x, TokenCycles& tc) {
   const Region& RL = pl.layer_regions.back();
   const PositionClock::Stamp t = clock.stamp(RL);
-  TileBuf<float> xn(f, RL, size_t(d.dim_block), "final norm");
+  TileBuf<float> xn(f, RL, size_t(d.dim_block), "final norm", TileBuf<float>::NoInit{});  // rmsnorm writes it
   rmsnorm(xn, *x, *rms_final, cfg.dim, Axis::Y, scalar_ops.back());
   x.reset();
   std::vector<std::unique_ptr<TileBuf<float>>> in;

@@ -84,6 +84,11 @@ struct TransferPlan::Compiled {
   // No tile that a move inside the rank writes is read by a move inside the rank (a PE keeping its
   // own tile reads and writes one tile): the moves can run within one buffer without staging.
   bool moves_disjoint = false;
+  // For the clocks: no receiver of a move inside the rank is the source of such a move (a PE
+  // keeping its own tile aside) or an injector, so each move's arrival can go into its receiver's
+  // clock as it is computed (Fabric::run); and every such receiver receives one tile only (none
+  // from a peer), so its receive task can follow at once.
+  bool clock_fusable = false, single_receipt = false;
   std::string route_key;
   // What the plan was built from, kept to rebuild it with software relays.
   bool from_lines = false;

@@ -147,6 +147,29 @@ bool moves_disjoint(const LineItems& T, uint32_t* marks) {
   for (uint32_t p : T.loc_from) marks[p] = 0;
   return ok;
 }
+// The template's contribution to Compiled::clock_fusable and single_receipt (moves from a position
+// to itself aside). `marks` is zero on entry and left zero.
+void clock_flags(const LineItems& T, uint32_t* marks, bool& fusable, bool& single) {
+  constexpr uint32_t kSrc = 1, kInj = 2, kRecv = 4, kDst = 8;
+  std::vector<uint32_t> seen;
+  auto mark = [&](uint32_t p, uint32_t bit) {
+    if (marks[p] == 0) seen.push_back(p);
+    marks[p] |= bit;
+  };
+  for (size_t k = 0; k < T.loc_from.size(); ++k)
+    if (T.loc_to[k] != T.loc_from[k]) mark(T.loc_from[k], kSrc);
+  for (uint32_t p : T.inj_pos) mark(p, kInj);
+  for (const auto& pr : T.peer)
+    for (uint32_t p : pr.recv_to) mark(p, kRecv);
+  for (size_t k = 0; k < T.loc_to.size(); ++k) {
+    const uint32_t d = T.loc_to[k];
+    if (d == T.loc_from[k]) continue;
+    if (marks[d] & (kSrc | kInj)) fusable = false;
+    if (marks[d] & (kRecv | kDst)) single = false;
+    mark(d, kDst);
+  }
+  for (uint32_t p : seen) marks[p] = 0;
+}
 // Runs of entries whose positions (a, and b and c when given) step evenly and whose value is the
 // same.
 template <class Value>
@@ -263,6 +286,7 @@ void Fabric::clear_items(Compiled& c, bool relay_mode) {
   c.touched = Region{};
   c.vsrc.ready = c.vdst.ready = false;
   c.moves_disjoint = false;
+  c.clock_fusable = c.single_receipt = false;
 }
 
 void Fabric::build_generic(Compiled& c, bool relay_mode) {
@@ -417,6 +441,8 @@ void Fabric::build_generic(Compiled& c, bool relay_mode) {
   }
   c.permutes = permutes_positions(T, pe_mark_.data());
   c.moves_disjoint = moves_disjoint(T, pe_mark_.data());
+  c.clock_fusable = c.single_receipt = true;
+  clock_flags(T, pe_mark_.data(), c.clock_fusable, c.single_receipt);
   for (size_t i = 0; i < T.peer.size(); ++i) distinct_senders(T.peer[i], recv_keys[i]);
   T.make_runs(1);  // buffers index these items through a table: one entry per run
   finish_build(c);
@@ -445,6 +471,7 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
   const Region mine = r.intersect(block_);
   c.permutes = true;
   c.moves_disjoint = true;
+  c.clock_fusable = c.single_receipt = true;
   if (mine.empty() || n == 0) {
     finish_build(c);
     return;
@@ -526,6 +553,7 @@ void Fabric::build_lines(Compiled& c, bool relay_mode) {
     T.peer.resize(c.peers.size());
     if (here[t] && !permutes_positions(T, marks.data())) c.permutes = false;
     if (here[t] && !moves_disjoint(T, marks.data())) c.moves_disjoint = false;
+    if (here[t]) clock_flags(T, marks.data(), c.clock_fusable, c.single_receipt);
     // Received items' senders, by position (the template's order is both ranks' order).
     for (size_t i = 0; i < T.peer.size(); ++i) {
       std::vector<int64_t> keys;

@@ -256,13 +256,13 @@ void visit_deferred(const TransferPlan::Compiled& c, Apply&& apply) {
 }
 }  // namespace
 
-void Fabric::take_in(const Compiled& c, uint64_t execs) {
+void Fabric::take_in(const Compiled& c, uint64_t execs, bool moves) {
   const uint64_t m = c.streamed ? 0 : cost_.receive_cycles * execs;
   if (m == 0) return;
   const Side cs = c.clock_side();
   uint64_t* const ck = clock_.data();
   uint64_t* const cp = compute_.data();
-  c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
+  if (moves) c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
     for (int64_t j = 0; j < sp.n; ++j) {
       const int64_t d = sp.b + j * sp.bs;
       if (sp.v == 0 && sp.a + j * sp.as == d) continue;  // a PE keeping its own tile takes in nothing
@@ -380,18 +380,27 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   uint64_t* const ck = clock_.data();
   const size_t nl = c.nloc;
   const Side cs = c.clock_side();
-  // 1. Arrivals of the moves inside the rank, from the departure clocks (before any injection).
+  // 1. Arrivals of the moves inside the rank, from the departure clocks (before any injection),
+  // unless they are fused (step 5).
   // A deferred step keeps them in the plan until wait_arrivals(); a second deferred execution
   // before that keeps the later of the two per item.
   const bool merge = keep && c.deferred;
+  // A step that completes now, whose receivers inside the rank neither send inside it nor inject
+  // (and receive once, unless receiving costs nothing), takes each move's arrival and receive task
+  // into the receiver's clock in one pass (step 5), with the same result.
+  const uint64_t take = c.streamed ? 0 : cost_.receive_cycles;
+  const bool fused = !keep && c.clock_fusable && (take == 0 || c.single_receipt);
   std::vector<uint64_t>& arrv = merge || !keep ? arrivals_ : c.arr_loc;
-  arrv.resize(nl);
-  uint64_t* const arr = arrv.data();
-  c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
-    uint64_t* const a = arr + sp.k;
-    const uint64_t add = sp.v - early;
-    for (int64_t j = 0; j < sp.n; ++j) a[j] = ck[sp.a + j * sp.as] + add;
-  });
+  uint64_t* arr = nullptr;
+  if (!fused) {
+    arrv.resize(nl);
+    arr = arrv.data();
+    c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
+      uint64_t* const a = arr + sp.k;
+      const uint64_t add = sp.v - early;
+      for (int64_t j = 0; j < sp.n; ++j) a[j] = ck[sp.a + j * sp.as] + add;
+    });
+  }
   Side vs, vd;
   Tiles ts, td;
   if (data) {
@@ -474,13 +483,26 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
       default: copy_local<0>(c, vs, vd, ts, td, staging);
     }
   }
-  // 5. Senders pay injection.
+  // 5. The fused moves' arrivals and receive tasks (their sources' clocks are still the departures).
+  if (fused) {
+    uint64_t* const cp = compute_.data();
+    c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
+      const uint64_t add = sp.v - early;
+      for (int64_t j = 0; j < sp.n; ++j) {
+        const int64_t s = sp.a + j * sp.as, d = sp.b + j * sp.bs;
+        if (sp.v == 0 && s == d) continue;  // a PE keeping its own tile: no arrival, nothing taken in
+        ck[d] = std::max(ck[d], ck[s] + add) + take;
+        cp[d] += take;
+      }
+    });
+  }
+  // 6. Senders pay injection.
   const uint64_t w = cost_.inject_cycles(c.tile_bytes);
   c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
     for (int64_t j = 0; j < sp.n; ++j) ck[sp.a + j * sp.as] += w;
   });
-  // 6. Arrivals inside the rank: into the clocks now, or kept until wait_arrivals().
-  if (!keep) {
+  // 7. Arrivals inside the rank (unless fused): into the clocks now, or kept until wait_arrivals().
+  if (!keep && !fused) {
     c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
       const uint64_t* const a = arr + sp.k;
       for (int64_t j = 0; j < sp.n; ++j) {
@@ -491,7 +513,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   } else if (merge) {
     for (size_t k = 0; k < nl; ++k) c.arr_loc[k] = std::max(c.arr_loc[k], arr[k]);
   }
-  // 7. Complete the exchange; unpack tiles and arrivals.
+  // 8. Complete the exchange; unpack tiles and arrivals.
   if (!reqs_.empty()) MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
   if (keep && !merge) c.arr_recv.resize(c.nrecvs);
   uint64_t* ar = c.arr_recv.data();
@@ -530,15 +552,15 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     c.deferred = true;
     c.deferred_execs += 1;
   } else {
-    take_in(c, 1);
+    take_in(c, 1, !fused);
   }
-  // 8. Counters that only reports read: one more execution, added when read (the rank's totals now).
+  // 9. Counters that only reports read: one more execution, added when read (the rank's totals now).
   work_ += c.per_exec;
   if (c.unflushed++ == 0) {
     c.dirty_at = dirty_.size();
     dirty_.push_back(&c);
   }
-  // 9. Injected latency: hold the step in real time as the NoC would. Changes no virtual figure.
+  // 10. Injected latency: hold the step in real time as the NoC would. Changes no virtual figure.
   if (params_.inject_ns_per_cycle > 0 && c.max_recv_lat > 0) {
     const auto hold = std::chrono::nanoseconds(int64_t(double(c.max_recv_lat) * params_.inject_ns_per_cycle));
     std::this_thread::sleep_until(t0 + hold);

@@ -187,6 +187,27 @@ TEST(FabricHand, ReceiveCyclesOfDeferredStepsComeAfterAllArrivals) {
   }
 }
 
+// Two tiles into one PE in one step: its two receive tasks follow the later arrival, whichever
+// of the two senders departs later (the engine may take a lone message in as it arrives).
+TEST(FabricHand, ReceiveCyclesOfOneStepComeAfterAllItsArrivals) {
+  for (int late : {0, 2}) {
+    MachineParams mp = small_machine(4, 1);
+    mp.receive_cycles = 3;
+    Fabric f(MPI_COMM_WORLD, mp);
+    TileBuf<float> b(f, f.mesh().full(), 4, "t");
+    if (f.is_local(late, 0)) f.charge_compute(late, 0, 10);  // 10 MACs + 10 overhead: departs at 20
+    TransferPlan p = plan_pairs(f, {{{0, 0}, {3, 0}}, {{2, 0}, {3, 0}}}, b.bytes_per_pe(), "two into one");
+    f.execute(p, b.view(), b.view());
+    // Both cross link 2->3: wire 4 cycles x load 2. 0->3: departure + 3 + 8; 2->3: departure + 1 + 8.
+    // late 0: max(31, 9) + 2 * 3 = 37; late 2: max(11, 29) + 6 = 35.
+    const auto all = f.gather_counters(f.mesh().full());
+    if (world_rank() == 0) {
+      EXPECT_EQ(all[3].clock_cycles, late == 0 ? 37u : 35u) << "late sender " << late;
+      EXPECT_EQ(all[3].compute_cycles, 6u);
+    }
+  }
+}
+
 TEST(FabricHand, InjectFractionIsTheSendersShareOfTheWire) {
   MachineParams mp = small_machine(4, 1);
   mp.inject_fraction = 0.3;
