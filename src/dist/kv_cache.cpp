@@ -306,15 +306,22 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   };
 
   // 1. Partial scores, (H, W) per PE: head-major, tokens of the row.
-  TileBuf<float> sc(f, R, size_t(H * W), "attention scores", TileBuf<float>::NoInit{});  // zeroed below
-  sc.for_each_local([&](int32_t x, int32_t y, float* out) {
+  // Zeroed in one sweep: rows without tokens, and each row's scores past its tokens, stay 0. The
+  // local rows holding tokens are visited row by row.
+  TileBuf<float> sc(f, R, size_t(H * W), "attention scores");
+  auto for_each_pe_with_tokens = [&](TileBuf<float>& buf, auto&& fn) {
+    const Region& l = buf.local();
+    for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
+      const int64_t n = m.rows[size_t(y - R.y0)];
+      if (n > 0)
+        for (int32_t x = l.x0; x < l.x0 + l.w; ++x) fn(x, y, n, buf.tile(x, y));
+    }
+  };
+  for_each_pe_with_tokens(sc, [&](int32_t x, int32_t y, int64_t n, float* out) {
     const int32_t c = x - R.x0;
-    const int64_t n = m.rows[size_t(y - R.y0)];
     const float* q = qt.tile(x, y);
-    const float* kd = n > 0 ? m.token(x, y, 0) : nullptr;  // key blocks, m.token_floats apart
+    const float* kd = m.token(x, y, 0);  // key blocks, m.token_floats apart
     const size_t tf = m.token_floats;
-    std::fill(out, out + H * W, 0.0f);
-    if (n == 0) return;
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);  // real elements of the block
     for (int64_t e0 = 0; e0 < live;) {  // one run per key head inside the block
       const int64_t end = std::min(live, ((int64_t(c) * S + e0) / hd + 1) * hd - int64_t(c) * S);
@@ -403,15 +410,12 @@ TileBuf<float> KvCache::attention(const TileBuf<float>& qt, AttentionReport* rep
   if (rep) lap(&rep->softmax_cycles);
 
   // 3. Weighted values over the row's tokens, then the sum along each column.
-  TileBuf<float> o(f, R, size_t(G * S), "attention output", TileBuf<float>::NoInit{});  // zeroed below
-  o.for_each_local([&](int32_t x, int32_t y, float* out) {
+  TileBuf<float> o(f, R, size_t(G * S), "attention output");  // rows without tokens stay 0
+  for_each_pe_with_tokens(o, [&](int32_t x, int32_t y, int64_t n, float* out) {
     const int32_t c = x - R.x0;
-    const int64_t n = m.rows[size_t(y - R.y0)];
     const float* a = std::as_const(sc).tile(x, y);
     const int64_t live = std::clamp<int64_t>(kvd - int64_t(c) * S, 0, S);
-    std::fill(out, out + G * S, 0.0f);
-    if (n == 0) return;
-    const float* vd = n > 0 ? m.token(x, y, 0) + S : nullptr;  // value blocks, m.token_floats apart
+    const float* vd = m.token(x, y, 0) + S;  // value blocks, m.token_floats apart
     const int64_t tf = int64_t(m.token_floats);
     for (int64_t j = 0; j < G; ++j) {
       // One sum per element e over the tokens in order; four neighbouring elements side by side.
