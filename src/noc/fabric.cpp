@@ -79,6 +79,7 @@ Fabric::Fabric(MPI_Comm comm, const MachineParams& params)
   clock_.assign(n, 0);
   compute_.assign(n, 0);
   traffic_.assign(n, Traffic{});
+  max_hops_.assign(n, 0);
   ops_.assign(n, OpCounts{});
   sram_peak_.assign(n, 0);
   routes_.assign(n, Routes{});
@@ -122,7 +123,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   c.bytes_sent = t.bytes_sent;
   c.bytes_received = t.bytes_received;
   c.messages_sent = t.messages_sent;
-  c.max_hops = t.max_hops;
+  c.max_hops = max_hops_[i];
   c.sram_bytes = sram_all_[size_t(mesh_.id(x, y))];
   c.sram_peak_bytes = sram_peak_[i];
   c.route_entries = routes_[i].now;
@@ -291,7 +292,7 @@ void Fabric::reset_peaks() {
     for (int32_t x = 0; x < block_.w; ++x) sram_peak_[i0 + size_t(x)] = use[x];
   }
   for (Routes& r : routes_) r.peak = r.now;
-  for (Traffic& t : traffic_) t.max_hops = 0;
+  std::fill(max_hops_.begin(), max_hops_.end(), 0u);
   ++peaks_version_;
 }
 
@@ -412,7 +413,7 @@ Fabric::Summary Fabric::summarize_local(const Region& r) const {
       mx[2] = std::max(mx[2], clock_[i] - compute_[i] - t.inject_cycles);
       mx[3] = std::max<uint64_t>(mx[3], sram_peak_[i]);
       mx[4] = std::max<uint64_t>(mx[4], routes_[i].peak);
-      mx[5] = std::max<uint64_t>(mx[5], t.max_hops);
+      mx[5] = std::max<uint64_t>(mx[5], max_hops_[i]);
       sum[0] += t.bytes_sent;
       sum[1] += t.messages_sent;
     }

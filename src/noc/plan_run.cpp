@@ -195,14 +195,16 @@ void Fabric::flush_plan(Compiled& c) const {
   const uint64_t n = c.unflushed, tb = c.tile_bytes, w = cost_.inject_cycles(c.tile_bytes);
   const Side cs = c.clock_side();
   Traffic* const tr = traffic_.data();
+  uint32_t* const mh = max_hops_.data();
   c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
     const uint32_t hops = uint32_t(sp.v);
     for (int64_t j = 0; j < sp.n; ++j) {
-      Traffic& t = tr[sp.a + j * sp.as];
+      const int64_t i = sp.a + j * sp.as;
+      Traffic& t = tr[i];
       t.inject_cycles += n * w;
       t.bytes_sent += n * tb;
       t.messages_sent += n;
-      t.max_hops = std::max(t.max_hops, hops);
+      mh[i] = std::max(mh[i], hops);
     }
   });
   c.spans(ItemKind::inj_links, 0, cs, cs, [&](const Span& sp) {

@@ -305,6 +305,27 @@ TEST(FabricOps, PendingRegionChargesSumToEveryPe) {
   check("at the end");
 }
 
+// A new peak window (reset_peaks) starts the longest hop of every PE afresh, also for steps whose
+// counters were still pending; the summary and each PE report the window's own.
+TEST(FabricHand, PeakWindowStartsTheLongestHopAfresh) {
+  Fabric f(MPI_COMM_WORLD, small_machine(5, 2));
+  TileBuf<float> b(f, f.mesh().full(), 1, "t");
+  TransferPlan far = plan_pairs(f, {{{0, 0}, {4, 0}}}, b.bytes_per_pe(), "4 hops");
+  TransferPlan near = plan_pairs(f, {{{1, 1}, {2, 1}}}, b.bytes_per_pe(), "1 hop");
+  f.execute(far, b.view(), b.view());
+  EXPECT_EQ(f.summarize(f.mesh().full()).max_hops, 4u);
+  f.execute(far, b.view(), b.view());  // counted at the reset below, in the old window
+  f.reset_peaks();
+  f.execute(near, b.view(), b.view());
+  EXPECT_EQ(f.summarize(f.mesh().full()).max_hops, 1u);
+  const auto all = f.gather_counters(f.mesh().full());
+  if (world_rank() == 0) {
+    EXPECT_EQ(all[0].max_hops, 0u);      // (0, 0) sent only before the window
+    EXPECT_EQ(all[5 + 1].max_hops, 1u);  // (1, 1)
+    EXPECT_EQ(all[0].bytes_sent, 8u);    // its traffic is not a peak: both sends count
+  }
+}
+
 TEST(FabricLimits, SramOverflowNamesPeNeedAndLimitOnEveryRank) {
   MachineParams mp = small_machine(6, 4);
   mp.sram_bytes = 1000;

@@ -500,9 +500,11 @@ class Fabric {
   // step's counts touches one place per PE.
   struct Traffic {
     uint64_t inject_cycles = 0, bytes_sent = 0, bytes_received = 0, messages_sent = 0, byte_hops = 0;
-    uint32_t max_hops = 0;
   };
   mutable PeArray<Traffic> traffic_;
+  // The longest hop count each PE sent in the current peak window: an array of its own, so that a
+  // new window (reset_peaks) clears 4 bytes per PE rather than a line of traffic counters.
+  mutable PeArray<uint32_t> max_hops_;
   mutable PeArray<OpCounts> ops_;  // per-PE work of the energy model (PeCounters::ops)
   struct OpsRegion {
     Region local;  // r ∩ block
