@@ -258,8 +258,10 @@ void visit_deferred(const TransferPlan::Compiled& c, Apply&& apply) {
 }
 }  // namespace
 
+uint64_t Fabric::receive_task_cycles(const Compiled& c) const { return c.streamed ? 0 : cost_.receive_cycles; }
+
 void Fabric::take_in(const Compiled& c, uint64_t execs, bool moves) {
-  const uint64_t m = c.streamed ? 0 : cost_.receive_cycles * execs;
+  const uint64_t m = receive_task_cycles(c) * execs;
   if (m == 0) return;
   const Side cs = c.clock_side();
   uint64_t* const ck = clock_.data();
@@ -390,7 +392,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   // A step that completes now, whose receivers inside the rank neither send inside it nor inject
   // (and receive once, unless receiving costs nothing), takes each move's arrival and receive task
   // into the receiver's clock in one pass (step 5), with the same result.
-  const uint64_t take = c.streamed ? 0 : cost_.receive_cycles;
+  const uint64_t take = receive_task_cycles(c);
   const bool fused = !keep && c.clock_fusable && (take == 0 || c.single_receipt);
   std::vector<uint64_t>& arrv = merge || !keep ? arrivals_ : c.arr_loc;
   uint64_t* arr = nullptr;

@@ -276,7 +276,7 @@ class LineAllreduce {
   void broadcast(TileBuf<T>& buf) {
     f_.execute_remote(bcast_, buf.view(), buf.view());
     const Region root = line_strip(stats_.root).intersect(f_.block());
-    if (root.empty() || buf.local().empty()) return;
+    if (root.empty()) return;  // (the root's strip lies in the buffer's local part)
     const TileBuf<T>& cb = buf;
     buf.for_each_line_head(axis_, [&](int32_t x, int32_t y, T* head) {
       const T* s = axis_ == Axis::X ? cb.tile(root.x0, y) : cb.tile(x, root.y0);

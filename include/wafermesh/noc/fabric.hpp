@@ -462,6 +462,8 @@ class Fabric {
   // Every message of `execs` executions of c is taken in: noc.receive_cycles each on its receiver
   // (of the moves inside the rank only when `moves`: Fabric::run may have taken those in already).
   void take_in(const Compiled& c, uint64_t execs, bool moves = true);
+  // noc.receive_cycles, or 0 for a streamed stage (its beta covers the core's work).
+  uint64_t receive_task_cycles(const Compiled& c) const;
   // SRAM accounting (fabric_sram.cpp). Charges are region-uniform, so a region charged again and
   // again keeps its charges pending, as one number, until a charge of another region overlapping
   // it or a reader of per-PE figures needs them in the per-PE arrays.
