@@ -143,6 +143,10 @@ WorkCounts Fabric::work() const {
 }
 
 void Fabric::add_region_ops(const Region& r, uint64_t ops_each, Work w) {
+  if (tape_) {
+    if (tape_covers(r)) tape_->ops_.push_back({r, ops_each, w});
+    else tape_break();
+  }
   const Region l = r.intersect(block_);
   if (l.empty() || ops_each == 0) return;
   work_.ops.of(w) += ops_each * uint64_t(l.size());
@@ -254,6 +258,7 @@ void Fabric::charge_stream_add(const Region& r, uint64_t elems, Work w) {
 void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
   const Region l = r.intersect(block_);
   if (cycles == 0) return;
+  if (tape_ && !tape_covers(r)) tape_break();
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     for (int32_t x = 0; x < l.w; ++x) ck[x] += cycles;
@@ -274,6 +279,7 @@ void Fabric::barrier_clocks(const Region& r) {
 }
 
 void Fabric::advance_clocks(const Region& r, uint64_t t) {
+  tape_break();  // an absolute time: not the same after a shift
   const Region l = r.intersect(block_);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* row = clock_.data() + local_index(l.x0, y);
@@ -284,6 +290,7 @@ void Fabric::advance_clocks(const Region& r, uint64_t t) {
 
 void Fabric::reset_peaks() {
   if (peaks_held_) return;
+  tape_break();
   flush_counters();
   sram_settle_all();
   for (int32_t y = block_.y0; y < block_.y0 + block_.h; ++y) {

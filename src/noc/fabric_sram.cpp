@@ -82,6 +82,7 @@ Fabric::SramRegion& Fabric::sram_region(const Region& r) {
 
 bool Fabric::sram_try_acquire(const Region& r, uint64_t bytes_each) {
   if (r.empty()) return true;
+  tape_break();
   SramRegion& t = sram_region(r);
   if (t.max_use + bytes_each > uint64_t(params_.sram_bytes)) return false;
   t.max_use += bytes_each;
@@ -99,6 +100,7 @@ bool Fabric::sram_try_acquire(const Region& r, uint64_t bytes_each) {
 
 void Fabric::sram_release(const Region& r, uint64_t bytes_each) {
   if (r.empty() || bytes_each == 0) return;
+  tape_break();
   SramRegion& t = sram_region(r);
   t.max_use -= bytes_each;
   t.pending -= int64_t(bytes_each);

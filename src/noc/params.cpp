@@ -61,6 +61,11 @@ std::vector<ParamSpec> MachineParams::specs() {
       param_real("emu.inject_ns_per_cycle", &inject_ns_per_cycle, "ns/cycle",
                  "hold inter-rank messages back in real time by this much per modelled cycle of latency (0 = off)",
                  0, 1e6),
+      param_flag("emu.replay_timing", &replay_timing,
+                 "a timing-only collective (the integer line sums of the BitLinear GEMVs) that starts again from "
+                 "clocks it ran from before, shifted by a constant, applies that run's recorded clock and counter "
+                 "changes in one pass instead of running its steps: the same figures (virtual time is max-plus); "
+                 "false runs every step"),
       param_int("emu.ranks_x", &ranks_x, "ranks", "MPI rank grid extent along X (0 = choose automatically)", 0,
                 kMaxExtent),
       param_int("emu.ranks_y", &ranks_y, "ranks", "MPI rank grid extent along Y (0 = choose automatically)", 0,

@@ -190,6 +190,14 @@ void Fabric::release_routes(Compiled& c) {
 }
 
 // ---------------------------------------------------------------- counters read by reports
+void Fabric::count_execution(Compiled& c) {
+  work_ += c.per_exec;
+  if (c.unflushed++ == 0) {
+    c.dirty_at = dirty_.size();
+    dirty_.push_back(&c);
+  }
+}
+
 void Fabric::flush_plan(Compiled& c) const {
   if (c.unflushed == 0) return;
   const uint64_t n = c.unflushed, tb = c.tile_bytes, w = cost_.inject_cycles(c.tile_bytes);
@@ -380,6 +388,10 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   // Arrivals are kept in the plan when the step defers them, or when earlier deferred arrivals
   // wait: all arrivals of a wait come before all of its receive tasks.
   const bool keep = defer || !deferred_plans_.empty() || !pending_list_.empty();
+  if (tape_) {
+    if (!keep && c.from_lines && tape_covers(c.lines.region)) tape_->plans_.push_back(&c);
+    else tape_break();
+  }
   const uint64_t early = depart.earlier_cycles;  // departure = clock - early
   uint64_t* const ck = clock_.data();
   const size_t nl = c.nloc;
@@ -559,11 +571,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     take_in(c, 1, !fused);
   }
   // 9. Counters that only reports read: one more execution, added when read (the rank's totals now).
-  work_ += c.per_exec;
-  if (c.unflushed++ == 0) {
-    c.dirty_at = dirty_.size();
-    dirty_.push_back(&c);
-  }
+  count_execution(c);
   // 10. Injected latency: hold the step in real time as the NoC would. Changes no virtual figure.
   if (params_.inject_ns_per_cycle > 0 && c.max_recv_lat > 0) {
     const auto hold = std::chrono::nanoseconds(int64_t(double(c.max_recv_lat) * params_.inject_ns_per_cycle));

@@ -27,7 +27,7 @@ expect_error() {
 for opt in mesh.width_pes mesh.height_pes pe.clock_ghz pe.sram_bytes pe.macs_per_cycle pe.task_overhead_cycles \
            pe.fp16_macs_per_cycle pe.ternary_ops_per_cycle wafer.dtype wafer.ternary_format \
            noc.alpha_cycles noc.beta_cycles noc.link_bytes_per_cycle noc.route_entries noc.route_fallback \
-           emu.inject_ns_per_cycle emu.ranks_x emu.ranks_y; do
+           emu.inject_ns_per_cycle emu.replay_timing emu.ranks_x emu.ranks_y; do
   grep -q -- "--$opt" "$tmp/h" || bad "info --help lacks --$opt"
 done
 grep -q "default 750 \[PEs\]" "$tmp/h" && grep -q "default 2 \[cycles/hop\]" "$tmp/h" \

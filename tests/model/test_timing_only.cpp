@@ -48,6 +48,7 @@ struct Run {
   std::vector<Step> steps;
   uint64_t peak_sram = 0, peak_routes = 0;
   MeshPlacement pl;
+  uint64_t replays = 0;  // timing-only collectives applied from a recording (Fabric::replay)
 };
 
 // Prefill `prompt` (as one MeshGEMM pass, or token by token) and decode `decode` more tokens.
@@ -78,6 +79,7 @@ Run run(const MachineParams& mp, const WeightSource& src, int32_t P, const std::
   }
   r.peak_sram = mt.peak_sram_bytes();
   r.peak_routes = mt.peak_route_entries();
+  r.replays = f.replays();
   return r;
 }
 
@@ -179,3 +181,25 @@ TEST(TimingOnly, StoriesTernarisedGivesTheFullRunsFigures) {
 }
 
 TEST(TimingOnly, SyntheticBitNetShapeGivesTheFullRunsFigures) { check_model(bitnet_shape(), "BitNet shape"); }
+
+// The BitLinear GEMVs' integer line sums are timing-only allreduces that decode steps replay from
+// their recordings (emu.replay_timing): every figure of every token equals running every step.
+TEST(TimingOnly, ReplayedLineSumsGiveEveryStepsFigures) {
+  const ModelConfig cfg = bitnet_shape();
+  const auto src = open_weight_source(cfg, 7);
+  const std::vector<int> prompt{1, 9, 14, 3};
+  MachineParams several = wm::test::small_machine(16, 12);
+  several.sram_bytes = 5 * 1024;
+  for (const MachineParams& base : {fitted(40, 8), several}) {
+    MachineParams on = base, off = base;
+    on.replay_timing = true;
+    off.replay_timing = false;
+    const int32_t P = base.width_pes == 40 ? 8 : 4;
+    const ::Run replayed = run(on, *src, P, prompt, 4, false);
+    const ::Run stepped = run(off, *src, P, prompt, 4, false);
+    const std::string what = "BitNet shape, P = " + std::to_string(P);
+    expect_same(stepped, replayed, what);
+    EXPECT_GT(replayed.replays, 0u) << what;
+    EXPECT_EQ(stepped.replays, 0u) << what;
+  }
+}

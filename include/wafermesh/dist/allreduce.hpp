@@ -106,10 +106,15 @@ class LineAllreduce {
   }
   // The same steps for their clocks, counters, SRAM and routes only: every figure exactly as run()
   // sets it, no data moved or added. For callers that produce the result exactly by other means
-  // (an integer sum of per-rank partials: any order gives the same integers). Collective.
+  // (an integer sum of per-rank partials: any order gives the same integers). A run that starts
+  // from the clocks an earlier one started from (shifted by a constant: a GEMV's allreduce starts
+  // after a barrier and a uniform compute task) applies that run's recording (Fabric::replay).
+  // Collective.
   AllreduceStats run_timing() {
     if (P_ <= 1) return stats_;
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
+    if (f_.replay(tape_, r_)) return stats_;
+    Fabric::Recording rec(f_, tape_, r_);
     if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
     else run_tree<false>(nullptr);
     return stats_;
@@ -362,6 +367,7 @@ class LineAllreduce {
   LinePerm perm_;
   std::unique_ptr<TileBuf<T>> out_, in_;
   TransferPlan ring_;
+  ClockTape tape_;  // the last run_timing() (declared after the plans it refers to: destroyed first)
 };
 
 // One-off allreduce: prepares, runs and releases. Collective.

@@ -233,6 +233,34 @@ struct Depart {
   static Depart before(uint64_t cycles) { return {cycles}; }
 };
 
+// A recorded run of a sequence of fabric operations confined to one region, which Fabric::replay
+// applies again in one pass (timing-only collectives that recur every decoded token). The owner of
+// the tape owns the plans the sequence executes, and they outlive the tape.
+class ClockTape {
+ public:
+  bool recorded() const { return valid_; }
+
+ private:
+  friend class Fabric;
+  Region region_, local_;  // the sequence's region; this rank's PEs of it
+  // What is stored per local PE: every one (full), one row standing for all rows of the local part
+  // (rows: every row recorded the same; lines along X), or one column (cols; lines along Y).
+  enum class Shape { full, rows, cols } shape_ = Shape::full;
+  std::vector<uint64_t> start_, end_, compute_;  // per stored PE: clock at the start, at the end; compute added
+  std::vector<TransferPlan::Compiled*> plans_;   // every step executed, in order
+  struct Ops {
+    Region r;
+    uint64_t each;
+    Work w;
+  };
+  std::vector<Ops> ops_;  // every region-uniform operation count charged, in order
+  bool valid_ = false;    // a complete recording
+  bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
+  size_t stored(int64_t row, int64_t col) const {
+    return shape_ == Shape::rows ? size_t(col) : shape_ == Shape::cols ? size_t(row) : size_t(row * local_.w + col);
+  }
+};
+
 class Fabric {
  public:
   // Collective over `comm`. Throws UsageError on every rank if the ranks do not fit the mesh.
@@ -370,6 +398,38 @@ class Fabric {
   // communicator, created once. For exchanging per-rank partial results of whole lines.
   MPI_Comm line_comm(Axis axis);
 
+  // ---- replaying recorded sequences (the timing-only collectives) ----
+  // Clock arithmetic is max-plus (a step's arrival is a sender's clock plus a latency, a receiver
+  // takes the max, a charge adds): a sequence of steps and charges confined to a region, started
+  // from clocks s_i + c for any constant c, ends at e_i + c, and adds compute cycles, route use and
+  // counters that do not depend on c. So a sequence that starts again from a recorded start pattern
+  // (shifted by any constant) is applied from its recording: every clock, compute cycle, counter
+  // and operation count exactly as running it again would set them.
+  // Collective. Applies `tape` and returns true when emu.replay_timing is on, the tape holds a
+  // complete recording over r, every PE of r has its recorded start clock plus one constant (the
+  // same on every rank), no arrivals wait (Sync::defer), nothing observes the fabric, no latency is
+  // injected in real time, and every plan it ran holds its routes. Returns false otherwise: the
+  // caller then runs the sequence inside a Recording of the tape.
+  bool replay(ClockTape& tape, const Region& r);
+  // Sequences applied by replay() since construction (an emulation figure, for tests and benches).
+  uint64_t replays() const { return replays_; }
+  // Records the operations of its lifetime into `tape` (replacing what it held). A recording is
+  // complete unless an operation happened that a replay could not reproduce: a step that defers
+  // its arrivals or touches PEs outside r, a charge outside r, a per-PE charge, a clock raised to an
+  // absolute time, an SRAM charge or a new peak window, or an exception. Not nested.
+  class Recording {
+   public:
+    Recording(Fabric& f, ClockTape& tape, const Region& r);
+    ~Recording();
+    Recording(const Recording&) = delete;
+    Recording& operator=(const Recording&) = delete;
+
+   private:
+    Fabric& f_;
+    ClockTape& t_;
+    int exceptions_;
+  };
+
   // ---- gathers (for tests, reports and small meshes) ----
   // Counters of every PE of `r`, row-major, on rank 0 (empty elsewhere). Collective.
   std::vector<PeCounters> gather_counters(const Region& r) const;
@@ -422,6 +482,7 @@ class Fabric {
     if (!block_.contains(x, y)) fail_unowned(x, y);
   }
   void charge_index(size_t i, uint64_t ops, Work w) {
+    tape_break();
     const uint64_t cyc = cost_.compute_cycles(ops, w);
     clock_[i] += cyc;
     compute_[i] += cyc;
@@ -547,6 +608,16 @@ class Fabric {
   std::map<std::string, SharedRoutes> shared_routes_;
   std::function<void()> observer_;
   std::map<std::string, std::shared_ptr<TransferPlan>> kept_plans_;  // released first (~Fabric)
+  // The recording in progress (Recording), or nullptr.
+  ClockTape* tape_ = nullptr;
+  uint64_t replays_ = 0;
+  void tape_break() {
+    if (tape_) tape_->broken_ = true;
+  }
+  // A step or charge on region r during a recording: kept if r lies inside the tape's region.
+  bool tape_covers(const Region& r) const { return r.intersect(tape_->region_) == r; }
+  // What an execution of c adds to the counters that only reports read (Fabric::run, replay).
+  void count_execution(Compiled& c);
   void observe() const {
     if (observer_) observer_();
   }

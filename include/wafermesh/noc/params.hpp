@@ -32,6 +32,7 @@ struct MachineParams {
   std::string wafer_dtype = "fp32";    // wafer.dtype: fp32 | fp16 | bf16, the width of fp data on the wafer
   std::string wafer_ternary_format = "2bit";  // wafer.ternary_format: 2bit | base3, ternary weights on the wafer
   double inject_ns_per_cycle = 0.0;    // emu.inject_ns_per_cycle: real delay per modelled cycle, 0 = off
+  bool replay_timing = true;           // emu.replay_timing: timing-only collectives apply their recorded runs
   int64_t ranks_x = 0;                 // emu.ranks_x: rank grid extent along X, 0 = automatic
   int64_t ranks_y = 0;                 // emu.ranks_y: rank grid extent along Y, 0 = automatic
   // The energy model (noc/energy.hpp); sources and assumptions in configs/wse2.ini.
