@@ -9,9 +9,22 @@
 
 namespace wm {
 
-Fabric::Recording::Recording(Fabric& f, ClockTape& t, const Region& r)
-    : f_(f), t_(t), exceptions_(std::uncaught_exceptions()) {
+size_t ClockTapes::recorded() const {
+  size_t n = 0;
+  for (const ClockTape& t : slot_) n += t.valid_;
+  return n;
+}
+
+Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r)
+    : f_(f), exceptions_(std::uncaught_exceptions()) {
   if (f.tape_) throw std::logic_error("Fabric::Recording: a recording is already in progress");
+  // Every slot filled and none replayed since: a recording now and then only. (The same decision
+  // on every rank: every rank runs the same sequence of collectives.)
+  const uint64_t miss = tapes.misses_++;
+  if (miss >= ClockTapes::kSlots && miss % 32 != 0) return;
+  ClockTape& t = tapes.slot_[tapes.next_];
+  tapes.next_ = (tapes.next_ + 1) % ClockTapes::kSlots;
+  t_ = &t;
   t.valid_ = false;
   t.broken_ = !f.deferred_plans_.empty() || !f.pending_list_.empty();  // arrivals wait: steps would keep theirs
   t.region_ = r;
@@ -34,76 +47,92 @@ Fabric::Recording::Recording(Fabric& f, ClockTape& t, const Region& r)
 }
 
 Fabric::Recording::~Recording() {
+  if (!t_) return;
   f_.tape_ = nullptr;
-  if (t_.broken_ || std::uncaught_exceptions() > exceptions_) return;
-  const Region& l = t_.local_;
+  ClockTape& t = *t_;
+  if (t.broken_ || std::uncaught_exceptions() > exceptions_) return;
+  const Region& l = t.local_;
   const size_t n = size_t(l.size()), w = size_t(l.w);
-  t_.end_.resize(n);
+  t.end_.resize(n);
   for (int32_t y = 0; y < l.h; ++y) {
     const size_t i0 = f_.local_index(l.x0, l.y0 + y), k0 = size_t(y) * w;
     for (size_t x = 0; x < w; ++x) {
-      t_.end_[k0 + x] = f_.clock_[i0 + x];
-      t_.compute_[k0 + x] = f_.compute_[i0 + x] - t_.compute_[k0 + x];
+      t.end_[k0 + x] = f_.clock_[i0 + x];
+      t.compute_[k0 + x] = f_.compute_[i0 + x] - t.compute_[k0 + x];
     }
   }
   // Keep one row, or one column, when every row (column) recorded the same: the sequences replayed
   // are collectives along lines, the same on every line.
   auto same = [&](size_t a, size_t b) {
-    return t_.start_[a] == t_.start_[b] && t_.end_[a] == t_.end_[b] && t_.compute_[a] == t_.compute_[b];
+    return t.start_[a] == t.start_[b] && t.end_[a] == t.end_[b] && t.compute_[a] == t.compute_[b];
   };
   bool rows = n > 0, cols = n > 0;
   for (size_t k = w; k < n && rows; ++k) rows = same(k, k % w);
   for (size_t k = 0; k < n && cols; ++k) cols = same(k, k - k % w);
   auto keep = [&](auto index, size_t count, ClockTape::Shape shape) {
-    for (auto* v : {&t_.start_, &t_.end_, &t_.compute_}) {
+    for (auto* v : {&t.start_, &t.end_, &t.compute_}) {
       for (size_t i = 0; i < count; ++i) (*v)[i] = (*v)[index(i)];
       v->resize(count);
       v->shrink_to_fit();
     }
-    t_.shape_ = shape;
+    t.shape_ = shape;
   };
   if (rows) keep([](size_t i) { return i; }, w, ClockTape::Shape::rows);
   else if (cols) keep([w](size_t i) { return i * w; }, size_t(l.h), ClockTape::Shape::cols);
-  t_.valid_ = true;
+  t.valid_ = true;
 }
 
-bool Fabric::replay(ClockTape& t, const Region& r) {
-  if (tape_) throw std::logic_error("Fabric::replay inside a recording");
-  // This rank's verdict, and the shift of its PEs' clocks from the recorded start.
-  int64_t bad = !params_.replay_timing || !t.valid_ || !(t.region_ == r) || params_.inject_ns_per_cycle > 0 ||
-                observer_ || !deferred_plans_.empty() || !pending_list_.empty();
-  for (size_t i = 0; i < t.plans_.size() && !bad; ++i) bad = !t.plans_[i]->routes_active;
+bool Fabric::tape_matches(const ClockTape& t, const Region& r, int64_t* shift) const {
+  if (!t.valid_ || !(t.region_ == r)) return false;
+  for (const Compiled* c : t.plans_)
+    if (!c->routes_active) return false;
   const Region& l = t.local_;
-  constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
-  int64_t shift = kNone;
-  if (!bad && !l.empty()) {
-    shift = int64_t(clock_[local_index(l.x0, l.y0)] - t.start_[0]);
-    for (int32_t y = 0; y < l.h && !bad; ++y) {
-      const uint64_t* ck = clock_.data() + local_index(l.x0, l.y0 + y);
-      for (int32_t x = 0; x < l.w; ++x)
-        if (int64_t(ck[x] - t.start_[t.stored(y, x)]) != shift) {
-          bad = 1;
-          break;
-        }
-    }
+  if (l.empty()) return true;
+  const int64_t s = int64_t(clock_[local_index(l.x0, l.y0)] - t.start_[0]);
+  for (int32_t y = 0; y < l.h; ++y) {
+    const uint64_t* ck = clock_.data() + local_index(l.x0, l.y0 + y);
+    for (int32_t x = 0; x < l.w; ++x)
+      if (int64_t(ck[x] - t.start_[t.stored(y, x)]) != s) return false;
   }
-  // Every rank agrees, and the shift is one constant: the max of the shifts equals their min.
-  int64_t v[3] = {bad, shift, shift == kNone ? kNone : -shift};
-  MPI_Allreduce(MPI_IN_PLACE, v, 3, mpi_type<int64_t>(), MPI_MAX, comm());
-  if (v[0] != 0 || v[1] == kNone || v[1] != -v[2]) return false;
-  shift = v[1];
+  *shift = s;
+  return true;
+}
+
+bool Fabric::replay(ClockTapes& tapes, const Region& r) {
+  if (tape_) throw std::logic_error("Fabric::replay inside a recording");
+  // Per slot, this rank's verdict and the shift of its PEs' clocks from the recorded start; every
+  // rank must agree on a slot, with one shift: the max of the shifts equals their min.
+  constexpr size_t K = ClockTapes::kSlots;
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
+  if (!params_.replay_timing) return false;  // the same on every rank: no collective needed
+  const bool off = params_.inject_ns_per_cycle > 0 || observer_ || !deferred_plans_.empty() || !pending_list_.empty();
+  int64_t v[3 * K];
+  for (size_t k = 0; k < K; ++k) {
+    int64_t shift = kNone;
+    v[3 * k] = off || !tape_matches(tapes.slot_[k], r, &shift);
+    v[3 * k + 1] = shift;
+    v[3 * k + 2] = shift == kNone ? kNone : -shift;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, v, int(3 * K), mpi_type<int64_t>(), MPI_MAX, comm());
+  size_t k = 0;
+  while (k < K && (v[3 * k] != 0 || v[3 * k + 1] == kNone || v[3 * k + 1] != -v[3 * k + 2])) ++k;
+  if (k == K) return false;
+  const ClockTape& t = tapes.slot_[k];
+  const int64_t shift = v[3 * k + 1];
+  const Region& l = t.local_;
   for (int32_t y = 0; y < l.h; ++y) {
     const size_t i0 = local_index(l.x0, l.y0 + y);
     uint64_t* const ck = clock_.data() + i0;
     uint64_t* const cp = compute_.data() + i0;
     for (int32_t x = 0; x < l.w; ++x) {
-      const size_t k = t.stored(y, x);
-      ck[x] = t.end_[k] + uint64_t(shift);
-      cp[x] += t.compute_[k];
+      const size_t j = t.stored(y, x);
+      ck[x] = t.end_[j] + uint64_t(shift);
+      cp[x] += t.compute_[j];
     }
   }
   for (Compiled* c : t.plans_) count_execution(*c);
   for (const ClockTape::Ops& o : t.ops_) add_region_ops(o.r, o.each, o.w);
+  tapes.misses_ = 0;
   ++replays_;
   return true;
 }

@@ -370,13 +370,19 @@ void Fabric::configure_routes(TransferPlan& p) {
   activate_routes(p);
 }
 
+void Fabric::execute_data(TransferPlan& p, const TileView& src, const TileView& dst) {
+  check_views(p, src, dst);
+  if (!p.c_->routes_active) throw std::logic_error("execute_data: plan " + p.name() + " has not run before");
+  run(p, &src, &dst, Sync::wait, Depart::now(), false, false);
+}
+
 void Fabric::execute_timing(TransferPlan& p, Sync sync, Depart depart) {
   if (!p.c_ || p.fabric_ != this) throw std::logic_error("plan " + p.name() + " belongs to another fabric");
   run(p, nullptr, nullptr, sync, depart);
 }
 
 void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart,
-                 bool local_moves) {
+                 bool local_moves, bool clocks) {
   activate_routes(p);  // may rebuild the plan with software relays
   Compiled& c = *p.c_;
   const bool data = src != nullptr;
@@ -387,8 +393,8 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   const bool defer = sync == Sync::defer;
   // Arrivals are kept in the plan when the step defers them, or when earlier deferred arrivals
   // wait: all arrivals of a wait come before all of its receive tasks.
-  const bool keep = defer || !deferred_plans_.empty() || !pending_list_.empty();
-  if (tape_) {
+  const bool keep = clocks && (defer || !deferred_plans_.empty() || !pending_list_.empty());
+  if (tape_ && clocks) {
     if (!keep && c.from_lines && tape_covers(c.lines.region)) tape_->plans_.push_back(&c);
     else tape_break();
   }
@@ -405,10 +411,10 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   // (and receive once, unless receiving costs nothing), takes each move's arrival and receive task
   // into the receiver's clock in one pass (step 5), with the same result.
   const uint64_t take = receive_task_cycles(c);
-  const bool fused = !keep && c.clock_fusable && (take == 0 || c.single_receipt);
+  const bool fused = clocks && !keep && c.clock_fusable && (take == 0 || c.single_receipt);
   std::vector<uint64_t>& arrv = merge || !keep ? arrivals_ : c.arr_loc;
   uint64_t* arr = nullptr;
-  if (!fused) {
+  if (clocks && !fused) {
     arrv.resize(nl);
     arr = arrv.data();
     c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
@@ -425,7 +431,9 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     ts = Tiles(*src);
     td = Tiles(*dst);
   }
-  // 2. Receives: one message per peer: [departure clocks: n x uint64][tiles: n x tile_bytes].
+  // 2. Receives: one message per peer: [departure clocks: n x uint64][tiles: n x tile_bytes] (no
+  // clocks when only the data moves).
+  const size_t hdr = clocks ? sizeof(uint64_t) : 0;
   if (rbuf_.size() < c.peers.size()) {
     rbuf_.resize(c.peers.size());
     sbuf_.resize(c.peers.size());
@@ -433,7 +441,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   reqs_.clear();
   for (size_t i = 0; i < c.peers.size(); ++i) {
     if (c.peers[i].recvs == 0) continue;
-    rbuf_[i].resize(c.peers[i].recv_tiles * (sizeof(uint64_t) + tb));
+    rbuf_[i].resize(c.peers[i].recv_tiles * (hdr + tb));
     reqs_.emplace_back();
     MPI_Irecv(rbuf_[i].data(), int(rbuf_[i].size()), mpi_type<std::byte>(), c.peers[i].rank, kTagStep, comm(),
               &reqs_.back());
@@ -443,12 +451,13 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   for (size_t i = 0; i < c.peers.size(); ++i) {
     const size_t n = c.peers[i].sends;
     if (n == 0) continue;
-    sbuf_[i].resize(n * (sizeof(uint64_t) + tb));
+    sbuf_[i].resize(n * (hdr + tb));
     uint64_t* const dep = reinterpret_cast<uint64_t*>(sbuf_[i].data());
-    std::byte* const payload = sbuf_[i].data() + n * sizeof(uint64_t);
-    c.spans(ItemKind::send, i, cs, cs, [&](const Span& sp) {
-      for (int64_t j = 0; j < sp.n; ++j) dep[sp.k + size_t(j)] = ck[sp.a + j * sp.as] - early;
-    });
+    std::byte* const payload = sbuf_[i].data() + n * hdr;
+    if (clocks)
+      c.spans(ItemKind::send, i, cs, cs, [&](const Span& sp) {
+        for (int64_t j = 0; j < sp.n; ++j) dep[sp.k + size_t(j)] = ck[sp.a + j * sp.as] - early;
+      });
     if (data)
       c.spans(ItemKind::send, i, vs, vs, [&](const Span& sp) {
         for (int64_t j = 0; j < sp.n; ++j) copy_tile<0>(payload + (sp.k + size_t(j)) * tb, ts.at(sp.a + j * sp.as), tb);
@@ -514,11 +523,12 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   }
   // 6. Senders pay injection.
   const uint64_t w = cost_.inject_cycles(c.tile_bytes);
-  c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
-    for (int64_t j = 0; j < sp.n; ++j) ck[sp.a + j * sp.as] += w;
-  });
+  if (clocks)
+    c.spans(ItemKind::inj, 0, cs, cs, [&](const Span& sp) {
+      for (int64_t j = 0; j < sp.n; ++j) ck[sp.a + j * sp.as] += w;
+    });
   // 7. Arrivals inside the rank (unless fused): into the clocks now, or kept until wait_arrivals().
-  if (!keep && !fused) {
+  if (clocks && !keep && !fused) {
     c.spans(ItemKind::loc, 0, cs, cs, [&](const Span& sp) {
       const uint64_t* const a = arr + sp.k;
       for (int64_t j = 0; j < sp.n; ++j) {
@@ -537,7 +547,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     const size_t n = c.peers[i].recvs;
     if (n == 0) continue;
     const uint64_t* const dep = reinterpret_cast<const uint64_t*>(rbuf_[i].data());
-    const std::byte* const payload = rbuf_[i].data() + c.peers[i].recv_tiles * sizeof(uint64_t);
+    const std::byte* const payload = rbuf_[i].data() + c.peers[i].recv_tiles * hdr;
     if (data)
       c.spans(ItemKind::recv, i, vd, vd, [&](const Span& sp) {
         for (int64_t j = 0; j < sp.n; ++j) {
@@ -549,7 +559,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
           copy_tile<0>(td.at(v), payload + size_t(sp.c + j * sp.cs) * tb, tb);
         }
       });
-    c.spans(ItemKind::recv, i, cs, cs, [&](const Span& sp) {
+    if (clocks) c.spans(ItemKind::recv, i, cs, cs, [&](const Span& sp) {
       for (int64_t j = 0; j < sp.n; ++j) {
         const uint64_t a = dep[sp.c + j * sp.cs] + sp.v;
         if (!keep) {
@@ -563,6 +573,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     });
     ar += n;
   }
+  if (!clocks) return;  // only the data moved: the figures are someone else's (Fabric::replay)
   if (keep) {
     if (!c.deferred) deferred_plans_.push_back(&c);
     c.deferred = true;

@@ -1,9 +1,11 @@
-// Fabric::replay (noc/fabric.hpp): a timing-only allreduce that starts again from a recorded clock
-// pattern, shifted by a constant, is applied from its recording. Every per-PE figure (clocks,
-// compute, injection, stall, bytes, messages, hops, routes, SRAM, operation counts) and the work
-// totals equal those of a fabric that runs every step (emu.replay_timing = false), through
-// sequences that start uniform, shifted, non-uniform, with arrivals pending and under a trace; at
-// 1, 2 and 4 ranks, for every algorithm along both axes.
+// Fabric::replay (noc/fabric.hpp): an allreduce that starts again from a recorded clock pattern,
+// shifted by a constant, takes its figures from the recording (a data allreduce still moves and
+// adds its tiles step by step). Every per-PE figure (clocks, compute, injection, stall, bytes,
+// messages, hops, routes, SRAM, operation counts) and the work totals equal those of a fabric that
+// runs every step (emu.replay_timing = false), and the sums equal the serial reference bit for bit,
+// through sequences that start uniform, shifted, non-uniform, with arrivals pending and under a
+// trace; at 1, 2 and 4 ranks, for every algorithm along both axes, for the timing-only allreduce
+// (integer line sums) and the data allreduce.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -51,17 +53,55 @@ void expect_same_counters(const Fabric& a, const Fabric& b, const std::string& w
   }
 }
 
-// The same sequence of operations on a fabric: allreduces for their timing between charges that
-// shift every clock of the region alike, charges that break the pattern, barriers, a step whose
-// arrivals are still pending, a trace. Returns 1 for each allreduce that was replayed, else 0.
-std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, AllreduceAlgo algo) {
+// The sums of the allreduce's lines, against the serial reference (rank 0; false on a mismatch).
+bool sums_match_reference(const TileBuf<float>& b, const Region& r, Axis axis, const AllreduceSpec& spec,
+                          const std::vector<float>& before) {
+  const std::vector<float> got = b.gather();
+  if (world_rank() != 0) return true;
+  const size_t E = b.elems();
+  const int32_t P = line_length(r, axis), lines = line_count(r, axis);
+  for (int32_t line = 0; line < lines; ++line) {
+    std::vector<std::vector<float>> tiles;
+    for (int32_t pos = 0; pos < P; ++pos) {
+      const PeCoord c = line_pe(r, axis, line, pos);
+      const size_t at = (size_t(c.y - r.y0) * size_t(r.w) + size_t(c.x - r.x0)) * E;
+      tiles.emplace_back(before.begin() + int64_t(at), before.begin() + int64_t(at + E));
+    }
+    const std::vector<float> want = allreduce_line_reference(spec, tiles);
+    for (int32_t pos = 0; pos < P; ++pos) {
+      const PeCoord c = line_pe(r, axis, line, pos);
+      const size_t at = (size_t(c.y - r.y0) * size_t(r.w) + size_t(c.x - r.x0)) * E;
+      if (std::memcmp(got.data() + at, want.data(), E * sizeof(float)) != 0) return false;
+    }
+  }
+  return true;
+}
+
+// The same sequence of operations on a fabric: allreduces (for their timing only, or on data)
+// between charges that shift every clock of the region alike, charges that break the pattern,
+// barriers, a step whose arrivals are still pending, a trace. Returns 1 for each allreduce that was
+// replayed, else 0.
+std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, AllreduceAlgo algo, bool data) {
   AllreduceSpec spec;
   spec.algo = algo;
   LineAllreduce<int32_t> ar(f, r, axis, 3, spec);
+  LineAllreduce<float> fr(f, r, axis, 5, spec);
+  TileBuf<float> b(f, r, 5, "data");
   std::vector<uint64_t> replayed;
+  int round = 0;
   auto step = [&] {
     const uint64_t before = f.replays();
-    ar.run_timing();
+    if (data) {
+      ++round;
+      b.for_each_local([&](int32_t x, int32_t y, float* t) {
+        for (size_t k = 0; k < 5; ++k) t[k] = fill_value(f.mesh().id(x, y) + 1000 * round, k);
+      });
+      const std::vector<float> in = b.gather();
+      fr.run(b);
+      EXPECT_TRUE(sums_match_reference(b, r, axis, spec, in)) << "round " << round;
+    } else {
+      ar.run_timing();
+    }
     replayed.push_back(f.replays() - before);
   };
   const PeCoord odd{r.x0 + r.w / 2, r.y0 + r.h - 1};
@@ -71,9 +111,9 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
   f.charge_compute(r, 4);
   step();  // 1: uniform start, recorded
   f.charge_compute(r, 10);
-  step();  // 2: from the first one's end (replayed only if that end is uniform)
+  step();  // 2: from the first one's end (replayed only if that end is uniform), recorded if not
   f.barrier_clocks(r);
-  step();  // 3: uniform (replayed only if 2 was)
+  step();  // 3: uniform: replayed from 1
   f.charge_compute(r, 10);
   f.barrier_clocks(r);
   step();  // 4: uniform: replayed
@@ -89,16 +129,16 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
   TransferPlan p = plan_shift(f, r, axis, +1, true, LinePerm::natural(line_length(r, axis)), t.bytes_per_pe());
   f.barrier_clocks(r);
   f.execute(p, t.view(), t.view(), Sync::defer);
-  step();  // 7: run
+  step();  // 7: run (its recording incomplete)
   f.wait_arrivals();
   f.barrier_clocks(r);
   f.charge_compute(r, 1);
-  step();  // 8: uniform, but the last recording is incomplete: run, recorded
+  step();  // 8: uniform: replayed from 1
   {
     // A trace watches every operation: nothing is replayed while it does.
     PeWindowTrace trace(f, Region{r.x0, r.y0, 1, 1});
     f.barrier_clocks(r);
-    step();  // 9: run
+    step();  // 9: run (and recorded again)
   }
   f.barrier_clocks(r);
   step();  // 10: replayed
@@ -112,26 +152,29 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
 
 }  // namespace
 
-TEST(Replay, TimingAllreduceFromARecordingEqualsRunningEveryStep) {
+TEST(Replay, AllreduceFromARecordingEqualsRunningEveryStep) {
   for (bool defaults : {false, true})
     for (AllreduceAlgo algo : {AllreduceAlgo::ktree, AllreduceAlgo::pipeline, AllreduceAlgo::ring})
-      for (Axis axis : {Axis::X, Axis::Y}) {
-        const std::string what = std::string(allreduce_algo_name(algo)) + (axis == Axis::X ? " X" : " Y") +
-                                 (defaults ? " default machine" : " test machine");
-        // 13 x 5 lines at an offset (5 x 13 along Y): blocks cut them at 2 and 4 ranks.
-        const Region r = axis == Axis::X ? Region{3, 2, 13, 5} : Region{2, 1, 5, 9};
-        Fabric on(MPI_COMM_WORLD, machine(defaults, true));
-        Fabric off(MPI_COMM_WORLD, machine(defaults, false));
-        std::vector<uint64_t> seen = run_sequence(on, r, axis, algo);
-        const std::vector<uint64_t> none = run_sequence(off, r, axis, algo);
-        expect_same_counters(on, off, what);
-        // Replayed where the comments of run_sequence say (2 and 3 depend on the algorithm's end
-        // pattern, and must agree).
-        ASSERT_EQ(seen.size(), 11u);
-        EXPECT_EQ(seen[1], seen[2]) << what;
-        seen[1] = seen[2] = 0;
-        const uint64_t whole = on.decomposition().block(0).intersect(r) == r;
-        EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 0, 1, 0, 1, 0, 0, 0, 1, whole})) << what;
-        EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
-      }
+      for (Axis axis : {Axis::X, Axis::Y})
+        for (bool data : {false, true}) {
+          const std::string what = std::string(allreduce_algo_name(algo)) + (axis == Axis::X ? " X" : " Y") +
+                                   (defaults ? ", default machine" : ", test machine") + (data ? ", data" : ", timing");
+          // 13 x 5 lines at an offset (5 x 9 along Y): blocks cut them at 2 and 4 ranks.
+          const Region r = axis == Axis::X ? Region{3, 2, 13, 5} : Region{2, 1, 5, 9};
+          Fabric on(MPI_COMM_WORLD, machine(defaults, true));
+          Fabric off(MPI_COMM_WORLD, machine(defaults, false));
+          std::vector<uint64_t> seen = run_sequence(on, r, axis, algo, data);
+          const std::vector<uint64_t> none = run_sequence(off, r, axis, algo, data);
+          expect_same_counters(on, off, what);
+          // Replayed where the comments of run_sequence say (2 depends on the algorithm's end
+          // pattern).
+          ASSERT_EQ(seen.size(), 11u);
+          seen[1] = 0;
+          const uint64_t whole = on.decomposition().block(0).intersect(r) == r;
+          if (data && algo == AllreduceAlgo::ring)  // charged PE by PE: never replayed
+            EXPECT_EQ(seen, std::vector<uint64_t>(seen.size(), 0)) << what;
+          else
+            EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 1, 0, 1, 0, 1, whole})) << what;
+          EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
+        }
 }

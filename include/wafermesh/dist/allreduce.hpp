@@ -94,14 +94,23 @@ class LineAllreduce {
     }
   }
 
-  // Sums the tiles of every line of buf (whose region and tile size must match). Collective.
+  // Sums the tiles of every line of buf (whose region and tile size must match). A tree or chain
+  // that starts from the clocks an earlier run started from (shifted by a constant) takes its
+  // figures from that run's recording (Fabric::replay) and moves and adds the data step by step as
+  // always. Collective.
   AllreduceStats run(TileBuf<T>& buf) {
     if (!(buf.region() == r_) || buf.elems() != elems_) throw std::logic_error("allreduce: buffer does not match");
     if (P_ <= 1) return stats_;
     // The scratch tiles exist on the PEs while the reduction runs.
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
-    if (spec_.algo == AllreduceAlgo::ring) run_ring<true>(&buf);
-    else run_tree<true>(&buf);
+    if (spec_.algo == AllreduceAlgo::ring) {
+      run_ring<true>(&buf);  // (charged PE by PE: not replayed)
+    } else if (f_.replay(tapes_, r_)) {
+      run_tree<true, false>(&buf);
+    } else {
+      Fabric::Recording rec(f_, tapes_, r_);
+      run_tree<true, true>(&buf);
+    }
     return stats_;
   }
   // The same steps for their clocks, counters, SRAM and routes only: every figure exactly as run()
@@ -113,10 +122,10 @@ class LineAllreduce {
   AllreduceStats run_timing() {
     if (P_ <= 1) return stats_;
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
-    if (f_.replay(tape_, r_)) return stats_;
-    Fabric::Recording rec(f_, tape_, r_);
+    if (f_.replay(tapes_, r_)) return stats_;
+    Fabric::Recording rec(f_, tapes_, r_);
     if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
-    else run_tree<false>(nullptr);
+    else run_tree<false, true>(nullptr);
     return stats_;
   }
 
@@ -213,8 +222,8 @@ class LineAllreduce {
 
   // Every PE at line position a.to adds the tile its line's PE at a.from sent it: read where it
   // lies when the sender is on this rank (the step moved only the tiles crossing ranks, into `in`),
-  // else from `in`. buf == nullptr: charge only (run_timing).
-  void add_into(TileBuf<T>* buf, const TileBuf<T>& in, Add a) {
+  // else from `in`. buf == nullptr: charge only (run_timing); charge false: add only (replayed).
+  void add_into(TileBuf<T>* buf, const TileBuf<T>& in, Add a, bool charge) {
     const Region strip = line_strip(a.to);
     const Region mine = strip.intersect(f_.block());
     if (buf && !mine.empty()) {
@@ -242,6 +251,7 @@ class LineAllreduce {
           }
       }
     }
+    if (!charge) return;
     if (f_.cost().stream_reductions) f_.charge_stream_add(strip, elems_, work_of<T>());
     else f_.charge_compute(strip, elems_, work_of<T>());
   }
@@ -250,36 +260,39 @@ class LineAllreduce {
     return axis_ == Axis::X ? Region{r_.x0 + pos, r_.y0, 1, r_.h} : Region{r_.x0, r_.y0 + pos, r_.w, 1};
   }
 
-  template <bool Data>
+  // Data: move and add the tiles; Clocks: charge the figures (else a replay has applied them).
+  template <bool Data, bool Clocks>
   void run_tree(TileBuf<T>* buf) {
     size_t si = 0;
     for (Level& lv : levels_) {
       for (Step& st : lv.steps)
         for (Side& sd : st.sides) {
           TileBuf<T>& in = side_of_[si++] == 0 ? *in_left_ : *in_right_;
-          if constexpr (Data) f_.execute_remote(sd.plan, buf->view(), in.view());
+          if constexpr (Data && Clocks) f_.execute_remote(sd.plan, buf->view(), in.view());
+          else if constexpr (Data) f_.execute_data(sd.plan, buf->view(), in.view());
           else f_.execute_timing(sd.plan);
-          for (const Add& a : sd.adders) add_into(buf, in, a);
+          for (const Add& a : sd.adders) add_into(buf, in, a, Clocks);
         }
       // Roots: (left + own), then right + that. A sender keeps its tile unchanged for the rest of
       // the level once it has sent, so the root reads the same tile the chain step delivered.
-      for (const Add& a : lv.roots_left) add_into(buf, *in_left_, a);
-      for (const Add& a : lv.roots_right) add_into(buf, *in_right_, a);
+      for (const Add& a : lv.roots_left) add_into(buf, *in_left_, a, Clocks);
+      for (const Add& a : lv.roots_right) add_into(buf, *in_right_, a, Clocks);
       // Streaming chains: each root waits for its streams' tail once, after the level.
-      if (f_.cost().stream_reductions) {
+      if (Clocks && f_.cost().stream_reductions) {
         const uint64_t tail = f_.cost().wire_cycles(in_left_->bytes_per_pe());
         for (int32_t pos : lv.roots) f_.wait_cycles(line_strip(pos), tail);
       }
     }
     if (has_bcast_) {
-      if constexpr (Data) broadcast(*buf);
+      if constexpr (Data) broadcast(*buf, Clocks);
       else f_.execute_timing(bcast_);
     }
   }
   // The root's tile to every PE of its line. On the root's rank the line's head takes a copy and
   // stands for the line's PEs (TileBuf::for_each_line_head); the other ranks receive theirs.
-  void broadcast(TileBuf<T>& buf) {
-    f_.execute_remote(bcast_, buf.view(), buf.view());
+  void broadcast(TileBuf<T>& buf, bool clocks) {
+    if (clocks) f_.execute_remote(bcast_, buf.view(), buf.view());
+    else f_.execute_data(bcast_, buf.view(), buf.view());
     const Region root = line_strip(stats_.root).intersect(f_.block());
     if (root.empty()) return;  // (the root's strip lies in the buffer's local part)
     const TileBuf<T>& cb = buf;
@@ -367,7 +380,7 @@ class LineAllreduce {
   LinePerm perm_;
   std::unique_ptr<TileBuf<T>> out_, in_;
   TransferPlan ring_;
-  ClockTape tape_;  // the last run_timing() (declared after the plans it refers to: destroyed first)
+  ClockTapes tapes_;  // recorded runs (declared after the plans they refer to: destroyed first)
 };
 
 // One-off allreduce: prepares, runs and releases. Collective.

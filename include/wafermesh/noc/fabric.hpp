@@ -234,14 +234,11 @@ struct Depart {
 };
 
 // A recorded run of a sequence of fabric operations confined to one region, which Fabric::replay
-// applies again in one pass (timing-only collectives that recur every decoded token). The owner of
-// the tape owns the plans the sequence executes, and they outlive the tape.
+// applies again in one pass (collectives that recur every decoded token).
 class ClockTape {
- public:
-  bool recorded() const { return valid_; }
-
  private:
   friend class Fabric;
+  friend class ClockTapes;
   Region region_, local_;  // the sequence's region; this rank's PEs of it
   // What is stored per local PE: every one (full), one row standing for all rows of the local part
   // (rows: every row recorded the same; lines along X), or one column (cols; lines along Y).
@@ -259,6 +256,22 @@ class ClockTape {
   size_t stored(int64_t row, int64_t col) const {
     return shape_ == Shape::rows ? size_t(col) : shape_ == Shape::cols ? size_t(row) : size_t(row * local_.w + col);
   }
+};
+
+// The recordings of one sequence from up to kSlots start patterns (one collective object serves
+// several call sites: the norms of every layer of a region), replaced in turn. The owner of the
+// tapes owns the plans the sequence executes, and they outlive the tapes.
+class ClockTapes {
+ public:
+  static constexpr size_t kSlots = 8;
+  // Recordings that can be applied.
+  size_t recorded() const;
+
+ private:
+  friend class Fabric;
+  ClockTape slot_[kSlots];
+  size_t next_ = 0;       // the slot the next recording takes
+  uint64_t misses_ = 0;   // runs since the last replay
 };
 
 class Fabric {
@@ -386,6 +399,10 @@ class Fabric {
   // lies). Collective.
   void execute_remote(TransferPlan& plan, const TileView& src, const TileView& dst, Sync sync = Sync::wait,
                       Depart depart = Depart::now());
+  // Moves the tiles crossing ranks as execute_remote() does, and changes nothing else: no clock,
+  // counter or route entry. For a step whose figures a replay has applied (Fabric::replay); the
+  // plan has run before and holds its routes (else std::logic_error). Collective.
+  void execute_data(TransferPlan& plan, const TileView& src, const TileView& dst);
   // A plan kept under `key`, built by make() at the first request: for steps that recur with the
   // same transfers and tile size (the skew and shift steps of every MeshGEMM on one region).
   // Executing a kept plan is executing any plan; between uses it should hold no route entries, so
@@ -410,23 +427,26 @@ class Fabric {
   // same on every rank), no arrivals wait (Sync::defer), nothing observes the fabric, no latency is
   // injected in real time, and every plan it ran holds its routes. Returns false otherwise: the
   // caller then runs the sequence inside a Recording of the tape.
-  bool replay(ClockTape& tape, const Region& r);
+  bool replay(ClockTapes& tapes, const Region& r);
   // Sequences applied by replay() since construction (an emulation figure, for tests and benches).
   uint64_t replays() const { return replays_; }
-  // Records the operations of its lifetime into `tape` (replacing what it held). A recording is
-  // complete unless an operation happened that a replay could not reproduce: a step that defers
-  // its arrivals or touches PEs outside r, a charge outside r, a per-PE charge, a clock raised to an
-  // absolute time, an SRAM charge or a new peak window, or an exception. Not nested.
+  // Records the operations of its lifetime into a slot of `tapes` (replacing what it held). A
+  // recording is complete unless an operation happened that a replay could not reproduce: a step
+  // that defers its arrivals or touches PEs outside r, a charge outside r, a per-PE charge, a clock
+  // raised to an absolute time, an SRAM charge or a new peak window, or an exception. Recording
+  // costs a few passes over the region's PEs: after every slot has been filled without a replay
+  // since, only every 32nd run is recorded (a sequence whose start differs every time, such as
+  // attention's over a growing cache). Not nested.
   class Recording {
    public:
-    Recording(Fabric& f, ClockTape& tape, const Region& r);
+    Recording(Fabric& f, ClockTapes& tapes, const Region& r);
     ~Recording();
     Recording(const Recording&) = delete;
     Recording& operator=(const Recording&) = delete;
 
    private:
     Fabric& f_;
-    ClockTape& t_;
+    ClockTape* t_ = nullptr;  // nullptr: not recording this time
     int exceptions_;
   };
 
@@ -510,8 +530,9 @@ class Fabric {
   // Throws when the plan is another fabric's or was built for another tile size than the views'.
   void check_views(const TransferPlan& p, const TileView& src, const TileView& dst) const;
   // local_moves: copy the tiles moving inside the rank (else only those crossing ranks move).
+  // clocks false: the data only (execute_data).
   void run(TransferPlan& p, const TileView* src, const TileView* dst, Sync sync, Depart depart,
-           bool local_moves = true);
+           bool local_moves = true, bool clocks = true);
   void activate_routes(TransferPlan& p);
   void release_routes(Compiled& c);
   void rebuild(Compiled& c, bool relay_mode);
@@ -610,6 +631,8 @@ class Fabric {
   std::map<std::string, std::shared_ptr<TransferPlan>> kept_plans_;  // released first (~Fabric)
   // The recording in progress (Recording), or nullptr.
   ClockTape* tape_ = nullptr;
+  // Whether the PEs of t's region on this rank are at t's start clocks plus one constant, and which.
+  bool tape_matches(const ClockTape& t, const Region& r, int64_t* shift) const;
   uint64_t replays_ = 0;
   void tape_break() {
     if (tape_) tape_->broken_ = true;
