@@ -1,5 +1,8 @@
 // Recording a sequence of fabric operations on a region and applying it again (Fabric::replay).
 #include <exception>
+#include <map>
+#include <memory>
+#include <string>
 #include <limits>
 #include <stdexcept>
 
@@ -15,8 +18,20 @@ size_t ClockTapes::recorded() const {
   return n;
 }
 
-Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r)
-    : f_(f), exceptions_(std::uncaught_exceptions()) {
+std::shared_ptr<ClockTapes> Fabric::shared_tapes(const std::string& key) {
+  if (shared_tapes_.size() >= 4096)  // forget the keys nobody holds any more
+    std::erase_if(shared_tapes_, [](const auto& e) { return e.second.expired(); });
+  std::weak_ptr<ClockTapes>& w = shared_tapes_[key];
+  std::shared_ptr<ClockTapes> t = w.lock();
+  if (!t) {
+    t = std::make_shared<ClockTapes>();
+    w = t;
+  }
+  return t;
+}
+
+Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans)
+    : f_(f), exceptions_(std::uncaught_exceptions()), plans_(plans) {
   if (f.tape_) throw std::logic_error("Fabric::Recording: a recording is already in progress");
   // Every slot filled and none replayed since: a recording now and then only. (The same decision
   // on every rank: every rank runs the same sequence of collectives.)
@@ -31,6 +46,8 @@ Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r)
   t.local_ = r.intersect(f.block_);
   t.shape_ = ClockTape::Shape::full;
   t.plans_.clear();
+  t.relayed_.clear();
+  t.log_.clear();
   t.ops_.clear();
   // The start: clocks and compute cycles of this rank's PEs of r (compute_ holds the compute
   // cycles so far until the end turns it into those added).
@@ -51,6 +68,15 @@ Fabric::Recording::~Recording() {
   f_.tape_ = nullptr;
   ClockTape& t = *t_;
   if (t.broken_ || std::uncaught_exceptions() > exceptions_) return;
+  // The steps, by their index in the sequence's plans (a step not among them: incomplete).
+  for (const TransferPlan::Compiled* c : t.log_) {
+    size_t i = 0;
+    while (i < plans_.size() && plans_[i]->c_.get() != c) ++i;
+    if (i == plans_.size()) return;
+    t.plans_.push_back(uint32_t(i));
+    t.relayed_.push_back(c->relay_mode);
+  }
+  t.log_.clear();
   const Region& l = t.local_;
   const size_t n = size_t(l.size()), w = size_t(l.w);
   t.end_.resize(n);
@@ -82,10 +108,15 @@ Fabric::Recording::~Recording() {
   t.valid_ = true;
 }
 
-bool Fabric::tape_matches(const ClockTape& t, const Region& r, int64_t* shift) const {
+bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector<TransferPlan*>& plans,
+                          int64_t* shift) const {
   if (!t.valid_ || !(t.region_ == r)) return false;
-  for (const Compiled* c : t.plans_)
-    if (!c->routes_active) return false;
+  // The plans hold their routes (a replay configures none), and went to software relays where the
+  // recorded ones did (objects sharing routes may differ there).
+  for (size_t k = 0; k < t.plans_.size(); ++k) {
+    const TransferPlan* p = t.plans_[k] < plans.size() ? plans[t.plans_[k]] : nullptr;
+    if (!p || p->fabric_ != this || !p->c_ || !p->c_->routes_active || p->c_->relay_mode != t.relayed_[k]) return false;
+  }
   const Region& l = t.local_;
   if (l.empty()) return true;
   const int64_t s = int64_t(clock_[local_index(l.x0, l.y0)] - t.start_[0]);
@@ -98,18 +129,21 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, int64_t* shift) c
   return true;
 }
 
-bool Fabric::replay(ClockTapes& tapes, const Region& r) {
+bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans) {
   if (tape_) throw std::logic_error("Fabric::replay inside a recording");
   // Per slot, this rank's verdict and the shift of its PEs' clocks from the recorded start; every
   // rank must agree on a slot, with one shift: the max of the shifts equals their min.
   constexpr size_t K = ClockTapes::kSlots;
   constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
   if (!params_.replay_timing) return false;  // the same on every rank: no collective needed
+  // The sequence's plans configure their routes first, as their first executions would (a fresh
+  // object of a recorded structure; collective, and the same on every rank).
+  for (TransferPlan* p : plans) activate_routes(*p);
   const bool off = params_.inject_ns_per_cycle > 0 || observer_ || !deferred_plans_.empty() || !pending_list_.empty();
   int64_t v[3 * K];
   for (size_t k = 0; k < K; ++k) {
     int64_t shift = kNone;
-    v[3 * k] = off || !tape_matches(tapes.slot_[k], r, &shift);
+    v[3 * k] = off || !tape_matches(tapes.slot_[k], r, plans, &shift);
     v[3 * k + 1] = shift;
     v[3 * k + 2] = shift == kNone ? kNone : -shift;
   }
@@ -130,7 +164,7 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r) {
       cp[x] += t.compute_[j];
     }
   }
-  for (Compiled* c : t.plans_) count_execution(*c);
+  for (uint32_t i : t.plans_) count_execution(*plans[i]->c_);
   for (const ClockTape::Ops& o : t.ops_) add_region_ops(o.r, o.each, o.w);
   tapes.misses_ = 0;
   ++replays_;

@@ -62,10 +62,10 @@ std::vector<ParamSpec> MachineParams::specs() {
                  "hold inter-rank messages back in real time by this much per modelled cycle of latency (0 = off)",
                  0, 1e6),
       param_flag("emu.replay_timing", &replay_timing,
-                 "a timing-only collective (the integer line sums of the BitLinear GEMVs) that starts again from "
-                 "clocks it ran from before, shifted by a constant, applies that run's recorded clock and counter "
-                 "changes in one pass instead of running its steps: the same figures (virtual time is max-plus); "
-                 "false runs every step"),
+                 "a line allreduce (norms, attention, the BitLinear GEMVs' integer line sums) that starts again from "
+                 "the clocks an allreduce of its structure started from, shifted by a constant, applies that run's "
+                 "recorded clock and counter changes in one pass instead of charging its steps (its data still moves "
+                 "and adds step by step): the same figures, as virtual time is max-plus; false charges every step"),
       param_int("emu.ranks_x", &ranks_x, "ranks", "MPI rank grid extent along X (0 = choose automatically)", 0,
                 kMaxExtent),
       param_int("emu.ranks_y", &ranks_y, "ranks", "MPI rank grid extent along Y (0 = choose automatically)", 0,

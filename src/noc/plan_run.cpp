@@ -395,7 +395,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
   // wait: all arrivals of a wait come before all of its receive tasks.
   const bool keep = clocks && (defer || !deferred_plans_.empty() || !pending_list_.empty());
   if (tape_ && clocks) {
-    if (!keep && c.from_lines && tape_covers(c.lines.region)) tape_->plans_.push_back(&c);
+    if (!keep && c.from_lines && tape_covers(c.lines.region)) tape_->log_.push_back(&c);
     else tape_break();
   }
   const uint64_t early = depart.earlier_cycles;  // departure = clock - early

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,8 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
   TileBuf<float> b(f, r, 5, "data");
   std::vector<uint64_t> replayed;
   int round = 0;
+  std::unique_ptr<LineAllreduce<int32_t>> ar2;  // another allreduce of the same structure (step 12)
+  std::unique_ptr<LineAllreduce<float>> fr2;
   auto step = [&] {
     const uint64_t before = f.replays();
     if (data) {
@@ -97,10 +100,10 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
         for (size_t k = 0; k < 5; ++k) t[k] = fill_value(f.mesh().id(x, y) + 1000 * round, k);
       });
       const std::vector<float> in = b.gather();
-      fr.run(b);
+      (fr2 ? *fr2 : fr).run(b);
       EXPECT_TRUE(sums_match_reference(b, r, axis, spec, in)) << "round " << round;
     } else {
-      ar.run_timing();
+      (ar2 ? *ar2 : ar).run_timing();
     }
     replayed.push_back(f.replays() - before);
   };
@@ -147,6 +150,11 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
   f.barrier_clocks(r);
   f.charge_compute(f.decomposition().block(0).intersect(r), 3);
   step();  // 11
+  // Another allreduce of the same structure shares the recordings: replayed at its first run.
+  ar2 = std::make_unique<LineAllreduce<int32_t>>(f, r, axis, 3, spec);
+  fr2 = std::make_unique<LineAllreduce<float>>(f, r, axis, 5, spec);
+  f.barrier_clocks(r);
+  step();  // 12
   return replayed;
 }
 
@@ -168,13 +176,13 @@ TEST(Replay, AllreduceFromARecordingEqualsRunningEveryStep) {
           expect_same_counters(on, off, what);
           // Replayed where the comments of run_sequence say (2 depends on the algorithm's end
           // pattern).
-          ASSERT_EQ(seen.size(), 11u);
+          ASSERT_EQ(seen.size(), 12u);
           seen[1] = 0;
           const uint64_t whole = on.decomposition().block(0).intersect(r) == r;
           if (data && algo == AllreduceAlgo::ring)  // charged PE by PE: never replayed
             EXPECT_EQ(seen, std::vector<uint64_t>(seen.size(), 0)) << what;
           else
-            EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 1, 0, 1, 0, 1, whole})) << what;
+            EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 1, 0, 1, 0, 1, whole, 1})) << what;
           EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
         }
 }

@@ -182,9 +182,10 @@ TEST(TimingOnly, StoriesTernarisedGivesTheFullRunsFigures) {
 
 TEST(TimingOnly, SyntheticBitNetShapeGivesTheFullRunsFigures) { check_model(bitnet_shape(), "BitNet shape"); }
 
-// The BitLinear GEMVs' integer line sums are timing-only allreduces that decode steps replay from
-// their recordings (emu.replay_timing): every figure of every token equals running every step.
-TEST(TimingOnly, ReplayedLineSumsGiveEveryStepsFigures) {
+// Decode steps take the figures of their allreduces (norms, attention, the BitLinear GEMVs'
+// integer line sums) from recordings (emu.replay_timing): every figure of every token equals
+// charging every step.
+TEST(TimingOnly, ReplayedAllreducesGiveEveryStepsFigures) {
   const ModelConfig cfg = bitnet_shape();
   const auto src = open_weight_source(cfg, 7);
   const std::vector<int> prompt{1, 9, 14, 3};

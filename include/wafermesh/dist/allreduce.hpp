@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <vector>
 
 #include "wafermesh/noc/primitives.hpp"
@@ -89,9 +90,17 @@ class LineAllreduce {
     if (P_ <= 1) return;
     if (spec.algo == AllreduceAlgo::ring) {
       build_ring();
+      plans_.push_back(&ring_);
     } else {
       build_tree();
+      for (Level& lv : levels_)
+        for (Step& st : lv.steps)
+          for (Side& sd : st.sides) plans_.push_back(&sd.plan);
+      if (has_bcast_) plans_.push_back(&bcast_);
     }
+    // Every allreduce of this structure runs the same operations: they share their recordings.
+    tapes_ = f.shared_tapes(route_key() + " E" + std::to_string(elems_) + " " + typeid(T).name() +
+                            (spec_.broadcast ? " broadcast" : ""));
   }
 
   // Sums the tiles of every line of buf (whose region and tile size must match). A tree or chain
@@ -105,10 +114,10 @@ class LineAllreduce {
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
     if (spec_.algo == AllreduceAlgo::ring) {
       run_ring<true>(&buf);  // (charged PE by PE: not replayed)
-    } else if (f_.replay(tapes_, r_)) {
+    } else if (f_.replay(*tapes_, r_, plans_)) {
       run_tree<true, false>(&buf);
     } else {
-      Fabric::Recording rec(f_, tapes_, r_);
+      Fabric::Recording rec(f_, *tapes_, r_, plans_);
       run_tree<true, true>(&buf);
     }
     return stats_;
@@ -122,8 +131,8 @@ class LineAllreduce {
   AllreduceStats run_timing() {
     if (P_ <= 1) return stats_;
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
-    if (f_.replay(tapes_, r_)) return stats_;
-    Fabric::Recording rec(f_, tapes_, r_);
+    if (f_.replay(*tapes_, r_, plans_)) return stats_;
+    Fabric::Recording rec(f_, *tapes_, r_, plans_);
     if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
     else run_tree<false, true>(nullptr);
     return stats_;
@@ -380,7 +389,8 @@ class LineAllreduce {
   LinePerm perm_;
   std::unique_ptr<TileBuf<T>> out_, in_;
   TransferPlan ring_;
-  ClockTapes tapes_;  // recorded runs (declared after the plans they refer to: destroyed first)
+  std::vector<TransferPlan*> plans_;    // every plan, in the order of the structure (for recordings)
+  std::shared_ptr<ClockTapes> tapes_;  // recorded runs, shared by the allreduces of this structure
 };
 
 // One-off allreduce: prepares, runs and releases. Collective.

@@ -244,7 +244,9 @@ class ClockTape {
   // (rows: every row recorded the same; lines along X), or one column (cols; lines along Y).
   enum class Shape { full, rows, cols } shape_ = Shape::full;
   std::vector<uint64_t> start_, end_, compute_;  // per stored PE: clock at the start, at the end; compute added
-  std::vector<TransferPlan::Compiled*> plans_;   // every step executed, in order
+  std::vector<uint32_t> plans_;                  // every step executed, in order: its index in the sequence's plans
+  std::vector<bool> relayed_;                    // and whether it went by software relays
+  std::vector<TransferPlan::Compiled*> log_;     // while recording: the steps executed
   struct Ops {
     Region r;
     uint64_t each;
@@ -258,9 +260,12 @@ class ClockTape {
   }
 };
 
-// The recordings of one sequence from up to kSlots start patterns (one collective object serves
-// several call sites: the norms of every layer of a region), replaced in turn. The owner of the
-// tapes owns the plans the sequence executes, and they outlive the tapes.
+// The recordings of one sequence from up to kSlots start patterns, replaced in turn. Collective
+// objects of one structure (the same plans on the same region, the same charges) share them
+// (Fabric::shared_tapes): one object serves several call sites (the norms of every layer of a
+// region), and the objects of every layer of a region start from the same patterns. A recording
+// names the steps it ran by their index in the sequence's plans, so any object of the structure
+// applies it to its own plans.
 class ClockTapes {
  public:
   static constexpr size_t kSlots = 8;
@@ -415,19 +420,25 @@ class Fabric {
   // communicator, created once. For exchanging per-rank partial results of whole lines.
   MPI_Comm line_comm(Axis axis);
 
-  // ---- replaying recorded sequences (the timing-only collectives) ----
+  // ---- replaying recorded sequences (collectives that recur) ----
   // Clock arithmetic is max-plus (a step's arrival is a sender's clock plus a latency, a receiver
   // takes the max, a charge adds): a sequence of steps and charges confined to a region, started
   // from clocks s_i + c for any constant c, ends at e_i + c, and adds compute cycles, route use and
   // counters that do not depend on c. So a sequence that starts again from a recorded start pattern
   // (shifted by any constant) is applied from its recording: every clock, compute cycle, counter
   // and operation count exactly as running it again would set them.
-  // Collective. Applies `tape` and returns true when emu.replay_timing is on, the tape holds a
-  // complete recording over r, every PE of r has its recorded start clock plus one constant (the
+  // Collective. Applies a recording of `tapes` and returns true when emu.replay_timing is on, a
+  // tape holds a complete recording over r, every PE of r has its recorded start clock plus one constant (the
   // same on every rank), no arrivals wait (Sync::defer), nothing observes the fabric, no latency is
-  // injected in real time, and every plan it ran holds its routes. Returns false otherwise: the
-  // caller then runs the sequence inside a Recording of the tape.
-  bool replay(ClockTapes& tapes, const Region& r);
+  // injected in real time, and every plan went to software relays where the recorded ones did
+  // (the plans configure their routes first, as their first executions would). Returns false
+  // otherwise: the caller then runs the sequence inside a Recording of the tapes.
+  // `plans`: every plan the sequence may execute, in an order fixed by the sequence's structure.
+  bool replay(ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans);
+  // The tapes of the sequences of one structure, named by `key` (everything that determines the
+  // sequence's operations: algorithm, region, axis, tile size, element type). Kept while some
+  // caller holds them.
+  std::shared_ptr<ClockTapes> shared_tapes(const std::string& key);
   // Sequences applied by replay() since construction (an emulation figure, for tests and benches).
   uint64_t replays() const { return replays_; }
   // Records the operations of its lifetime into a slot of `tapes` (replacing what it held). A
@@ -439,7 +450,7 @@ class Fabric {
   // attention's over a growing cache). Not nested.
   class Recording {
    public:
-    Recording(Fabric& f, ClockTapes& tapes, const Region& r);
+    Recording(Fabric& f, ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans);
     ~Recording();
     Recording(const Recording&) = delete;
     Recording& operator=(const Recording&) = delete;
@@ -447,6 +458,7 @@ class Fabric {
    private:
     Fabric& f_;
     ClockTape* t_ = nullptr;  // nullptr: not recording this time
+    const std::vector<TransferPlan*>& plans_;
     int exceptions_;
   };
 
@@ -632,7 +644,9 @@ class Fabric {
   // The recording in progress (Recording), or nullptr.
   ClockTape* tape_ = nullptr;
   // Whether the PEs of t's region on this rank are at t's start clocks plus one constant, and which.
-  bool tape_matches(const ClockTape& t, const Region& r, int64_t* shift) const;
+  bool tape_matches(const ClockTape& t, const Region& r, const std::vector<TransferPlan*>& plans,
+                    int64_t* shift) const;
+  std::map<std::string, std::weak_ptr<ClockTapes>> shared_tapes_;
   uint64_t replays_ = 0;
   void tape_break() {
     if (tape_) tape_->broken_ = true;
