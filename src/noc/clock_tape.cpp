@@ -119,13 +119,21 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   }
   const Region& l = t.local_;
   if (l.empty()) return true;
-  const int64_t s = int64_t(clock_[local_index(l.x0, l.y0)] - t.start_[0]);
+  // Row by row, branch-free over the row (the sweeps vectorise): clock - start == s everywhere.
+  const uint64_t s = clock_[local_index(l.x0, l.y0)] - t.start_[0];
   for (int32_t y = 0; y < l.h; ++y) {
     const uint64_t* ck = clock_.data() + local_index(l.x0, l.y0 + y);
-    for (int32_t x = 0; x < l.w; ++x)
-      if (int64_t(ck[x] - t.start_[t.stored(y, x)]) != s) return false;
+    uint64_t differ = 0;
+    if (t.shape_ == ClockTape::Shape::cols) {
+      const uint64_t want = t.start_[size_t(y)] + s;
+      for (int32_t x = 0; x < l.w; ++x) differ |= ck[x] ^ want;
+    } else {
+      const uint64_t* st = t.start_.data() + t.row_start(y);
+      for (int32_t x = 0; x < l.w; ++x) differ |= (ck[x] - st[x]) ^ s;
+    }
+    if (differ != 0) return false;
   }
-  *shift = s;
+  *shift = int64_t(s);
   return true;
 }
 
@@ -158,10 +166,19 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
     const size_t i0 = local_index(l.x0, l.y0 + y);
     uint64_t* const ck = clock_.data() + i0;
     uint64_t* const cp = compute_.data() + i0;
-    for (int32_t x = 0; x < l.w; ++x) {
-      const size_t j = t.stored(y, x);
-      ck[x] = t.end_[j] + uint64_t(shift);
-      cp[x] += t.compute_[j];
+    if (t.shape_ == ClockTape::Shape::cols) {
+      const uint64_t e = t.end_[size_t(y)] + uint64_t(shift), c = t.compute_[size_t(y)];
+      for (int32_t x = 0; x < l.w; ++x) {
+        ck[x] = e;
+        cp[x] += c;
+      }
+    } else {
+      const uint64_t* const e = t.end_.data() + t.row_start(y);
+      const uint64_t* const c = t.compute_.data() + t.row_start(y);
+      for (int32_t x = 0; x < l.w; ++x) {
+        ck[x] = e[x] + uint64_t(shift);
+        cp[x] += c[x];
+      }
     }
   }
   for (uint32_t i : t.plans_) count_execution(*plans[i]->c_);

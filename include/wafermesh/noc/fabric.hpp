@@ -255,9 +255,8 @@ class ClockTape {
   std::vector<Ops> ops_;  // every region-uniform operation count charged, in order
   bool valid_ = false;    // a complete recording
   bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
-  size_t stored(int64_t row, int64_t col) const {
-    return shape_ == Shape::rows ? size_t(col) : shape_ == Shape::cols ? size_t(row) : size_t(row * local_.w + col);
-  }
+  // Where local row `row` starts among the stored PEs (shapes full and rows; cols keeps one value per row).
+  size_t row_start(int64_t row) const { return shape_ == Shape::rows ? 0 : size_t(row * local_.w); }
 };
 
 // The recordings of one sequence from up to kSlots start patterns, replaced in turn. Collective
