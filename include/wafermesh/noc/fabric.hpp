@@ -22,7 +22,8 @@
 // and added to the PEs when something reads them; stall cycles are derived
 // (clock = compute + injection + stall holds for every PE at all times). Steps that recur with the
 // same transfers (the skews and shifts of every MeshGEMM on a region) are planned once and kept
-// (kept_plan).
+// (kept_plan). Sequences that recur from the same clock pattern (the allreduces of every decoded
+// token) are recorded once and applied again in two sweeps (replay, ClockTape).
 #include <mpi.h>
 
 #include <cstddef>
