@@ -12,6 +12,10 @@
 
 namespace wm {
 
+ClockTapes::~ClockTapes() {
+  for (const ClockTape& t : slot_) owner_->tape_bytes_ -= t.held_;
+}
+
 size_t ClockTapes::recorded() const {
   size_t n = 0;
   for (const ClockTape& t : slot_) n += t.valid_;
@@ -24,7 +28,7 @@ std::shared_ptr<ClockTapes> Fabric::shared_tapes(const std::string& key) {
   std::weak_ptr<ClockTapes>& w = shared_tapes_[key];
   std::shared_ptr<ClockTapes> t = w.lock();
   if (!t) {
-    t = std::make_shared<ClockTapes>();
+    t = std::shared_ptr<ClockTapes>(new ClockTapes(this));
     w = t;
   }
   return t;
@@ -41,6 +45,8 @@ Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r, cons
   tapes.next_ = (tapes.next_ + 1) % ClockTapes::kSlots;
   t_ = &t;
   t.valid_ = false;
+  f.tape_bytes_ -= t.held_;
+  t.held_ = 0;
   t.broken_ = !f.deferred_plans_.empty() || !f.pending_list_.empty();  // arrivals wait: steps would keep theirs
   t.region_ = r;
   t.local_ = r.intersect(f.block_);
@@ -67,12 +73,21 @@ Fabric::Recording::~Recording() {
   if (!t_) return;
   f_.tape_ = nullptr;
   ClockTape& t = *t_;
-  if (t.broken_ || std::uncaught_exceptions() > exceptions_) return;
+  auto drop = [&t] {  // an incomplete recording keeps no memory
+    for (auto* v : {&t.start_, &t.end_, &t.compute_}) std::vector<uint64_t>().swap(*v);
+  };
+  if (t.broken_ || std::uncaught_exceptions() > exceptions_) {
+    drop();
+    return;
+  }
   // The steps, by their index in the sequence's plans (a step not among them: incomplete).
   for (const TransferPlan::Compiled* c : t.log_) {
     size_t i = 0;
     while (i < plans_.size() && plans_[i]->c_.get() != c) ++i;
-    if (i == plans_.size()) return;
+    if (i == plans_.size()) {
+      drop();
+      return;
+    }
     t.plans_.push_back(uint32_t(i));
     t.relayed_.push_back(c->relay_mode);
   }
@@ -105,6 +120,13 @@ Fabric::Recording::~Recording() {
   };
   if (rows) keep([](size_t i) { return i; }, w, ClockTape::Shape::rows);
   else if (cols) keep([w](size_t i) { return i * w; }, size_t(l.h), ClockTape::Shape::cols);
+  const uint64_t bytes = 3 * sizeof(uint64_t) * t.start_.size();
+  if (f_.tape_bytes_ + bytes > kTapeBudget) {
+    drop();
+    return;
+  }
+  f_.tape_bytes_ += bytes;
+  t.held_ = bytes;
   t.valid_ = true;
 }
 

@@ -254,6 +254,7 @@ class ClockTape {
     Work w;
   };
   std::vector<Ops> ops_;  // every region-uniform operation count charged, in order
+  uint64_t held_ = 0;     // bytes of its per-PE records, counted in the fabric's budget
   bool valid_ = false;    // a complete recording
   bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
   // Where local row `row` starts among the stored PEs (shapes full and rows; cols keeps one value per row).
@@ -269,17 +270,24 @@ class ClockTape {
 class ClockTapes {
  public:
   static constexpr size_t kSlots = 8;
+  ~ClockTapes();
+  ClockTapes(const ClockTapes&) = delete;
+  ClockTapes& operator=(const ClockTapes&) = delete;
   // Recordings that can be applied.
   size_t recorded() const;
 
  private:
   friend class Fabric;
+  explicit ClockTapes(Fabric* owner) : owner_(owner) {}
+  Fabric* owner_;  // whose budget of recorded bytes the slots' records count in
   ClockTape slot_[kSlots];
   size_t next_ = 0;       // the slot the next recording takes
   uint64_t misses_ = 0;   // runs since the last replay
 };
 
 class Fabric {
+  friend class ClockTapes;
+
  public:
   // Collective over `comm`. Throws UsageError on every rank if the ranks do not fit the mesh.
   Fabric(MPI_Comm comm, const MachineParams& params);
@@ -647,6 +655,10 @@ class Fabric {
   bool tape_matches(const ClockTape& t, const Region& r, const std::vector<TransferPlan*>& plans,
                     int64_t* shift) const;
   std::map<std::string, std::weak_ptr<ClockTapes>> shared_tapes_;
+  // Bytes of per-PE records all recordings hold, and the most they may (a recording that would
+  // exceed it is dropped: its sequence then runs every step, with the same figures).
+  uint64_t tape_bytes_ = 0;
+  static constexpr uint64_t kTapeBudget = uint64_t(256) << 20;
   uint64_t replays_ = 0;
   void tape_break() {
     if (tape_) tape_->broken_ = true;
