@@ -8,7 +8,9 @@
 //   shift1, shift2  every PE sends its tile 1 or 2 places along its line's interleaved ring (one step)
 //   multicast       the middle PE of every line sends its tile to the whole line (one step)
 //   chain           chain reduction of every line into its middle PE (two chains, P - 1 steps)
-//   ktree           K-tree allreduce of every line, K = 2 (its steps and the final multicast)
+//   ktree           K-tree allreduce of every line, K = 2 (its steps and the final multicast); its
+//                   repetitions start from a recorded clock pattern, so they apply the recording and
+//                   move the data step by step (Fabric::replay) unless emu.replay_timing is false
 //   p2p             every PE swaps its tile with the diagonal partner of its 2 x 2 block, two hops
 //                   away (a permutation planned from a transfer list, not from line templates)
 // ns/PE/step = wall time / (P^2 x steps); floor = the same for copying every rank's tiles and

@@ -183,24 +183,29 @@ TEST(TimingOnly, StoriesTernarisedGivesTheFullRunsFigures) {
 TEST(TimingOnly, SyntheticBitNetShapeGivesTheFullRunsFigures) { check_model(bitnet_shape(), "BitNet shape"); }
 
 // Decode steps take the figures of their allreduces (norms, attention, the BitLinear GEMVs'
-// integer line sums) from recordings (emu.replay_timing): every figure of every token equals
-// charging every step.
+// integer line sums, the fp32 GEMVs' sums) from recordings (emu.replay_timing): every figure of
+// every token equals charging every step, with the prompt prefilled token by token and as
+// MeshGEMMs (whose norms and softmax reduce along lines too), on one and on several regions.
 TEST(TimingOnly, ReplayedAllreducesGiveEveryStepsFigures) {
-  const ModelConfig cfg = bitnet_shape();
-  const auto src = open_weight_source(cfg, 7);
+  ASSERT_TRUE(stories_present("stories260K.bin"));
   const std::vector<int> prompt{1, 9, 14, 3};
-  MachineParams several = wm::test::small_machine(16, 12);
-  several.sram_bytes = 5 * 1024;
-  for (const MachineParams& base : {fitted(40, 8), several}) {
-    MachineParams on = base, off = base;
-    on.replay_timing = true;
-    off.replay_timing = false;
-    const int32_t P = base.width_pes == 40 ? 8 : 4;
-    const ::Run replayed = run(on, *src, P, prompt, 4, false);
-    const ::Run stepped = run(off, *src, P, prompt, 4, false);
-    const std::string what = "BitNet shape, P = " + std::to_string(P);
-    expect_same(stepped, replayed, what);
-    EXPECT_GT(replayed.replays, 0u) << what;
-    EXPECT_EQ(stepped.replays, 0u) << what;
+  for (bool ternary : {true, false}) {
+    const ModelConfig cfg = ternary ? bitnet_shape() : stories_config();
+    const auto src = open_weight_source(cfg, 7);
+    MachineParams several = wm::test::small_machine(16, 12);
+    several.sram_bytes = (ternary ? 5 : 24) * 1024;
+    for (const MachineParams& base : {fitted(40, 8), several})
+      for (bool gemm : {false, true}) {
+        MachineParams on = base, off = base;
+        on.replay_timing = true;
+        off.replay_timing = false;
+        const int32_t P = base.width_pes == 40 ? 8 : 4;
+        const ::Run replayed = run(on, *src, P, prompt, 4, gemm);
+        const ::Run stepped = run(off, *src, P, prompt, 4, gemm);
+        const std::string what = cfg.name + ", P = " + std::to_string(P) + (gemm ? ", MeshGEMM prefill" : ", token by token");
+        expect_same(stepped, replayed, what);
+        EXPECT_GT(replayed.replays, 0u) << what;
+        EXPECT_EQ(stepped.replays, 0u) << what;
+      }
   }
 }
