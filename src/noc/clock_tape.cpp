@@ -1,10 +1,10 @@
 // Recording a sequence of fabric operations on a region and applying it again (Fabric::replay).
 #include <exception>
+#include <limits>
 #include <map>
 #include <memory>
-#include <string>
-#include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "compiled_plan.hpp"
 #include "wafermesh/mesh/mpi_traits.hpp"
@@ -14,12 +14,6 @@ namespace wm {
 
 ClockTapes::~ClockTapes() {
   for (const ClockTape& t : slot_) owner_->tape_bytes_ -= t.held_;
-}
-
-size_t ClockTapes::recorded() const {
-  size_t n = 0;
-  for (const ClockTape& t : slot_) n += t.valid_;
-  return n;
 }
 
 std::shared_ptr<ClockTapes> Fabric::shared_tapes(const std::string& key) {
@@ -35,7 +29,7 @@ std::shared_ptr<ClockTapes> Fabric::shared_tapes(const std::string& key) {
 }
 
 Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans)
-    : f_(f), exceptions_(std::uncaught_exceptions()), plans_(plans) {
+    : f_(f), plans_(plans), exceptions_(std::uncaught_exceptions()) {
   if (f.tape_) throw std::logic_error("Fabric::Recording: a recording is already in progress");
   // Every slot filled and none replayed since: a recording now and then only. (The same decision
   // on every rank: every rank runs the same sequence of collectives.)

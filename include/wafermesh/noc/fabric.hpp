@@ -235,7 +235,7 @@ struct Depart {
 };
 
 // A recorded run of a sequence of fabric operations confined to one region, which Fabric::replay
-// applies again in one pass (collectives that recur every decoded token).
+// applies again in two sweeps over the region's PEs (collectives that recur every decoded token).
 class ClockTape {
  private:
   friend class Fabric;
@@ -273,13 +273,11 @@ class ClockTapes {
   ~ClockTapes();
   ClockTapes(const ClockTapes&) = delete;
   ClockTapes& operator=(const ClockTapes&) = delete;
-  // Recordings that can be applied.
-  size_t recorded() const;
 
  private:
   friend class Fabric;
   explicit ClockTapes(Fabric* owner) : owner_(owner) {}
-  Fabric* owner_;  // whose budget of recorded bytes the slots' records count in
+  Fabric* owner_;  // whose budget of recorded bytes the slots' records count in (it outlives them)
   ClockTape slot_[kSlots];
   size_t next_ = 0;       // the slot the next recording takes
   uint64_t misses_ = 0;   // runs since the last replay
@@ -436,11 +434,11 @@ class Fabric {
   // (shifted by any constant) is applied from its recording: every clock, compute cycle, counter
   // and operation count exactly as running it again would set them.
   // Collective. Applies a recording of `tapes` and returns true when emu.replay_timing is on, a
-  // tape holds a complete recording over r, every PE of r has its recorded start clock plus one constant (the
-  // same on every rank), no arrivals wait (Sync::defer), nothing observes the fabric, no latency is
-  // injected in real time, and every plan went to software relays where the recorded ones did
-  // (the plans configure their routes first, as their first executions would). Returns false
-  // otherwise: the caller then runs the sequence inside a Recording of the tapes.
+  // tape holds a complete recording over r, every PE of r has its recorded start clock plus one
+  // constant (the same on every rank), no arrivals wait (Sync::defer), nothing observes the
+  // fabric, no latency is injected in real time, and every plan went to software relays where the
+  // recorded ones did (the plans configure their routes first, as their first executions would).
+  // Returns false otherwise: the caller then runs the sequence inside a Recording of the tapes.
   // `plans`: every plan the sequence may execute, in an order fixed by the sequence's structure.
   bool replay(ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans);
   // The tapes of the sequences of one structure, named by `key` (everything that determines the
