@@ -13,7 +13,7 @@
 namespace wm {
 
 ClockTapes::~ClockTapes() {
-  for (const ClockTape& t : slot_) owner_->tape_bytes_ -= t.held_;
+  for (const ClockTape& t : slot_) owner_->tape_bytes_ -= t.held();
 }
 
 std::shared_ptr<ClockTapes> Fabric::shared_tapes(const std::string& key) {
@@ -38,9 +38,8 @@ Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r, cons
   ClockTape& t = tapes.slot_[tapes.next_];
   tapes.next_ = (tapes.next_ + 1) % ClockTapes::kSlots;
   t_ = &t;
+  f.tape_bytes_ -= t.held();
   t.valid_ = false;
-  f.tape_bytes_ -= t.held_;
-  t.held_ = 0;
   t.broken_ = !f.deferred_plans_.empty() || !f.pending_list_.empty();  // arrivals wait: steps would keep theirs
   t.region_ = r;
   t.local_ = r.intersect(f.block_);
@@ -114,14 +113,13 @@ Fabric::Recording::~Recording() {
   };
   if (rows) keep([](size_t i) { return i; }, w, ClockTape::Shape::rows);
   else if (cols) keep([w](size_t i) { return i * w; }, size_t(l.h), ClockTape::Shape::cols);
-  const uint64_t bytes = 3 * sizeof(uint64_t) * t.start_.size();
-  if (f_.tape_bytes_ + bytes > kTapeBudget) {
+  t.valid_ = true;
+  if (f_.tape_bytes_ + t.held() > kTapeBudget) {
+    t.valid_ = false;
     drop();
     return;
   }
-  f_.tape_bytes_ += bytes;
-  t.held_ = bytes;
-  t.valid_ = true;
+  f_.tape_bytes_ += t.held();
 }
 
 bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector<TransferPlan*>& plans,

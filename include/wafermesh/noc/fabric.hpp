@@ -254,9 +254,10 @@ class ClockTape {
     Work w;
   };
   std::vector<Ops> ops_;  // every region-uniform operation count charged, in order
-  uint64_t held_ = 0;     // bytes of its per-PE records, counted in the fabric's budget
   bool valid_ = false;    // a complete recording
   bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
+  // Bytes of its per-PE records counted in the fabric's budget (an incomplete recording holds none).
+  uint64_t held() const { return valid_ ? 3 * sizeof(uint64_t) * start_.size() : 0; }
   // Where local row `row` starts among the stored PEs (shapes full and rows; cols keeps one value per row).
   size_t row_start(int64_t row) const { return shape_ == Shape::rows ? 0 : size_t(row * local_.w); }
 };
