@@ -165,13 +165,13 @@ void MeshGemvTernary::Impl::fused_gemv(const TileBuf<int8_t>& xt) {
     const std::vector<int32_t> ys = local_partials(xt);
     std::copy(ys.begin(), ys.end(), sums.begin() + int64_t(line0) * L.mt);
   }
-  f.charge_compute(L.R, uint64_t(L.mt * L.kt), Work::ternary);
   // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
-  // sums, exchanged once per GEMV among the ranks sharing lines; the allreduce's steps run for
-  // their clocks and counters only, so every figure is what run() would give.
+  // sums, exchanged once per GEMV among the ranks sharing lines; the block products' compute task
+  // and the allreduce's steps run for their clocks and counters only (one recording: a replay
+  // applies both), so every figure is what run() would give.
   MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), mpi_type<int32_t>(), MPI_SUM,
                 f.line_comm(L.s.reduce_axis));
-  root = ar->run_timing();
+  root = ar->run_timing(uint64_t(L.mt * L.kt), Work::ternary);
 }
 
 namespace {
@@ -243,7 +243,8 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   TileBuf<int32_t> yt(f, L.R, size_t(L.mt), "y partial sums", TileBuf<int32_t>::NoInit{});  // every tile written below
   if (m.fused_sum) {
     m.fused_gemv(xt);
-    yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
+    // Every PE of a line holds the line's sum: written once per line (TileBuf::for_each_line_head).
+    yt.for_each_line_head(L.s.reduce_axis, [&](int32_t px, int32_t py, int32_t* t) {
       const int64_t line = line_of(px, py);
       std::copy(m.sums.begin() + line * L.mt, m.sums.begin() + (line + 1) * L.mt, t);
     });

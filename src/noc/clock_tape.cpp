@@ -50,6 +50,7 @@ Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r, cons
   t.ops_.clear();
   // The start: clocks and compute cycles of this rank's PEs of r (compute_ holds the compute
   // cycles so far until the end turns it into those added).
+  f.settle_compute();
   const Region& l = t.local_;
   const size_t n = size_t(l.size());
   t.start_.resize(n);
@@ -85,6 +86,7 @@ Fabric::Recording::~Recording() {
     t.relayed_.push_back(c->relay_mode);
   }
   t.log_.clear();
+  f_.settle_compute();
   const Region& l = t.local_;
   const size_t n = size_t(l.size()), w = size_t(l.w);
   t.end_.resize(n);
@@ -151,6 +153,44 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   return true;
 }
 
+void Fabric::add_compute(const ClockTape& t) {
+  const Region& l = t.local_;
+  if (l.empty()) return;
+  if (t.shape_ == ClockTape::Shape::full) {
+    for (int32_t y = 0; y < l.h; ++y) {
+      uint64_t* const cp = compute_.data() + local_index(l.x0, l.y0 + y);
+      const uint64_t* const c = t.compute_.data() + t.row_start(y);
+      for (int32_t x = 0; x < l.w; ++x) cp[x] += c[x];
+    }
+    return;
+  }
+  // One row or one column: pending, added to the pattern already pending on the same PEs if any.
+  const bool rows = t.shape_ == ClockTape::Shape::rows;
+  for (PendingCompute& p : pending_compute_)
+    if (p.local == l && p.rows == rows) {
+      for (size_t i = 0; i < p.add.size(); ++i) p.add[i] += t.compute_[i];
+      return;
+    }
+  if (pending_compute_.size() >= kPendingCompute) settle_compute_now();
+  pending_compute_.push_back({l, rows, t.compute_});
+}
+
+void Fabric::settle_compute_now() const {
+  for (const PendingCompute& p : pending_compute_) {
+    const Region& l = p.local;
+    for (int32_t y = 0; y < l.h; ++y) {
+      uint64_t* const cp = compute_.data() + local_index(l.x0, l.y0 + y);
+      if (p.rows) {
+        for (int32_t x = 0; x < l.w; ++x) cp[x] += p.add[size_t(x)];
+      } else {
+        const uint64_t c = p.add[size_t(y)];
+        for (int32_t x = 0; x < l.w; ++x) cp[x] += c;
+      }
+    }
+  }
+  pending_compute_.clear();
+}
+
 bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<TransferPlan*>& plans) {
   if (tape_) throw std::logic_error("Fabric::replay inside a recording");
   // Per slot, this rank's verdict and the shift of its PEs' clocks from the recorded start; every
@@ -179,22 +219,15 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
   for (int32_t y = 0; y < l.h; ++y) {
     const size_t i0 = local_index(l.x0, l.y0 + y);
     uint64_t* const ck = clock_.data() + i0;
-    uint64_t* const cp = compute_.data() + i0;
     if (t.shape_ == ClockTape::Shape::cols) {
-      const uint64_t e = t.end_[size_t(y)] + uint64_t(shift), c = t.compute_[size_t(y)];
-      for (int32_t x = 0; x < l.w; ++x) {
-        ck[x] = e;
-        cp[x] += c;
-      }
+      const uint64_t e = t.end_[size_t(y)] + uint64_t(shift);
+      for (int32_t x = 0; x < l.w; ++x) ck[x] = e;
     } else {
       const uint64_t* const e = t.end_.data() + t.row_start(y);
-      const uint64_t* const c = t.compute_.data() + t.row_start(y);
-      for (int32_t x = 0; x < l.w; ++x) {
-        ck[x] = e[x] + uint64_t(shift);
-        cp[x] += c[x];
-      }
+      for (int32_t x = 0; x < l.w; ++x) ck[x] = e[x] + uint64_t(shift);
     }
   }
+  add_compute(t);
   for (uint32_t i : t.plans_) count_execution(*plans[i]->c_);
   for (const ClockTape::Ops& o : t.ops_) add_region_ops(o.r, o.each, o.w);
   tapes.misses_ = 0;

@@ -114,6 +114,7 @@ PeCounters Fabric::pe(int32_t x, int32_t y) const {
   flush_counters();
   sram_settle_all();
   settle_region_ops();
+  settle_compute();
   PeCounters c;
   c.clock_cycles = clock_[i];
   c.compute_cycles = compute_[i];
@@ -188,6 +189,7 @@ void Fabric::settle_region_ops() const {
 Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {
   const size_t i = owned_index(x, y);
   flush_counters();
+  settle_compute();
   PeTimes t;
   t.clock_cycles = clock_[i];
   t.compute_cycles = compute_[i];
@@ -293,6 +295,8 @@ void Fabric::reset_peaks() {
   tape_break();
   flush_counters();
   sram_settle_all();
+  // The regions taken up stay so: this rank's highest peak of each is its highest use from now on.
+  for (SramRegion& t : sram_regions_) t.peak_local = t.base_local;
   for (int32_t y = block_.y0; y < block_.y0 + block_.h; ++y) {
     const uint32_t* use = sram_all_.data() + size_t(mesh_.id(block_.x0, y));
     const size_t i0 = local_index(block_.x0, y);
@@ -408,6 +412,7 @@ Fabric::ClockPeaks Fabric::clock_and_peaks(const Region& r) const {
 Fabric::Summary Fabric::summarize_local(const Region& r) const {
   flush_counters();
   sram_settle_all();
+  settle_compute();
   const Region l = r.intersect(block_);
   uint64_t mx[6] = {0, 0, 0, 0, 0, 0};
   uint64_t sum[2] = {0, 0};

@@ -4,8 +4,9 @@
 // A region that is charged again and again (a layer's tiles come and go every step) is "taken up":
 // its charges add to one pending number instead of to every PE, with its highest use and this
 // rank's highest peak kept exactly beside it (a uniform charge raises every PE of the region by
-// the same amount). Charging a region that overlaps a taken-up one, and every reader of per-PE
-// figures, first settles the pending charges into the per-PE arrays. Example: a layer region R
+// the same amount). Charging a region that overlaps a taken-up one settles its pending charges into
+// the per-PE arrays and lets it go; every reader of per-PE figures settles them and keeps the
+// regions taken up (with nothing pending). Example: a layer region R
 // takes 40 tile buffers a token: R is taken up once (one pass over R), and until its KV cache row
 // is charged (a region inside R: R is settled, one more pass) every charge costs a few additions.
 #include <algorithm>
@@ -40,8 +41,14 @@ void Fabric::sram_settle(const SramRegion& t) const {
 }
 
 void Fabric::sram_settle_all() const {
-  for (const SramRegion& t : sram_regions_) sram_settle(t);
-  sram_regions_.clear();
+  // The regions stay taken up with nothing pending (taking one up again is a pass over all of its
+  // PEs, and reports settle after every run): this rank's highest use of each is the use when it
+  // was taken up plus the uniform charges since.
+  for (SramRegion& t : sram_regions_) {
+    sram_settle(t);
+    if (!t.r.intersect(block_).empty()) t.base_local = uint64_t(int64_t(t.base_local) + t.pending);
+    t.pending = t.max_pending = 0;
+  }
 }
 
 Fabric::SramRegion& Fabric::sram_region(const Region& r) {

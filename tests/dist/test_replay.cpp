@@ -5,7 +5,8 @@
 // runs every step (emu.replay_timing = false), and the sums equal the serial reference bit for bit,
 // through sequences that start uniform, shifted, non-uniform, with arrivals pending and under a
 // trace; at 1, 2 and 4 ranks, for every algorithm along both axes, for the timing-only allreduce
-// (integer line sums) and the data allreduce.
+// (integer line sums, also led by a compute task inside the recording, as a GEMV's) and the data
+// allreduce.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -80,9 +81,12 @@ bool sums_match_reference(const TileBuf<float>& b, const Region& r, Axis axis, c
 
 // The same sequence of operations on a fabric: allreduces (for their timing only, or on data)
 // between charges that shift every clock of the region alike, charges that break the pattern,
-// barriers, a step whose arrivals are still pending, a trace. Returns 1 for each allreduce that was
-// replayed, else 0.
-std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, AllreduceAlgo algo, bool data) {
+// barriers, a step whose arrivals are still pending, a trace. With lead > 0 each timing-only
+// allreduce first charges every PE of the region a task of `lead` ternary operations: through
+// run_timing(lead) (inside its recording), or with separate = true as a charge_compute before
+// run_timing(). Returns 1 for each allreduce that was replayed, else 0.
+std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, AllreduceAlgo algo, bool data,
+                                   uint64_t lead = 0, bool separate = false) {
   AllreduceSpec spec;
   spec.algo = algo;
   LineAllreduce<int32_t> ar(f, r, axis, 3, spec);
@@ -102,8 +106,11 @@ std::vector<uint64_t> run_sequence(Fabric& f, const Region& r, Axis axis, Allred
       const std::vector<float> in = b.gather();
       (fr2 ? *fr2 : fr).run(b);
       EXPECT_TRUE(sums_match_reference(b, r, axis, spec, in)) << "round " << round;
-    } else {
+    } else if (lead > 0 && separate) {
+      f.charge_compute(r, lead, Work::ternary);
       (ar2 ? *ar2 : ar).run_timing();
+    } else {
+      (ar2 ? *ar2 : ar).run_timing(lead, Work::ternary);
     }
     replayed.push_back(f.replays() - before);
   };
@@ -185,4 +192,26 @@ TEST(Replay, AllreduceFromARecordingEqualsRunningEveryStep) {
             EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 1, 0, 1, 0, 1, whole, 1})) << what;
           EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
         }
+}
+
+// run_timing(lead): the leading compute task is recorded and replayed with the reduction, and every
+// figure equals a separate charge_compute followed by run_timing() on a fabric that runs every step.
+TEST(Replay, AllreduceLedByAComputeTaskEqualsTheTaskThenTheAllreduce) {
+  for (bool defaults : {false, true})
+    for (AllreduceAlgo algo : {AllreduceAlgo::ktree, AllreduceAlgo::pipeline, AllreduceAlgo::ring})
+      for (Axis axis : {Axis::X, Axis::Y}) {
+        const std::string what = std::string(allreduce_algo_name(algo)) + (axis == Axis::X ? " X" : " Y") +
+                                 (defaults ? ", default machine" : ", test machine");
+        const Region r = axis == Axis::X ? Region{3, 2, 13, 5} : Region{2, 1, 5, 9};
+        Fabric on(MPI_COMM_WORLD, machine(defaults, true));
+        Fabric off(MPI_COMM_WORLD, machine(defaults, false));
+        std::vector<uint64_t> seen = run_sequence(on, r, axis, algo, false, 37);
+        const std::vector<uint64_t> none = run_sequence(off, r, axis, algo, false, 37, true);
+        expect_same_counters(on, off, what);
+        ASSERT_EQ(seen.size(), 12u);
+        seen[1] = 0;
+        const uint64_t whole = on.decomposition().block(0).intersect(r) == r;
+        EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 1, 0, 1, 0, 1, whole, 1})) << what;
+        EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
+      }
 }

@@ -99,8 +99,7 @@ class LineAllreduce {
       if (has_bcast_) plans_.push_back(&bcast_);
     }
     // Every allreduce of this structure runs the same operations: they share their recordings.
-    tapes_ = f.shared_tapes(route_key() + " E" + std::to_string(elems_) + " " + typeid(T).name() +
-                            (spec_.broadcast ? " broadcast" : ""));
+    tapes_ = f.shared_tapes(tape_key());
   }
 
   // Sums the tiles of every line of buf (whose region and tile size must match). A tree or chain
@@ -127,12 +126,26 @@ class LineAllreduce {
   // (an integer sum of per-rank partials: any order gives the same integers). A run that starts
   // from the clocks an earlier one started from (shifted by a constant: a GEMV's allreduce starts
   // after a barrier and a uniform compute task) applies that run's recording (Fabric::replay).
-  // Collective.
-  AllreduceStats run_timing() {
-    if (P_ <= 1) return stats_;
+  // With lead_ops > 0, every PE of the region first runs one compute task of lead_ops operations
+  // of kind lead_work (Fabric::charge_compute; the GEMV's block products), inside the recording:
+  // a replay then applies the task and the reduction in one pass. Collective.
+  AllreduceStats run_timing(uint64_t lead_ops = 0, Work lead_work = Work::fp) {
+    if (P_ <= 1) {
+      if (lead_ops > 0) f_.charge_compute(r_, lead_ops, lead_work);
+      return stats_;
+    }
+    if (lead_ops > 0 && f_.observed()) {  // a trace sees the task before the scratch: no recording
+      f_.charge_compute(r_, lead_ops, lead_work);
+      SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
+      if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
+      else run_tree<false, true>(nullptr);
+      return stats_;
+    }
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
-    if (f_.replay(*tapes_, r_, plans_)) return stats_;
-    Fabric::Recording rec(f_, *tapes_, r_, plans_);
+    ClockTapes& tapes = lead_ops > 0 ? lead_tapes(lead_ops, lead_work) : *tapes_;
+    if (f_.replay(tapes, r_, plans_)) return stats_;
+    Fabric::Recording rec(f_, tapes, r_, plans_);
+    if (lead_ops > 0) f_.charge_compute(r_, lead_ops, lead_work);
     if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
     else run_tree<false, true>(nullptr);
     return stats_;
@@ -159,6 +172,21 @@ class LineAllreduce {
   std::string route_key() const {
     return std::string("allreduce ") + allreduce_algo_name(spec_.algo) + " K" + std::to_string(spec_.levels) + " g" +
            std::to_string(spec_.groups) + (axis_ == Axis::X ? " X " : " Y ") + r_.str();
+  }
+  // What determines a run's operations: the routes, the tile, the element type, the broadcast.
+  std::string tape_key() const {
+    return route_key() + " E" + std::to_string(elems_) + " " + typeid(T).name() + (spec_.broadcast ? " broadcast" : "");
+  }
+  // The recordings of run_timing(ops, w): another sequence, shared by the allreduces of this
+  // structure that lead with the same task.
+  ClockTapes& lead_tapes(uint64_t ops, Work w) {
+    if (!lead_tapes_ || lead_ops_ != ops || lead_work_ != w) {
+      lead_tapes_ = f_.shared_tapes(tape_key() + " after " + std::to_string(ops) + " ops of kind " +
+                                    std::to_string(int(w)));
+      lead_ops_ = ops;
+      lead_work_ = w;
+    }
+    return *lead_tapes_;
   }
 
   void build_tree() {
@@ -391,6 +419,9 @@ class LineAllreduce {
   TransferPlan ring_;
   std::vector<TransferPlan*> plans_;    // every plan, in the order of the structure (for recordings)
   std::shared_ptr<ClockTapes> tapes_;  // recorded runs, shared by the allreduces of this structure
+  std::shared_ptr<ClockTapes> lead_tapes_;  // those of run_timing(lead_ops_, lead_work_)
+  uint64_t lead_ops_ = 0;
+  Work lead_work_ = Work::fp;
 };
 
 // One-off allreduce: prepares, runs and releases. Collective.

@@ -312,7 +312,11 @@ class Fabric {
   // All counters of one PE, as of now.
   PeCounters pe(int32_t x, int32_t y) const;
   uint64_t clock_cycles(int32_t x, int32_t y) const { return clock_[owned_index(x, y)]; }
-  uint64_t compute_cycles(int32_t x, int32_t y) const { return compute_[owned_index(x, y)]; }
+  uint64_t compute_cycles(int32_t x, int32_t y) const {
+    const size_t i = owned_index(x, y);
+    settle_compute();
+    return compute_[i];
+  }
   // The work of every PE this rank owns since construction, summed (energy). Local: a sum over the
   // ranks gives the mesh's. Running totals (a step adds its plan's per-execution figures), so this
   // costs no pass over the PEs.
@@ -358,6 +362,7 @@ class Fabric {
   // SRAM use (compute charges, steps, arrivals, clock changes, SRAM charges); empty: none. For
   // traces of a few PEs (noc/pe_trace.hpp); the engine's own work is unchanged.
   void set_observer(std::function<void()> f) { observer_ = std::move(f); }
+  bool observed() const { return bool(observer_); }
   // What a trace of local PE (x, y) shows, as of now (counters of executed steps brought up to date).
   struct PeTimes {
     uint64_t clock_cycles = 0, compute_cycles = 0, inject_cycles = 0, sram_bytes = 0, bytes_sent = 0;
@@ -598,7 +603,24 @@ class Fabric {
     PeArray() : std::vector<T, kernels::AlignedAllocator<T>>(kernels::AlignedAllocator<T>(kernels::no_arena)) {}
   };
   // Local PEs, row-major over block_. Stall cycles are clock - compute - injection.
-  PeArray<uint64_t> clock_, compute_;
+  PeArray<uint64_t> clock_;
+  mutable PeArray<uint64_t> compute_;  // (mutable: readers add the pending compute first)
+  // Compute cycles that replays added and compute_ does not hold yet: one row that every row of
+  // `local` adds (rows), or one value per row (cols). Compute cycles only ever add up, so they wait
+  // until something reads compute_ (settle_compute()); a replay then writes only the clocks.
+  struct PendingCompute {
+    Region local;
+    bool rows = true;
+    std::vector<uint64_t> add;
+  };
+  mutable std::vector<PendingCompute> pending_compute_;
+  void settle_compute() const {
+    if (!pending_compute_.empty()) settle_compute_now();
+  }
+  void settle_compute_now() const;
+  static constexpr size_t kPendingCompute = 16;  // patterns pending at once (then all are added)
+  // What a replay of t adds to compute_ (pending when t keeps one row or column).
+  void add_compute(const ClockTape& t);
   // What only reports read, brought up to date by flush_counters(); one record per PE, so adding a
   // step's counts touches one place per PE.
   struct Traffic {

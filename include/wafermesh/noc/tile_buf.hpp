@@ -8,9 +8,11 @@
 // same tile, only the first local PE of each line (its head) is written; the other PEs' storage is
 // brought up to date when something could read or write it other than through a const tile():
 // view() (every transfer, gather), for_each_local, a non-const tile() or local_tile(). Until then a
-// const tile() of any PE reads its line's head. The host keeps one tile per line instead of
-// copying it to every PE; what each PE holds is unchanged. The copying is not thread-safe: threads
-// that share such a buffer read it through const tiles (or call view() before they start).
+// const tile() of any PE reads its line's head. The host keeps one tile per line, in an array of
+// its own, instead of copying it to every PE (a buffer made with NoInit and written only through
+// line heads never touches its per-PE storage); what each PE holds is unchanged. The copying is
+// not thread-safe: threads that share such a buffer read it through const tiles (or call view()
+// before they start).
 //
 // The bytes charged, and moved over the wire by the plans built with bytes_per_pe(), are the
 // tile's bytes on the wafer, fixed at construction: elems x wafer_elem_bytes<T> (wafer_data.hpp:
@@ -59,7 +61,8 @@ class TileBuf {
   TileBuf(TileBuf&& o) noexcept
       : fabric_(o.fabric_), region_(o.region_), local_(o.local_), elems_(o.elems_), wafer_bytes_(o.wafer_bytes_),
         name_(std::move(o.name_)), data_(std::move(o.data_)), slot_(std::move(o.slot_)),
-        permuted_(std::move(o.permuted_)), charged_(o.charged_), heads_only_(o.heads_only_), heads_axis_(o.heads_axis_) {
+        permuted_(std::move(o.permuted_)), heads_(std::move(o.heads_)), charged_(o.charged_),
+        unwritten_(o.unwritten_), heads_only_(o.heads_only_), heads_axis_(o.heads_axis_) {
     o.fabric_ = nullptr;
   }
   TileBuf& operator=(TileBuf&&) = delete;
@@ -83,23 +86,34 @@ class TileBuf {
     fill_lines();
     return stored(i);
   }
-  const T* local_tile(size_t i) const { return const_cast<TileBuf*>(this)->stored(holder(i)); }
+  const T* local_tile(size_t i) const {
+    return heads_only_ ? heads_.data() + line_index(i) * elems_ : const_cast<TileBuf*>(this)->stored(i);
+  }
 
   // fn(x, y, T* tile) on the head of every local line along `rep` (its first local PE), whose tile
   // then stands for every PE of the line: the caller has made every PE of a line hold the same
-  // values. fn may read the buffer's own tiles (const) at the head it is given.
+  // values. fn may read the buffer's own tiles (const): when the heads already stood for their
+  // lines, any PE of a line reads the tile fn writes; else every PE reads its own stored tile (the
+  // head's as it was before this pass).
   template <class F>
   void for_each_line_head(Axis rep, F&& fn) {
     if (local_.empty()) return;
     if (heads_only_ && heads_axis_ != rep) fill_lines();
     const Region& l = local_;
-    if (rep == Axis::X) {
-      for (int32_t y = l.y0; y < l.y0 + l.h; ++y) fn(l.x0, y, stored(size_t(y - l.y0) * size_t(l.w)));
-    } else {
-      for (int32_t x = l.x0; x < l.x0 + l.w; ++x) fn(x, l.y0, stored(size_t(x - l.x0)));
+    const size_t lines = size_t(rep == Axis::X ? l.h : l.w);
+    if (!heads_only_) {  // the heads start from their own tiles (unless nothing was ever written)
+      heads_axis_ = rep;
+      heads_.resize(lines * elems_);
+      if (!unwritten_)
+        for (size_t k = 0; k < lines; ++k)
+          std::memcpy(heads_.data() + k * elems_, stored(head_index(k)), elems_ * sizeof(T));
+    }
+    // While the heads are first written, const tiles still read every PE's own storage.
+    for (size_t k = 0; k < lines; ++k) {
+      const int32_t x = rep == Axis::X ? l.x0 : l.x0 + int32_t(k), y = rep == Axis::X ? l.y0 + int32_t(k) : l.y0;
+      fn(x, y, heads_.data() + k * elems_);
     }
     heads_only_ = true;
-    heads_axis_ = rep;
   }
 
   // f(x, y, T* tile) for every local PE, row-major.
@@ -112,6 +126,11 @@ class TileBuf {
 
   TileView view() const {
     fill_lines();
+    if (slot_.size() != size_t(local_.size())) {  // the identity, made when first a transfer may permute it
+      std::vector<uint32_t>& slot = const_cast<TileBuf*>(this)->slot_;
+      slot.resize(size_t(local_.size()));
+      for (size_t i = 0; i < slot.size(); ++i) slot[i] = uint32_t(i);
+    }
     return {reinterpret_cast<std::byte*>(const_cast<T*>(data_.data())), local_, elems_ * sizeof(T),
             const_cast<uint32_t*>(slot_.data()), permuted_.get(), wafer_bytes_};
   }
@@ -129,25 +148,29 @@ class TileBuf {
         name_(std::move(name)), charged_(charged) {
     if (charged_) f.sram_acquire(region_, wafer_bytes_, "tile buffer '" + name_ + "'");
     if (zero) data_.assign(size_t(local_.size()) * elems_, T{});
-    else data_.resize(size_t(local_.size()) * elems_);
-    slot_.resize(size_t(local_.size()));
-    for (size_t i = 0; i < slot_.size(); ++i) slot_[i] = uint32_t(i);
+    else data_.resize(size_t(local_.size()) * elems_);  // default-initialised: not touched
+    unwritten_ = !zero;
   }
   static uint64_t by_type(const Fabric& f, size_t elems) { return uint64_t(elems) * wafer_elem_bytes<T>(f.params()); }
 
   T* stored(size_t i) { return data_.data() + (*permuted_ ? size_t(slot_[i]) : i) * elems_; }
-  // The local PE whose storage holds local PE i's tile: its line's head while only heads are written.
-  size_t holder(size_t i) const {
-    if (!heads_only_) return i;
+  // The line (along heads_axis_) of local PE i, and the local index of the head of line k.
+  size_t line_index(size_t i) const {
     const size_t w = size_t(local_.w);
-    return heads_axis_ == Axis::X ? i / w * w : i % w;
+    return heads_axis_ == Axis::X ? i / w : i % w;
   }
-  // Every PE's storage brought up to date from its line's head (a no-op when it is).
+  size_t head_index(size_t k) const { return heads_axis_ == Axis::X ? k * size_t(local_.w) : k; }
+  // Every PE's storage brought up to date from its line's head (a no-op when it is); from here on
+  // the storage counts as written (every caller may write it).
   void fill_lines() const {
-    if (!heads_only_) return;
     TileBuf& me = *const_cast<TileBuf*>(this);
+    me.unwritten_ = false;
+    if (!heads_only_) return;
     me.heads_only_ = false;
     const Region& l = local_;
+    const size_t lines = size_t(heads_axis_ == Axis::X ? l.h : l.w);
+    for (size_t k = 0; k < lines; ++k)
+      std::memcpy(me.stored(head_index(k)), heads_.data() + k * elems_, elems_ * sizeof(T));
     if (heads_axis_ == Axis::X) {
       for (int32_t y = l.y0; y < l.y0 + l.h; ++y) me.copy_forward(l.x0, y, size_t(l.w));
     } else {
@@ -181,10 +204,12 @@ class TileBuf {
   std::string name_;
   // (local PEs, elems): storage slots; never in an arena (see kernels/aligned_buffer.hpp)
   std::vector<T, kernels::AlignedAllocator<T>> data_{kernels::AlignedAllocator<T>(kernels::no_arena)};
-  std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile
+  std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile (made by view())
   std::unique_ptr<bool> permuted_ = std::make_unique<bool>(false);  // slot_ differs from identity
+  std::vector<T> heads_;       // (local lines along heads_axis_, elems): the heads' tiles while heads_only_
   bool charged_ = true;
-  bool heads_only_ = false;   // only the heads of the lines along heads_axis_ are up to date
+  bool unwritten_ = false;     // made with NoInit, and the per-PE storage not handed out since
+  bool heads_only_ = false;   // only the heads of the lines along heads_axis_ are up to date (in heads_)
   Axis heads_axis_ = Axis::X;
 };
 
