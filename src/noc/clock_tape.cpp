@@ -115,6 +115,8 @@ Fabric::Recording::~Recording() {
   };
   if (rows) keep([](size_t i) { return i; }, w, ClockTape::Shape::rows);
   else if (cols) keep([w](size_t i) { return i * w; }, size_t(l.h), ClockTape::Shape::cols);
+  t.uniform_start_ = true;
+  for (uint64_t c : t.start_) t.uniform_start_ = t.uniform_start_ && c == t.start_[0];
   t.valid_ = true;
   if (f_.tape_bytes_ + t.held() > kTapeBudget) {
     t.valid_ = false;
@@ -135,6 +137,11 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   }
   const Region& l = t.local_;
   if (l.empty()) return true;
+  // A uniform start against clocks known to be uniform: nothing to compare PE by PE.
+  if (t.uniform_start_ && uniform_.valid && uniform_.local.intersect(l) == l) {
+    *shift = int64_t(uniform_.clock - t.start_[0]);
+    return true;
+  }
   // Row by row, branch-free over the row (the sweeps vectorise): clock - start == s everywhere.
   const uint64_t s = clock_[local_index(l.x0, l.y0)] - t.start_[0];
   for (int32_t y = 0; y < l.h; ++y) {
@@ -216,6 +223,7 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
   const ClockTape& t = tapes.slot_[k];
   const int64_t shift = v[3 * k + 1];
   const Region& l = t.local_;
+  uniform_.valid = false;
   for (int32_t y = 0; y < l.h; ++y) {
     const size_t i0 = local_index(l.x0, l.y0 + y);
     uint64_t* const ck = clock_.data() + i0;

@@ -230,6 +230,7 @@ void Fabric::charge_compute(const Region& r, uint64_t ops_each, Work w) {
   const uint64_t cyc = cost_.compute_cycles(ops_each, w);
   if (cyc == 0) return;
   add_region_ops(r, ops_each, w);
+  clocks_added(l, cyc);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     uint64_t* cp = compute_.data() + local_index(l.x0, y);
@@ -246,6 +247,7 @@ void Fabric::charge_stream_add(const Region& r, uint64_t elems, Work w) {
   const uint64_t cycles = cost_.stream_add_cycles(elems, w);
   if (cycles == 0) return;
   add_region_ops(r, elems, w);  // one operation per element added, whatever the rate
+  clocks_added(l, cycles);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     uint64_t* cp = compute_.data() + local_index(l.x0, y);
@@ -261,6 +263,7 @@ void Fabric::wait_cycles(const Region& r, uint64_t cycles) {
   const Region l = r.intersect(block_);
   if (cycles == 0) return;
   if (tape_ && !tape_covers(r)) tape_break();
+  clocks_added(l, cycles);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* ck = clock_.data() + local_index(l.x0, y);
     for (int32_t x = 0; x < l.w; ++x) ck[x] += cycles;
@@ -278,10 +281,13 @@ void Fabric::barrier_clocks(const Region& r) {
   if (dec.owner(r.x0, r.y0) != dec.owner(r.x0 + r.w - 1, r.y0 + r.h - 1))
     MPI_Allreduce(MPI_IN_PLACE, &mx, 1, mpi_type<uint64_t>(), MPI_MAX, comm());
   advance_clocks(r, mx);
+  const Region l = r.intersect(block_);
+  if (!l.empty()) uniform_ = {l, mx, true};  // mx is the latest clock of r: every PE of r is at it
 }
 
 void Fabric::advance_clocks(const Region& r, uint64_t t) {
   tape_break();  // an absolute time: not the same after a shift
+  uniform_.valid = false;
   const Region l = r.intersect(block_);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* row = clock_.data() + local_index(l.x0, y);

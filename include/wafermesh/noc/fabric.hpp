@@ -23,7 +23,9 @@
 // (clock = compute + injection + stall holds for every PE at all times). Steps that recur with the
 // same transfers (the skews and shifts of every MeshGEMM on a region) are planned once and kept
 // (kept_plan). Sequences that recur from the same clock pattern (the allreduces of every decoded
-// token) are recorded once and applied again in two sweeps (replay, ClockTape).
+// token) are recorded once and applied again in one sweep over the clocks (replay, ClockTape),
+// checked in another unless the clocks are known to be uniform (after a barrier); their compute
+// cycles wait as row or column patterns until something reads them.
 #include <mpi.h>
 
 #include <cstddef>
@@ -235,7 +237,7 @@ struct Depart {
 };
 
 // A recorded run of a sequence of fabric operations confined to one region, which Fabric::replay
-// applies again in two sweeps over the region's PEs (collectives that recur every decoded token).
+// applies again (collectives that recur every decoded token).
 class ClockTape {
  private:
   friend class Fabric;
@@ -255,6 +257,7 @@ class ClockTape {
   };
   std::vector<Ops> ops_;  // every region-uniform operation count charged, in order
   bool valid_ = false;    // a complete recording
+  bool uniform_start_ = false;  // every PE started at one clock
   bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
   // Bytes of its per-PE records counted in the fabric's budget (an incomplete recording holds none).
   uint64_t held() const { return valid_ ? 3 * sizeof(uint64_t) * start_.size() : 0; }
@@ -527,6 +530,7 @@ class Fabric {
   }
   void charge_index(size_t i, uint64_t ops, Work w) {
     tape_break();
+    uniform_.valid = false;
     const uint64_t cyc = cost_.compute_cycles(ops, w);
     clock_[i] += cyc;
     compute_[i] += cyc;
@@ -614,6 +618,20 @@ class Fabric {
     std::vector<uint64_t> add;
   };
   mutable std::vector<PendingCompute> pending_compute_;
+  // Local PEs whose clocks are known to be all equal (barrier_clocks sets it; every write of clocks
+  // keeps it only when it adds one amount to exactly these PEs), so that a replay from a uniform
+  // start needs no pass over them to check it.
+  struct UniformClocks {
+    Region local;
+    uint64_t clock = 0;
+    bool valid = false;
+  } uniform_;
+  // The clocks of the local PEs l all advanced by c.
+  void clocks_added(const Region& l, uint64_t c) {
+    if (!uniform_.valid || l.intersect(uniform_.local).empty()) return;
+    if (l == uniform_.local) uniform_.clock += c;
+    else uniform_.valid = false;
+  }
   void settle_compute() const {
     if (!pending_compute_.empty()) settle_compute_now();
   }
