@@ -1,4 +1,5 @@
 // Recording a sequence of fabric operations on a region and applying it again (Fabric::replay).
+#include <algorithm>
 #include <exception>
 #include <limits>
 #include <map>
@@ -115,8 +116,13 @@ Fabric::Recording::~Recording() {
   };
   if (rows) keep([](size_t i) { return i; }, w, ClockTape::Shape::rows);
   else if (cols) keep([w](size_t i) { return i * w; }, size_t(l.h), ClockTape::Shape::cols);
-  t.uniform_start_ = true;
+  t.uniform_start_ = t.uniform_end_ = true;
+  t.max_end_ = 0;
   for (uint64_t c : t.start_) t.uniform_start_ = t.uniform_start_ && c == t.start_[0];
+  for (uint64_t c : t.end_) {
+    t.uniform_end_ = t.uniform_end_ && c == t.end_[0];
+    t.max_end_ = std::max(t.max_end_, c);
+  }
   t.valid_ = true;
   if (f_.tape_bytes_ + t.held() > kTapeBudget) {
     t.valid_ = false;
@@ -138,7 +144,7 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   const Region& l = t.local_;
   if (l.empty()) return true;
   // A uniform start against clocks known to be uniform: nothing to compare PE by PE.
-  if (t.uniform_start_ && uniform_.valid && uniform_.local.intersect(l) == l) {
+  if (t.uniform_start_ && uniform_.valid && uniform_.uniform && uniform_.local.intersect(l) == l) {
     *shift = int64_t(uniform_.clock - t.start_[0]);
     return true;
   }
@@ -235,6 +241,7 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
       for (int32_t x = 0; x < l.w; ++x) ck[x] = e[x] + uint64_t(shift);
     }
   }
+  if (!l.empty()) uniform_ = {l, t.max_end_ + uint64_t(shift), t.uniform_end_, true};
   add_compute(t);
   for (uint32_t i : t.plans_) count_execution(*plans[i]->c_);
   for (const ClockTape::Ops& o : t.ops_) add_region_ops(o.r, o.each, o.w);

@@ -202,7 +202,11 @@ Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {
   return t;
 }
 
-uint64_t Fabric::max_clock_local(const Region& r) const { return max_local(clock_.data(), r.intersect(block_)); }
+uint64_t Fabric::max_clock_local(const Region& r) const {
+  const Region l = r.intersect(block_);
+  if (uniform_.valid && !l.empty() && uniform_.local == l) return uniform_.clock;
+  return max_local(clock_.data(), l);
+}
 
 uint64_t Fabric::max_clock(const Region& r) const {
   uint64_t mx = max_clock_local(r);
@@ -280,9 +284,14 @@ void Fabric::barrier_clocks(const Region& r) {
   const Decomposition& dec = decomposition();
   if (dec.owner(r.x0, r.y0) != dec.owner(r.x0 + r.w - 1, r.y0 + r.h - 1))
     MPI_Allreduce(MPI_IN_PLACE, &mx, 1, mpi_type<uint64_t>(), MPI_MAX, comm());
-  advance_clocks(r, mx);
   const Region l = r.intersect(block_);
-  if (!l.empty()) uniform_ = {l, mx, true};  // mx is the latest clock of r: every PE of r is at it
+  if (uniform_.valid && uniform_.uniform && uniform_.local == l && uniform_.clock == mx) {
+    tape_break();  // (as advance_clocks: an absolute time) every PE of r is at mx already
+    observe();
+    return;
+  }
+  advance_clocks(r, mx);
+  if (!l.empty()) uniform_ = {l, mx, true, true};  // mx is the latest clock of r: every PE of r is at it
 }
 
 void Fabric::advance_clocks(const Region& r, uint64_t t) {

@@ -23,6 +23,8 @@
 // algorithm on the same lines use the same routes whatever their tile size, so they share them
 // (TransferPlan::share_routes): the ten allreduces of a transformer layer configure one set. The
 // scratch tiles (incoming partials) take SRAM only while run() executes.
+#include <mpi.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -326,16 +328,53 @@ class LineAllreduce {
     }
   }
   // The root's tile to every PE of its line. On the root's rank the line's head takes a copy and
-  // stands for the line's PEs (TileBuf::for_each_line_head); the other ranks receive theirs.
+  // stands for the line's PEs (TileBuf::for_each_line_head); the other ranks receive theirs (the
+  // step moves the tiles crossing ranks, or, when a replay has applied the step's figures, the
+  // root's rank sends each line's tile once to the ranks sharing the line, where it too goes to
+  // the line's head: bcast_heads).
   void broadcast(TileBuf<T>& buf, bool clocks) {
-    if (clocks) f_.execute_remote(bcast_, buf.view(), buf.view());
-    else f_.execute_data(bcast_, buf.view(), buf.view());
+    if (!clocks) {
+      bcast_heads(buf);
+      return;
+    }
+    f_.execute_remote(bcast_, buf.view(), buf.view());
     const Region root = line_strip(stats_.root).intersect(f_.block());
     if (root.empty()) return;  // (the root's strip lies in the buffer's local part)
     const TileBuf<T>& cb = buf;
     buf.for_each_line_head(axis_, [&](int32_t x, int32_t y, T* head) {
       const T* s = axis_ == Axis::X ? cb.tile(root.x0, y) : cb.tile(x, root.y0);
       if (s != head) std::copy(s, s + elems_, head);
+    });
+  }
+  // The broadcast's data alone: the ranks whose blocks share lines (Fabric::line_comm: the same
+  // lines of r_ on each) receive the root's tile of each of those lines in one MPI_Bcast from the
+  // rank holding the root's strip, and every rank puts it at its lines' heads.
+  void bcast_heads(TileBuf<T>& buf) {
+    MPI_Comm lc = f_.line_comm(axis_);  // (made at the first call: collective, so before any return)
+    const Region& b = f_.block();
+    const bool ax = axis_ == Axis::X;
+    // The lines of r_ crossing this rank's row (X) or column (Y) of blocks.
+    const int32_t lo = ax ? std::max(b.y0, r_.y0) : std::max(b.x0, r_.x0);
+    const int32_t hi = ax ? std::min(b.y0 + b.h, r_.y0 + r_.h) : std::min(b.x0 + b.w, r_.x0 + r_.w);
+    if (hi <= lo) return;  // (the same for every rank sharing these lines)
+    const size_t lines = size_t(hi - lo);
+    const PeCoord rp = line_pe(r_, axis_, ax ? lo - r_.y0 : lo - r_.x0, stats_.root);
+    const int owner = f_.decomposition().owner(rp.x, rp.y);
+    const int rx = f_.decomposition().ranks_x();
+    const int root_rank = ax ? owner % rx : owner / rx;  // in line_comm: ranked by position along the axis
+    std::vector<T> vals(lines * elems_);
+    const TileBuf<T>& cb = buf;
+    if (owner == f_.rank())
+      for (size_t k = 0; k < lines; ++k) {
+        const PeCoord c = line_pe(r_, axis_, (ax ? lo - r_.y0 : lo - r_.x0) + int32_t(k), stats_.root);
+        std::copy(cb.tile(c.x, c.y), cb.tile(c.x, c.y) + elems_, vals.begin() + int64_t(k * elems_));
+      }
+    int n = 1;
+    MPI_Comm_size(lc, &n);
+    if (n > 1) MPI_Bcast(vals.data(), int(vals.size() * sizeof(T)), MPI_BYTE, root_rank, lc);
+    buf.for_each_line_head(axis_, [&](int32_t x, int32_t y, T* head) {
+      const size_t k = size_t(ax ? y - lo : x - lo);
+      std::copy(vals.begin() + int64_t(k * elems_), vals.begin() + int64_t((k + 1) * elems_), head);
     });
   }
 

@@ -258,6 +258,8 @@ class ClockTape {
   std::vector<Ops> ops_;  // every region-uniform operation count charged, in order
   bool valid_ = false;    // a complete recording
   bool uniform_start_ = false;  // every PE started at one clock
+  bool uniform_end_ = false;    // every PE ended at one clock
+  uint64_t max_end_ = 0;        // the latest clock at the end
   bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
   // Bytes of its per-PE records counted in the fabric's budget (an incomplete recording holds none).
   uint64_t held() const { return valid_ ? 3 * sizeof(uint64_t) * start_.size() : 0; }
@@ -618,12 +620,14 @@ class Fabric {
     std::vector<uint64_t> add;
   };
   mutable std::vector<PendingCompute> pending_compute_;
-  // Local PEs whose clocks are known to be all equal (barrier_clocks sets it; every write of clocks
-  // keeps it only when it adds one amount to exactly these PEs), so that a replay from a uniform
-  // start needs no pass over them to check it.
-  struct UniformClocks {
+  // Local PEs whose latest clock is known, and whether all of them are at it (barrier_clocks sets
+  // it, uniform; a replay sets it from its recording's end; every other write of clocks keeps it
+  // only when it adds one amount to exactly these PEs), so that a replay from a uniform start needs
+  // no pass over them to check it, and the latest clock of these PEs none to find it.
+  struct KnownClocks {
     Region local;
-    uint64_t clock = 0;
+    uint64_t clock = 0;    // the latest clock of `local`
+    bool uniform = false;  // every PE of `local` is at it
     bool valid = false;
   } uniform_;
   // The clocks of the local PEs l all advanced by c.
