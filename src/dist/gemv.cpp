@@ -229,7 +229,10 @@ MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) 
   }
   m.ar = std::make_unique<LineAllreduce<int32_t>>(f, L.R, s.reduce_axis, size_t(L.mt), s.allreduce);
   m.fused_sum = s.allreduce.broadcast;
-  if (m.fused_sum) m.sums.assign(static_cast<size_t>(int64_t(s.P) * L.mt), 0);
+  if (m.fused_sum) {
+    m.sums.assign(static_cast<size_t>(int64_t(s.P) * L.mt), 0);
+    f.line_comm(s.reduce_axis);  // made now (collective), not inside the first run
+  }
 }
 
 MeshGemvTernary::~MeshGemvTernary() = default;

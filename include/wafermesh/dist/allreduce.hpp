@@ -98,7 +98,10 @@ class LineAllreduce {
       for (Level& lv : levels_)
         for (Step& st : lv.steps)
           for (Side& sd : st.sides) plans_.push_back(&sd.plan);
-      if (has_bcast_) plans_.push_back(&bcast_);
+      if (has_bcast_) {
+        plans_.push_back(&bcast_);
+        f.line_comm(axis_);  // for replayed broadcasts (bcast_heads), made now: collective
+      }
     }
     // Every allreduce of this structure runs the same operations: they share their recordings.
     tapes_ = f.shared_tapes(tape_key());
