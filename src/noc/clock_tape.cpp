@@ -144,8 +144,8 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   const Region& l = t.local_;
   if (l.empty()) return true;
   // A uniform start against clocks known to be uniform: nothing to compare PE by PE.
-  if (t.uniform_start_ && uniform_.valid && uniform_.uniform && uniform_.local.intersect(l) == l) {
-    *shift = int64_t(uniform_.clock - t.start_[0]);
+  if (t.uniform_start_ && known_clocks_.valid && known_clocks_.uniform && known_clocks_.local.intersect(l) == l) {
+    *shift = int64_t(known_clocks_.clock - t.start_[0]);
     return true;
   }
   // Row by row, branch-free over the row (the sweeps vectorise): clock - start == s everywhere.
@@ -229,7 +229,7 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
   const ClockTape& t = tapes.slot_[k];
   const int64_t shift = v[3 * k + 1];
   const Region& l = t.local_;
-  uniform_.valid = false;
+  known_clocks_.valid = false;
   for (int32_t y = 0; y < l.h; ++y) {
     const size_t i0 = local_index(l.x0, l.y0 + y);
     uint64_t* const ck = clock_.data() + i0;
@@ -241,7 +241,7 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
       for (int32_t x = 0; x < l.w; ++x) ck[x] = e[x] + uint64_t(shift);
     }
   }
-  if (!l.empty()) uniform_ = {l, t.max_end_ + uint64_t(shift), t.uniform_end_, true};
+  if (!l.empty()) known_clocks_ = {l, t.max_end_ + uint64_t(shift), t.uniform_end_, true};
   add_compute(t);
   for (uint32_t i : t.plans_) count_execution(*plans[i]->c_);
   for (const ClockTape::Ops& o : t.ops_) add_region_ops(o.r, o.each, o.w);

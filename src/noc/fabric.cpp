@@ -204,7 +204,7 @@ Fabric::PeTimes Fabric::pe_times(int32_t x, int32_t y) const {
 
 uint64_t Fabric::max_clock_local(const Region& r) const {
   const Region l = r.intersect(block_);
-  if (uniform_.valid && !l.empty() && uniform_.local == l) return uniform_.clock;
+  if (known_clocks_.valid && !l.empty() && known_clocks_.local == l) return known_clocks_.clock;
   return max_local(clock_.data(), l);
 }
 
@@ -285,18 +285,18 @@ void Fabric::barrier_clocks(const Region& r) {
   if (dec.owner(r.x0, r.y0) != dec.owner(r.x0 + r.w - 1, r.y0 + r.h - 1))
     MPI_Allreduce(MPI_IN_PLACE, &mx, 1, mpi_type<uint64_t>(), MPI_MAX, comm());
   const Region l = r.intersect(block_);
-  if (uniform_.valid && uniform_.uniform && uniform_.local == l && uniform_.clock == mx) {
+  if (known_clocks_.valid && known_clocks_.uniform && known_clocks_.local == l && known_clocks_.clock == mx) {
     tape_break();  // (as advance_clocks: an absolute time) every PE of r is at mx already
     observe();
     return;
   }
   advance_clocks(r, mx);
-  if (!l.empty()) uniform_ = {l, mx, true, true};  // mx is the latest clock of r: every PE of r is at it
+  if (!l.empty()) known_clocks_ = {l, mx, true, true};  // mx is the latest clock of r: every PE of r is at it
 }
 
 void Fabric::advance_clocks(const Region& r, uint64_t t) {
   tape_break();  // an absolute time: not the same after a shift
-  uniform_.valid = false;
+  known_clocks_.valid = false;
   const Region l = r.intersect(block_);
   for (int32_t y = l.y0; y < l.y0 + l.h; ++y) {
     uint64_t* row = clock_.data() + local_index(l.x0, y);
@@ -339,9 +339,14 @@ MPI_Comm Fabric::line_comm(Axis axis) {
   if (!c) {
     const Decomposition& d = decomposition();
     const int cx = rank() % d.ranks_x(), cy = rank() / d.ranks_x();
-    c = split_comm(comm(), axis == Axis::X ? cy : cx, axis == Axis::X ? cx : cy);
+    c = split_comm(comm(), axis == Axis::X ? cy : cx, line_rank(rank(), axis));
   }
   return c.get();
+}
+
+int Fabric::line_rank(int r, Axis axis) const {
+  const int rx = decomposition().ranks_x();
+  return axis == Axis::X ? r % rx : r / rx;
 }
 
 // ---------------------------------------------------------------- gathers and summaries

@@ -271,7 +271,7 @@ uint64_t Fabric::receive_task_cycles(const Compiled& c) const { return c.streame
 void Fabric::take_in(const Compiled& c, uint64_t execs, bool moves) {
   const uint64_t m = receive_task_cycles(c) * execs;
   if (m == 0) return;
-  uniform_.valid = false;
+  known_clocks_.valid = false;
   const Side cs = c.clock_side();
   uint64_t* const ck = clock_.data();
   uint64_t* const cp = compute_.data();
@@ -295,7 +295,7 @@ void Fabric::take_in(const Compiled& c, uint64_t execs, bool moves) {
 void Fabric::wait_arrivals() {
   // Every arrival first (clock = max(clock, arrivals)), then the receive tasks of all the messages
   // taken in: the result does not depend on the order in which the steps' messages are applied.
-  uniform_.valid = false;
+  known_clocks_.valid = false;
   uint64_t* const ck = clock_.data();
   for (Compiled* c : deferred_plans_) visit_deferred(*c, [ck](int64_t i, uint64_t a) { ck[i] = std::max(ck[i], a); });
   uint64_t* pd = pending_.data();
@@ -401,7 +401,7 @@ void Fabric::run(TransferPlan& p, const TileView* src, const TileView* dst, Sync
     else tape_break();
   }
   const uint64_t early = depart.earlier_cycles;  // departure = clock - early
-  if (clocks) uniform_.valid = false;
+  if (clocks) known_clocks_.valid = false;
   uint64_t* const ck = clock_.data();
   const size_t nl = c.nloc;
   const Side cs = c.clock_side();

@@ -139,11 +139,14 @@ class LineAllreduce {
       if (lead_ops > 0) f_.charge_compute(r_, lead_ops, lead_work);
       return stats_;
     }
+    auto steps = [&] {
+      if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
+      else run_tree<false, true>(nullptr);
+    };
     if (lead_ops > 0 && f_.observed()) {  // a trace sees the task before the scratch: no recording
       f_.charge_compute(r_, lead_ops, lead_work);
       SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
-      if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
-      else run_tree<false, true>(nullptr);
+      steps();
       return stats_;
     }
     SramCharge scratch(f_, r_, scratch_bytes_, "allreduce scratch");
@@ -151,8 +154,7 @@ class LineAllreduce {
     if (f_.replay(tapes, r_, plans_)) return stats_;
     Fabric::Recording rec(f_, tapes, r_, plans_);
     if (lead_ops > 0) f_.charge_compute(r_, lead_ops, lead_work);
-    if (spec_.algo == AllreduceAlgo::ring) run_ring<false>(nullptr);
-    else run_tree<false, true>(nullptr);
+    steps();
     return stats_;
   }
 
@@ -363,8 +365,6 @@ class LineAllreduce {
     const size_t lines = size_t(hi - lo);
     const PeCoord rp = line_pe(r_, axis_, ax ? lo - r_.y0 : lo - r_.x0, stats_.root);
     const int owner = f_.decomposition().owner(rp.x, rp.y);
-    const int rx = f_.decomposition().ranks_x();
-    const int root_rank = ax ? owner % rx : owner / rx;  // in line_comm: ranked by position along the axis
     std::vector<T> vals(lines * elems_);
     const TileBuf<T>& cb = buf;
     if (owner == f_.rank())
@@ -374,7 +374,7 @@ class LineAllreduce {
       }
     int n = 1;
     MPI_Comm_size(lc, &n);
-    if (n > 1) MPI_Bcast(vals.data(), int(vals.size() * sizeof(T)), MPI_BYTE, root_rank, lc);
+    if (n > 1) MPI_Bcast(vals.data(), int(vals.size() * sizeof(T)), MPI_BYTE, f_.line_rank(owner, axis_), lc);
     buf.for_each_line_head(axis_, [&](int32_t x, int32_t y, T* head) {
       const size_t k = size_t(ax ? y - lo : x - lo);
       std::copy(vals.begin() + int64_t(k * elems_), vals.begin() + int64_t((k + 1) * elems_), head);

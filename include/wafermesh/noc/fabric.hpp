@@ -436,6 +436,8 @@ class Fabric {
   // The ranks whose blocks share lines along `axis` (rows for X: the same Cartesian row), as a
   // communicator, created once. For exchanging per-rank partial results of whole lines.
   MPI_Comm line_comm(Axis axis);
+  // The rank in line_comm(axis) of rank r of comm() (ranked by their blocks' position along axis).
+  int line_rank(int r, Axis axis) const;
 
   // ---- replaying recorded sequences (collectives that recur) ----
   // Clock arithmetic is max-plus (a step's arrival is a sender's clock plus a latency, a receiver
@@ -532,7 +534,7 @@ class Fabric {
   }
   void charge_index(size_t i, uint64_t ops, Work w) {
     tape_break();
-    uniform_.valid = false;
+    known_clocks_.valid = false;
     const uint64_t cyc = cost_.compute_cycles(ops, w);
     clock_[i] += cyc;
     compute_[i] += cyc;
@@ -629,12 +631,12 @@ class Fabric {
     uint64_t clock = 0;    // the latest clock of `local`
     bool uniform = false;  // every PE of `local` is at it
     bool valid = false;
-  } uniform_;
+  } known_clocks_;
   // The clocks of the local PEs l all advanced by c.
   void clocks_added(const Region& l, uint64_t c) {
-    if (!uniform_.valid || l.intersect(uniform_.local).empty()) return;
-    if (l == uniform_.local) uniform_.clock += c;
-    else uniform_.valid = false;
+    if (!known_clocks_.valid || l.intersect(known_clocks_.local).empty()) return;
+    if (l == known_clocks_.local) known_clocks_.clock += c;
+    else known_clocks_.valid = false;
   }
   void settle_compute() const {
     if (!pending_compute_.empty()) settle_compute_now();

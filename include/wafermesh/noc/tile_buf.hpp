@@ -163,6 +163,7 @@ class TileBuf {
   // Every PE's storage brought up to date from its line's head (a no-op when it is); from here on
   // the storage counts as written (every caller may write it).
   void fill_lines() const {
+    if (!heads_only_ && !unwritten_) return;  // (every per-PE accessor: the common case first)
     TileBuf& me = *const_cast<TileBuf*>(this);
     me.unwritten_ = false;
     if (!heads_only_) return;
