@@ -5,7 +5,10 @@
 # A test links the layer it tests, named by its folder: tests/noc/... links wm_noc (and through it
 # the layers below), so a test sees the headers its layer sees and no others.
 set(WM_MPIEXEC_FLAGS --oversubscribe)
-set(WM_MPI_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
+# The tests' MPI jobs run on one machine: the ob1 layer over shared memory (UCX's start-up costs
+# 0.2 s per job), and mpirun reports a job whose rank exited non-zero at once (it otherwise waits
+# odls_base_sigkill_timeout, 1 s, twice, although every rank has exited by itself).
+set(WM_MPI_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1;OMPI_MCA_pml=ob1;OMPI_MCA_odls_base_sigkill_timeout=0")
 
 function(wm_test_layer out)
   get_filename_component(layer "${CMAKE_CURRENT_SOURCE_DIR}" NAME)

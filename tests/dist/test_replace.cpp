@@ -122,7 +122,9 @@ TEST(Replace, TimingOnlyRunChargesExactlyWhatTheDataRunDoes) {
       rep.run_timing();
       timing = f.gather_counters(f.mesh().full());
     }
-    if (test::world_rank() == 0) EXPECT_TRUE(with_data == timing) << c.name;
+    if (test::world_rank() == 0) {
+      EXPECT_TRUE(with_data == timing) << c.name;
+    }
   }
 }
 
@@ -145,7 +147,9 @@ TEST(Replace, WorkedExampleFourPiecesIntoOnePe) {
     EXPECT_EQ(f.clock_cycles(3, 0), 8u);
     EXPECT_EQ(f.pe(3, 0).bytes_received, 64u);
   }
-  if (f.is_local(1, 1)) EXPECT_EQ(f.pe(1, 1).bytes_sent, 16u);
+  if (f.is_local(1, 1)) {
+    EXPECT_EQ(f.pe(1, 1).bytes_sent, 16u);
+  }
 }
 
 // Copies multiply a piece's bytes; several items share the steps.

@@ -194,7 +194,9 @@ TEST(Decoders, FastEqualsRefOnRandomBytesAndAnyRange) {
         const bool ra = decode_ternary_codes(t, d.data(), n, first, len, a.data());
         const bool rb = decode_ternary_codes_ref(t, d.data(), n, first, len, b.data());
         ASSERT_EQ(ra, rb) << dtype_name(t);
-        if (ra) ASSERT_EQ(a, b) << dtype_name(t);
+        if (ra) {
+          ASSERT_EQ(a, b) << dtype_name(t);
+        }
       }
     }
   }

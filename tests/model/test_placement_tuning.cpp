@@ -111,8 +111,12 @@ void check(const MachineParams& mp, const ModelConfig& cfg, const std::vector<in
   }
   EXPECT_TRUE(several) << what << ": meant to include a placement over more than two regions (either phase)";
   for (const PlacementCandidate& k : c.candidates) {
-    if (k.P == c.P) EXPECT_EQ(k.decode_cycles, best) << what;
-    if (k.P == c.prefill_P) EXPECT_EQ(k.prefill_cycles, best_prefill) << what;
+    if (k.P == c.P) {
+      EXPECT_EQ(k.decode_cycles, best) << what;
+    }
+    if (k.P == c.prefill_P) {
+      EXPECT_EQ(k.prefill_cycles, best_prefill) << what;
+    }
   }
 }
 

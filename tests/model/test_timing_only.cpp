@@ -154,7 +154,9 @@ void check_model(const ModelConfig& cfg, const std::string& name) {
       const Run full = run(c.mp, *src, c.P, prompt, 3, gemm);
       const Run timing = run(c.mp, *shape, c.P, prompt, 3, gemm);
       expect_same(full, timing, what);
-      if (c.P == 4) EXPECT_GT(full.pl.layer_regions.size(), 1u) << what << ": meant to spread over regions";
+      if (c.P == 4) {
+        EXPECT_GT(full.pl.layer_regions.size(), 1u) << what << ": meant to spread over regions";
+      }
     }
 }
 

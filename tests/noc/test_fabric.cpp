@@ -598,11 +598,12 @@ TEST(TileBufReplicate, LineHeadsStandForTheirLinesUntilTheTilesAreRead) {
         for (int32_t x = l.x0; x < l.x0 + l.w; ++x)
           for (int j = 0; j < 8; ++j) ASSERT_EQ(cb.tile(x, y)[j], want(x, y, j)) << what << " PE " << x << "," << y;
       const std::vector<float> all = b.gather();
-      if (world_rank() == 0)
+      if (world_rank() == 0) {
         for (int32_t y = 0; y < 5; ++y)
           for (int32_t x = 0; x < 7; ++x)
             for (int j = 0; j < 8; ++j)
               ASSERT_EQ(all[(size_t(y) * 7 + size_t(x)) * 8 + size_t(j)], want(x, y, j)) << what << " PE " << x << "," << y;
+      }
       // Values the same on every PE, then doubled in place along the other axis.
       b.for_each_line_head(rep, [&](int32_t, int32_t, float* t) {
         for (int j = 0; j < 8; ++j) t[j] = float(j);

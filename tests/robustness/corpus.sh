@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: corpus.sh WAFERMESH_BINARY SOURCE_DIR MPIEXEC
-# The bad-input corpus: every case runs at 1 and 2 ranks (two at a time) under a timeout, and must
-# end with
+# The bad-input corpus: every case runs at 1 and 2 ranks (WM_CORPUS_RANKS="1" for 1 only; four
+# runs at a time) under a timeout, and must end with
 #   - the documented exit code: 2 for bad input, 3 for a limit of the emulated machine;
 #   - exactly one line on stderr, beginning "wafermesh: error: " (and matching the case's
 #     pattern, which names the value or file at fault);
@@ -331,13 +331,16 @@ sums=$(cd "$IN" && find . -type f -exec md5sum {} + | sort)
 define_cases
 printf '%s\n' "${cases[@]}" >"$WORK/cases"  # one line per case, for the --case runs
 total=${#cases[@]}
-echo "corpus: $total cases, each at 1 and 2 ranks"
-for ((i = 0; i < total; ++i)); do echo "$i 1"; echo "$i 2"; done \
+ranks=${WM_CORPUS_RANKS:-1 2}  # the sanitizer pass runs it at 1 rank only (tests/sanitizers/run.sh)
+per_case=$(wc -w <<<"$ranks")
+[[ "$ranks" =~ ^[1-9][0-9]*( [1-9][0-9]*)*$ ]] || { echo "FAIL - WM_CORPUS_RANKS = '$ranks': want rank counts such as '1 2'"; exit 1; }
+echo "corpus: $total cases, each at rank counts: $ranks"
+for ((i = 0; i < total; ++i)); do for n in $ranks; do echo "$i $n"; done; done \
   | xargs -P "${WM_CORPUS_JOBS:-4}" -n 2 bash "$SRC/tests/robustness/corpus.sh" --case >"$WORK/results.txt"
 sort -t' ' -k4,4n "$WORK/results.txt"
 fails=$(grep -c '^FAIL' "$WORK/results.txt")
 runs=$(grep -c '^\(ok\|FAIL\)' "$WORK/results.txt")
-[ "$runs" -eq $((2 * total)) ] || { echo "FAIL - $runs results for $((2 * total)) runs"; fails=$((fails + 1)); }
+[ "$runs" -eq $((per_case * total)) ] || { echo "FAIL - $runs results for $((per_case * total)) runs"; fails=$((fails + 1)); }
 [ "$sums" = "$(cd "$IN" && find . -type f -exec md5sum {} + | sort)" ] || { echo "FAIL - an input file was changed"; fails=$((fails + 1)); }
 [ -c /dev/null ] || { echo "FAIL - /dev/null is no longer a character device"; fails=$((fails + 1)); }
 errors=$(awk -F$'\x1f' '$1 != 0' < <(printf '%s\n' "${cases[@]}") | wc -l)
