@@ -8,7 +8,6 @@
 set -u
 bin=$1 src=$2 mpiexec=$3
 . "$(dirname "$0")/harness.sh"
-export OMPI_MCA_odls_base_sigkill_timeout=0  # a failing job ends at once (mpirun waits 2 s otherwise)
 py=/usr/bin/python3
 cd "$src" || exit 1
 

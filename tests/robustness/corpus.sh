@@ -324,7 +324,7 @@ export OMP_NUM_THREADS=1
 # mpirun waits odls_base_sigkill_timeout (1 s) twice before it reports a job with a non-zero exit
 # code, although every rank has exited by itself: 2 of the 2.4 s of each case. The ranks leave
 # MPI_Finalize together (it synchronises them), so a rank stuck elsewhere still hangs the job
-# into the timeout.
+# into the timeout. (ctest sets it for every test, cmake/wm_tests.cmake; here for runs by hand.)
 export OMPI_MCA_odls_base_sigkill_timeout=0
 python3 "$SRC/tests/robustness/make_inputs.py" "$SRC" "$IN" || { echo "FAIL - make_inputs.py"; exit 1; }
 sums=$(cd "$IN" && find . -type f -exec md5sum {} + | sort)
