@@ -2,10 +2,13 @@
 # usage: test_generate.sh WAFERMESH_BINARY SOURCE_DIR MPIEXEC
 # `wafermesh generate` end to end: stories260K's golden greedy text and identical virtual figures
 # at 1, 2 and 4 ranks; the HDF5 file (tables, units, per-PE maps, provenance); a BitNet-shaped
-# synthetic model; one-line errors for bad input with no results file left behind.
-# Uses the repository's stories260K (weights/, tests/data/; a missing file fails, naming it).
+# synthetic model; `bench decode` (1 rank against 2 and 4) against generate's tokens and cycles;
+# one-line errors for bad input with no results file left behind.
+# Uses the repository's stories260K (weights/, tests/data/; a missing file fails, naming it), and
+# /usr/bin/python3 with h5py.
 set -u
 bin=$1 src=$2 mpiexec=$3
+py=/usr/bin/python3
 . "$(dirname "$0")/harness.sh"
 expect_error() {  # NAME CODE PATTERN -- command...
   local name=$1 code=$2 pat=$3; shift 4
@@ -176,6 +179,42 @@ for w in synthetic none; do
 done
 diff <(figures "$tmp/bt_synthetic") <(figures "$tmp/bt_none") >"$tmp/tdiff" && grep -q 'prompt tokens 5' "$tmp/bt_none" \
   && ok "weights none, BitNet shape, 5 prompt tokens: the full run's figures" || bad "BitNet shape timing only: $(head -20 "$tmp/tdiff")"
+
+# --- bench decode: the same placement at 1 rank and at 2 and 4, rounds alternating. Its chain of
+# tokens and cycles must be generate's (same sampler, seed and placement), and its per-round and
+# summary figures must be what its own wall times give.
+"$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 --steps 10 \
+  --output "$tmp/bdg.h5" --maps false >/dev/null 2>"$tmp/bdg.err" || bad "generate for bench decode: $(cat "$tmp/bdg.err")"
+for n in 2 4; do
+  if mpi $n "$bin" bench decode --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 \
+       --tokens 3 --rounds 3 --output "$tmp/bd$n.h5" >"$tmp/bd$n.txt" 2>"$tmp/bd$n.err"; then
+    grep -q "speed-up 1 -> $n ranks: median of the rounds" "$tmp/bd$n.txt" \
+      && grep -q "the 10 positions' tokens and virtual cycles are the same at 1 and $n ranks" "$tmp/bd$n.txt" \
+      && [ "$(grep -cE '^ +[0-2] +(1|'$n') +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$tmp/bd$n.txt")" -eq 3 ] \
+      && ok "bench decode at $n ranks: 3 rounds and the summary printed" || bad "bench decode np $n: $(cat "$tmp/bd$n.txt")"
+    if "$py" - "$tmp/bd$n.h5" "$tmp/bdg.h5" $n >"$tmp/bdpy" 2>&1 <<'PY'
+import sys, statistics
+import h5py
+b, g, n = h5py.File(sys.argv[1], "r")["decode"], h5py.File(sys.argv[2], "r")["generate/tokens"], int(sys.argv[3])
+assert list(b["positions/token"][:]) == list(g["token"][:]), (b["positions/token"][:], g["token"][:])
+assert list(b["positions/cycles"][:]) == list(g["cycles"][:]), (b["positions/cycles"][:], g["cycles"][:])
+w1, wn, r = b["wall_s_per_token_1_rank"][:], b["wall_s_per_token_n_ranks"][:], b["speedup"][:]
+assert len(r) == 3 and all(x > 0 for x in w1) and all(x > 0 for x in wn)
+assert all(abs(r[i] - w1[i] / wn[i]) < 1e-9 * r[i] for i in range(3)), (r, w1, wn)
+assert list(b["first"][:]) == [1, n, 1], b["first"][:]
+s = b["summary"]
+assert abs(s["median_speedup"][0] - statistics.median(r)) < 1e-12 and s["ranks"][0] == n
+PY
+    then ok "bench decode at $n ranks: generate's tokens and cycles, ratios from its wall times"
+    else bad "bench decode np $n results: $(cat "$tmp/bdpy")"; fi
+  else
+    bad "bench decode np $n: $(cat "$tmp/bd$n.err")"
+  fi
+done
+expect_error "bench decode at 1 rank" 2 "bench decode compares 1 rank with the job's ranks.*this job has 1" -- \
+  "$bin" bench decode --model configs/models/stories260K.ini --output "$tmp/x.h5"
+expect_error "bench decode beyond the context" 2 "tokens x --rounds = 600 positions.*seq_len = 512" -- mpi 2 \
+  "$bin" bench decode --model configs/models/stories260K.ini --tokens 100 --rounds 6 --output "$tmp/x.h5"
 
 # --- bad input: one line, non-zero exit, no results file
 head -c 1000 weights/stories260K/stories260K.bin > "$tmp/trunc.bin"

@@ -74,6 +74,9 @@ define_cases() {
   c 2 "bench gemv: W \(16777216 x 16777216\) needs" "" -- bench gemv --config "$CFG" --P 4 --M 16777216 --K 16777216 --output out.h5
   c 2 "dtype = 'int4'" "" -- bench gemv --config "$CFG" --dtype int4 --output out.h5
   c 2 "policy = 'lru'" "" -- bench kv --config "$CFG" --policy lru --output out.h5
+  c 2 "option --tokens = '0': must be >= 1" "" -- bench decode --tokens 0 --output out.h5
+  c 2 "region side 100 PEs does not fit the 48 x 32 mesh" "" -- bench decode --config "$CFG" --model "$M" --region 100 --output out.h5
+  c 2 "cannot read config file '/nonexistent.ini'" "" -- bench decode --model /nonexistent.ini --output out.h5
   c 2 "option --P = 64: a 64 x 64 region does not fit" "" -- bench kv --config "$CFG" --P 64 --model "$M" --output out.h5
   c 2 "tile_bytes = '0'.*must be >= " "" -- demo --config "$CFG" --tile_bytes 0 --output out.h5
   c 2 "bench kernel: bad --shapes entry '0x5': M and K must be positive" "" -- bench kernel --shapes 0x5
@@ -241,7 +244,7 @@ define_cases() {
 
   # ---- output paths: nothing is written over what is not a regular file
   local o
-  for o in generate demo gemm gemv kv sweep; do
+  for o in generate demo gemm gemv kv decode sweep; do
     local cmd=()
     case $o in
       generate) cmd=(generate --config "$CFG" --model "$M" --steps 4) ;;
@@ -249,6 +252,7 @@ define_cases() {
       gemm) cmd=(bench gemm --config "$CFG" --P 4 --M 16 --K 16 --N 16) ;;
       gemv) cmd=(bench gemv --config "$CFG" --P 4 --M 16 --K 16) ;;
       kv) cmd=(bench kv --config "$CFG" --P 4 --model "$M" --max_decode 4) ;;
+      decode) cmd=(bench decode --config "$CFG" --model "$M" --region 4 --tokens 1 --rounds 1) ;;
       sweep) cmd=(sweep --study "$IN/st_good.ini") ;;
     esac
     c 2 "output 'node' is a (character device|symbolic link), not a regular file" "mknod node c 1 3 2>/dev/null || ln -s /dev/null node" -- "${cmd[@]}" --output node

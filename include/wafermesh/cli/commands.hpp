@@ -32,6 +32,7 @@ int cmd_bench_kernel(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemm(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_gemv(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_kv(const Context& ctx, const std::vector<std::string>& args);
+int cmd_bench_decode(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_fabric(const Context& ctx, const std::vector<std::string>& args);
 int cmd_bench_shift(const Context& ctx, const std::vector<std::string>& args);
 int cmd_calibrate(const Context& ctx, const std::vector<std::string>& args);
