@@ -224,9 +224,9 @@ int cmd_bench_decode(const Context& ctx, const std::vector<std::string>& args) {
 
   const double med = median(ratios);
   const double m1 = median(w1s), mn = median(wns);
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
   out << "\nspeed-up 1 -> " << ctx.size << " ranks: median of the rounds " << fixed(med, 2) << " (min "
-      << fixed(*std::min_element(ratios.begin(), ratios.end()), 2) << ", max "
-      << fixed(*std::max_element(ratios.begin(), ratios.end()), 2) << "); median s per decoded token "
+      << fixed(*lo, 2) << ", max " << fixed(*hi, 2) << "); median s per decoded token "
       << fixed(m1, 4) << " at 1 rank, " << fixed(mn, 4) << " at " << ctx.size << "\n"
       << "the " << many.tokens.size() << " positions' tokens and virtual cycles are the same at 1 and " << ctx.size
       << " ranks\n"
@@ -242,8 +242,7 @@ int cmd_bench_decode(const Context& ctx, const std::vector<std::string>& args) {
   s.add_column("place_s_1_rank", "s", io::ColumnKind::real);
   s.add_column("place_s_n_ranks", "s", io::ColumnKind::real);
   MPI_Bcast(&place_1, 1, mpi_type<double>(), 0, ctx.comm);
-  s.append_row({int64_t(ctx.size), o.rounds, med, *std::min_element(ratios.begin(), ratios.end()),
-                *std::max_element(ratios.begin(), ratios.end()), m1, mn, place_1, place_n});
+  s.append_row({int64_t(ctx.size), o.rounds, med, *lo, *hi, m1, mn, place_1, place_n});
   // The chain both runs produced (position 0 is the warm-up), as generate's tokens table has it.
   io::Table ps;
   ps.add_column("position", "", io::ColumnKind::integer);
