@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iomanip>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <vector>
 
 #include "wafermesh/cli/energy_report.hpp"
@@ -59,6 +61,12 @@ class TeamUnbound {
 };
 
 }  // namespace
+
+std::string fixed_point(double v, int prec) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(prec) << v;
+  return s.str();
+}
 
 double time_on_rank0(const Context& ctx, int threads, const std::function<void()>& f) {
   double t = 0;

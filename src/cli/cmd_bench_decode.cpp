@@ -12,7 +12,6 @@
 #include <iomanip>
 #include <memory>
 #include <ostream>
-#include <sstream>
 #include <stdexcept>
 
 #include "wafermesh/cli/bench_common.hpp"
@@ -80,12 +79,6 @@ struct Run {
     return wall;
   }
 };
-
-std::string fixed(double v, int prec) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(prec) << v;
-  return s.str();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -159,7 +152,7 @@ int cmd_bench_decode(const Context& ctx, const std::vector<std::string>& args) {
   out << "bench decode: " << cfg.name << ", " << cfg.layers << " layers on regions of " << o.region << " x "
       << o.region << " PEs, mesh " << mp.width_pes << " x " << mp.height_pes << "; 1 rank against " << ctx.size
       << " ranks, " << o.rounds << " round(s) of " << o.tokens << " decoded token(s) each, the order flipping every "
-      << "round; placed in " << fixed(place_1, 1) << " s (1 rank) and " << fixed(place_n, 1) << " s (" << ctx.size
+      << "round; placed in " << fixed_point(place_1, 1) << " s (1 rank) and " << fixed_point(place_n, 1) << " s (" << ctx.size
       << " ranks)" << (timing_only ? "; timing only (weights none)" : "") << "\n\n"
       << std::flush;
 
@@ -200,7 +193,7 @@ int cmd_bench_decode(const Context& ctx, const std::vector<std::string>& args) {
     wns.push_back(wn);
     t.append_row({r, int64_t(solo_first ? 1 : ctx.size), o.tokens, w1, wn, int64_t(ctx.size), ratio});
     out << std::setw(6) << r << std::setw(9) << (solo_first ? "1" : std::to_string(ctx.size)) << std::setw(16)
-        << fixed(w1, 4) << std::setw(16) << fixed(wn, 4) << std::setw(10) << fixed(ratio, 2) << "\n"
+        << fixed_point(w1, 4) << std::setw(16) << fixed_point(wn, 4) << std::setw(10) << fixed_point(ratio, 2) << "\n"
         << std::flush;
   }
 
@@ -225,9 +218,9 @@ int cmd_bench_decode(const Context& ctx, const std::vector<std::string>& args) {
   const double med = median(ratios);
   const double m1 = median(w1s), mn = median(wns);
   const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
-  out << "\nspeed-up 1 -> " << ctx.size << " ranks: median of the rounds " << fixed(med, 2) << " (min "
-      << fixed(*lo, 2) << ", max " << fixed(*hi, 2) << "); median s per decoded token "
-      << fixed(m1, 4) << " at 1 rank, " << fixed(mn, 4) << " at " << ctx.size << "\n"
+  out << "\nspeed-up 1 -> " << ctx.size << " ranks: median of the rounds " << fixed_point(med, 2) << " (min "
+      << fixed_point(*lo, 2) << ", max " << fixed_point(*hi, 2) << "); median s per decoded token "
+      << fixed_point(m1, 4) << " at 1 rank, " << fixed_point(mn, 4) << " at " << ctx.size << "\n"
       << "the " << many.tokens.size() << " positions' tokens and virtual cycles are the same at 1 and " << ctx.size
       << " ranks\n"
       << std::flush;

@@ -163,12 +163,6 @@ std::pair<double, double> bare_gemv_seconds(const Context& ctx, const model::Mod
   return {tern[kTimed / 2], cls[kTimed / 2]};
 }
 
-std::string fmt(double v, int prec) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(prec) << v;
-  return s.str();
-}
-
 // The tuner's candidates, one line each: modelled decode and prompt time, regions, or why not.
 void print_candidates(std::ostream& out, const model::PlacementChoice& c, const MachineParams& mp) {
   out << std::setw(7) << "side" << std::setw(9) << "layers/" << std::setw(9) << "regions" << std::setw(14)
@@ -185,7 +179,7 @@ void print_candidates(std::ostream& out, const model::PlacementChoice& c, const 
     const double us = mp.cycles_to_us(k.decode_cycles);
     out << std::setw(9) << k.layers_per_region << std::setw(9)
         << (std::to_string(k.layer_regions) + "+" + std::to_string(k.classifier_regions)) << std::setw(14)
-        << k.decode_cycles << std::setw(11) << fmt(us > 0 ? 1e6 / us : 0.0, 0) << std::setw(14)
+        << k.decode_cycles << std::setw(11) << fixed_point(us > 0 ? 1e6 / us : 0.0, 0) << std::setw(14)
         << (k.prefill_ok() ? std::to_string(k.prefill_cycles) : std::string("-"))
         << (k.P == c.prefill_P && c.phases_differ() ? "  <- prefill" : "") << (k.P == c.P ? "  <- chosen" : "")
         << "\n";
@@ -353,7 +347,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                           std::to_string(ppl_shown.layers_per_region) + " per region), re-placed after the prompt"
                     : std::string())
       << ", mesh " << mp.width_pes << " x " << mp.height_pes << ", " << ctx.size
-      << " rank(s); KV " << o.kv_policy << ", allreduce " << o.allreduce << "; placed in " << fmt(place_s, 1)
+      << " rank(s); KV " << o.kv_policy << ", allreduce " << o.allreduce << "; placed in " << fixed_point(place_s, 1)
       << " s" << (tuned.candidates.empty() ? "" : "; side tuned (placement candidates below)") << "\n"
       << (timing_only ? "timing only (weights none): no weights held, compute charged but not performed; the "
                         "tokens after the prompt are id 0 and no text is printed\n"
@@ -453,32 +447,32 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
   out << "\nprompt tokens " << gs.prompt_tokens << " (BOS included), generated " << gs.sampled_tokens
       << (gs.stopped_at_bos ? " (stopped at BOS)" : "") << "\n"
       << "wafer (virtual, " << mp.clock_ghz << " GHz):\n"
-      << "  time to first token   " << fmt(mp.cycles_to_us(ttft), 2) << " us (" << ttft << " cycles, " << covered
+      << "  time to first token   " << fixed_point(mp.cycles_to_us(ttft), 2) << " us (" << ttft << " cycles, " << covered
       << " position(s)" << (first == 1 && covered > 1 ? ", prefill as MeshGEMM" : "") << ")\n";
   if (switching)
-    out << "  prefill -> decode     " << fmt(mp.cycles_to_us(sw.cycles()), 2) << " us (" << sw.cycles()
+    out << "  prefill -> decode     " << fixed_point(mp.cycles_to_us(sw.cycles()), 2) << " us (" << sw.cycles()
         << " cycles) re-placing side " << pspec.P << " onto side " << dspec.P << ": weights " << sw.weight_bytes
         << " bytes, KV cache " << sw.kv_bytes << " bytes over the NoC in " << sw.rounds
-        << " fabric steps, " << fmt(switch_energy.total_j() * 1e3, 3)
+        << " fabric steps, " << fixed_point(switch_energy.total_j() * 1e3, 3)
         << " mJ; after the prompt's token and before the first decoded one\n";
   if (decode_n)
-    out << "  decode                " << fmt(per_tok_us, 2) << " us per token (" << fmt(per_tok_cycles, 0)
-        << " cycles) -> " << fmt(tok_s, 0) << " tokens/s per request\n";
+    out << "  decode                " << fixed_point(per_tok_us, 2) << " us per token (" << fixed_point(per_tok_cycles, 0)
+        << " cycles) -> " << fixed_point(tok_s, 0) << " tokens/s per request\n";
   else
     out << "  decode                no token decoded after the prompt (raise --steps)\n";
   out << "  peak SRAM per PE      " << sram << " of " << mp.sram_bytes << " bytes\n"
       << "  route entries per PE  " << routes << " of " << mp.route_entries << "\n"
-      << "emulation: " << fmt(prefill_wall + decode_wall, 2) << " s wall for " << n << " positions";
-  if (decode_n) out << ", " << fmt(wall_per_tok, 4) << " s per decoded token";
-  out << " (" << ctx.size << " rank(s)); placement " << fmt(place_s, 1) << " s";
-  if (switching) out << ", switch " << fmt(sw.wall_s, 1) << " s";
+      << "emulation: " << fixed_point(prefill_wall + decode_wall, 2) << " s wall for " << n << " positions";
+  if (decode_n) out << ", " << fixed_point(wall_per_tok, 4) << " s per decoded token";
+  out << " (" << ctx.size << " rank(s)); placement " << fixed_point(place_s, 1) << " s";
+  if (switching) out << ", switch " << fixed_point(sw.wall_s, 1) << " s";
   out << "\n\n";
   out << (decode_n ? "per layer, mean cycles per decoded token:\n" : "per layer, cycles of the last position:\n")
       << std::setw(7) << "layer" << std::setw(8) << "region" << std::setw(12) << "compute" << std::setw(12)
       << "allreduce" << std::setw(12) << "kv" << std::setw(12) << "total" << "\n";
   auto row = [&](const std::string& name, const std::string& reg, double c, double a, double k) {
-    out << std::setw(7) << name << std::setw(8) << reg << std::setw(12) << fmt(c, 0) << std::setw(12) << fmt(a, 0)
-        << std::setw(12) << fmt(k, 0) << std::setw(12) << fmt(c + a + k, 0) << "\n";
+    out << std::setw(7) << name << std::setw(8) << reg << std::setw(12) << fixed_point(c, 0) << std::setw(12) << fixed_point(a, 0)
+        << std::setw(12) << fixed_point(k, 0) << std::setw(12) << fixed_point(c + a + k, 0) << "\n";
   };
   const int64_t shown = cfg.layers <= 8 ? cfg.layers : 3;
   double sc = 0, sa = 0, sk = 0;
@@ -492,8 +486,8 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
       out << std::setw(7) << "..." << "\n";
   }
   row("all", "", sc, sa, sk);
-  out << "  hand-offs between regions " << fmt(double(handoff) / double(bn), 0) << " cycles, final norm + classifier "
-      << fmt(double(cls) / double(bn), 0) << " cycles\n"
+  out << "  hand-offs between regions " << fixed_point(double(handoff) / double(bn), 0) << " cycles, final norm + classifier "
+      << fixed_point(double(cls) / double(bn), 0) << " cycles\n"
       << std::flush;
   std::vector<const model::TokenCycles*> position_figures;
   for (const Pos& p : positions) position_figures.push_back(&p.tc);
@@ -510,7 +504,7 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
                                (o.prefill_region > 0 ? ", forced by --prefill_region" : "") + ")"
                          : std::to_string(pspec.P) + " (the prompt through the decode path)")
         << (switching ? ", re-placed between the phases" : ", one placement for both phases") << "; probes took "
-        << fmt(tune_s, 1) << " s wall\n"
+        << fixed_point(tune_s, 1) << " s wall\n"
         << std::flush;
   }
 
@@ -519,11 +513,11 @@ int cmd_generate(const Context& ctx, const std::vector<std::string>& args) {
     std::tie(bare_tern, bare_cls) = bare_gemv_seconds(ctx, cfg, mt.classifier_host_bf16());
     if (decode_n) {
       out << "\nbare GEMVs on this machine (" << ctx.size * omp_get_max_threads() << " threads, one process): "
-          << (cfg.ternary ? "ternary LUT" : "ternary LUT (as if ternarised)") << " projections " << fmt(bare_tern, 4)
+          << (cfg.ternary ? "ternary LUT" : "ternary LUT (as if ternarised)") << " projections " << fixed_point(bare_tern, 4)
           << " s per token, fp32 classifier" << (mt.classifier_host_bf16() ? " (weights held in bf16)" : "") << " "
-          << fmt(bare_cls, 4) << " s\n"
-          << "  emulation / bare projections              " << fmt(wall_per_tok / bare_tern, 2) << "\n"
-          << "  emulation / (bare projections + classifier) " << fmt(wall_per_tok / (bare_tern + bare_cls), 2)
+          << fixed_point(bare_cls, 4) << " s\n"
+          << "  emulation / bare projections              " << fixed_point(wall_per_tok / bare_tern, 2) << "\n"
+          << "  emulation / (bare projections + classifier) " << fixed_point(wall_per_tok / (bare_tern + bare_cls), 2)
           << "\n"
           << std::flush;
     }

@@ -18,6 +18,9 @@
 
 namespace wm::cli {
 
+// v with `prec` digits after the point (std::fixed), for the commands' printed tables.
+std::string fixed_point(double v, int prec);
+
 // Rank 0 runs f with `threads` OpenMP threads, free to use every core for the duration (mpirun
 // may have bound the rank to one), and returns its wall seconds (broadcast to all); the other
 // ranks wait without spinning on a core.
