@@ -134,6 +134,8 @@ struct MeshGemvTernary::Impl {
   bool timing_only = false;   // no weights: the block GEMVs are charged, not computed (zero sums)
   bool fused_sum = false;     // the line sums from the ranks' partials (broadcast allreduce only)
   std::vector<int32_t> sums;  // (P lines, mt): this rank's partials, then the line sums
+  int line_ranks = 1;         // ranks sharing the lines (the reduce axis' line communicator)
+  std::vector<int32_t> gathered;  // (line_ranks, P lines, mt): the partials of each of them
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
   // The fused GEMV of the local blocks: (local lines, mt) partial sums of x's local blocks.
   std::vector<int32_t> local_partials(const TileBuf<int8_t>& xt) const;
@@ -141,6 +143,8 @@ struct MeshGemvTernary::Impl {
   // its block, the line sums into `sums` (every line's, on every rank sharing it) and the
   // allreduce's steps for their figures.
   void fused_gemv(const TileBuf<int8_t>& xt);
+  // The line sums from the partials of the ranks sharing the lines, into `sums` on each of them.
+  void exchange_line_sums();
 };
 
 std::vector<int32_t> MeshGemvTernary::Impl::local_partials(const TileBuf<int8_t>& xt) const {
@@ -169,9 +173,26 @@ void MeshGemvTernary::Impl::fused_gemv(const TileBuf<int8_t>& xt) {
   // sums, exchanged once per GEMV among the ranks sharing lines; the block products' compute task
   // and the allreduce's steps run for their clocks and counters only (one recording: a replay
   // applies both), so every figure is what run() would give.
-  MPI_Allreduce(MPI_IN_PLACE, sums.data(), int(sums.size()), mpi_type<int32_t>(), MPI_SUM,
-                f.line_comm(L.s.reduce_axis));
+  exchange_line_sums();
   root = ar->run_timing(uint64_t(L.mt * L.kt), Work::ternary);
+}
+
+void MeshGemvTernary::Impl::exchange_line_sums() {
+  if (line_ranks == 1) return;
+  // An allgather of the partials and a local sum, not MPI_Allreduce: Open MPI's allreduce of a few
+  // ten KB between two ranks takes 2-3 times the time of an allgather of the same bytes (17 us
+  // against 7 us for 28 KB here; results/PERFORMANCE.md), and this exchange runs for every GEMV
+  // of a decoded token. Integer sums are exact in any order, so the result is MPI_SUM's.
+  const size_t n = sums.size();
+  gathered.resize(n * size_t(line_ranks));
+  MPI_Allgather(sums.data(), int(n), mpi_type<int32_t>(), gathered.data(), int(n), mpi_type<int32_t>(),
+                f.line_comm(L.s.reduce_axis));
+  std::copy(gathered.begin(), gathered.begin() + std::ptrdiff_t(n), sums.begin());
+  for (int r = 1; r < line_ranks; ++r) {
+    const int32_t* g = gathered.data() + size_t(r) * n;
+    // Added as unsigned, where wrap-around is defined (a real GEMV's sums stay far inside int32).
+    for (size_t i = 0; i < n; ++i) sums[i] = int32_t(uint32_t(sums[i]) + uint32_t(g[i]));
+  }
 }
 
 namespace {
@@ -231,7 +252,7 @@ MeshGemvTernary::MeshGemvTernary(Fabric& f, const GemvSpec& s, const int8_t* W) 
   m.fused_sum = s.allreduce.broadcast;
   if (m.fused_sum) {
     m.sums.assign(static_cast<size_t>(int64_t(s.P) * L.mt), 0);
-    f.line_comm(s.reduce_axis);  // made now (collective), not inside the first run
+    MPI_Comm_size(f.line_comm(s.reduce_axis), &m.line_ranks);  // made now (collective), not in the first run
   }
 }
 
