@@ -209,7 +209,7 @@ void MeshTransformer::Impl::classify(std::unique_ptr<TileBuf<float>>& x, TokenCy
     outs.push_back(&ys[i]);
   }
   // Each region's logits are the first classifier_rows[i] values of its row 0.
-  const std::vector<float> rows = dist::read_rows_everywhere(f, outs, 0);
+  const std::vector<float>& rows = logits_reader.read(f, outs, 0);
   int64_t row0 = 0;
   size_t at = 0;
   for (size_t i = 0; i < in.size(); ++i) {

@@ -16,6 +16,7 @@
 #include "position_clock.hpp"
 #include "wafermesh/dist/allreduce.hpp"
 #include "wafermesh/dist/gemv.hpp"
+#include "wafermesh/dist/host_io.hpp"
 #include "wafermesh/dist/kv_cache.hpp"
 #include "wafermesh/kernels/aligned_buffer.hpp"
 #include "wafermesh/model/mesh_transformer.hpp"
@@ -154,6 +155,7 @@ struct MeshTransformer::Impl {
   std::vector<VectorHandoff> handoffs;      // layer region i -> i + 1
   std::vector<VectorHandoff> cls_handoffs;  // into classifier region i from pl.classifier_source[i]
   std::vector<float> logits;
+  dist::RowsReader<float> logits_reader;  // its buffers kept from token to token
   TokenCycles last;
   uint64_t prev_end = 0;  // virtual time the previous token's logits were ready
   WorkCounts work_at_start;  // the mesh's work when the current position began

@@ -1,6 +1,7 @@
 // Reading results off the wafer to every rank (dist/host_io.hpp) at 1, 2 and 4 ranks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,15 +25,22 @@ TEST(HostIo, RowsOfSeveralBuffersInOneCollective) {
       for (size_t e = 0; e <= b; ++e) t[e] = float(1000 * b + 100 * size_t(y) + 10 * size_t(x) + e);
     });
   }
-  for (int32_t row : {0, 1}) {
+  // One reader kept across reads (as the decode keeps it), its buffers growing and shrinking: rows
+  // 0, 1, 0 and then the first buffer alone.
+  dist::RowsReader<float> reader;
+  for (int32_t row : {0, 1, 0, -1}) {
     std::vector<const TileBuf<float>*> ptrs;
     std::vector<float> want;
     for (const auto& b : bufs) {
-      if (row >= b->region().h) continue;
+      if (row < 0 && b != bufs.front()) continue;
+      const int32_t r0 = std::max(row, 0);
+      if (r0 >= b->region().h) continue;
       ptrs.push_back(b.get());
-      const std::vector<float> r = dist::read_row_everywhere(f, *b, row);
+      const std::vector<float> r = dist::read_row_everywhere(f, *b, r0);
       want.insert(want.end(), r.begin(), r.end());
     }
-    EXPECT_EQ(dist::read_rows_everywhere(f, ptrs, row), want) << "row " << row << ", rank " << world_rank();
+    const int32_t r0 = std::max(row, 0);
+    EXPECT_EQ(dist::read_rows_everywhere(f, ptrs, r0), want) << "row " << row << ", rank " << world_rank();
+    EXPECT_EQ(reader.read(f, ptrs, r0), want) << "kept reader, row " << row << ", rank " << world_rank();
   }
 }
