@@ -64,8 +64,12 @@ int64_t vector_index(const MeshDims& d, VectorLayout layout, int64_t b, int64_t 
 
 std::unique_ptr<TileBuf<float>> vector_tiles(Fabric& f, const MeshDims& d, const Region& R, const std::vector<float>& v,
                                              int64_t block, VectorLayout layout, const std::string& name) {
-  auto t = std::make_unique<TileBuf<float>>(f, R, size_t(block), name);
-  t->for_each_local([&](int32_t x, int32_t y, float* o) {
+  // Every PE of a line holds the same block (a row's under split_y, a column's otherwise): written
+  // through the line heads, so that the readers' const tiles read one compact array (a norm reads
+  // one tile per line, each a row of tiles apart in per-PE storage: a cache miss apiece) and the
+  // per-PE storage is never touched unless something moves or gathers the tiles.
+  auto t = std::make_unique<TileBuf<float>>(f, R, size_t(block), name, TileBuf<float>::NoInit{});
+  t->for_each_line_head(layout == VectorLayout::split_y ? Axis::X : Axis::Y, [&](int32_t x, int32_t y, float* o) {
     const int64_t b = layout == VectorLayout::split_y ? y - R.y0 : x - R.x0;
     for (int64_t e = 0; e < block; ++e) {
       const int64_t i = vector_index(d, layout, b, block, e, int64_t(v.size()));
