@@ -181,7 +181,7 @@ void MeshGemvTernary::Impl::exchange_line_sums() {
   if (line_ranks == 1) return;
   // An allgather of the partials and a local sum, not MPI_Allreduce: Open MPI's allreduce of a few
   // ten KB between two ranks takes 2-3 times the time of an allgather of the same bytes (17 us
-  // against 7 us for 28 KB here; results/PERFORMANCE.md), and this exchange runs for every GEMV
+  // against 7 us for 28 KB here: results/probes/mpi_collectives.c), and this exchange runs for every GEMV
   // of a decoded token. Integer sums are exact in any order, so the result is MPI_SUM's.
   const size_t n = sums.size();
   gathered.resize(n * size_t(line_ranks));

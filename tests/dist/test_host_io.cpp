@@ -12,7 +12,7 @@
 using namespace wm;
 using namespace wm::test;
 
-// read_rows_everywhere (one collective for several buffers) gives, on every rank, exactly the rows
+// RowsReader::read (one collective for several buffers) gives, on every rank, exactly the rows
 // read_row_everywhere gives buffer by buffer: regions inside one rank's block and across blocks,
 // rows other than the first, tiles of several elements.
 TEST(HostIo, RowsOfSeveralBuffersInOneCollective) {
@@ -40,7 +40,8 @@ TEST(HostIo, RowsOfSeveralBuffersInOneCollective) {
       want.insert(want.end(), r.begin(), r.end());
     }
     const int32_t r0 = std::max(row, 0);
-    EXPECT_EQ(dist::read_rows_everywhere(f, ptrs, r0), want) << "row " << row << ", rank " << world_rank();
+    dist::RowsReader<float> fresh;
+    EXPECT_EQ(fresh.read(f, ptrs, r0), want) << "row " << row << ", rank " << world_rank();
     EXPECT_EQ(reader.read(f, ptrs, r0), want) << "kept reader, row " << row << ", rank " << world_rank();
   }
 }

@@ -60,7 +60,8 @@ class RowsReader {
       const int32_t y = R.y0 + row;
       for (int32_t x = R.x0; x < R.x0 + R.w; ++x)
         if (b->is_local(x, y)) {
-          std::copy(b->tile(x, y), b->tile(x, y) + b->elems(), mine_.begin() + std::ptrdiff_t(at));
+          const T* t = b->tile(x, y);
+          std::copy(t, t + b->elems(), mine_.begin() + std::ptrdiff_t(at));
           at += b->elems();
         }
     }
@@ -90,13 +91,6 @@ class RowsReader {
   std::vector<size_t> next_;
   std::vector<T> mine_, packed_, out_;
 };
-
-// One read with a reader of its own (RowsReader::read). Collective.
-template <class T>
-std::vector<T> read_rows_everywhere(Fabric& f, const std::vector<const TileBuf<T>*>& bufs, int32_t row) {
-  RowsReader<T> reader;
-  return reader.read(f, bufs, row);
-}
 
 // v (same size on every rank) from rank 0 to every rank. Collective.
 template <class T>
