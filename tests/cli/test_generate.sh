@@ -185,32 +185,47 @@ diff <(figures "$tmp/bt_synthetic") <(figures "$tmp/bt_none") >"$tmp/tdiff" && g
 # summary figures must be what its own wall times give.
 "$bin" generate --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 --steps 10 \
   --output "$tmp/bdg.h5" --maps false >/dev/null 2>"$tmp/bdg.err" || bad "generate for bench decode: $(cat "$tmp/bdg.err")"
+# At 2 ranks the 1-rank rounds run on rank 1 and on rank 0 (in that order), at 4 on rank 0 alone.
 for n in 2 4; do
+  if [ $n = 2 ]; then solo=1,0; srows=2; else solo=0; srows=1; fi
   if mpi $n "$bin" bench decode --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 \
-       --tokens 3 --rounds 3 --output "$tmp/bd$n.h5" >"$tmp/bd$n.txt" 2>"$tmp/bd$n.err"; then
-    grep -q "speed-up 1 -> $n ranks: median of the rounds" "$tmp/bd$n.txt" \
+       --tokens 3 --rounds 3 --solo-ranks $solo --output "$tmp/bd$n.h5" >"$tmp/bd$n.txt" 2>"$tmp/bd$n.err"; then
+    [ "$(grep -c "speed-up 1 -> $n ranks: median of the rounds" "$tmp/bd$n.txt")" -eq $srows ] \
       && grep -q "the 10 positions' tokens and virtual cycles are the same at 1 and $n ranks" "$tmp/bd$n.txt" \
-      && [ "$(grep -cE '^ +[0-2] +(1|'$n') +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$tmp/bd$n.txt")" -eq 3 ] \
+      && [ "$(grep -cE '^ +[0-2] +(1|'$n') +[01] +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$tmp/bd$n.txt")" -eq $((3 * srows)) ] \
       && ok "bench decode at $n ranks: 3 rounds and the summary printed" || bad "bench decode np $n: $(cat "$tmp/bd$n.txt")"
-    if "$py" - "$tmp/bd$n.h5" "$tmp/bdg.h5" $n >"$tmp/bdpy" 2>&1 <<'PY'
+    if "$py" - "$tmp/bd$n.h5" "$tmp/bdg.h5" $n $solo >"$tmp/bdpy" 2>&1 <<'PY'
 import sys, statistics
 import h5py
 b, g, n = h5py.File(sys.argv[1], "r")["decode"], h5py.File(sys.argv[2], "r")["generate/tokens"], int(sys.argv[3])
+solo = [int(x) for x in sys.argv[4].split(",")]
 assert list(b["positions/token"][:]) == list(g["token"][:]), (b["positions/token"][:], g["token"][:])
 assert list(b["positions/cycles"][:]) == list(g["cycles"][:]), (b["positions/cycles"][:], g["cycles"][:])
-w1, wn, r = b["wall_s_per_token_1_rank"][:], b["wall_s_per_token_n_ranks"][:], b["speedup"][:]
-assert len(r) == 3 and all(x > 0 for x in w1) and all(x > 0 for x in wn)
-assert all(abs(r[i] - w1[i] / wn[i]) < 1e-9 * r[i] for i in range(3)), (r, w1, wn)
-assert list(b["first"][:]) == [1, n, 1], b["first"][:]
+w1, wn, r, sr = b["wall_s_per_token_1_rank"][:], b["wall_s_per_token_n_ranks"][:], b["speedup"][:], b["solo_rank"][:]
+S = len(solo)
+assert len(r) == 3 * S and all(x > 0 for x in w1) and all(x > 0 for x in wn)
+assert all(abs(r[i] - w1[i] / wn[i]) < 1e-9 * r[i] for i in range(3 * S)), (r, w1, wn)
+assert list(b["first"][:]) == [f for f in [1, n, 1] for _ in solo], b["first"][:]
+assert list(sr) == solo * 3, sr
 s = b["summary"]
-assert abs(s["median_speedup"][0] - statistics.median(r)) < 1e-12 and s["ranks"][0] == n
+assert list(s["solo_rank"][:]) == solo and all(x == n for x in s["ranks"][:]), (s["solo_rank"][:], s["ranks"][:])
+for k, rank in enumerate(solo):
+    mine = [r[i] for i in range(3 * S) if sr[i] == rank]
+    assert abs(s["median_speedup"][k] - statistics.median(mine)) < 1e-12, (k, s["median_speedup"][:], mine)
+    assert abs(s["median_wall_s_per_token_1_rank"][k] - statistics.median(w1[i] for i in range(3 * S) if sr[i] == rank)) < 1e-12
 PY
-    then ok "bench decode at $n ranks: generate's tokens and cycles, ratios from its wall times"
+    then ok "bench decode at $n ranks (1 rank on $solo): generate's tokens and cycles, ratios from its wall times"
     else bad "bench decode np $n results: $(cat "$tmp/bdpy")"; fi
   else
     bad "bench decode np $n: $(cat "$tmp/bd$n.err")"
   fi
 done
+expect_error "bench decode, a solo rank beyond the job" 2 "option --solo-ranks = 2 names no rank of this job: its ranks are 0..1" -- \
+  mpi 2 "$bin" bench decode --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 --solo-ranks 0,2 \
+  --output "$tmp/x.h5"
+expect_error "bench decode, a solo rank twice" 2 "option --solo-ranks names rank 1 twice" -- \
+  mpi 2 "$bin" bench decode --model configs/models/stories260K.ini --config configs/laptop.ini --region 8 --solo-ranks 1,0,1 \
+  --output "$tmp/x.h5"
 expect_error "bench decode at 1 rank" 2 "bench decode compares 1 rank with the job's ranks.*this job has 1" -- \
   "$bin" bench decode --model configs/models/stories260K.ini --output "$tmp/x.h5"
 expect_error "bench decode beyond the context" 2 "tokens x --rounds = 600 positions.*seq_len = 512" -- mpi 2 \

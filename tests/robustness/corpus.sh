@@ -75,6 +75,8 @@ define_cases() {
   c 2 "dtype = 'int4'" "" -- bench gemv --config "$CFG" --dtype int4 --output out.h5
   c 2 "policy = 'lru'" "" -- bench kv --config "$CFG" --policy lru --output out.h5
   c 2 "option --tokens = '0': must be >= 1" "" -- bench decode --tokens 0 --output out.h5
+  c 2 "option --solo-ranks = '-1': must be >= 0" "" -- bench decode --solo-ranks=-1 --output out.h5
+  c 2 "option --solo-ranks = '0,x': not an integer" "" -- bench decode --solo-ranks 0,x --output out.h5
   c 2 "region side 100 PEs does not fit the 48 x 32 mesh" "" -- bench decode --config "$CFG" --model "$M" --region 100 --output out.h5
   c 2 "cannot read config file '/nonexistent.ini'" "" -- bench decode --model /nonexistent.ini --output out.h5
   c 2 "option --P = 64: a 64 x 64 region does not fit" "" -- bench kv --config "$CFG" --P 64 --model "$M" --output out.h5
