@@ -1,12 +1,9 @@
 // The wafermesh binary: initialise MPI (one thread calls it), run the CLI, finalise.
-#include <malloc.h>
 #include <mpi.h>
 
 #include "wafermesh/cli/commands.hpp"
 
 int main(int argc, char** argv) {
-  // Placing a model allocates and frees weight matrices of up to tens of MB again and again:
-  // keep them in the heap (no mmap/munmap and fresh page faults for each).
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   const int rc = wm::cli::run(argc, argv, MPI_COMM_WORLD);

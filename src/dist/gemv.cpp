@@ -136,9 +136,14 @@ struct MeshGemvTernary::Impl {
   std::vector<int32_t> sums;  // (P lines, mt): this rank's partials, then the line sums
   int line_ranks = 1;         // ranks sharing the lines (the reduce axis' line communicator)
   std::vector<int32_t> gathered;  // (line_ranks, P lines, mt): the partials of each of them
+  // local_partials' buffers, kept from run to run (a decoded token runs every GEMV once).
+  std::vector<int8_t> xs;         // (positions, kt): the local x blocks
+  kernels::LutTables tables;      // of xs
+  std::vector<int32_t> partials;  // (local lines, mt)
   Impl(Fabric& fab, const GemvSpec& s) : f(fab), L(s) {}
-  // The fused GEMV of the local blocks: (local lines, mt) partial sums of x's local blocks.
-  std::vector<int32_t> local_partials(const TileBuf<int8_t>& xt) const;
+  // The fused GEMV of the local blocks: (local lines, mt) partial sums of x's local blocks, in
+  // `partials`.
+  const std::vector<int32_t>& local_partials(const TileBuf<int8_t>& xt);
   // With fused_sum, the whole GEMV but the y tiles: the local blocks' partials, every PE charged
   // its block, the line sums into `sums` (every line's, on every rank sharing it) and the
   // allreduce's steps for their figures.
@@ -147,26 +152,29 @@ struct MeshGemvTernary::Impl {
   void exchange_line_sums();
 };
 
-std::vector<int32_t> MeshGemvTernary::Impl::local_partials(const TileBuf<int8_t>& xt) const {
+const std::vector<int32_t>& MeshGemvTernary::Impl::local_partials(const TileBuf<int8_t>& xt) {
+  const size_t n = static_cast<size_t>(int64_t(lines) * L.mt);
+  if (timing_only) {
+    partials.assign(n, 0);
+    return partials;
+  }
   const bool ax = L.along_x();
   // The local x blocks, in position order, from the first local line.
-  std::vector<int8_t> xs(static_cast<size_t>(int64_t(positions) * L.kt));
+  xs.resize(static_cast<size_t>(int64_t(positions) * L.kt));
   for (int32_t p = 0; p < positions; ++p) {
     const int32_t px = ax ? local.x0 + p : local.x0, py = ax ? local.y0 : local.y0 + p;
     std::copy(xt.tile(px, py), xt.tile(px, py) + L.kt, xs.begin() + int64_t(p) * L.kt);
   }
-  std::vector<int32_t> ys(static_cast<size_t>(int64_t(lines) * L.mt));
-  if (!timing_only) {
-    const auto tables = kernels::LutTables::from_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
-    kernels::lut_gemv_i32(fused, tables, ys.data());
-  }
-  return ys;
+  partials.resize(n);  // every element written by the kernel
+  tables.assign_int8(xs.data(), 1, int64_t(xs.size()), int64_t(xs.size()));
+  kernels::lut_gemv_i32(fused, tables, partials.data());
+  return partials;
 }
 
 void MeshGemvTernary::Impl::fused_gemv(const TileBuf<int8_t>& xt) {
   std::fill(sums.begin(), sums.end(), 0);
   if (!local.empty()) {
-    const std::vector<int32_t> ys = local_partials(xt);
+    const std::vector<int32_t>& ys = local_partials(xt);
     std::copy(ys.begin(), ys.end(), sums.begin() + int64_t(line0) * L.mt);
   }
   // Integer sums are exact in any order: the sum of each line is the sum of the ranks' partial
@@ -275,7 +283,7 @@ TileBuf<int32_t> MeshGemvTernary::run_tiles(const TileBuf<int8_t>& xt, GemvRepor
   } else {
     if (!m.local.empty()) {
       const bool ax = L.along_x();
-      const std::vector<int32_t> ys = m.local_partials(xt);
+      const std::vector<int32_t>& ys = m.local_partials(xt);
       yt.for_each_local([&](int32_t px, int32_t py, int32_t* t) {
         const int32_t line = (ax ? L.r(py) : L.c(px)) - m.line0;
         const bool first = ax ? px == m.local.x0 : py == m.local.y0;

@@ -88,19 +88,26 @@ void LutTables::resize(std::int64_t tokens, std::int64_t K) {
 
 LutTables LutTables::from_int8(const std::int8_t* q, std::int64_t N, std::int64_t K,
                                std::int64_t ldq, const float* scale) {
-  check_shape("LutTables::from_int8", N, K, ldq);
   LutTables t;
-  t.tokens_ = N;
-  t.cols_ = K;
-  t.table_.assign(static_cast<std::size_t>(N * t.pairs() * kPairBytes), 0);
-  t.scale_.assign(static_cast<std::size_t>(N), 1.0f);
-  const auto build_one = detail::isa_kernels().lut_table_build;
-#pragma omp parallel for schedule(static) if (N > 1)
-  for (std::int64_t n = 0; n < N; ++n) {
-    build_one(q + n * ldq, K, t.token(n));
-    if (scale != nullptr) t.scale_[static_cast<std::size_t>(n)] = scale[n];
-  }
+  t.assign_int8(q, N, K, ldq, scale);
   return t;
+}
+
+void LutTables::assign_int8(const std::int8_t* q, std::int64_t N, std::int64_t K, std::int64_t ldq,
+                            const float* scale) {
+  check_shape("LutTables::from_int8", N, K, ldq);
+  resize(N, K);  // every byte is rewritten by the builder, as in assign()
+  const auto build_one = detail::isa_kernels().lut_table_build;
+  auto one = [&](std::int64_t n) {
+    build_one(q + n * ldq, K, token(n));
+    if (scale != nullptr) scale_[static_cast<std::size_t>(n)] = scale[n];
+  };
+  if (N == 1) {
+    one(0);  // decode: no OpenMP construct for one thread's work
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) one(n);
 }
 
 }  // namespace wm::kernels

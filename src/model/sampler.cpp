@@ -39,17 +39,29 @@ float rng_f32(std::uint64_t& state) { return static_cast<float>(rng_u32(state) >
 
 void sort_by_prob_desc(std::vector<std::pair<float, int>>& v, std::vector<std::pair<float, int>>& scratch) {
   // For p >= 0 the IEEE-754 bits order like the values, so ~bits ascending is p descending; each
-  // pass is a stable counting sort on one byte, least significant first.
+  // pass is a stable counting sort on one byte, least significant first. The four bytes' counts
+  // come from one read of v, and a byte that every key shares (the exponent of probabilities of
+  // one magnitude) needs no pass: the order it would leave is the order it finds.
   auto key = [](float p) {
     std::uint32_t b;
     std::memcpy(&b, &p, sizeof(b));
     return ~b;
   };
+  std::size_t count[4][256] = {};
+  for (const auto& e : v) {
+    const std::uint32_t k = key(e.first);
+    for (int d = 0; d < 4; ++d) ++count[d][(k >> (8 * d)) & 0xFF];
+  }
   scratch.resize(v.size());
-  for (int shift = 0; shift < 32; shift += 8) {
-    std::size_t start[257] = {};
-    for (const auto& e : v) ++start[((key(e.first) >> shift) & 0xFF) + 1];
-    for (int b = 0; b < 256; ++b) start[b + 1] += start[b];
+  for (int d = 0; d < 4; ++d) {
+    const int shift = 8 * d;
+    if (!v.empty() && count[d][(key(v.front().first) >> shift) & 0xFF] == v.size()) continue;
+    std::size_t start[256];
+    std::size_t at = 0;
+    for (int b = 0; b < 256; ++b) {
+      start[b] = at;
+      at += count[d][b];
+    }
     for (const auto& e : v) scratch[start[(key(e.first) >> shift) & 0xFF]++] = e;
     v.swap(scratch);
   }

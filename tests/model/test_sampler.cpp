@@ -74,18 +74,22 @@ TEST(Sampler, TopPSamplesOnlyTheNucleus) {
 }
 
 // The radix sort gives std::stable_sort's order exactly: many ties (p quantised to a few
-// values), zeros, a large vocabulary-sized input, an empty and a one-element input.
+// values), zeros, a large vocabulary-sized input, an empty and a one-element input, and
+// probabilities of one magnitude (level -1: keys that share their high bytes, whose passes the
+// sort skips).
 TEST(Sampler, SortByProbEqualsStableSort) {
   std::mt19937 g(5);
   std::vector<std::pair<float, int>> scratch;
   for (int n : {0, 1, 2, 17, 1000, 128256}) {
-    for (int levels : {1, 3, 1000, 0}) {
+    for (int levels : {1, 3, 1000, 0, -1}) {
       std::vector<std::pair<float, int>> v;
       std::uniform_real_distribution<float> u(0.0f, 1.0f);
       for (int i = 0; i < n; ++i) {
         float p = u(g);
         if (levels > 0) p = std::floor(p * levels) / levels;  // ties; level 0 of each is p = 0
-        v.emplace_back(p * 1e-3f, i * 7 % (n + 1));
+        p *= 1e-3f;
+        if (levels < 0) p = 7.8e-6f * (1.0f + 0.001f * p);  // 1 / 128256 and a little more
+        v.emplace_back(p, i * 7 % (n + 1));
       }
       std::vector<std::pair<float, int>> want = v;
       std::stable_sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first > b.first; });

@@ -68,6 +68,9 @@ class LutTables {
   // q: (N, K) int8, row stride ldq; scale: (N) or nullptr for s = 1.
   static LutTables from_int8(const std::int8_t* q, std::int64_t N, std::int64_t K,
                              std::int64_t ldq, const float* scale = nullptr);
+  // Same, into this object, reusing its storage.
+  void assign_int8(const std::int8_t* q, std::int64_t N, std::int64_t K, std::int64_t ldq,
+                   const float* scale = nullptr);
 
   std::int64_t tokens() const { return tokens_; }
   std::int64_t cols() const { return cols_; }
