@@ -58,26 +58,7 @@ LutTables LutTables::build(const ActivationsQ8& a) {
   return t;
 }
 
-void LutTables::assign(const ActivationsQ8& a) {
-  tokens_ = a.tokens();
-  cols_ = a.cols();
-  // Every byte is rewritten by the builder (entries 14, 15 included), so no clearing.
-  table_.resize(static_cast<std::size_t>(tokens_ * pairs() * kPairBytes));
-  scale_.resize(static_cast<std::size_t>(tokens_));
-  const auto build_one = detail::isa_kernels().lut_table_build;
-  if (tokens_ == 1) {
-    // Decode: one token is one thread's work (~2 us for K = 6912); no OpenMP construct.
-    build_one(a.token(0), cols_, token(0));
-    scale_[0] = a.scale(0);
-    return;
-  }
-  // Tokens are independent; one token is built by one thread.
-#pragma omp parallel for schedule(static)
-  for (std::int64_t n = 0; n < tokens_; ++n) {
-    build_one(a.token(n), cols_, token(n));
-    scale_[static_cast<std::size_t>(n)] = a.scale(n);
-  }
-}
+void LutTables::assign(const ActivationsQ8& a) { assign_int8(a.token(0), a.tokens(), a.cols(), a.padded_cols(), a.scales()); }
 
 void LutTables::resize(std::int64_t tokens, std::int64_t K) {
   tokens_ = tokens;
@@ -96,17 +77,18 @@ LutTables LutTables::from_int8(const std::int8_t* q, std::int64_t N, std::int64_
 void LutTables::assign_int8(const std::int8_t* q, std::int64_t N, std::int64_t K, std::int64_t ldq,
                             const float* scale) {
   check_shape("LutTables::from_int8", N, K, ldq);
-  resize(N, K);  // every byte is rewritten by the builder, as in assign()
+  // Every byte is rewritten by the builder (entries 14, 15 included), so no clearing.
+  resize(N, K);
   const auto build_one = detail::isa_kernels().lut_table_build;
   auto one = [&](std::int64_t n) {
     build_one(q + n * ldq, K, token(n));
     if (scale != nullptr) scale_[static_cast<std::size_t>(n)] = scale[n];
   };
   if (N == 1) {
-    one(0);  // decode: no OpenMP construct for one thread's work
+    one(0);  // decode: one token is one thread's work (~2 us for K = 6912); no OpenMP construct
     return;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static)  // tokens are independent; one token is one thread's
   for (std::int64_t n = 0; n < N; ++n) one(n);
 }
 

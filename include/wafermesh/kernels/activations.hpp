@@ -29,6 +29,7 @@ class ActivationsQ8 {
   const std::int8_t* token(std::int64_t n) const { return q_.data() + n * padded_cols_; }
   std::int32_t sum(std::int64_t n) const { return sum_[n]; }
   float scale(std::int64_t n) const { return scale_[n]; }
+  const float* scales() const { return scale_.data(); }  // (N)
 
  private:
   std::int64_t tokens_ = 0, cols_ = 0, padded_cols_ = 0;
