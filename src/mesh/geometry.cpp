@@ -8,13 +8,6 @@
 
 namespace wm {
 
-Region Region::intersect(const Region& o) const {
-  const int32_t ax = std::max(x0, o.x0), ay = std::max(y0, o.y0);
-  const int32_t bx = std::min(x0 + w, o.x0 + o.w), by = std::min(y0 + h, o.y0 + o.h);
-  if (bx <= ax || by <= ay) return {ax, ay, 0, 0};
-  return {ax, ay, bx - ax, by - ay};
-}
-
 std::string Region::str() const {
   std::ostringstream s;
   s << "x " << x0 << ".." << (x0 + w - 1) << ", y " << y0 << ".." << (y0 + h - 1) << " (" << w

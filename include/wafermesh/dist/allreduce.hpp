@@ -365,7 +365,8 @@ class LineAllreduce {
     const size_t lines = size_t(hi - lo);
     const PeCoord rp = line_pe(r_, axis_, ax ? lo - r_.y0 : lo - r_.x0, stats_.root);
     const int owner = f_.decomposition().owner(rp.x, rp.y);
-    std::vector<T> vals(lines * elems_);
+    std::vector<T>& vals = bcast_vals_;  // (kept from call to call: no page faults on the decode path)
+    vals.resize(lines * elems_);
     const TileBuf<T>& cb = buf;
     if (owner == f_.rank())
       for (size_t k = 0; k < lines; ++k) {
@@ -454,6 +455,7 @@ class LineAllreduce {
   std::unique_ptr<TileBuf<T>> in_left_, in_right_;
   TransferPlan bcast_;
   bool has_bcast_ = false;
+  std::vector<T> bcast_vals_;  // bcast_heads: the lines' tiles this rank sends or receives
   // ring
   size_t cs_ = 0;
   LinePerm perm_;

@@ -24,7 +24,14 @@ struct Region {
   bool contains(int32_t x, int32_t y) const { return x >= x0 && x < x0 + w && y >= y0 && y < y0 + h; }
   int64_t size() const { return int64_t(w) * h; }
   bool empty() const { return w <= 0 || h <= 0; }
-  Region intersect(const Region& o) const;
+  // The PEs in both (empty, w = h = 0, when none). Inline: the engine intersects on every charge.
+  Region intersect(const Region& o) const {
+    const int32_t ax = x0 > o.x0 ? x0 : o.x0, ay = y0 > o.y0 ? y0 : o.y0;
+    const int32_t ex = x0 + w, ox = o.x0 + o.w, ey = y0 + h, oy = o.y0 + o.h;
+    const int32_t bx = ex < ox ? ex : ox, by = ey < oy ? ey : oy;
+    if (bx <= ax || by <= ay) return {ax, ay, 0, 0};
+    return {ax, ay, bx - ax, by - ay};
+  }
   std::string str() const;  // "[x0..x1) x [y0..y1)"
   friend bool operator==(const Region&, const Region&) = default;
 };

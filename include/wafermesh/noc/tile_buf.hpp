@@ -127,7 +127,7 @@ class TileBuf {
   TileView view() const {
     fill_lines();
     if (slot_.size() != size_t(local_.size())) {  // the identity, made when first a transfer may permute it
-      std::vector<uint32_t>& slot = const_cast<TileBuf*>(this)->slot_;
+      auto& slot = const_cast<TileBuf*>(this)->slot_;
       slot.resize(size_t(local_.size()));
       for (size_t i = 0; i < slot.size(); ++i) slot[i] = uint32_t(i);
     }
@@ -205,7 +205,9 @@ class TileBuf {
   std::string name_;
   // (local PEs, elems): storage slots; never in an arena (see kernels/aligned_buffer.hpp)
   std::vector<T, kernels::AlignedAllocator<T>> data_{kernels::AlignedAllocator<T>(kernels::no_arena)};
-  std::vector<uint32_t> slot_;  // (local PEs): the slot holding each local PE's tile (made by view())
+  // (local PEs): the slot holding each local PE's tile (made by view(), written once: resize leaves
+  // the elements unwritten)
+  std::vector<uint32_t, kernels::AlignedAllocator<uint32_t>> slot_{kernels::AlignedAllocator<uint32_t>(kernels::no_arena)};
   std::unique_ptr<bool> permuted_ = std::make_unique<bool>(false);  // slot_ differs from identity
   std::vector<T> heads_;       // (local lines along heads_axis_, elems): the heads' tiles while heads_only_
   bool charged_ = true;
