@@ -14,7 +14,10 @@
 namespace wm {
 
 ClockTapes::~ClockTapes() {
-  for (const ClockTape& t : slot_) owner_->tape_bytes_ -= t.held();
+  for (const ClockTape& t : slot_) {
+    owner_->tape_bytes_ -= t.held();
+    if (owner_->known_clocks_.tape == &t) owner_->known_clocks_.tape = nullptr;  // (it would dangle)
+  }
 }
 
 std::shared_ptr<ClockTapes> Fabric::shared_tapes(const std::string& key) {
@@ -41,6 +44,7 @@ Fabric::Recording::Recording(Fabric& f, ClockTapes& tapes, const Region& r, cons
   t_ = &t;
   f.tape_bytes_ -= t.held();
   t.valid_ = false;
+  t.serial_ = 0;
   t.broken_ = !f.deferred_plans_.empty() || !f.pending_list_.empty();  // arrivals wait: steps would keep theirs
   t.region_ = r;
   t.local_ = r.intersect(f.block_);
@@ -130,6 +134,20 @@ Fabric::Recording::~Recording() {
     return;
   }
   f_.tape_bytes_ += t.held();
+  t.serial_ = ++f_.tape_serial_;
+}
+
+std::pair<bool, uint64_t> Fabric::tape_relation(const ClockTape& from, const ClockTape& to) const {
+  if (tape_relations_.empty()) tape_relations_.resize(kTapeRelations);
+  TapeRelation& e = tape_relations_[size_t((from.serial_ * 0x9E3779B97F4A7C15ull) ^ to.serial_) % kTapeRelations];
+  if (e.from != from.serial_ || e.to != to.serial_) {
+    const size_t n = to.start_.size();
+    const uint64_t d = n > 0 ? from.end_[0] - to.start_[0] : 0;
+    uint64_t differ = 0;
+    for (size_t i = 0; i < n; ++i) differ |= (from.end_[i] - to.start_[i]) ^ d;
+    e = {from.serial_, to.serial_, differ == 0, d};
+  }
+  return {e.same, e.d};
 }
 
 bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector<TransferPlan*>& plans,
@@ -146,6 +164,16 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   // A uniform start against clocks known to be uniform: nothing to compare PE by PE.
   if (t.uniform_start_ && known_clocks_.valid && known_clocks_.uniform && known_clocks_.local.intersect(l) == l) {
     *shift = int64_t(known_clocks_.clock - t.start_[0]);
+    return true;
+  }
+  // Clocks known as a full recording's end plus an offset (a replay's, see KnownClocks) against a
+  // full start over the same PEs: clock - start == (end - start) + offset, one constant or not.
+  const KnownClocks& k = known_clocks_;
+  if (t.shape_ == ClockTape::Shape::full && k.valid && k.tape && k.tape->valid_ && k.tape->serial_ == k.serial &&
+      k.local == l && k.tape->local_ == l) {
+    const auto [same, d] = tape_relation(*k.tape, t);
+    if (!same) return false;
+    *shift = int64_t(d + k.offset);
     return true;
   }
   // Row by row, branch-free over the row (the sweeps vectorise): clock - start == s everywhere.
@@ -241,7 +269,14 @@ bool Fabric::replay(ClockTapes& tapes, const Region& r, const std::vector<Transf
       for (int32_t x = 0; x < l.w; ++x) ck[x] = e[x] + uint64_t(shift);
     }
   }
-  if (!l.empty()) known_clocks_ = {l, t.max_end_ + uint64_t(shift), t.uniform_end_, true};
+  if (!l.empty()) {
+    known_clocks_ = {l, t.max_end_ + uint64_t(shift), t.uniform_end_, true};
+    if (t.shape_ == ClockTape::Shape::full) {
+      known_clocks_.tape = &t;
+      known_clocks_.serial = t.serial_;
+      known_clocks_.offset = uint64_t(shift);
+    }
+  }
   add_compute(t);
   for (uint32_t i : t.plans_) count_execution(*plans[i]->c_);
   for (const ClockTape::Ops& o : t.ops_) add_region_ops(o.r, o.each, o.w);

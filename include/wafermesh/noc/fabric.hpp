@@ -260,6 +260,7 @@ class ClockTape {
   bool uniform_start_ = false;  // every PE started at one clock
   bool uniform_end_ = false;    // every PE ended at one clock
   uint64_t max_end_ = 0;        // the latest clock at the end
+  uint64_t serial_ = 0;         // this complete recording's number (unique in its fabric; 0 while none)
   bool broken_ = false;   // while recording: an operation a replay could not reproduce happened
   // Bytes of its per-PE records counted in the fabric's budget (an incomplete recording holds none).
   uint64_t held() const { return valid_ ? 3 * sizeof(uint64_t) * start_.size() : 0; }
@@ -626,18 +627,41 @@ class Fabric {
   // it, uniform; a replay sets it from its recording's end; every other write of clocks keeps it
   // only when it adds one amount to exactly these PEs), so that a replay from a uniform start needs
   // no pass over them to check it, and the latest clock of these PEs none to find it.
+  // A replay of a recording stored PE by PE (shape full) also leaves which recording: the clocks of
+  // `local` are then its end plus `offset` (every amount added to exactly these PEs since adds to
+  // the offset), so that the next replay's check compares two recordings, once per pair
+  // (tape_relation), instead of the clocks PE by PE.
   struct KnownClocks {
     Region local;
     uint64_t clock = 0;    // the latest clock of `local`
     bool uniform = false;  // every PE of `local` is at it
     bool valid = false;
+    const ClockTape* tape = nullptr;  // the clocks are tape->end_ + offset while tape->serial_ == serial
+    uint64_t serial = 0, offset = 0;
   } known_clocks_;
   // The clocks of the local PEs l all advanced by c.
   void clocks_added(const Region& l, uint64_t c) {
     if (!known_clocks_.valid || l.intersect(known_clocks_.local).empty()) return;
-    if (l == known_clocks_.local) known_clocks_.clock += c;
-    else known_clocks_.valid = false;
+    if (l == known_clocks_.local) {
+      known_clocks_.clock += c;
+      known_clocks_.offset += c;
+    } else {
+      known_clocks_.valid = false;
+    }
   }
+  // Whether one constant d has end_[i] - start_[i] == d (mod 2^64) for every stored PE of `from`'s
+  // end and `to`'s start (both full, over the same local PEs), and d: computed at the first call for
+  // a pair of recordings, then remembered by their serial numbers (recordings never change once
+  // complete; a re-recorded slot gets a new number).
+  std::pair<bool, uint64_t> tape_relation(const ClockTape& from, const ClockTape& to) const;
+  struct TapeRelation {
+    uint64_t from = 0, to = 0;  // serial numbers (0: an empty entry)
+    bool same = false;
+    uint64_t d = 0;
+  };
+  static constexpr size_t kTapeRelations = 1024;  // remembered pairs (direct-mapped)
+  mutable std::vector<TapeRelation> tape_relations_;
+  uint64_t tape_serial_ = 0;  // the last serial number given to a recording
   void settle_compute() const {
     if (!pending_compute_.empty()) settle_compute_now();
   }
