@@ -171,6 +171,7 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   const KnownClocks& k = known_clocks_;
   if (t.shape_ == ClockTape::Shape::full && k.valid && k.tape && k.tape->valid_ && k.tape->serial_ == k.serial &&
       k.local == l && k.tape->local_ == l) {
+    ++recording_comparisons_;
     const auto [same, d] = tape_relation(*k.tape, t);
     if (!same) return false;
     *shift = int64_t(d + k.offset);

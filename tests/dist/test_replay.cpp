@@ -6,7 +6,7 @@
 // through sequences that start uniform, shifted, non-uniform, with arrivals pending and under a
 // trace; at 1, 2 and 4 ranks, for every algorithm along both axes, for the timing-only allreduce
 // (integer line sums, also led by a compute task inside the recording, as a GEMV's) and the data
-// allreduce.
+// allreduce; and replays in a row, whose checks compare recordings instead of the clocks.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -214,4 +214,51 @@ TEST(Replay, AllreduceLedByAComputeTaskEqualsTheTaskThenTheAllreduce) {
         EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 1, 0, 1, 0, 1, whole, 1})) << what;
         EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
       }
+}
+
+// Replays in a row: after an allreduce along X replays a recording stored PE by PE (one PE late at
+// the start), a uniform charge, then an allreduce along Y whose recordings' checks compare the
+// recordings (the clocks known as the replayed one's end plus an offset) instead of the clocks.
+// Rounds with the late PE 5 and 400 operations late record from each pattern, then replay from each:
+// every figure equals a fabric that runs every step, each check of a slot whose start does not fit
+// fails, and the checks did go through the recordings.
+std::vector<uint64_t> run_rows_of_replays(Fabric& f, const Region& r, AllreduceAlgo algo) {
+  AllreduceSpec spec;
+  spec.algo = algo;
+  LineAllreduce<int32_t> ax(f, r, Axis::X, 3, spec), ay(f, r, Axis::Y, 3, spec);
+  const PeCoord odd{r.x0 + r.w / 2, r.y0 + r.h / 2};
+  std::vector<uint64_t> replayed;
+  for (uint64_t late : {5, 5, 400, 5, 400}) {
+    f.barrier_clocks(r);
+    if (f.is_local(odd.x, odd.y)) f.charge_compute(odd.x, odd.y, late);
+    uint64_t before = f.replays();
+    ax.run_timing();
+    replayed.push_back(f.replays() - before);
+    f.charge_compute(r, 7);
+    before = f.replays();
+    ay.run_timing();
+    replayed.push_back(f.replays() - before);
+  }
+  return replayed;
+}
+
+TEST(Replay, ReplaysInARowCompareRecordingsAndEqualRunningEveryStep) {
+  for (bool defaults : {false, true})
+    for (AllreduceAlgo algo : {AllreduceAlgo::ktree, AllreduceAlgo::pipeline}) {
+      const std::string what = std::string(allreduce_algo_name(algo)) + (defaults ? ", default machine" : ", test machine");
+      const Region r{2, 1, 11, 9};  // cut by the blocks at 2 and 4 ranks
+      Fabric on(MPI_COMM_WORLD, machine(defaults, true));
+      Fabric off(MPI_COMM_WORLD, machine(defaults, false));
+      const std::vector<uint64_t> seen = run_rows_of_replays(on, r, algo);
+      const std::vector<uint64_t> none = run_rows_of_replays(off, r, algo);
+      expect_same_counters(on, off, what);
+      // Rounds 1 and 3 record (X, then Y from X's end), rounds 2, 4 and 5 replay both.
+      EXPECT_EQ(seen, (std::vector<uint64_t>{0, 0, 1, 1, 0, 0, 1, 1, 1, 1})) << what;
+      EXPECT_EQ(none, std::vector<uint64_t>(seen.size(), 0)) << what;
+      // The rank holding the late PE keeps recordings PE by PE (rounds 2, 4, 5: Y's against X's end).
+      uint64_t compared[2] = {on.recording_comparisons(), off.recording_comparisons()};
+      MPI_Allreduce(MPI_IN_PLACE, compared, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+      EXPECT_GE(compared[0], 3u) << what;
+      EXPECT_EQ(compared[1], 0u) << what;
+    }
 }

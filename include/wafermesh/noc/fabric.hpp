@@ -461,6 +461,9 @@ class Fabric {
   std::shared_ptr<ClockTapes> shared_tapes(const std::string& key);
   // Sequences applied by replay() since construction (an emulation figure, for tests and benches).
   uint64_t replays() const { return replays_; }
+  // Replay checks answered by comparing two recordings (the clocks known as one's end plus an
+  // offset; KnownClocks) instead of the clocks PE by PE (for tests).
+  uint64_t recording_comparisons() const { return recording_comparisons_; }
   // Records the operations of its lifetime into a slot of `tapes` (replacing what it held). A
   // recording is complete unless an operation happened that a replay could not reproduce: a step
   // that defers its arrivals or touches PEs outside r, a charge outside r, a per-PE charge, a clock
@@ -729,6 +732,7 @@ class Fabric {
   uint64_t tape_bytes_ = 0;
   static constexpr uint64_t kTapeBudget = uint64_t(256) << 20;
   uint64_t replays_ = 0;
+  mutable uint64_t recording_comparisons_ = 0;
   void tape_break() {
     if (tape_) tape_->broken_ = true;
   }
