@@ -138,7 +138,6 @@ Fabric::Recording::~Recording() {
 }
 
 std::pair<bool, uint64_t> Fabric::tape_relation(const ClockTape& from, const ClockTape& to) const {
-  if (tape_relations_.empty()) tape_relations_.resize(kTapeRelations);
   TapeRelation& e = tape_relations_[size_t((from.serial_ * 0x9E3779B97F4A7C15ull) ^ to.serial_) % kTapeRelations];
   if (e.from != from.serial_ || e.to != to.serial_) {
     const size_t n = to.start_.size();
@@ -170,7 +169,7 @@ bool Fabric::tape_matches(const ClockTape& t, const Region& r, const std::vector
   // full start over the same PEs: clock - start == (end - start) + offset, one constant or not.
   const KnownClocks& k = known_clocks_;
   if (t.shape_ == ClockTape::Shape::full && k.valid && k.tape && k.tape->valid_ && k.tape->serial_ == k.serial &&
-      k.local == l && k.tape->local_ == l) {
+      k.local == l) {  // (k.local is the replayed recording's local_)
     ++recording_comparisons_;
     const auto [same, d] = tape_relation(*k.tape, t);
     if (!same) return false;

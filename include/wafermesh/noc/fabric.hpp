@@ -663,7 +663,7 @@ class Fabric {
     uint64_t d = 0;
   };
   static constexpr size_t kTapeRelations = 1024;  // remembered pairs (direct-mapped)
-  mutable std::vector<TapeRelation> tape_relations_;
+  mutable std::vector<TapeRelation> tape_relations_ = std::vector<TapeRelation>(kTapeRelations);
   uint64_t tape_serial_ = 0;  // the last serial number given to a recording
   void settle_compute() const {
     if (!pending_compute_.empty()) settle_compute_now();
